@@ -1,0 +1,60 @@
+/* gw_usage: usage records and the writer that takes them to PostgreSQL
+ * (table usage_events) off the request's hot path. Every record submitted is
+ * written exactly once (INSERT ... ON CONFLICT (request_id) DO NOTHING), in
+ * batches, by a background thread; records wait in memory while PostgreSQL is
+ * down and are retried. (The durable disk spool of the usage-ledger issue
+ * slots in behind gw_usage_writer_submit.) */
+#ifndef GW_USAGE_H
+#define GW_USAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_USAGE_UNKNOWN (-1) /* a token count the provider did not report */
+
+typedef struct gw_usage_record {
+    char request_id[40];
+    int64_t team_id;
+    int64_t key_id;
+    char model_requested[128];
+    char provider[64];       /* "" when no provider was reached */
+    char upstream_model[128];
+    char endpoint[24];       /* "chat.completions" or "completions" */
+    char error_type[48];     /* "" on success */
+    int attempts;
+    bool streamed;
+    int http_status;
+    int64_t received_at_us;  /* unix microseconds */
+    int64_t first_byte_at_us; /* 0 = no byte reached the client */
+    int64_t completed_at_us;
+    int64_t prompt_tokens;   /* GW_USAGE_UNKNOWN when not reported */
+    int64_t cache_hit_tokens;
+    int64_t cache_miss_tokens;
+    int64_t completion_tokens;
+    int64_t reasoning_tokens;
+    bool usage_complete;
+} gw_usage_record_t;
+
+typedef struct gw_usage_writer gw_usage_writer_t;
+
+/* Starts the writer thread. batch_max: rows per INSERT (e.g. 500);
+ * flush_ms: longest a record waits before its batch is sent (e.g. 50).
+ * PostgreSQL may be down at start: the writer retries with back-off and logs.
+ * Returns NULL only on out-of-memory or thread creation failure. */
+gw_usage_writer_t *gw_usage_writer_start(const char *conninfo, int batch_max, int flush_ms);
+
+/* Queues a copy of *rec. Thread-safe, never blocks on I/O, never drops. */
+void gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec);
+
+/* Records queued but not yet committed; for metrics and tests. */
+size_t gw_usage_writer_pending(gw_usage_writer_t *w);
+
+/* Rows committed since start; for metrics. */
+uint64_t gw_usage_writer_written(gw_usage_writer_t *w);
+
+/* Drains what is queued (waiting at most deadline_ms for PostgreSQL), logs
+ * how many records could not be written, stops the thread and frees. */
+void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms);
+
+#endif
