@@ -1,0 +1,439 @@
+/* gw_config: parser for the gateway's INI-style configuration file.
+ * Sections [gateway], [provider NAME] and [model NAME]; `key = value` lines;
+ * `#` comments. Every error names the file, the line and the problem. */
+#include "gw_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { SEC_NONE, SEC_GATEWAY, SEC_PROVIDER, SEC_MODEL } section_t;
+
+typedef struct parse_ctx {
+    const char *path;
+    int line;
+    char *err;
+    size_t errlen;
+} parse_ctx_t;
+
+static int fail(parse_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(parse_ctx_t *ctx, const char *fmt, ...)
+{
+    int n = snprintf(ctx->err, ctx->errlen, "%s:%d: ", ctx->path, ctx->line);
+    if (n < 0 || (size_t)n >= ctx->errlen)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err + n, ctx->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int copy_str(parse_ctx_t *ctx, char *dst, size_t cap, const char *key, const char *value)
+{
+    if (strlen(value) >= cap)
+        return fail(ctx, "%s is too long (at most %zu characters)", key, cap - 1);
+    strcpy(dst, value);
+    return 0;
+}
+
+static int parse_int(parse_ctx_t *ctx, const char *key, const char *value, long long lo,
+                     long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno || end == value || *end != '\0')
+        return fail(ctx, "%s must be an integer, got '%s'", key, value);
+    if (v < lo || v > hi)
+        return fail(ctx, "%s must be between %lld and %lld, got %lld", key, lo, hi, v);
+    *out = v;
+    return 0;
+}
+
+static int parse_int_field(parse_ctx_t *ctx, const char *key, const char *value, long long lo,
+                           long long hi, int *out)
+{
+    long long v;
+    if (parse_int(ctx, key, value, lo, hi, &v) < 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Splits "HOST:PORT" (IPv4 or a name; port 0 allowed). */
+static int parse_hostport(parse_ctx_t *ctx, const char *key, const char *value, char *host,
+                          size_t hostcap, int *port)
+{
+    const char *colon = strrchr(value, ':');
+    if (!colon || colon == value)
+        return fail(ctx, "%s must be HOST:PORT, got '%s'", key, value);
+    size_t hl = (size_t)(colon - value);
+    if (hl >= hostcap)
+        return fail(ctx, "%s: host is too long", key);
+    memcpy(host, value, hl);
+    host[hl] = '\0';
+    return parse_int_field(ctx, key, colon + 1, 0, 65535, port);
+}
+
+/* Resolves a secret reference: env:NAME or file:PATH. Literal secrets are
+ * refused so that the config file can be shared and committed. A file's
+ * trailing newline is dropped. Returns 0 and a malloc'd string (or NULL for
+ * "none"), else -1. */
+static int resolve_secret(parse_ctx_t *ctx, const char *key, const char *value, bool allow_literal,
+                          char **out)
+{
+    *out = NULL;
+    if (strcmp(value, "none") == 0)
+        return 0;
+    if (strncmp(value, "env:", 4) == 0) {
+        const char *v = getenv(value + 4);
+        if (!v || !*v)
+            return fail(ctx, "%s: environment variable %s is not set", key, value + 4);
+        *out = strdup(v);
+    } else if (strncmp(value, "file:", 5) == 0) {
+        FILE *f = fopen(value + 5, "r");
+        if (!f)
+            return fail(ctx, "%s: cannot read %s: %s", key, value + 5, strerror(errno));
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *t = trim(buf);
+        if (!*t)
+            return fail(ctx, "%s: %s is empty", key, value + 5);
+        *out = strdup(t);
+    } else if (allow_literal) {
+        *out = strdup(value);
+    } else {
+        return fail(ctx, "%s must be env:NAME, file:PATH or none (secrets never go in this file)",
+                    key);
+    }
+    if (!*out)
+        abort(); /* out of memory */
+    return 0;
+}
+
+/* Parses "http://host[:port][/path]" or https into the provider. */
+static int parse_base_url(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *value)
+{
+    const char *rest;
+    if (strncmp(value, "http://", 7) == 0) {
+        p->tls = false;
+        p->port = 80;
+        rest = value + 7;
+    } else if (strncmp(value, "https://", 8) == 0) {
+        p->tls = true;
+        p->port = 443;
+        rest = value + 8;
+    } else {
+        return fail(ctx, "base_url must start with http:// or https://, got '%s'", value);
+    }
+    const char *slash = strchr(rest, '/');
+    size_t authority_len = slash ? (size_t)(slash - rest) : strlen(rest);
+    char authority[300];
+    if (authority_len == 0 || authority_len >= sizeof authority)
+        return fail(ctx, "base_url has no usable host: '%s'", value);
+    memcpy(authority, rest, authority_len);
+    authority[authority_len] = '\0';
+    char *colon = strrchr(authority, ':');
+    if (colon) {
+        *colon = '\0';
+        if (parse_int_field(ctx, "base_url port", colon + 1, 1, 65535, &p->port) < 0)
+            return -1;
+    }
+    if (copy_str(ctx, p->host, sizeof p->host, "base_url host", authority) < 0)
+        return -1;
+    const char *path = slash ? slash : "";
+    if (copy_str(ctx, p->base_path, sizeof p->base_path, "base_url path", path) < 0)
+        return -1;
+    size_t pl = strlen(p->base_path);
+    if (pl > 0 && p->base_path[pl - 1] == '/')
+        p->base_path[pl - 1] = '\0';
+    return 0;
+}
+
+static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const char *v)
+{
+    if (!strcmp(k, "listen"))
+        return parse_hostport(ctx, k, v, c->listen_host, sizeof c->listen_host, &c->listen_port);
+    if (!strcmp(k, "admin_listen")) {
+        if (!strcmp(v, "off")) {
+            c->admin_port = -1;
+            return 0;
+        }
+        return parse_hostport(ctx, k, v, c->admin_host, sizeof c->admin_host, &c->admin_port);
+    }
+    if (!strcmp(k, "workers"))
+        return parse_int_field(ctx, k, v, 1, 256, &c->workers);
+    if (!strcmp(k, "max_header_bytes"))
+        return parse_int_field(ctx, k, v, 1024, 1 << 20, &c->max_header_bytes);
+    if (!strcmp(k, "max_body_bytes"))
+        return parse_int_field(ctx, k, v, 1024, 256 << 20, &c->max_body_bytes);
+    if (!strcmp(k, "client_timeout_ms"))
+        return parse_int_field(ctx, k, v, 100, 3600000, &c->client_timeout_ms);
+    if (!strcmp(k, "shutdown_grace_ms"))
+        return parse_int_field(ctx, k, v, 0, 3600000, &c->shutdown_grace_ms);
+    if (!strcmp(k, "usage_batch"))
+        return parse_int_field(ctx, k, v, 1, 10000, &c->usage_batch);
+    if (!strcmp(k, "usage_flush_ms"))
+        return parse_int_field(ctx, k, v, 1, 60000, &c->usage_flush_ms);
+    if (!strcmp(k, "postgres")) {
+        free(c->postgres);
+        return resolve_secret(ctx, k, v, true, &c->postgres);
+    }
+    if (!strcmp(k, "admin_token")) {
+        free(c->admin_token);
+        return resolve_secret(ctx, k, v, false, &c->admin_token);
+    }
+    if (!strcmp(k, "tls_cert"))
+        return copy_str(ctx, c->tls_cert, sizeof c->tls_cert, k, v);
+    if (!strcmp(k, "tls_key"))
+        return copy_str(ctx, c->tls_key, sizeof c->tls_key, k, v);
+    if (!strcmp(k, "log_level")) {
+        if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
+            return fail(ctx, "log_level must be debug, info, warn or error, got '%s'", v);
+        return copy_str(ctx, c->log_level, sizeof c->log_level, k, v);
+    }
+    return fail(ctx, "unknown key '%s' in [gateway]", k);
+}
+
+static int set_provider(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *k, const char *v)
+{
+    if (!strcmp(k, "kind")) {
+        if (!strcmp(v, "openai"))
+            p->kind = GW_PROVIDER_OPENAI;
+        else if (!strcmp(v, "deepseek"))
+            p->kind = GW_PROVIDER_DEEPSEEK;
+        else if (!strcmp(v, "engine"))
+            p->kind = GW_PROVIDER_ENGINE;
+        else
+            return fail(ctx, "kind must be openai, deepseek or engine, got '%s'", v);
+        return 0;
+    }
+    if (!strcmp(k, "base_url"))
+        return parse_base_url(ctx, p, v);
+    if (!strcmp(k, "api_key")) {
+        free(p->api_key);
+        return resolve_secret(ctx, k, v, false, &p->api_key);
+    }
+    if (!strcmp(k, "max_connections"))
+        return parse_int_field(ctx, k, v, 1, 100000, &p->max_connections);
+    if (!strcmp(k, "idle_timeout_ms"))
+        return parse_int_field(ctx, k, v, 10, 3600000, &p->idle_timeout_ms);
+    if (!strcmp(k, "first_byte_timeout_ms"))
+        return parse_int_field(ctx, k, v, 10, 3600000, &p->first_byte_timeout_ms);
+    if (!strcmp(k, "ca_file"))
+        return copy_str(ctx, p->ca_file, sizeof p->ca_file, k, v);
+    return fail(ctx, "unknown key '%s' in [provider %s]", k, p->name);
+}
+
+/* "provider = NAME [upstream=MODEL] [context=TOKENS]" */
+static int add_route(parse_ctx_t *ctx, gw_config_t *c, gw_model_cfg_t *m, char *v)
+{
+    if (m->n_routes == GW_MAX_ROUTES)
+        return fail(ctx, "model %s has more than %d providers", m->name, GW_MAX_ROUTES);
+    gw_route_cfg_t *r = &m->routes[m->n_routes];
+    memset(r, 0, sizeof *r);
+    char *save = NULL;
+    char *name = strtok_r(v, " \t", &save);
+    if (!name)
+        return fail(ctx, "provider needs a name");
+    r->provider = -1;
+    for (int i = 0; i < c->n_providers; i++)
+        if (!strcmp(c->providers[i].name, name))
+            r->provider = i;
+    if (r->provider < 0)
+        return fail(ctx, "model %s names provider '%s', which is not defined above it", m->name,
+                    name);
+    if (copy_str(ctx, r->upstream_model, sizeof r->upstream_model, "upstream", m->name) < 0)
+        return -1;
+    r->context_tokens = 65536;
+    for (char *tok = strtok_r(NULL, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (!strncmp(tok, "upstream=", 9)) {
+            if (copy_str(ctx, r->upstream_model, sizeof r->upstream_model, "upstream", tok + 9) <
+                0)
+                return -1;
+        } else if (!strncmp(tok, "context=", 8)) {
+            long long ctxlen;
+            if (parse_int(ctx, "context", tok + 8, 1, 100000000, &ctxlen) < 0)
+                return -1;
+            r->context_tokens = ctxlen;
+        } else {
+            return fail(ctx, "unknown provider option '%s' (expected upstream= or context=)", tok);
+        }
+    }
+    m->n_routes++;
+    return 0;
+}
+
+static void set_defaults(gw_config_t *c, const char *path)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    strcpy(c->listen_host, "0.0.0.0");
+    c->listen_port = 8080;
+    strcpy(c->admin_host, "127.0.0.1");
+    c->admin_port = 8081;
+    c->workers = 2;
+    c->max_header_bytes = 16384;
+    c->max_body_bytes = 4 << 20;
+    c->client_timeout_ms = 60000;
+    c->shutdown_grace_ms = 10000;
+    c->usage_batch = 500;
+    c->usage_flush_ms = 50;
+    strcpy(c->log_level, "info");
+}
+
+static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
+{
+    for (int i = 0; i < c->n_providers; i++)
+        if (!c->providers[i].host[0]) {
+            ctx->line = 0;
+            return fail(ctx, "provider %s has no base_url", c->providers[i].name);
+        }
+    for (int i = 0; i < c->n_models; i++)
+        if (c->models[i].n_routes == 0) {
+            ctx->line = 0;
+            return fail(ctx, "model %s has no provider line", c->models[i].name);
+        }
+    if (!c->postgres) {
+        const char *env = getenv("TG_PG_CONNINFO");
+        c->postgres = strdup(env ? env : "");
+        if (!c->postgres)
+            abort();
+    }
+    return 0;
+}
+
+static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *sec)
+{
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#' || *s == ';')
+        return 0;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (!close || trim(close + 1)[0] != '\0')
+            return fail(ctx, "section header must look like [gateway], [provider NAME] or "
+                             "[model NAME]");
+        *close = '\0';
+        char *body = trim(s + 1);
+        if (!strcmp(body, "gateway")) {
+            *sec = SEC_GATEWAY;
+            return 0;
+        }
+        char *space = strpbrk(body, " \t");
+        char *name = space ? trim(space + 1) : NULL;
+        if (space)
+            *space = '\0';
+        if (!name || !*name)
+            return fail(ctx, "[%s] needs a name, e.g. [%s deepseek]", body, body);
+        if (!strcmp(body, "provider")) {
+            if (c->n_providers == GW_MAX_PROVIDERS)
+                return fail(ctx, "more than %d providers", GW_MAX_PROVIDERS);
+            for (int i = 0; i < c->n_providers; i++)
+                if (!strcmp(c->providers[i].name, name))
+                    return fail(ctx, "provider %s is defined twice", name);
+            gw_provider_cfg_t *p = &c->providers[c->n_providers++];
+            memset(p, 0, sizeof *p);
+            p->max_connections = 64;
+            p->idle_timeout_ms = 30000;
+            p->first_byte_timeout_ms = 60000;
+            *sec = SEC_PROVIDER;
+            return copy_str(ctx, p->name, sizeof p->name, "provider name", name);
+        }
+        if (!strcmp(body, "model")) {
+            if (c->n_models == GW_MAX_MODELS)
+                return fail(ctx, "more than %d models", GW_MAX_MODELS);
+            if (gw_config_model(c, name))
+                return fail(ctx, "model %s is defined twice", name);
+            gw_model_cfg_t *m = &c->models[c->n_models++];
+            memset(m, 0, sizeof *m);
+            *sec = SEC_MODEL;
+            return copy_str(ctx, m->name, sizeof m->name, "model name", name);
+        }
+        return fail(ctx, "unknown section [%s] (expected gateway, provider or model)", body);
+    }
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return fail(ctx, "expected 'key = value', got '%s'", s);
+    *eq = '\0';
+    char *k = trim(s), *v = trim(eq + 1);
+    if (!*k)
+        return fail(ctx, "missing key before '='");
+    switch (*sec) {
+    case SEC_GATEWAY:
+        return set_gateway(ctx, c, k, v);
+    case SEC_PROVIDER:
+        return set_provider(ctx, &c->providers[c->n_providers - 1], k, v);
+    case SEC_MODEL:
+        if (strcmp(k, "provider"))
+            return fail(ctx, "unknown key '%s' in [model] (expected provider = NAME ...)", k);
+        return add_route(ctx, c, &c->models[c->n_models - 1], v);
+    default:
+        return fail(ctx, "'%s' appears before any section", k);
+    }
+}
+
+int gw_config_load(const char *path, gw_config_t *cfg, char *err, size_t errlen)
+{
+    parse_ctx_t ctx = {.path = path, .line = 0, .err = err, .errlen = errlen};
+    set_defaults(cfg, path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    section_t sec = SEC_NONE;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        ctx.line++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = fail(&ctx, "line longer than %zu characters", sizeof line - 2);
+            break;
+        }
+        rc = parse_line(&ctx, cfg, line, &sec);
+    }
+    fclose(f);
+    if (rc == 0)
+        rc = check_complete(&ctx, cfg);
+    if (rc < 0)
+        gw_config_free(cfg);
+    return rc;
+}
+
+void gw_config_free(gw_config_t *cfg)
+{
+    for (int i = 0; i < cfg->n_providers; i++) {
+        if (cfg->providers[i].api_key)
+            memset(cfg->providers[i].api_key, 0, strlen(cfg->providers[i].api_key));
+        free(cfg->providers[i].api_key);
+        cfg->providers[i].api_key = NULL;
+    }
+    free(cfg->postgres);
+    cfg->postgres = NULL;
+    free(cfg->admin_token);
+    cfg->admin_token = NULL;
+}
+
+const gw_model_cfg_t *gw_config_model(const gw_config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->n_models; i++)
+        if (!strcmp(cfg->models[i].name, name))
+            return &cfg->models[i];
+    return NULL;
+}

@@ -1,0 +1,79 @@
+/* gw_config: the gateway's one human-edited configuration file (infrastructure
+ * only: listeners, limits, providers, models). Business data (keys, prices,
+ * budgets) lives in PostgreSQL. The format is documented in etc/tollgate.conf. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_MAX_PROVIDERS 64
+#define GW_MAX_MODELS 128
+#define GW_MAX_ROUTES 8
+
+typedef enum { GW_PROVIDER_OPENAI = 0, GW_PROVIDER_DEEPSEEK, GW_PROVIDER_ENGINE } gw_provider_kind_t;
+
+typedef struct gw_provider_cfg {
+    char name[64];
+    gw_provider_kind_t kind;
+    bool tls;               /* https base URL */
+    char host[256];
+    int port;
+    char base_path[256];    /* path prefix before /chat/completions, e.g. "/v1" */
+    char *api_key;          /* resolved secret (env: or file:), NULL when none; never logged */
+    int max_connections;    /* per worker thread */
+    int idle_timeout_ms;    /* connect and read inactivity */
+    int first_byte_timeout_ms; /* response headers must arrive within this */
+    char ca_file[512];      /* extra CA bundle for this provider, "" = system store only */
+} gw_provider_cfg_t;
+
+typedef struct gw_route_cfg {
+    int provider;           /* index into gw_config_t.providers */
+    char upstream_model[128];
+    int64_t context_tokens; /* the provider's context window for this model */
+} gw_route_cfg_t;
+
+typedef struct gw_model_cfg {
+    char name[128];         /* the name clients use */
+    gw_route_cfg_t routes[GW_MAX_ROUTES]; /* in order of preference */
+    int n_routes;
+} gw_model_cfg_t;
+
+typedef struct gw_config {
+    char path[512];
+    char listen_host[64];
+    int listen_port;        /* 0 = pick a free port */
+    char admin_host[64];
+    int admin_port;         /* 0 = pick a free port; -1 = no admin listener */
+    int workers;
+    int max_header_bytes;
+    int max_body_bytes;
+    int client_timeout_ms;
+    int shutdown_grace_ms;
+    char *postgres;         /* libpq conninfo (resolved) */
+    char *admin_token;      /* resolved secret, NULL = admin API needs no token (loopback only) */
+    char tls_cert[512];     /* public listener TLS; "" = plain HTTP */
+    char tls_key[512];
+    char log_level[16];
+    int usage_batch;
+    int usage_flush_ms;
+    gw_provider_cfg_t providers[GW_MAX_PROVIDERS];
+    int n_providers;
+    gw_model_cfg_t models[GW_MAX_MODELS];
+    int n_models;
+} gw_config_t;
+
+/* Reads and validates the file at `path` into *cfg (zeroed first). Secrets are
+ * resolved from the environment (env:NAME) or files (file:PATH) and are never
+ * accepted literally. Returns 0, or -1 with "PATH:LINE: problem" in err. On
+ * failure *cfg holds nothing that needs freeing. */
+int gw_config_load(const char *path, gw_config_t *cfg, char *err, size_t errlen);
+
+/* Frees the resolved strings inside *cfg (not cfg itself). */
+void gw_config_free(gw_config_t *cfg);
+
+/* Finds a model by client-facing name; NULL if none. */
+const gw_model_cfg_t *gw_config_model(const gw_config_t *cfg, const char *name);
+
+#endif

@@ -1,0 +1,162 @@
+/* gw_metrics: request counters by model, provider and status; latency and
+ * time-to-first-token histograms; in-flight and upstream pool gauges. */
+#include "gw_metrics.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static const int status_codes[] = {200, 400, 401, 403, 404, 405, 413, 429,
+                                   499, 500, 502, 503, 504, 0};
+#define N_STATUS ((int)(sizeof status_codes / sizeof status_codes[0]))
+static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
+#define N_BUCKETS ((int)(sizeof bucket_bounds / sizeof bucket_bounds[0]))
+
+typedef struct histogram {
+    _Atomic uint64_t buckets[N_BUCKETS + 1];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_us;
+} histogram_t;
+
+static const gw_config_t *metrics_cfg;
+static _Atomic uint64_t requests[GW_MAX_MODELS + 1][GW_MAX_PROVIDERS + 1][N_STATUS];
+static _Atomic int64_t inflight;
+static _Atomic int64_t upstream_conns[GW_MAX_PROVIDERS];
+static _Atomic uint64_t upstream_attempts[GW_MAX_PROVIDERS][2];
+static histogram_t latency_hist, ttft_hist;
+
+void gw_metrics_init(const gw_config_t *cfg)
+{
+    metrics_cfg = cfg;
+}
+
+static int status_index(int status)
+{
+    for (int i = 0; i < N_STATUS - 1; i++)
+        if (status_codes[i] == status)
+            return i;
+    return N_STATUS - 1;
+}
+
+static void histogram_observe(histogram_t *h, double v)
+{
+    int b = 0;
+    while (b < N_BUCKETS && v > bucket_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, (uint64_t)(v * 1e6), memory_order_relaxed);
+}
+
+void gw_metrics_request_done(int model, int provider, int status, double latency_s, double ttft_s)
+{
+    int m = model >= 0 && model < GW_MAX_MODELS ? model : GW_MAX_MODELS;
+    int p = provider >= 0 && provider < GW_MAX_PROVIDERS ? provider : GW_MAX_PROVIDERS;
+    atomic_fetch_add_explicit(&requests[m][p][status_index(status)], 1, memory_order_relaxed);
+    histogram_observe(&latency_hist, latency_s);
+    if (ttft_s >= 0)
+        histogram_observe(&ttft_hist, ttft_s);
+}
+
+void gw_metrics_inflight_add(int delta)
+{
+    atomic_fetch_add_explicit(&inflight, delta, memory_order_relaxed);
+}
+
+void gw_metrics_upstream_conns_add(int provider, int delta)
+{
+    if (provider >= 0 && provider < GW_MAX_PROVIDERS)
+        atomic_fetch_add_explicit(&upstream_conns[provider], delta, memory_order_relaxed);
+}
+
+void gw_metrics_upstream_attempt(int provider, int ok)
+{
+    if (provider >= 0 && provider < GW_MAX_PROVIDERS)
+        atomic_fetch_add_explicit(&upstream_attempts[provider][ok ? 1 : 0], 1,
+                                  memory_order_relaxed);
+}
+
+static void render_histogram(struct evbuffer *out, const char *name, const char *help,
+                             histogram_t *h)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (int b = 0; b <= N_BUCKETS; b++) {
+        cum += atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
+        if (b < N_BUCKETS)
+            evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_bounds[b],
+                                (unsigned long long)cum);
+        else
+            evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+                                (unsigned long long)cum);
+    }
+    evbuffer_add_printf(out, "%s_sum %.6f\n%s_count %llu\n", name,
+                        (double)atomic_load(&h->sum_us) / 1e6, name,
+                        (unsigned long long)atomic_load(&h->count));
+}
+
+void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
+{
+    const gw_config_t *c = metrics_cfg;
+    evbuffer_add_printf(out, "# HELP tollgate_requests_total Client requests by model, provider "
+                             "and HTTP status.\n# TYPE tollgate_requests_total counter\n");
+    for (int m = 0; m <= GW_MAX_MODELS; m++) {
+        if (m < GW_MAX_MODELS && (!c || m >= c->n_models))
+            continue;
+        for (int p = 0; p <= GW_MAX_PROVIDERS; p++) {
+            if (p < GW_MAX_PROVIDERS && (!c || p >= c->n_providers))
+                continue;
+            for (int s = 0; s < N_STATUS; s++) {
+                uint64_t v = atomic_load_explicit(&requests[m][p][s], memory_order_relaxed);
+                if (!v)
+                    continue;
+                const char *mn = m < GW_MAX_MODELS ? c->models[m].name : "";
+                const char *pn = p < GW_MAX_PROVIDERS ? c->providers[p].name : "";
+                char st[8];
+                if (status_codes[s])
+                    snprintf(st, sizeof st, "%d", status_codes[s]);
+                else
+                    strcpy(st, "other");
+                evbuffer_add_printf(out,
+                                    "tollgate_requests_total{model=\"%s\",provider=\"%s\","
+                                    "status=\"%s\"} %llu\n",
+                                    mn, pn, st, (unsigned long long)v);
+            }
+        }
+    }
+    render_histogram(out, "tollgate_request_duration_seconds",
+                     "Time from request received to last byte sent.", &latency_hist);
+    render_histogram(out, "tollgate_time_to_first_byte_seconds",
+                     "Time from request received to the first response byte sent.", &ttft_hist);
+    evbuffer_add_printf(out, "# HELP tollgate_requests_in_flight Client requests being served.\n"
+                             "# TYPE tollgate_requests_in_flight gauge\n"
+                             "tollgate_requests_in_flight %lld\n",
+                        (long long)atomic_load(&inflight));
+    evbuffer_add_printf(out, "# HELP tollgate_upstream_connections Open upstream connections.\n"
+                             "# TYPE tollgate_upstream_connections gauge\n");
+    for (int p = 0; c && p < c->n_providers; p++)
+        evbuffer_add_printf(out, "tollgate_upstream_connections{provider=\"%s\"} %lld\n",
+                            c->providers[p].name, (long long)atomic_load(&upstream_conns[p]));
+    evbuffer_add_printf(out, "# HELP tollgate_upstream_attempts_total Upstream attempts by "
+                             "outcome.\n# TYPE tollgate_upstream_attempts_total counter\n");
+    for (int p = 0; c && p < c->n_providers; p++)
+        for (int ok = 0; ok < 2; ok++)
+            evbuffer_add_printf(out,
+                                "tollgate_upstream_attempts_total{provider=\"%s\",outcome=\"%s\"} "
+                                "%llu\n",
+                                c->providers[p].name, ok ? "ok" : "failed",
+                                (unsigned long long)atomic_load(&upstream_attempts[p][ok]));
+    evbuffer_add_printf(out,
+                        "# HELP tollgate_usage_rows_pending Usage rows not yet in PostgreSQL.\n"
+                        "# TYPE tollgate_usage_rows_pending gauge\n"
+                        "tollgate_usage_rows_pending %zu\n"
+                        "# HELP tollgate_usage_rows_written_total Usage rows committed.\n"
+                        "# TYPE tollgate_usage_rows_written_total counter\n"
+                        "tollgate_usage_rows_written_total %llu\n"
+                        "# HELP tollgate_api_keys_loaded API keys in the in-memory table.\n"
+                        "# TYPE tollgate_api_keys_loaded gauge\n"
+                        "tollgate_api_keys_loaded %zu\n",
+                        extra->usage_pending, (unsigned long long)extra->usage_written,
+                        extra->keys_loaded);
+}

@@ -1,0 +1,33 @@
+/* gw_metrics: process-wide counters and histograms, rendered in Prometheus
+ * text format on the admin listener. Lock-free (relaxed atomics): safe to
+ * update from every worker thread on the hot path. */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <event2/buffer.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw_config.h"
+
+/* Must be called once before workers start; keeps a pointer to cfg. */
+void gw_metrics_init(const gw_config_t *cfg);
+
+/* One finished client request. model/provider are config indexes or -1;
+ * ttft_s < 0 when no byte reached the client. */
+void gw_metrics_request_done(int model, int provider, int status, double latency_s, double ttft_s);
+
+void gw_metrics_inflight_add(int delta);
+void gw_metrics_upstream_conns_add(int provider, int delta);
+void gw_metrics_upstream_attempt(int provider, int ok);
+
+typedef struct gw_metrics_extra {
+    size_t usage_pending;
+    uint64_t usage_written;
+    size_t keys_loaded;
+} gw_metrics_extra_t;
+
+/* Appends the whole exposition to out. */
+void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra);
+
+#endif

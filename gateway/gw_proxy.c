@@ -1,0 +1,862 @@
+/* gw_proxy: the request path of the gateway (see gw_proxy.h). An exchange is
+ * one client request; an attempt is one upstream request made for it. Every
+ * exchange ends in exchange_finish(), which answers the client if nobody has,
+ * writes the usage record and frees the exchange, exactly once. */
+#include "gw_proxy.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "gw_http.h"
+#include "gw_metrics.h"
+#include "gw_sse.h"
+#include "gw_usage_json.h"
+#include "tg_log.h"
+
+#define SSE_MAX_EVENT (1 << 20) /* an upstream event larger than this is garbage */
+
+typedef enum {
+    FAIL_NONE = 0,
+    FAIL_CONNECT,   /* connect error, reset, EOF before a response */
+    FAIL_TIMEOUT,   /* no response headers in time, or idle too long */
+    FAIL_STATUS,    /* 429 or 5xx */
+    FAIL_GARBAGE,   /* a 200 whose body is not what the protocol says */
+} fail_kind_t;
+
+struct gw_exchange {
+    gw_worker_t *w;
+    gw_exchange_t *prev, *next;
+    struct evhttp_request *client; /* NULL once answered or gone */
+    struct evhttp_connection *client_conn;
+    bool client_gone;
+    bool client_started; /* response headers sent: no more failover */
+    gw_endpoint_t endpoint;
+    gw_key_info_t key;
+    int model_index;
+    const gw_model_cfg_t *model;
+    cJSON *body;
+    bool stream;
+    bool client_wants_usage;
+    int next_route; /* index of the next route to try */
+    /* the attempt in flight */
+    int route;
+    gw_upstream_conn_t *conn;
+    struct evhttp_request *up;
+    struct event *first_byte_timer;
+    struct event *deferred; /* runs attempt_fail outside libevent's callbacks */
+    bool cancelling;
+    int up_status;
+    bool up_discard; /* a retryable error response: its body is dropped */
+    struct evbuffer *up_error_body;
+    gw_sse_splitter_t sse;
+    bool saw_usage;
+    bool saw_done;
+    fail_kind_t last_fail;
+    int last_fail_status;
+    char last_fail_msg[160];
+    char retry_after[32];
+    gw_usage_record_t rec;
+};
+
+static int64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static void attempt_next(gw_exchange_t *ex);
+static void on_client_close(struct evhttp_connection *evcon, void *arg);
+
+/* ---- exchange lifetime ------------------------------------------------- */
+
+static gw_exchange_t *exchange_new(gw_worker_t *w, struct evhttp_request *req,
+                                   gw_endpoint_t endpoint)
+{
+    gw_exchange_t *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        abort();
+    ex->w = w;
+    ex->client = req;
+    ex->client_conn = evhttp_request_get_connection(req);
+    ex->endpoint = endpoint;
+    ex->model_index = -1;
+    ex->route = -1;
+    gw_request_id_new(ex->rec.request_id);
+    ex->rec.received_at_us = now_us();
+    ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
+        ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
+    snprintf(ex->rec.endpoint, sizeof ex->rec.endpoint, "%s",
+             endpoint == GW_ENDPOINT_CHAT ? "chat.completions" : "completions");
+    gw_sse_init(&ex->sse, SSE_MAX_EVENT);
+    ex->next = w->exchanges;
+    if (w->exchanges)
+        w->exchanges->prev = ex;
+    w->exchanges = ex;
+    w->n_exchanges++;
+    gw_metrics_inflight_add(1);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "x-request-id",
+                      ex->rec.request_id);
+    return ex;
+}
+
+/* Marks every token count known-zero: the request never reached a provider. */
+/* Stops watching the client's connection: called before the final answer is
+ * handed to libevent, which may close the connection and must not call back
+ * into an exchange that is about to be freed. */
+static void client_detach(gw_exchange_t *ex)
+{
+    if (ex->client_conn && !ex->client_gone)
+        evhttp_connection_set_closecb(ex->client_conn, NULL, NULL);
+    ex->client_conn = NULL;
+}
+
+static void usage_nothing_used(gw_usage_record_t *rec)
+{
+    rec->prompt_tokens = rec->cache_hit_tokens = rec->cache_miss_tokens = 0;
+    rec->completion_tokens = rec->reasoning_tokens = 0;
+    rec->usage_complete = true;
+}
+
+/* Ends the exchange: records usage (authenticated requests only), metrics,
+ * and frees it. The client must already have been answered or be gone. */
+static void exchange_finish(gw_exchange_t *ex, int status, const char *error_type)
+{
+    gw_worker_t *w = ex->w;
+    client_detach(ex);
+    if (ex->first_byte_timer)
+        event_free(ex->first_byte_timer);
+    if (ex->deferred)
+        event_free(ex->deferred);
+    ex->rec.completed_at_us = now_us();
+    ex->rec.http_status = status;
+    if (error_type)
+        snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
+    if (ex->key.key_id) {
+        ex->rec.team_id = ex->key.team_id;
+        ex->rec.key_id = ex->key.key_id;
+        gw_usage_writer_submit(w->server->usage, &ex->rec);
+    }
+    double ttft = ex->rec.first_byte_at_us
+                      ? (double)(ex->rec.first_byte_at_us - ex->rec.received_at_us) / 1e6
+                      : -1;
+    gw_metrics_request_done(ex->model_index, ex->route >= 0 ? ex->model->routes[ex->route].provider
+                                                            : -1,
+                            status, (double)(ex->rec.completed_at_us - ex->rec.received_at_us) / 1e6,
+                            ttft);
+    gw_metrics_inflight_add(-1);
+    if (ex->prev)
+        ex->prev->next = ex->next;
+    else
+        w->exchanges = ex->next;
+    if (ex->next)
+        ex->next->prev = ex->prev;
+    w->n_exchanges--;
+    cJSON_Delete(ex->body);
+    gw_sse_free(&ex->sse);
+    if (ex->up_error_body)
+        evbuffer_free(ex->up_error_body);
+    free(ex);
+}
+
+/* Answers the client with an OpenAI error (if it is still there and nothing
+ * was sent yet) and finishes the exchange. */
+static void exchange_fail(gw_exchange_t *ex, int status, const char *type, const char *code,
+                          const char *param, const char *message)
+{
+    client_detach(ex);
+    if (ex->client && !ex->client_started) {
+        if (ex->retry_after[0])
+            evhttp_add_header(evhttp_request_get_output_headers(ex->client), "Retry-After",
+                              ex->retry_after);
+        gw_http_send_error(ex->client, status, type, code, param, "%s", message);
+    } else if (ex->client) {
+        evhttp_send_reply_end(ex->client);
+    }
+    ex->client = NULL;
+    exchange_finish(ex, status, code ? code : type);
+}
+
+/* ---- request validation ------------------------------------------------ */
+
+/* Checks the body's fields; on a problem fills param and message and
+ * returns false. */
+static bool body_validate(const cJSON *body, gw_endpoint_t endpoint, char *param, size_t plen,
+                          char *msg, size_t mlen)
+{
+#define BAD(p, ...)                                                                                \
+    do {                                                                                           \
+        snprintf(param, plen, "%s", p);                                                            \
+        snprintf(msg, mlen, __VA_ARGS__);                                                          \
+        return false;                                                                              \
+    } while (0)
+    if (!cJSON_IsObject(body))
+        BAD("", "The request body must be a JSON object.");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (!model)
+        BAD("model", "Missing required parameter: 'model'.");
+    if (!cJSON_IsString(model) || !model->valuestring[0])
+        BAD("model", "'model' must be a non-empty string.");
+    if (endpoint == GW_ENDPOINT_CHAT) {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        if (!msgs)
+            BAD("messages", "Missing required parameter: 'messages'.");
+        if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
+            BAD("messages", "'messages' must be a non-empty array.");
+        int i = 0;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, msgs)
+        {
+            char p[48];
+            snprintf(p, sizeof p, "messages[%d]", i);
+            if (!cJSON_IsObject(m))
+                BAD(p, "'%s' must be an object.", p);
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+            snprintf(p, sizeof p, "messages[%d].role", i);
+            if (!cJSON_IsString(role))
+                BAD(p, "'%s' must be a string.", p);
+            const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+            snprintf(p, sizeof p, "messages[%d].content", i);
+            if (content && !cJSON_IsString(content) && !cJSON_IsArray(content) &&
+                !cJSON_IsNull(content))
+                BAD(p, "'%s' must be a string, an array of parts or null.", p);
+            i++;
+        }
+    } else {
+        const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+        if (!prompt)
+            BAD("prompt", "Missing required parameter: 'prompt'.");
+        if (!cJSON_IsString(prompt) && !cJSON_IsArray(prompt))
+            BAD("prompt", "'prompt' must be a string or an array.");
+    }
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(body, "stream");
+    if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream))
+        BAD("stream", "'stream' must be a boolean.");
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    if (so && !cJSON_IsObject(so) && !cJSON_IsNull(so))
+        BAD("stream_options", "'stream_options' must be an object.");
+    if (cJSON_IsObject(so)) {
+        const cJSON *iu = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
+        if (iu && !cJSON_IsBool(iu))
+            BAD("stream_options.include_usage", "'stream_options.include_usage' must be a boolean.");
+    }
+    static const char *const int_fields[] = {"max_tokens", "max_completion_tokens", "n", "seed"};
+    for (size_t f = 0; f < sizeof int_fields / sizeof *int_fields; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, int_fields[f]);
+        if (v && !cJSON_IsNull(v) &&
+            (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble ||
+             (strcmp(int_fields[f], "seed") && v->valuedouble < 1)))
+            BAD(int_fields[f], "'%s' must be %s integer.", int_fields[f],
+                strcmp(int_fields[f], "seed") ? "a positive" : "an");
+    }
+    static const char *const num_fields[] = {"temperature", "top_p", "presence_penalty",
+                                             "frequency_penalty"};
+    for (size_t f = 0; f < sizeof num_fields / sizeof *num_fields; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, num_fields[f]);
+        if (v && !cJSON_IsNull(v) && !cJSON_IsNumber(v))
+            BAD(num_fields[f], "'%s' must be a number.", num_fields[f]);
+    }
+    return true;
+#undef BAD
+}
+
+/* Authenticates the bearer key. On failure answers the client (401/503) and
+ * returns false. */
+static bool authenticate(gw_worker_t *w, struct evhttp_request *req, gw_key_info_t *key)
+{
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !auth[7]) {
+        gw_http_send_error(req, 401, "authentication_error", "missing_api_key", NULL,
+                           "You didn't provide an API key. Send it as 'Authorization: Bearer "
+                           "<key>'.");
+        return false;
+    }
+    const char *token = auth + 7;
+    while (*token == ' ')
+        token++;
+    gw_key_status_t st =
+        gw_keystore_lookup(w->server->keystore, token, strlen(token), now_us(), key);
+    switch (st) {
+    case GW_KEY_OK:
+        return true;
+    case GW_KEY_REVOKED:
+        tg_info("refused revoked key %s", key->display_prefix);
+        gw_http_send_error(req, 401, "authentication_error", "key_revoked", NULL,
+                           "This API key has been revoked.");
+        return false;
+    case GW_KEY_EXPIRED:
+        tg_info("refused expired key %s", key->display_prefix);
+        gw_http_send_error(req, 401, "authentication_error", "key_expired", NULL,
+                           "This API key has expired.");
+        return false;
+    case GW_KEY_NOT_LOADED:
+        gw_http_send_error(req, 503, "api_error", "key_store_unavailable", NULL,
+                           "The gateway has not loaded its key table yet (database unreachable). "
+                           "Retry shortly.");
+        return false;
+    default:
+        gw_http_send_error(req, 401, "authentication_error", "invalid_api_key", NULL,
+                           "Incorrect API key provided.");
+        return false;
+    }
+}
+
+/* ---- answering the client ---------------------------------------------- */
+
+static void add_served_by_headers(gw_exchange_t *ex)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
+    const gw_route_cfg_t *r = &ex->model->routes[ex->route];
+    evhttp_add_header(h, "x-tollgate-provider", ex->w->server->cfg->providers[r->provider].name);
+    evhttp_add_header(h, "x-tollgate-upstream-model", r->upstream_model);
+    char attempts[16];
+    snprintf(attempts, sizeof attempts, "%d", ex->rec.attempts);
+    evhttp_add_header(h, "x-tollgate-attempts", attempts);
+}
+
+static void client_start_stream(gw_exchange_t *ex)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    add_served_by_headers(ex);
+    evhttp_send_reply_start(ex->client, 200, "OK");
+    ex->client_started = true;
+    ex->rec.first_byte_at_us = now_us();
+}
+
+/* ---- the upstream attempt ----------------------------------------------- */
+
+static void attempt_release(gw_exchange_t *ex, bool broken)
+{
+    if (ex->first_byte_timer)
+        evtimer_del(ex->first_byte_timer);
+    if (ex->conn) {
+        gw_upstream_release(ex->conn, broken);
+        ex->conn = NULL;
+    }
+    ex->up = NULL;
+}
+
+/* The attempt failed before anything reached the client: try the next route,
+ * or tell the client what the last failure was. */
+static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, const char *msg)
+{
+    const gw_route_cfg_t *r = &ex->model->routes[ex->route];
+    const char *pname = ex->w->server->cfg->providers[r->provider].name;
+    tg_warn("request %s: provider %s failed (attempt %d): %s", ex->rec.request_id, pname,
+            ex->rec.attempts, msg);
+    gw_metrics_upstream_attempt(r->provider, 0);
+    ex->last_fail = kind;
+    ex->last_fail_status = status;
+    snprintf(ex->last_fail_msg, sizeof ex->last_fail_msg, "provider %s: %s", pname, msg);
+    gw_sse_free(&ex->sse);
+    gw_sse_init(&ex->sse, SSE_MAX_EVENT);
+    ex->saw_usage = ex->saw_done = false;
+    attempt_next(ex);
+}
+
+/* Cancels the attempt in flight (from a timer or the client's close: never
+ * from the attempt's own callbacks, which libevent is still running). */
+static void attempt_cancel(gw_exchange_t *ex)
+{
+    if (!ex->up)
+        return;
+    ex->cancelling = true;
+    evhttp_cancel_request(ex->up); /* runs our done callback with NULL: ignored */
+    ex->cancelling = false;
+    attempt_release(ex, true);
+}
+
+static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_exchange_t *ex = arg;
+    attempt_cancel(ex);
+    if (ex->client_started) {
+        exchange_fail(ex, 504, "api_error", "upstream_timeout", NULL, "upstream timed out");
+        return;
+    }
+    char msg[96];
+    snprintf(msg, sizeof msg, "no response within %d ms",
+             ex->w->server->cfg->providers[ex->model->routes[ex->route].provider]
+                 .first_byte_timeout_ms);
+    attempt_failed(ex, FAIL_TIMEOUT, 504, msg);
+}
+
+/* Garbage inside a 200 stream is noticed in the chunk callback, where the
+ * request cannot be cancelled: this runs just after, from the loop. */
+static void on_deferred_garbage(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_exchange_t *ex = arg;
+    if (!ex->up)
+        return;
+    attempt_cancel(ex);
+    if (ex->client_started) {
+        tg_warn("request %s: upstream sent malformed SSE mid-stream; ending the stream",
+                ex->rec.request_id);
+        ex->rec.usage_complete = false;
+        exchange_fail(ex, 502, "api_error", "upstream_bad_response", NULL, "");
+        return;
+    }
+    attempt_failed(ex, FAIL_GARBAGE, 502, "malformed event stream");
+}
+
+static int on_up_header(struct evhttp_request *up, void *arg)
+{
+    gw_exchange_t *ex = arg;
+    ex->up_status = evhttp_request_get_response_code(up);
+    if (ex->first_byte_timer)
+        evtimer_del(ex->first_byte_timer);
+    ex->up_discard = ex->up_status == 429 || ex->up_status >= 500;
+    if (ex->up_status == 429) {
+        const char *ra = evhttp_find_header(evhttp_request_get_input_headers(up), "Retry-After");
+        snprintf(ex->retry_after, sizeof ex->retry_after, "%s", ra ? ra : "");
+    }
+    return 0;
+}
+
+typedef struct relay_batch {
+    gw_exchange_t *ex;
+    struct evbuffer *out;
+} relay_batch_t;
+
+/* Handles one complete upstream SSE event: reads the usage, hides the usage
+ * event from clients that did not ask for it, and queues the rest. */
+static int on_sse_event(void *arg, const char *event, size_t len)
+{
+    relay_batch_t *b = arg;
+    gw_exchange_t *ex = b->ex;
+    if (len > 9 && memmem(event, len, "\"usage\"", 7)) {
+        char *data = malloc(len + 1);
+        if (!data)
+            abort();
+        long dl = gw_sse_event_data(event, len, data, len + 1);
+        cJSON *j = dl > 0 ? cJSON_ParseWithLength(data, (size_t)dl) : NULL;
+        free(data);
+        cJSON *usage = j ? cJSON_GetObjectItemCaseSensitive(j, "usage") : NULL;
+        if (cJSON_IsObject(usage) && gw_usage_from_json(usage, &ex->rec)) {
+            ex->saw_usage = true;
+            const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+            bool usage_only = cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
+            if (usage_only && !ex->client_wants_usage) {
+                cJSON_Delete(j);
+                return 0;
+            }
+            if (gw_usage_json_complete(usage)) {
+                char *text = cJSON_PrintUnformatted(j);
+                evbuffer_add_printf(b->out, "data: %s\n\n", text);
+                free(text);
+                cJSON_Delete(j);
+                return 0;
+            }
+        }
+        cJSON_Delete(j);
+    } else if (len >= 12 && memmem(event, len, "[DONE]", 6)) {
+        ex->saw_done = true;
+    }
+    evbuffer_add(b->out, event, len);
+    return 0;
+}
+
+static void on_up_chunk(struct evhttp_request *up, void *arg)
+{
+    gw_exchange_t *ex = arg;
+    struct evbuffer *in = evhttp_request_get_input_buffer(up);
+    if (ex->up_discard || ex->client_gone) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (ex->up_status != 200) {
+        if (!ex->up_error_body)
+            ex->up_error_body = evbuffer_new();
+        if (evbuffer_get_length(ex->up_error_body) < 65536)
+            evbuffer_add_buffer(ex->up_error_body, in);
+        else
+            evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    relay_batch_t b = {ex, evbuffer_new()};
+    size_t n = evbuffer_get_length(in);
+    const char *bytes = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    int rc = gw_sse_feed(&ex->sse, bytes, n, on_sse_event, &b);
+    if (evbuffer_get_length(b.out) > 0) {
+        if (!ex->client_started)
+            client_start_stream(ex);
+        evhttp_send_reply_chunk(ex->client, b.out);
+    }
+    evbuffer_free(b.out);
+    if (rc == -2) {
+        ex->up_discard = true;
+        if (!ex->deferred)
+            ex->deferred = evtimer_new(ex->w->base, on_deferred_garbage, ex);
+        struct timeval zero = {0, 0};
+        evtimer_add(ex->deferred, &zero);
+    }
+}
+
+/* The non-streamed answer arrived whole. Returns false if it is not a JSON
+ * object (garbage): the caller fails over. */
+static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(up);
+    size_t n = evbuffer_get_length(in);
+    const char *bytes = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    cJSON *j = cJSON_ParseWithLength(bytes, n);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return false;
+    }
+    cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    bool changed = false;
+    if (usage && gw_usage_from_json(usage, &ex->rec)) {
+        ex->saw_usage = true;
+        changed = gw_usage_json_complete(usage);
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    add_served_by_headers(ex);
+    ex->rec.first_byte_at_us = now_us();
+    ex->client_started = true;
+    client_detach(ex);
+    if (changed) {
+        char *text = cJSON_PrintUnformatted(j);
+        struct evbuffer *out = evbuffer_new();
+        evbuffer_add_reference(out, text, strlen(text), gw_evbuffer_free_data, NULL);
+        evhttp_send_reply(ex->client, 200, "OK", out);
+        evbuffer_free(out);
+    } else {
+        evhttp_send_reply(ex->client, 200, "OK", in);
+    }
+    ex->client = NULL;
+    cJSON_Delete(j);
+    return true;
+}
+
+/* A non-retryable upstream error (4xx other than 429): relay it as is. */
+static void relay_upstream_error(gw_exchange_t *ex, struct evhttp_request *up)
+{
+    struct evbuffer *body = ex->stream ? ex->up_error_body : evhttp_request_get_input_buffer(up);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(up), "Content-Type");
+    evhttp_add_header(h, "Content-Type", ct ? ct : "application/json");
+    add_served_by_headers(ex);
+    ex->rec.first_byte_at_us = now_us();
+    ex->client_started = true;
+    client_detach(ex);
+    evhttp_send_reply(ex->client, ex->up_status, gw_http_reason(ex->up_status), body);
+    ex->client = NULL;
+}
+
+static void on_up_done(struct evhttp_request *up, void *arg)
+{
+    gw_exchange_t *ex = arg;
+    if (ex->cancelling)
+        return; /* attempt_cancel() is on the stack and cleans up */
+    if (ex->deferred)
+        evtimer_del(ex->deferred);
+    int route_provider = ex->model->routes[ex->route].provider;
+    if (!up || ex->up_status == 0) {
+        attempt_release(ex, true);
+        if (ex->client_started) {
+            /* the stream broke after bytes reached the client: it cannot be retried */
+            tg_warn("request %s: upstream connection lost mid-stream", ex->rec.request_id);
+            ex->rec.usage_complete = false;
+            gw_metrics_upstream_attempt(route_provider, 0);
+            exchange_fail(ex, 502, "api_error", "upstream_stream_cut", NULL, "");
+            return;
+        }
+        attempt_failed(ex, FAIL_CONNECT, 502, "connection failed, reset or closed early");
+        return;
+    }
+    int status = ex->up_status;
+    if (ex->up_discard) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "HTTP %d", status);
+        attempt_release(ex, false);
+        attempt_failed(ex, FAIL_STATUS, status, msg);
+        return;
+    }
+    if (status != 200) {
+        gw_metrics_upstream_attempt(route_provider, 1);
+        relay_upstream_error(ex, up);
+        attempt_release(ex, false);
+        exchange_finish(ex, status, "upstream_error");
+        return;
+    }
+    if (!ex->stream) {
+        if (!relay_whole(ex, up)) {
+            attempt_release(ex, false);
+            attempt_failed(ex, FAIL_GARBAGE, 502, "response body is not a JSON object");
+            return;
+        }
+    } else {
+        if (!ex->client_started && !ex->saw_done) {
+            /* 200 with an empty or unterminated stream: nothing reached the client */
+            attempt_release(ex, false);
+            attempt_failed(ex, FAIL_GARBAGE, 502, "event stream ended before any event");
+            return;
+        }
+        if (!ex->client_started)
+            client_start_stream(ex);
+        if (!ex->saw_done)
+            tg_warn("request %s: stream ended without [DONE]", ex->rec.request_id);
+        client_detach(ex);
+        evhttp_send_reply_end(ex->client);
+        ex->client = NULL;
+    }
+    gw_metrics_upstream_attempt(route_provider, 1);
+    attempt_release(ex, false);
+    if (!ex->saw_usage) {
+        tg_warn("request %s: provider sent no usage; row marked incomplete", ex->rec.request_id);
+        ex->rec.usage_complete = false;
+    }
+    if (ex->stream && !ex->saw_done)
+        ex->rec.usage_complete = false;
+    exchange_finish(ex, 200, NULL);
+}
+
+/* Builds the upstream body for route r: the provider's model name, usage
+ * forced on streams. Returns a malloc'd string. */
+static char *upstream_body(gw_exchange_t *ex, const gw_route_cfg_t *r)
+{
+    cJSON *copy = cJSON_Duplicate(ex->body, 1);
+    if (!copy)
+        abort();
+    cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(r->upstream_model));
+    if (ex->stream) {
+        cJSON *so = cJSON_GetObjectItemCaseSensitive(copy, "stream_options");
+        if (!cJSON_IsObject(so)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
+            so = cJSON_AddObjectToObject(copy, "stream_options");
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+        cJSON_AddTrueToObject(so, "include_usage");
+    }
+    char *text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    if (!text)
+        abort();
+    return text;
+}
+
+/* Starts the attempt on the next route, or fails the exchange when none is
+ * left. Never called with an attempt in flight. */
+static void attempt_next(gw_exchange_t *ex)
+{
+    const gw_config_t *cfg = ex->w->server->cfg;
+    if (ex->client_gone) {
+        ex->rec.usage_complete = false;
+        exchange_fail(ex, 499, "api_error", "client_closed", NULL, "");
+        return;
+    }
+    while (ex->next_route < ex->model->n_routes) {
+        ex->route = ex->next_route++;
+        const gw_route_cfg_t *r = &ex->model->routes[ex->route];
+        const gw_provider_cfg_t *p = &cfg->providers[r->provider];
+        if (ex->w->stopping && ex->rec.attempts > 0)
+            break; /* shutting down: no new attempts */
+        gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider]);
+        if (!conn)
+            continue;
+        struct evhttp_request *up = evhttp_request_new(on_up_done, ex);
+        evhttp_request_set_header_cb(up, on_up_header);
+        evhttp_request_set_chunked_cb(up, ex->stream ? on_up_chunk : NULL);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(up);
+        char hostport[300];
+        if ((p->tls && p->port == 443) || (!p->tls && p->port == 80))
+            snprintf(hostport, sizeof hostport, "%s", p->host);
+        else
+            snprintf(hostport, sizeof hostport, "%s:%d", p->host, p->port);
+        evhttp_add_header(h, "Host", hostport);
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evhttp_add_header(h, "Accept", ex->stream ? "text/event-stream" : "application/json");
+        evhttp_add_header(h, "x-request-id", ex->rec.request_id);
+        if (p->api_key) {
+            char bearer[4200];
+            snprintf(bearer, sizeof bearer, "Bearer %s", p->api_key);
+            evhttp_add_header(h, "Authorization", bearer);
+        }
+        const char *fault =
+            evhttp_find_header(evhttp_request_get_input_headers(ex->client), "x-sim-fault");
+        if (fault && p->kind != GW_PROVIDER_DEEPSEEK)
+            evhttp_add_header(h, "x-sim-fault", fault); /* simulator fault injection passes */
+        char *body = upstream_body(ex, r);
+        evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, strlen(body),
+                               gw_evbuffer_free_data, NULL);
+        char uri[400];
+        snprintf(uri, sizeof uri, "%s/%s", p->base_path,
+                 ex->endpoint == GW_ENDPOINT_CHAT ? "chat/completions" : "completions");
+        ex->conn = conn;
+        ex->up = up;
+        ex->up_status = 0;
+        ex->up_discard = false;
+        ex->rec.attempts++;
+        snprintf(ex->rec.provider, sizeof ex->rec.provider, "%s", p->name);
+        snprintf(ex->rec.upstream_model, sizeof ex->rec.upstream_model, "%s", r->upstream_model);
+        if (evhttp_make_request(conn->evcon, up, EVHTTP_REQ_POST, uri) != 0) {
+            /* libevent freed `up` */
+            ex->up = NULL;
+            gw_upstream_release(conn, true);
+            ex->conn = NULL;
+            tg_warn("request %s: cannot send to provider %s", ex->rec.request_id, p->name);
+            continue;
+        }
+        if (!ex->first_byte_timer)
+            ex->first_byte_timer = evtimer_new(ex->w->base, on_first_byte_timeout, ex);
+        struct timeval tv = {p->first_byte_timeout_ms / 1000,
+                             (p->first_byte_timeout_ms % 1000) * 1000};
+        evtimer_add(ex->first_byte_timer, &tv);
+        return;
+    }
+    /* no route left */
+    int status = 502;
+    const char *code = "upstream_unavailable";
+    if (ex->last_fail == FAIL_TIMEOUT) {
+        status = 504;
+        code = "upstream_timeout";
+    } else if (ex->last_fail == FAIL_STATUS && ex->last_fail_status == 429) {
+        status = 429;
+        code = "upstream_rate_limited";
+    } else if (ex->last_fail == FAIL_STATUS && ex->last_fail_status == 503) {
+        status = 503;
+        code = "upstream_overloaded";
+    }
+    char msg[256];
+    snprintf(msg, sizeof msg, "No provider could serve model %s (last: %s).", ex->model->name,
+             ex->last_fail_msg[0] ? ex->last_fail_msg : "none reachable");
+    if (ex->rec.attempts == 0)
+        usage_nothing_used(&ex->rec);
+    else
+        ex->rec.usage_complete = true; /* failed attempts are not billed by providers */
+    if (ex->rec.prompt_tokens == GW_USAGE_UNKNOWN)
+        usage_nothing_used(&ex->rec);
+    exchange_fail(ex, status, "api_error", code, NULL, msg);
+}
+
+/* ---- the client side ---------------------------------------------------- */
+
+/* The client's connection closed before we finished: stop the upstream work
+ * and record what is known. libevent keeps the detached request for us to
+ * free through evhttp_send_reply_end(). */
+static void on_client_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    gw_exchange_t *ex = arg;
+    ex->client_gone = true;
+    tg_info("request %s: client went away", ex->rec.request_id);
+    attempt_cancel(ex);
+    struct evhttp_request *req = ex->client;
+    ex->client = NULL;
+    if (req)
+        evhttp_send_reply_end(req); /* frees the detached request */
+    ex->rec.usage_complete = ex->rec.attempts == 0;
+    exchange_finish(ex, 499, "client_closed");
+}
+
+void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t endpoint)
+{
+    gw_key_info_t key;
+    memset(&key, 0, sizeof key);
+    if (!authenticate(w, req, &key))
+        return;
+    gw_exchange_t *ex = exchange_new(w, req, endpoint);
+    ex->key = key;
+    snprintf(ex->rec.model_requested, sizeof ex->rec.model_requested, "%s", "");
+    usage_nothing_used(&ex->rec);
+
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (n > (size_t)w->server->cfg->max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request body is %zu bytes; the limit is %d.", n,
+                 w->server->cfg->max_body_bytes);
+        exchange_fail(ex, 413, "invalid_request_error", "request_too_large", NULL, msg);
+        return;
+    }
+    const char *bytes = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+    if (!gw_utf8_valid(bytes, n)) {
+        exchange_fail(ex, 400, "invalid_request_error", "invalid_utf8", NULL,
+                      "The request body is not valid UTF-8.");
+        return;
+    }
+    ex->body = cJSON_ParseWithLength(bytes, n);
+    if (!ex->body) {
+        exchange_fail(ex, 400, "invalid_request_error", "invalid_json", NULL,
+                      "We could not parse the JSON body of your request.");
+        return;
+    }
+    char param[64], msg[256];
+    if (!body_validate(ex->body, endpoint, param, sizeof param, msg, sizeof msg)) {
+        exchange_fail(ex, 400, "invalid_request_error", "invalid_value", param[0] ? param : NULL,
+                      msg);
+        return;
+    }
+    const char *model = cJSON_GetObjectItemCaseSensitive(ex->body, "model")->valuestring;
+    snprintf(ex->rec.model_requested, sizeof ex->rec.model_requested, "%s", model);
+    ex->model = gw_config_model(w->server->cfg, model);
+    if (!ex->model) {
+        snprintf(msg, sizeof msg, "The model '%s' does not exist.", model);
+        exchange_fail(ex, 404, "invalid_request_error", "model_not_found", "model", msg);
+        return;
+    }
+    ex->model_index = (int)(ex->model - w->server->cfg->models);
+    if (!gw_key_allows_model(&ex->key, model)) {
+        snprintf(msg, sizeof msg, "This API key may not use the model '%s'.", model);
+        exchange_fail(ex, 403, "permission_error", "model_not_allowed", "model", msg);
+        return;
+    }
+    ex->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex->body, "stream"));
+    ex->rec.streamed = ex->stream;
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(ex->body, "stream_options");
+    ex->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+    ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
+        ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
+    ex->rec.usage_complete = false;
+    evhttp_connection_set_closecb(ex->client_conn, on_client_close, ex);
+    attempt_next(ex);
+}
+
+void gw_proxy_list_models(gw_worker_t *w, struct evhttp_request *req)
+{
+    gw_key_info_t key;
+    if (!authenticate(w, req, &key))
+        return;
+    const gw_config_t *cfg = w->server->cfg;
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    for (int i = 0; i < cfg->n_models; i++) {
+        if (!gw_key_allows_model(&key, cfg->models[i].name))
+            continue;
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", cfg->models[i].name);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "tollgate");
+        cJSON_AddItemToArray(data, m);
+    }
+    gw_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}
+
+void gw_proxy_abort_all(gw_worker_t *w)
+{
+    while (w->exchanges) {
+        gw_exchange_t *ex = w->exchanges;
+        tg_warn("request %s: shutdown deadline reached; ending it", ex->rec.request_id);
+        attempt_cancel(ex);
+        ex->rec.usage_complete = ex->rec.attempts == 0;
+        exchange_fail(ex, 503, "api_error", "gateway_shutting_down", NULL,
+                      "The gateway is shutting down.");
+    }
+}

@@ -1,0 +1,439 @@
+/* gw_server: listeners, worker threads, the admin listener and graceful
+ * shutdown (stop accepting, let in-flight streams finish up to the grace
+ * deadline, then end the rest with their usage recorded). */
+#include "gw_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw_http.h"
+#include "gw_metrics.h"
+#include "gw_proxy.h"
+#include "tg_log.h"
+
+/* Opens a listening TCP socket on host:port with SO_REUSEPORT so that every
+ * worker can own one. Returns the fd or -1 with a message in err. */
+static int listen_socket(const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int socket_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* ---- public requests ----------------------------------------------------- */
+
+static void on_public_request(struct evhttp_request *req, void *arg)
+{
+    gw_worker_t *w = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    if (!path)
+        path = "/";
+    if (w->stopping) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        gw_http_send_error(req, 503, "api_error", "gateway_shutting_down", NULL,
+                           "The gateway is shutting down; retry on another instance.");
+        return;
+    }
+    bool chat = !strcmp(path, "/v1/chat/completions");
+    bool completions = !strcmp(path, "/v1/completions");
+    if (chat || completions) {
+        if (method != EVHTTP_REQ_POST) {
+            gw_http_send_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "Use POST for %s.", path);
+            return;
+        }
+        gw_proxy_handle(w, req, chat ? GW_ENDPOINT_CHAT : GW_ENDPOINT_COMPLETIONS);
+        return;
+    }
+    if (!strcmp(path, "/v1/models")) {
+        if (method != EVHTTP_REQ_GET) {
+            gw_http_send_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "Use GET for /v1/models.");
+            return;
+        }
+        gw_proxy_list_models(w, req);
+        return;
+    }
+    if (!strcmp(path, "/healthz")) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"status\":\"ok\"}");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
+    gw_http_send_error(req, 404, "invalid_request_error", "unknown_url", NULL,
+                       "Unknown request URL: %s.", path);
+}
+
+static struct bufferevent *on_tls_accept(struct event_base *base, void *arg)
+{
+    gw_server_t *s = arg;
+    SSL *ssl = SSL_new(s->listener_ssl);
+    if (!ssl)
+        return NULL;
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_worker_t *w = arg;
+    if (w->n_exchanges == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    event_base_once(w->base, -1, EV_TIMEOUT, on_drain_check, w, &tv);
+}
+
+static void on_grace_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_worker_t *w = arg;
+    gw_proxy_abort_all(w);
+    struct timeval flush = {0, 200000}; /* let the final bytes reach the clients */
+    event_base_loopexit(w->base, &flush);
+}
+
+static void on_worker_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_worker_t *w = arg;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound); /* closes the listening socket */
+        w->bound = NULL;
+    }
+    int grace = w->server->cfg->shutdown_grace_ms;
+    struct timeval tv = {grace / 1000, (grace % 1000) * 1000};
+    evtimer_add(w->deadline_event, &tv);
+    on_drain_check(-1, 0, w);
+}
+
+static void *worker_main(void *arg)
+{
+    gw_worker_t *w = arg;
+    event_base_dispatch(w->base);
+    atomic_fetch_sub(&w->server->workers_running, 1);
+    return NULL;
+}
+
+/* Sets up worker w's loop, evhttp server and provider pools. */
+static int worker_init(gw_server_t *s, gw_worker_t *w, int fd, char *err, size_t errlen)
+{
+    const gw_config_t *cfg = s->cfg;
+    w->server = s;
+    w->listen_fd = fd;
+    w->base = event_base_new();
+    if (!w->base) {
+        snprintf(err, errlen, "event_base_new failed");
+        return -1;
+    }
+    w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!w->dns)
+        w->dns = evdns_base_new(w->base, 0); /* no resolv.conf: numeric hosts still work */
+    w->http = evhttp_new(w->base);
+    if (!w->http) {
+        snprintf(err, errlen, "evhttp_new failed");
+        return -1;
+    }
+    evhttp_set_max_headers_size(w->http, cfg->max_header_bytes);
+    /* libevent answers bodies over its own cap with a plain 413; between the
+     * configured limit and that cap our handler answers in OpenAI's shape. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes * 2);
+    evhttp_set_timeout(w->http, (cfg->client_timeout_ms + 999) / 1000);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS);
+    evhttp_set_default_content_type(w->http, "application/json");
+    evhttp_set_gencb(w->http, on_public_request, w);
+    if (s->listener_ssl)
+        evhttp_set_bevcb(w->http, on_tls_accept, s);
+    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
+    if (!w->bound) {
+        snprintf(err, errlen, "cannot accept on the public socket");
+        close(fd);
+        return -1;
+    }
+    for (int p = 0; p < cfg->n_providers; p++)
+        gw_upstream_pool_init(&w->pools[p], w->base, w->dns, &cfg->providers[p], p,
+                              s->provider_ssl[p]);
+    w->stop_event = event_new(w->base, -1, 0, on_worker_stop, w);
+    w->deadline_event = evtimer_new(w->base, on_grace_deadline, w);
+    return 0;
+}
+
+/* ---- admin listener ------------------------------------------------------ */
+
+static bool admin_authorized(gw_server_t *s, struct evhttp_request *req)
+{
+    if (!s->cfg->admin_token)
+        return true;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    size_t want = strlen(s->cfg->admin_token), got = strlen(auth + 7);
+    return want == got && CRYPTO_memcmp(auth + 7, s->cfg->admin_token, want) == 0;
+}
+
+static void on_admin_request(struct evhttp_request *req, void *arg)
+{
+    gw_server_t *s = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!path)
+        path = "/";
+    if (!strcmp(path, "/healthz")) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add_printf(b, "{\"status\":\"ok\",\"keys_loaded\":%zu,\"usage_pending\":%zu}",
+                            gw_keystore_size(s->keystore), gw_usage_writer_pending(s->usage));
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "application/json");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (!admin_authorized(s, req)) {
+        gw_http_send_error(req, 401, "authentication_error", "invalid_admin_token", NULL,
+                           "The admin API needs 'Authorization: Bearer <admin token>'.");
+        return;
+    }
+    if (!strcmp(path, "/metrics")) {
+        gw_metrics_extra_t extra = {gw_usage_writer_pending(s->usage),
+                                    gw_usage_writer_written(s->usage),
+                                    gw_keystore_size(s->keystore)};
+        struct evbuffer *b = evbuffer_new();
+        gw_metrics_render(b, &extra);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4");
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
+    gw_http_send_error(req, 404, "invalid_request_error", "unknown_url", NULL,
+                       "Unknown admin URL: %s.", path);
+}
+
+/* ---- process ------------------------------------------------------------- */
+
+static SSL_CTX *listener_ssl_new(const gw_config_t *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
+        goto fail;
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1)
+        goto fail;
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    return ctx;
+fail:;
+    char buf[256] = "unknown error";
+    unsigned long e = ERR_get_error();
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(err, errlen, "TLS certificate %s / key %s: %s", cfg->tls_cert, cfg->tls_key, buf);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    gw_server_t *s = arg;
+    tg_info("signal %d: stopping (grace %d ms)", (int)sig, s->cfg->shutdown_grace_ms);
+    for (int i = 0; i < s->n_workers; i++)
+        event_active(s->workers[i].stop_event, EV_READ, 0);
+}
+
+static void on_workers_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_server_t *s = arg;
+    if (atomic_load(&s->workers_running) == 0) {
+        event_base_loopexit(s->main_base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    event_base_once(s->main_base, -1, EV_TIMEOUT, on_workers_check, s, &tv);
+}
+
+gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage_writer_t *usage,
+                             char *err, size_t errlen)
+{
+    evthread_use_pthreads();
+    gw_server_t *s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    s->cfg = cfg;
+    s->keystore = ks;
+    s->usage = usage;
+    gw_metrics_init(cfg);
+    for (int p = 0; p < cfg->n_providers; p++) {
+        if (!cfg->providers[p].tls)
+            continue;
+        s->provider_ssl[p] = gw_upstream_ssl_ctx_new(&cfg->providers[p], err, errlen);
+        if (!s->provider_ssl[p])
+            goto fail;
+    }
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        s->listener_ssl = listener_ssl_new(cfg, err, errlen);
+        if (!s->listener_ssl)
+            goto fail;
+    }
+    s->main_base = event_base_new();
+    if (!s->main_base) {
+        snprintf(err, errlen, "event_base_new failed");
+        goto fail;
+    }
+    s->n_workers = cfg->workers;
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    if (!s->workers)
+        abort();
+    int port = cfg->listen_port;
+    for (int i = 0; i < s->n_workers; i++) {
+        s->workers[i].index = i;
+        int fd = listen_socket(cfg->listen_host, port, err, errlen);
+        if (fd < 0)
+            goto fail;
+        port = socket_port(fd); /* port 0: the others join the port the first got */
+        if (worker_init(s, &s->workers[i], fd, err, errlen) < 0)
+            goto fail;
+    }
+    s->public_port = port;
+    s->admin_port = -1;
+    if (cfg->admin_port >= 0) {
+        s->admin_http = evhttp_new(s->main_base);
+        int fd = listen_socket(cfg->admin_host, cfg->admin_port, err, errlen);
+        if (fd < 0)
+            goto fail;
+        s->admin_port = socket_port(fd);
+        evhttp_set_gencb(s->admin_http, on_admin_request, s);
+        evhttp_set_timeout(s->admin_http, 10);
+        if (!evhttp_accept_socket_with_handle(s->admin_http, fd)) {
+            snprintf(err, errlen, "cannot accept on the admin socket");
+            close(fd);
+            goto fail;
+        }
+    }
+    atomic_store(&s->workers_running, s->n_workers);
+    for (int i = 0; i < s->n_workers; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %d", i);
+            abort(); /* threads already running: no clean way back */
+        }
+    }
+    return s;
+fail:
+    gw_server_free(s);
+    return NULL;
+}
+
+void gw_server_run(gw_server_t *s)
+{
+    struct event *sigterm = evsignal_new(s->main_base, SIGTERM, on_signal, s);
+    struct event *sigint = evsignal_new(s->main_base, SIGINT, on_signal, s);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    on_workers_check(-1, 0, s);
+    event_base_dispatch(s->main_base);
+    for (int i = 0; i < s->n_workers; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    event_free(sigterm);
+    event_free(sigint);
+}
+
+void gw_server_free(gw_server_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; s->workers && i < s->n_workers; i++) {
+        gw_worker_t *w = &s->workers[i];
+        if (!w->base)
+            continue;
+        for (int p = 0; p < s->cfg->n_providers; p++)
+            if (w->pools[p].conns)
+                gw_upstream_pool_free(&w->pools[p]);
+        if (w->stop_event)
+            event_free(w->stop_event);
+        if (w->deadline_event)
+            event_free(w->deadline_event);
+        if (w->http)
+            evhttp_free(w->http);
+        if (w->dns)
+            evdns_base_free(w->dns, 0);
+        event_base_free(w->base);
+    }
+    free(s->workers);
+    if (s->admin_http)
+        evhttp_free(s->admin_http);
+    if (s->main_base)
+        event_base_free(s->main_base);
+    for (int p = 0; p < GW_MAX_PROVIDERS; p++)
+        SSL_CTX_free(s->provider_ssl[p]);
+    SSL_CTX_free(s->listener_ssl);
+    free(s);
+}

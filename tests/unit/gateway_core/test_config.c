@@ -1,0 +1,100 @@
+/* Unit tests for gateway/gw_config: a full valid file, defaults, secrets from
+ * env and files only, and errors that name the file, line and problem. */
+#include "gw_config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static char dir[] = "/tmp/tg-config-test-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Loads text and expects failure with `needle` in the message. */
+static void expect_error(const char *text, const char *needle)
+{
+    gw_config_t cfg;
+    char err[512];
+    const char *path = write_file("bad.conf", text);
+    int rc = gw_config_load(path, &cfg, err, sizeof err);
+    CHECK(rc == -1);
+    if (rc == -1 && !strstr(err, needle)) {
+        fprintf(stderr, "error '%s' lacks '%s'\n", err, needle);
+        check_failures++;
+    }
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    setenv("TG_TEST_SECRET", "sk-env", 1);
+    write_file("key.txt", "sk-file\n");
+    char text[2048];
+    snprintf(text, sizeof text,
+             "# comment\n[gateway]\nlisten = 127.0.0.1:0\nworkers = 3\npostgres = dbname=x\n"
+             "admin_token = env:TG_TEST_SECRET\n\n"
+             "[provider a]\nkind = deepseek\nbase_url = https://api.example.com/v1/\n"
+             "api_key = file:%s/key.txt\n"
+             "[provider b]\nbase_url = http://127.0.0.1:9001\napi_key = none\n"
+             "[model chat]\nprovider = a upstream=deepseek-chat context=65536\n"
+             "provider = b\n",
+             dir);
+    gw_config_t cfg;
+    char err[512];
+    int rc = gw_config_load(write_file("ok.conf", text), &cfg, err, sizeof err);
+    CHECK(rc == 0);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    CHECK(cfg.listen_port == 0 && cfg.workers == 3 && cfg.admin_port == 8081);
+    CHECK_STR(cfg.postgres, "dbname=x");
+    CHECK_STR(cfg.admin_token, "sk-env");
+    CHECK(cfg.n_providers == 2 && cfg.providers[0].tls && cfg.providers[0].port == 443);
+    CHECK_STR(cfg.providers[0].host, "api.example.com");
+    CHECK_STR(cfg.providers[0].base_path, "/v1");
+    CHECK_STR(cfg.providers[0].api_key, "sk-file");
+    CHECK(cfg.providers[0].kind == GW_PROVIDER_DEEPSEEK);
+    CHECK(!cfg.providers[1].tls && cfg.providers[1].port == 9001 && !cfg.providers[1].api_key);
+    const gw_model_cfg_t *m = gw_config_model(&cfg, "chat");
+    CHECK(m && m->n_routes == 2 && m->routes[0].context_tokens == 65536);
+    CHECK_STR(m->routes[0].upstream_model, "deepseek-chat");
+    CHECK_STR(m->routes[1].upstream_model, "chat"); /* defaults to the public name */
+    CHECK(gw_config_model(&cfg, "nope") == NULL);
+    gw_config_free(&cfg);
+
+    expect_error("[gateway]\nworkers = many\n", "bad.conf:2: workers must be an integer");
+    expect_error("[gateway]\nworkers = 0\n", "between 1 and 256");
+    expect_error("listen = 1:2\n", ":1: 'listen' appears before any section");
+    expect_error("[gateway]\nbogus = 1\n", "unknown key 'bogus'");
+    expect_error("[provider p]\nbase_url = ftp://x\n", "must start with http:// or https://");
+    expect_error("[provider p]\nbase_url = http://x\napi_key = sk-literal\n",
+                 "secrets never go in this file");
+    expect_error("[provider p]\nbase_url = http://x\napi_key = env:TG_NOT_SET_ANYWHERE\n",
+                 "TG_NOT_SET_ANYWHERE is not set");
+    expect_error("[model m]\nprovider = ghost\n", "not defined above it");
+    expect_error("[provider p]\nbase_url = http://x\n[model m]\nprovider = p size=3\n",
+                 "unknown provider option 'size=3'");
+    expect_error("[provider p]\nbase_url = http://x\n[model m]\n", "model m has no provider");
+    expect_error("[provider p]\nkind = openai\n", "provider p has no base_url");
+    expect_error("[provider p\n", "section header");
+    expect_error("[provider p]\nbase_url = http://x\n[provider p]\n", "defined twice");
+    expect_error("[gateway]\nnovalue\n", "expected 'key = value'");
+    CHECK(gw_config_load("/nonexistent/tollgate.conf", &cfg, err, sizeof err) == -1 &&
+          strstr(err, "cannot open"));
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    return CHECK_DONE();
+}
