@@ -1,0 +1,187 @@
+// Integration test harness: a fresh database per test file (on the PostgreSQL
+// started by scripts/services), real tollgatectl, real provider simulators and
+// a real tollgate process. Everything is torn down at the end, even on failure.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export const BIN = {
+  tollgate: process.env.TOLLGATE_BIN,
+  ctl: process.env.TOLLGATECTL_BIN,
+  sim: process.env.SIM_BIN,
+};
+
+const cleanups = [];
+export function onCleanup(fn) { cleanups.push(fn); }
+export async function cleanup() {
+  while (cleanups.length) {
+    try { await cleanups.pop()(); } catch (e) { console.error('cleanup:', e.message); }
+  }
+}
+
+export function requireEnv() {
+  for (const [k, v] of Object.entries(BIN)) if (!v) throw new Error(`binary path for ${k} not set`);
+  if (!process.env.TG_PG_ADMIN_CONNINFO)
+    throw new Error('TG_PG_ADMIN_CONNINFO is not set: run the suite through scripts/test');
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(what, fn, timeoutMs = 10000, stepMs = 25) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await sleep(stepMs);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last && last.message ? last.message : last})`);
+}
+
+export function psql(conninfo, sql) {
+  const out = execFileSync('psql', [conninfo, '-X', '-At', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+    { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.length).map((l) => l.split('\t'));
+}
+
+// Creates an empty database owned by the tollgate role, migrated with
+// tollgatectl; dropped at cleanup. Returns its conninfo.
+export function createDatabase() {
+  const admin = process.env.TG_PG_ADMIN_CONNINFO;
+  const name = 'tg_it_' + randomBytes(6).toString('hex');
+  psql(admin, `create database ${name} owner tollgate`);
+  const conninfo = process.env.TG_PG_CONNINFO.replace(/dbname=\S+/, `dbname=${name}`);
+  onCleanup(() => psql(admin, `drop database if exists ${name} with (force)`));
+  ctl(conninfo, 'migrate');
+  return conninfo;
+}
+
+export function ctl(conninfo, ...args) {
+  return execFileSync(BIN.ctl, ['--db', conninfo, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+// Creates a team and a key; returns the clear key.
+export function createKey(conninfo, team, ...keyArgs) {
+  try { ctl(conninfo, 'team', 'create', team); } catch (e) {
+    if (!String(e.stderr).includes('exists')) throw e;
+  }
+  return ctl(conninfo, 'key', 'create', '--team', team, ...keyArgs).trim();
+}
+
+// Spawns a process whose first stdout line is "listening on HOST:PORT".
+function spawnListening(bin, args, name) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${err}`)), 10000);
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on \[?([^\]\s]+?)\]?:(\d+)/);
+      if (m) { clearTimeout(timer); resolve({ proc, port: Number(m[2]), logs: () => err }); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited ${code}: ${err}`)); });
+  });
+}
+
+export async function startSim(...args) {
+  const sim = await spawnListening(BIN.sim, ['--listen', '127.0.0.1:0', ...args], 'tollgate-sim');
+  sim.proc.removeAllListeners('exit');
+  sim.url = `http://127.0.0.1:${sim.port}`;
+  sim.stats = async () => (await fetch(`${sim.url}/sim/stats`)).json();
+  sim.stop = () => new Promise((r) => { if (sim.proc.exitCode !== null) return r(); sim.proc.on('exit', r); sim.proc.kill('SIGKILL'); });
+  onCleanup(sim.stop);
+  return sim;
+}
+
+// Writes a config from `text` (placeholders: none; pass complete text) and
+// starts tollgate on free ports. Resolves once the port file exists.
+export async function startGateway(text, env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-gw-'));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = join(dir, 'tollgate.conf');
+  const portFile = join(dir, 'ports');
+  writeFileSync(conf, text);
+  const proc = spawn(BIN.tollgate, ['--config', conf, '--port-file', portFile],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let logs = '';
+  proc.stderr.on('data', (d) => { logs += d; });
+  proc.stdout.on('data', (d) => { logs += d; });
+  const exited = new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig })));
+  const gw = { proc, logs: () => logs, exited, dir };
+  gw.stop = async (sig = 'SIGTERM') => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+    return exited;
+  };
+  onCleanup(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await waitFor('gateway port file', async () => {
+    if (proc.exitCode !== null) throw new Error(`tollgate exited ${proc.exitCode}: ${logs}`);
+    return existsSync(portFile) && readFileSync(portFile, 'utf8').split('\n').length >= 3;
+  }, 15000);
+  const [port, admin] = readFileSync(portFile, 'utf8').trim().split('\n').map(Number);
+  gw.port = port;
+  gw.adminPort = admin;
+  gw.url = `http://127.0.0.1:${port}`;
+  gw.adminUrl = `http://127.0.0.1:${admin}`;
+  return gw;
+}
+
+// A typical config: every provider is a simulator started by the test.
+// providers: [{name, url, kind?, extra?}]; models: {name: [[provider, upstream, context]]}
+export function gatewayConfig({ conninfo, providers, models, gateway = '' }) {
+  let s = `[gateway]\nlisten = 127.0.0.1:0\nadmin_listen = 127.0.0.1:0\nworkers = 2\n` +
+    `postgres = ${conninfo}\nadmin_token = none\nusage_flush_ms = 10\nshutdown_grace_ms = 5000\n${gateway}\n`;
+  for (const p of providers) {
+    s += `[provider ${p.name}]\nkind = ${p.kind || 'openai'}\nbase_url = ${p.url}/v1\n` +
+      `api_key = ${p.apiKey || 'none'}\nfirst_byte_timeout_ms = ${p.firstByteMs || 5000}\n` +
+      `idle_timeout_ms = ${p.idleMs || 5000}\n${p.extra || ''}\n`;
+  }
+  for (const [name, routes] of Object.entries(models)) {
+    s += `[model ${name}]\n`;
+    for (const [prov, upstream, context] of routes)
+      s += `provider = ${prov} upstream=${upstream || name} context=${context || 65536}\n`;
+  }
+  return s;
+}
+
+export function chatBody(extra = {}) {
+  return { model: 'chat', messages: [{ role: 'user', content: 'Hello there, how are you?' }], ...extra };
+}
+
+export async function post(gw, path, key, body, headers = {}) {
+  const res = await fetch(gw.url + path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}), ...headers },
+    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* SSE or garbage */ }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+// Parses an SSE body into the JSON payloads of its data: lines ([DONE] kept as a string).
+export function sseEvents(text) {
+  return text.split('\n\n').filter((e) => e.trim()).map((e) => {
+    const data = e.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+    return data === '[DONE]' ? data : JSON.parse(data);
+  });
+}
+
+export async function usageRows(conninfo, where = 'true') {
+  return psql(conninfo, `select row_to_json(u) from usage_events u where ${where} order by received_at`)
+    .map((r) => JSON.parse(r[0]));
+}
+
+// Waits until the usage table holds `n` rows matching `where`.
+export async function waitForRows(conninfo, n, where = 'true', timeoutMs = 10000) {
+  await waitFor(`${n} usage rows where ${where}`, async () =>
+    Number(psql(conninfo, `select count(*) from usage_events where ${where}`)[0][0]) >= n, timeoutMs);
+  return usageRows(conninfo, where);
+}
