@@ -686,10 +686,6 @@ static void attempt_next(gw_exchange_t *ex)
             snprintf(bearer, sizeof bearer, "Bearer %s", p->api_key);
             evhttp_add_header(h, "Authorization", bearer);
         }
-        const char *fault =
-            evhttp_find_header(evhttp_request_get_input_headers(ex->client), "x-sim-fault");
-        if (fault && p->kind != GW_PROVIDER_DEEPSEEK)
-            evhttp_add_header(h, "x-sim-fault", fault); /* simulator fault injection passes */
         char *body = upstream_body(ex, r);
         evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, strlen(body),
                                gw_evbuffer_free_data, NULL);
@@ -731,7 +727,7 @@ static void attempt_next(gw_exchange_t *ex)
         status = 503;
         code = "upstream_overloaded";
     }
-    char msg[256];
+    char msg[512];
     snprintf(msg, sizeof msg, "No provider could serve model %s (last: %s).", ex->model->name,
              ex->last_fail_msg[0] ? ex->last_fail_msg : "none reachable");
     if (ex->rec.attempts == 0)

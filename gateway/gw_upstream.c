@@ -35,7 +35,7 @@ SSL_CTX *gw_upstream_ssl_ctx_new(const gw_provider_cfg_t *cfg, char *err, size_t
         goto err;
     }
     if (cfg->ca_file[0] && SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
-        char what[600];
+        char what[700];
         snprintf(what, sizeof what, "provider %s: loading ca_file %s", cfg->name, cfg->ca_file);
         openssl_error(err, errlen, what);
         goto err;
