@@ -69,7 +69,7 @@ test('bad bodies get 400 naming the field, with one usage row each', async () =>
   const errs = rows.slice(before);
   assert.ok(errs.every((x) => x.http_status === 400 && x.usage_complete && Number(x.prompt_tokens) === 0 && x.provider === null));
   const simStats = await sim.stats();
-  assert.equal(simStats.by_endpoint.chat_completions + simStats.by_endpoint.completions, 0, "nothing was forwarded");
+  assert.equal(simStats.requests.by_endpoint.chat_completions + simStats.requests.by_endpoint.completions, 0, "nothing was forwarded");
 });
 
 test('unknown model 404, model not allowed for the key 403', async () => {

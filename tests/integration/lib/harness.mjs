@@ -15,10 +15,14 @@ export const BIN = {
 
 const cleanups = [];
 export function onCleanup(fn) { cleanups.push(fn); }
+// Runs every cleanup (last registered first); then fails if any of them
+// failed, e.g. a gateway that did not exit cleanly (a sanitizer report).
 export async function cleanup() {
+  const errors = [];
   while (cleanups.length) {
-    try { await cleanups.pop()(); } catch (e) { console.error('cleanup:', e.message); }
+    try { await cleanups.pop()(); } catch (e) { errors.push(e); console.error('cleanup:', e.message); }
   }
+  if (errors.length) throw errors[0];
 }
 
 export function requireEnv() {
@@ -114,11 +118,15 @@ export async function startGateway(text, env = {}) {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     return exited;
   };
+  // At the end the gateway is stopped gracefully and must exit 0: under the
+  // sanitizer build a leak or memory error makes the test fail here.
   onCleanup(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL');
-      await exited;
-    }
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 15000);
+    const { code, sig } = await exited;
+    clearTimeout(t);
+    if (code !== 0) throw new Error(`tollgate exited with ${code ?? sig} at cleanup:\n${logs.slice(-4000)}`);
   });
   await waitFor('gateway port file', async () => {
     if (proc.exitCode !== null) throw new Error(`tollgate exited ${proc.exitCode}: ${logs}`);
