@@ -55,4 +55,17 @@ size_t gw_keystore_size(gw_keystore_t *ks);
 /* Stops the thread and frees everything. */
 void gw_keystore_stop(gw_keystore_t *ks);
 
+#define GW_KEY_HASH_LEN 32
+
+/* SHA-256 of the whole presented key, as stored in api_keys.key_sha256.
+ * Used by the gateway and by tollgatectl. */
+void gw_key_hash(const char *key, size_t key_len, uint8_t out[GW_KEY_HASH_LEN]);
+
+/* Constant-time equality of two key hashes (CRYPTO_memcmp): the time taken
+ * does not depend on where they differ. */
+bool gw_key_hash_equal(const uint8_t a[GW_KEY_HASH_LEN], const uint8_t b[GW_KEY_HASH_LEN]);
+
+/* Number of successful (re)loads since start; for tests and metrics. */
+uint64_t gw_keystore_generation(gw_keystore_t *ks);
+
 #endif

@@ -53,6 +53,11 @@ size_t gw_usage_writer_pending(gw_usage_writer_t *w);
 /* Rows committed since start; for metrics. */
 uint64_t gw_usage_writer_written(gw_usage_writer_t *w);
 
+/* Records PostgreSQL refused as bad data (e.g. an unknown team_id): each is
+ * logged whole as an error line (so it can be replayed by hand) and taken off
+ * the queue, so that one bad record cannot block every record behind it. */
+uint64_t gw_usage_writer_rejected(gw_usage_writer_t *w);
+
 /* Drains what is queued (waiting at most deadline_ms for PostgreSQL), logs
  * how many records could not be written, stops the thread and frees. */
 void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms);

@@ -1,0 +1,388 @@
+/* gw_usage: the usage writer. Request threads append records to an in-memory
+ * queue; one background thread sends them to PostgreSQL in multi-row
+ * INSERT ... ON CONFLICT (request_id) DO NOTHING statements, retrying with
+ * back-off while PostgreSQL is unreachable. See gw_usage.h for the contract. */
+#include "gw_usage.h"
+
+#include "gw_pgconn.h"
+#include "tg_log.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define UW_COLS 20
+#define UW_BATCH_LIMIT 3000 /* 3000 x 20 parameters stays below libpq's 65535 */
+#define UW_BACKOFF_MIN_MS 100
+#define UW_BACKOFF_MAX_MS 2000
+#define UW_CONNECT_TIMEOUT_S 2
+
+typedef struct uw_item {
+    gw_usage_record_t rec;
+    int64_t queued_ms;
+} uw_item_t;
+
+struct gw_usage_writer {
+    char *conninfo;
+    int batch_max;
+    int flush_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    uw_item_t *items;  /* ring buffer: [head, head + count) modulo cap */
+    size_t cap, head, count;
+    bool stopping;
+    int64_t stop_deadline_ms;
+    PGconn *conn; /* writer thread only */
+    atomic_uint_fast64_t written;
+    atomic_uint_fast64_t rejected;
+};
+
+typedef enum { UW_DONE, UW_RETRY } uw_result_t;
+
+static int64_t uw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec uw_abs_time(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    return ts;
+}
+
+/* Makes a fixed-size text field safe for PostgreSQL: NUL-terminated and valid
+ * UTF-8 (bytes that are not become '?'), so a client's odd model name can
+ * never make a row unwritable. */
+static void uw_text_sanitize(char *s, size_t size)
+{
+    s[size - 1] = '\0';
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+                               : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        bool ok = n > 0;
+        for (size_t i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (ok && n == 2)
+            ok = *p >= 0xC2; /* overlong */
+        if (ok && n == 3)
+            ok = !(*p == 0xE0 && p[1] < 0xA0) && !(*p == 0xED && p[1] >= 0xA0);
+        if (ok && n == 4)
+            ok = *p <= 0xF4 && !(*p == 0xF0 && p[1] < 0x90) && !(*p == 0xF4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
+/* Logs a record that will not reach PostgreSQL, whole, on one line. */
+static void uw_log_record(const char *why, const gw_usage_record_t *r)
+{
+    tg_error("usage writer: %s: request_id=%s team_id=%" PRId64 " key_id=%" PRId64
+             " model=%s provider=%s upstream_model=%s endpoint=%s attempts=%d streamed=%d"
+             " status=%d error=%s received_us=%" PRId64 " first_byte_us=%" PRId64
+             " completed_us=%" PRId64 " prompt=%" PRId64 " cache_hit=%" PRId64
+             " cache_miss=%" PRId64 " completion=%" PRId64 " reasoning=%" PRId64 " complete=%d",
+             why, r->request_id, r->team_id, r->key_id, r->model_requested, r->provider,
+             r->upstream_model, r->endpoint, r->attempts, r->streamed, r->http_status,
+             r->error_type, r->received_at_us, r->first_byte_at_us, r->completed_at_us,
+             r->prompt_tokens, r->cache_hit_tokens, r->cache_miss_tokens, r->completion_tokens,
+             r->reasoning_tokens, r->usage_complete);
+}
+
+/* Text parameters of one row; numbers live in `num`, strings point into the
+ * record. NULL stands for SQL NULL. */
+typedef struct uw_row_params {
+    char num[UW_COLS][24];
+} uw_row_params_t;
+
+static const char *uw_int(uw_row_params_t *p, int col, int64_t v, bool null_if_unknown)
+{
+    if (null_if_unknown && v < 0)
+        return NULL;
+    snprintf(p->num[col], sizeof p->num[col], "%" PRId64, v);
+    return p->num[col];
+}
+
+static void uw_fill_params(const gw_usage_record_t *r, uw_row_params_t *p, const char **v)
+{
+    v[0] = r->request_id;
+    v[1] = uw_int(p, 1, r->team_id, false);
+    v[2] = uw_int(p, 2, r->key_id, false);
+    v[3] = r->model_requested;
+    v[4] = r->provider[0] ? r->provider : NULL;
+    v[5] = r->upstream_model[0] ? r->upstream_model : NULL;
+    v[6] = uw_int(p, 6, r->attempts, false);
+    v[7] = r->endpoint;
+    v[8] = r->streamed ? "t" : "f";
+    v[9] = uw_int(p, 9, r->http_status, false);
+    v[10] = r->error_type[0] ? r->error_type : NULL;
+    v[11] = uw_int(p, 11, r->received_at_us, false);
+    v[12] = r->first_byte_at_us > 0 ? uw_int(p, 12, r->first_byte_at_us, false) : NULL;
+    v[13] = uw_int(p, 13, r->completed_at_us, false);
+    v[14] = uw_int(p, 14, r->prompt_tokens, true);
+    v[15] = uw_int(p, 15, r->cache_hit_tokens, true);
+    v[16] = uw_int(p, 16, r->cache_miss_tokens, true);
+    v[17] = uw_int(p, 17, r->completion_tokens, true);
+    v[18] = uw_int(p, 18, r->reasoning_tokens, true);
+    v[19] = r->usage_complete ? "t" : "f";
+}
+
+/* The INSERT for n rows. Timestamps travel as integer microseconds and are
+ * turned into timestamptz exactly (no floating point). Caller frees. */
+static char *uw_insert_sql(size_t n)
+{
+    static const char head[] =
+        "INSERT INTO usage_events (request_id, team_id, key_id, model_requested, provider,"
+        " upstream_model, attempts, endpoint, streamed, http_status, error_type, received_at,"
+        " first_byte_at, completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens,"
+        " completion_tokens, reasoning_tokens, usage_complete) VALUES ";
+    static const char tail[] = " ON CONFLICT (request_id) DO NOTHING";
+    static const char row_fmt[] =
+        "%s($%zu,$%zu::bigint,$%zu::bigint,$%zu,$%zu,$%zu,$%zu::int,$%zu,$%zu::boolean,"
+        "$%zu::int,$%zu,timestamptz 'epoch'+$%zu::bigint*interval '1 microsecond',"
+        "timestamptz 'epoch'+$%zu::bigint*interval '1 microsecond',"
+        "timestamptz 'epoch'+$%zu::bigint*interval '1 microsecond',"
+        "$%zu::bigint,$%zu::bigint,$%zu::bigint,$%zu::bigint,$%zu::bigint,$%zu::boolean)";
+    size_t cap = sizeof head + sizeof tail + n * 400, len = 0;
+    char *sql = malloc(cap);
+    if (!sql)
+        abort();
+    len += (size_t)snprintf(sql, cap, "%s", head);
+    for (size_t i = 0; i < n; i++) {
+        size_t b = i * UW_COLS;
+        len += (size_t)snprintf(sql + len, cap - len, row_fmt, i ? "," : "", b + 1, b + 2, b + 3,
+                                b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12,
+                                b + 13, b + 14, b + 15, b + 16, b + 17, b + 18, b + 19, b + 20);
+    }
+    snprintf(sql + len, cap - len, "%s", tail);
+    return sql;
+}
+
+/* Sends recs[0..n) in one statement. UW_DONE: committed (or, for a single
+ * record PostgreSQL refuses as bad data, logged and counted as rejected).
+ * UW_RETRY: PostgreSQL unreachable or busy; nothing is lost, try again. */
+static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs, size_t n)
+{
+    char err[512];
+    if (!w->conn) {
+        w->conn = gw_pg_connect(w->conninfo, UW_CONNECT_TIMEOUT_S, err, sizeof err);
+        if (!w->conn) {
+            tg_warn("usage writer: %s; records wait in memory (next batch: %zu)", err, n);
+            return UW_RETRY;
+        }
+        tg_info("usage writer: connected to PostgreSQL");
+    }
+    uw_row_params_t *p = malloc(n * sizeof *p);
+    const char **v = malloc(n * UW_COLS * sizeof *v);
+    char *sql = uw_insert_sql(n);
+    if (!p || !v)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        uw_fill_params(&recs[i], &p[i], &v[i * UW_COLS]);
+    PGresult *res = PQexecParams(w->conn, sql, (int)(n * UW_COLS), NULL, v, NULL, NULL, 0);
+    free(sql);
+    free(v);
+    free(p);
+    uw_result_t out = UW_DONE;
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        atomic_fetch_add(&w->written, strtoull(PQcmdTuples(res), NULL, 10));
+    } else if (gw_pg_error_retryable(res) || PQstatus(w->conn) != CONNECTION_OK) {
+        tg_warn("usage writer: writing %zu records failed: %s; will retry", n,
+                gw_pg_message(w->conn, res, err, sizeof err));
+        PQfinish(w->conn);
+        w->conn = NULL;
+        out = UW_RETRY;
+    } else if (n > 1) {
+        /* Bad data somewhere in the batch: find it row by row so that the
+         * good rows are written (duplicates are harmless: ON CONFLICT). */
+        for (size_t i = 0; i < n && out == UW_DONE; i++)
+            out = uw_write(w, &recs[i], 1);
+    } else {
+        gw_pg_message(w->conn, res, err, sizeof err);
+        char why[600];
+        snprintf(why, sizeof why, "PostgreSQL refused the record (%s)", err);
+        uw_log_record(why, recs);
+        atomic_fetch_add(&w->rejected, 1);
+    }
+    PQclear(res);
+    return out;
+}
+
+/* The writer thread: waits until a batch is full or its oldest record has
+ * waited flush_ms (or the writer is stopping), writes it, and on failure
+ * backs off. Exits when stopping and the queue is empty or the stop deadline
+ * has passed. */
+static void *uw_thread(void *arg)
+{
+    gw_usage_writer_t *w = arg;
+    gw_usage_record_t *batch = malloc((size_t)w->batch_max * sizeof *batch);
+    if (!batch)
+        abort();
+    int backoff = 0;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        if (w->count == 0) {
+            if (w->stopping)
+                break;
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        if (w->stopping && uw_now_ms() >= w->stop_deadline_ms)
+            break;
+        int64_t due = w->items[w->head].queued_ms + w->flush_ms;
+        if (!w->stopping && w->count < (size_t)w->batch_max && uw_now_ms() < due) {
+            struct timespec ts = uw_abs_time(due);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            continue;
+        }
+        size_t n = w->count < (size_t)w->batch_max ? w->count : (size_t)w->batch_max;
+        for (size_t i = 0; i < n; i++)
+            batch[i] = w->items[(w->head + i) % w->cap].rec;
+        pthread_mutex_unlock(&w->mu);
+        uw_result_t r = uw_write(w, batch, n);
+        pthread_mutex_lock(&w->mu);
+        if (r == UW_DONE) {
+            /* Only this thread removes items, so the first n are still ours. */
+            w->head = (w->head + n) % w->cap;
+            w->count -= n;
+            backoff = 0;
+            continue;
+        }
+        backoff = gw_pg_backoff_next(backoff, UW_BACKOFF_MIN_MS, UW_BACKOFF_MAX_MS);
+        int64_t wake = uw_now_ms() + backoff;
+        if (w->stopping && wake > w->stop_deadline_ms)
+            wake = w->stop_deadline_ms;
+        /* A stop request arriving now wakes us early, to shorten the wait
+         * to its deadline; submissions do not. */
+        bool was_stopping = w->stopping;
+        struct timespec ts = uw_abs_time(wake);
+        while (uw_now_ms() < wake)
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0 ||
+                (!was_stopping && w->stopping))
+                break;
+    }
+    size_t lost = w->count;
+    for (size_t i = 0; i < lost; i++)
+        uw_log_record("not written before the stop deadline (PostgreSQL unreachable)",
+                      &w->items[(w->head + i) % w->cap].rec);
+    if (lost)
+        tg_error("usage writer: %zu records could not be written; each is logged above", lost);
+    pthread_mutex_unlock(&w->mu);
+    free(batch);
+    return NULL;
+}
+
+gw_usage_writer_t *gw_usage_writer_start(const char *conninfo, int batch_max, int flush_ms)
+{
+    gw_usage_writer_t *w = calloc(1, sizeof *w);
+    pthread_condattr_t ca;
+    if (!w)
+        return NULL;
+    w->conninfo = strdup(conninfo ? conninfo : "");
+    w->batch_max = batch_max < 1 ? 1 : batch_max > UW_BATCH_LIMIT ? UW_BATCH_LIMIT : batch_max;
+    w->flush_ms = flush_ms < 0 ? 0 : flush_ms;
+    w->cap = 1024;
+    w->items = malloc(w->cap * sizeof *w->items);
+    if (!w->conninfo || !w->items)
+        goto err;
+    atomic_init(&w->written, 0);
+    atomic_init(&w->rejected, 0);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&w->mu, NULL);
+    if (pthread_create(&w->thread, NULL, uw_thread, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        goto err;
+    }
+    return w;
+err:
+    free(w->items);
+    free(w->conninfo);
+    free(w);
+    return NULL;
+}
+
+/* Doubles the ring buffer, keeping the order. Caller holds the lock. */
+static void uw_grow(gw_usage_writer_t *w)
+{
+    size_t ncap = w->cap * 2;
+    uw_item_t *n = malloc(ncap * sizeof *n);
+    if (!n)
+        abort();
+    for (size_t i = 0; i < w->count; i++)
+        n[i] = w->items[(w->head + i) % w->cap];
+    free(w->items);
+    w->items = n;
+    w->cap = ncap;
+    w->head = 0;
+}
+
+void gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
+{
+    uw_item_t item = {.rec = *rec, .queued_ms = uw_now_ms()};
+    gw_usage_record_t *r = &item.rec;
+    uw_text_sanitize(r->request_id, sizeof r->request_id);
+    uw_text_sanitize(r->model_requested, sizeof r->model_requested);
+    uw_text_sanitize(r->provider, sizeof r->provider);
+    uw_text_sanitize(r->upstream_model, sizeof r->upstream_model);
+    uw_text_sanitize(r->endpoint, sizeof r->endpoint);
+    uw_text_sanitize(r->error_type, sizeof r->error_type);
+    pthread_mutex_lock(&w->mu);
+    if (w->count == w->cap)
+        uw_grow(w);
+    w->items[(w->head + w->count) % w->cap] = item;
+    w->count++;
+    if (w->count == 1 || w->count >= (size_t)w->batch_max)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+size_t gw_usage_writer_pending(gw_usage_writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->count;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+uint64_t gw_usage_writer_written(gw_usage_writer_t *w)
+{
+    return atomic_load(&w->written);
+}
+
+uint64_t gw_usage_writer_rejected(gw_usage_writer_t *w)
+{
+    return atomic_load(&w->rejected);
+}
+
+void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    w->stop_deadline_ms = uw_now_ms() + (deadline_ms < 0 ? 0 : deadline_ms);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    if (w->conn)
+        PQfinish(w->conn);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->items);
+    free(w->conninfo);
+    free(w);
+}
