@@ -52,6 +52,8 @@ struct gw_exchange {
     struct event *deferred; /* runs attempt_fail outside libevent's callbacks */
     bool cancelling;
     int up_status;
+    enum evhttp_request_error up_error; /* why libevent failed the attempt */
+    bool up_failed;                     /* up_error is set */
     bool up_discard; /* a retryable error response: its body is dropped */
     struct evbuffer *up_error_body;
     gw_sse_splitter_t sse;
@@ -411,6 +413,14 @@ static void on_deferred_garbage(evutil_socket_t fd, short what, void *arg)
     attempt_failed(ex, FAIL_GARBAGE, 502, "malformed event stream");
 }
 
+/* libevent calls this just before the done callback of a failed attempt. */
+static void on_up_error(enum evhttp_request_error error, void *arg)
+{
+    gw_exchange_t *ex = arg;
+    ex->up_error = error;
+    ex->up_failed = true;
+}
+
 static int on_up_header(struct evhttp_request *up, void *arg)
 {
     gw_exchange_t *ex = arg;
@@ -575,7 +585,10 @@ static void on_up_done(struct evhttp_request *up, void *arg)
             exchange_fail(ex, 502, "api_error", "upstream_stream_cut", NULL, "");
             return;
         }
-        attempt_failed(ex, FAIL_CONNECT, 502, "connection failed, reset or closed early");
+        if (ex->up_failed && ex->up_error == EVREQ_HTTP_TIMEOUT)
+            attempt_failed(ex, FAIL_TIMEOUT, 504, "idle timeout (no bytes for idle_timeout_ms)");
+        else
+            attempt_failed(ex, FAIL_CONNECT, 502, "connection failed, reset or closed early");
         return;
     }
     int status = ex->up_status;
@@ -670,6 +683,7 @@ static void attempt_next(gw_exchange_t *ex)
             continue;
         struct evhttp_request *up = evhttp_request_new(on_up_done, ex);
         evhttp_request_set_header_cb(up, on_up_header);
+        evhttp_request_set_error_cb(up, on_up_error);
         evhttp_request_set_chunked_cb(up, ex->stream ? on_up_chunk : NULL);
         struct evkeyvalq *h = evhttp_request_get_output_headers(up);
         char hostport[300];
@@ -695,6 +709,7 @@ static void attempt_next(gw_exchange_t *ex)
         ex->conn = conn;
         ex->up = up;
         ex->up_status = 0;
+        ex->up_failed = false;
         ex->up_discard = false;
         ex->rec.attempts++;
         snprintf(ex->rec.provider, sizeof ex->rec.provider, "%s", p->name);

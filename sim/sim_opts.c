@@ -62,6 +62,8 @@ void sim_opts_usage(FILE *f)
         "  --models LIST            comma-separated ids for GET /v1/models\n"
         "                           (default deepseek-chat,deepseek-reasoner)\n"
         "  --log-level LEVEL        debug, info, warn or error (default warn)\n"
+        "  --fault KIND             inject KIND (as x-sim-fault below) into every request that\n"
+        "                           has no x-sim-fault header; overrides the --rate-* draws\n"
         "  --help                   this text\n"
         "\n"
         "Per-request headers: x-sim-fault: 429|500|503|reset|stall|garbage|no-usage|cut|\n"
@@ -119,7 +121,7 @@ enum {
     OPT_LISTEN = 256, OPT_PORT_FILE, OPT_THREADS, OPT_TTFT, OPT_TPS, OPT_COMPLETION, OPT_CONTEXT,
     OPT_SEED, OPT_R429, OPT_R500, OPT_R503, OPT_RRESET, OPT_RSTALL, OPT_API_KEY, OPT_NAME,
     OPT_CACHE, OPT_CACHE_BLOCKS, OPT_MAX_BODY, OPT_SLOW, OPT_RETRY, OPT_IDLE, OPT_MODELS,
-    OPT_LOG, OPT_HELP,
+    OPT_LOG, OPT_FAULT, OPT_HELP,
 };
 
 int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errlen)
@@ -148,6 +150,7 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
         {"idle-timeout", required_argument, 0, OPT_IDLE},
         {"models", required_argument, 0, OPT_MODELS},
         {"log-level", required_argument, 0, OPT_LOG},
+        {"fault", required_argument, 0, OPT_FAULT},
         {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
@@ -220,6 +223,7 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
                 snprintf(o->models, sizeof(o->models), "%s", a);
             break;
         case OPT_LOG: bad = tg_log_level_parse(a, &o->log_level); break;
+        case OPT_FAULT: bad = sim_fault_parse(a, &o->fault) < 0; break;
         case OPT_HELP: return 1;
         default:
             snprintf(err, errlen, "unknown option or missing value: %s",

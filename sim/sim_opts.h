@@ -3,6 +3,7 @@
 #ifndef SIM_OPTS_H
 #define SIM_OPTS_H
 
+#include "sim_stats.h"
 #include "tg_log.h"
 
 #include <stdbool.h>
@@ -31,6 +32,7 @@ typedef struct sim_opts {
     unsigned idle_timeout_s;
     char models[1024]; /* comma-separated, for GET /v1/models */
     tg_log_level_t log_level;
+    sim_fault_t fault; /* --fault: injected into every request without x-sim-fault */
 } sim_opts_t;
 
 /* Fills o with the defaults. */

@@ -451,7 +451,7 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
         return;
     }
 
-    sim_fault_t fault = draw_fault(o, u);
+    sim_fault_t fault = o->fault != SIM_FAULT_NONE ? o->fault : draw_fault(o, u);
     const char *fh = evhttp_find_header(h, "x-sim-fault");
     if (fh && sim_fault_parse(fh, &fault) < 0) {
         pthread_mutex_lock(&sh->lock);
