@@ -10,7 +10,7 @@
 #define GROW(arr, n, cap)                                                                          \
     do {                                                                                           \
         if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? (cap) * 2 : 16;                                                        \
+            (cap) = (cap) ? (cap)*2 : 16;                                                          \
             void *np_ = realloc((arr), (cap) * sizeof *(arr));                                     \
             if (np_ == NULL)                                                                       \
                 abort();                                                                           \
@@ -151,8 +151,7 @@ int pr_book_add_window(pr_book_t *b, const pr_window_def_t *def, char *err, size
     w.weekdays = PR_WEEKDAYS_ALL;
     w.calendar_id = 0;
     if (def->kind == PR_WIN_DAILY) {
-        if (copy_name(w.zone_name, sizeof w.zone_name, def->zone, "daily window zone", err,
-                      errlen))
+        if (copy_name(w.zone_name, sizeof w.zone_name, def->zone, "daily window zone", err, errlen))
             return -1;
         if (def->start_sec < 0 || def->start_sec >= 86400 || def->end_sec <= 0 ||
             def->end_sec > 86400) {
@@ -261,8 +260,7 @@ int pr_book_add_holiday(pr_book_t *b, int64_t calendar_id, int y, int m, int d, 
     return 0;
 }
 
-int pr_book_set_tier(pr_book_t *b, const char *provider, pr_tier_t tier, char *err,
-                     size_t errlen)
+int pr_book_set_tier(pr_book_t *b, const char *provider, pr_tier_t tier, char *err, size_t errlen)
 {
     if (check_open(b, err, errlen) != 0)
         return -1;
@@ -327,10 +325,10 @@ static int card_cmp(const void *pa, const void *pb)
     if (c == 0)
         c = strcmp(a->model, b->model);
     if (c == 0)
-        c = (a->effective_from_us > b->effective_from_us) - (a->effective_from_us < b->effective_from_us);
+        c = (a->effective_from_us > b->effective_from_us) -
+            (a->effective_from_us < b->effective_from_us);
     return c;
 }
-
 
 static int int64_cmp(const void *pa, const void *pb)
 {
@@ -421,22 +419,21 @@ static int finalize_windows(pr_book_t *b, char *err, size_t errlen)
                                                         : NULL;
         if (zname != NULL) {
             if ((w->zone = zone_find(b, zname)) == NULL) {
-                snprintf(err, errlen, "window %lld: time zone %s was not loaded",
-                         (long long)w->id, zname);
+                snprintf(err, errlen, "window %lld: time zone %s was not loaded", (long long)w->id,
+                         zname);
                 goto out;
             }
             if (zname != w->zone_name) /* holiday: show the calendar's zone */
                 snprintf(w->zone_name, sizeof w->zone_name, "%s", zname);
         }
         if (w->kind == PR_WIN_DAILY && w->calendar != NULL && w->calendar->zone != w->zone) {
-            snprintf(err, errlen,
-                     "window %lld (zone %s) excludes calendar %lld of another zone (%s)",
-                     (long long)w->id, w->zone_name, (long long)w->calendar_id,
-                     w->calendar->zone_name);
+            snprintf(
+                err, errlen, "window %lld (zone %s) excludes calendar %lld of another zone (%s)",
+                (long long)w->id, w->zone_name, (long long)w->calendar_id, w->calendar->zone_name);
             goto out;
         }
-        if (b->win_bp[i] >= 0 && pr_prices_percent_off(&b->cards[ci].prices, b->win_bp[i],
-                                                       &w->prices, err, errlen) != 0)
+        if (b->win_bp[i] >= 0 &&
+            pr_prices_percent_off(&b->cards[ci].prices, b->win_bp[i], &w->prices, err, errlen) != 0)
             goto out;
         ws[i].card = ci;
         ws[i].w = *w;
@@ -500,8 +497,8 @@ int pr_book_finalize(pr_book_t *b, char *err, size_t errlen)
     size_t ngroups = 0;
     for (size_t i = 0; i < b->ncards; i++) {
         pr_card_t *c = &b->cards[i];
-        bool same = i > 0 && strcmp(c[-1].provider, c->provider) == 0 &&
-                    strcmp(c[-1].model, c->model) == 0;
+        bool same =
+            i > 0 && strcmp(c[-1].provider, c->provider) == 0 && strcmp(c[-1].model, c->model) == 0;
         if (same && c[-1].effective_from_us == c->effective_from_us) {
             char when[40];
             snprintf(err, errlen, "cards %lld and %lld (%s/%s) both take effect at %s",

@@ -18,10 +18,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PR_FOREVER INT64_MAX   /* open end of a validity range */
-#define PR_PROVIDER_MAX 64     /* provider name bytes incl. NUL */
-#define PR_MODEL_MAX 128       /* model name bytes incl. NUL */
-#define PR_WEEKDAYS_ALL 0x7f   /* bit 0 = Monday .. bit 6 = Sunday */
+#define PR_FOREVER INT64_MAX /* open end of a validity range */
+#define PR_PROVIDER_MAX 64   /* provider name bytes incl. NUL */
+#define PR_MODEL_MAX 128     /* model name bytes incl. NUL */
+#define PR_WEEKDAYS_ALL 0x7f /* bit 0 = Monday .. bit 6 = Sunday */
 
 typedef struct pr_book pr_book_t;
 
@@ -60,7 +60,7 @@ typedef struct pr_window_def {
     int64_t id;      /* unique, > 0 */
     int64_t card_id; /* the card whose prices it replaces while it applies */
     pr_window_kind_t kind;
-    int32_t precedence; /* higher wins when several windows match */
+    int32_t precedence;                    /* higher wins when several windows match */
     int64_t valid_from_us, valid_until_us; /* [from, until); until may be PR_FOREVER */
     /* PR_WIN_DAILY: local seconds of day, start in [0,86400), end in (0,86400];
      * end <= start wraps past midnight. weekdays masks the day the occurrence
@@ -137,8 +137,7 @@ int pr_book_add_calendar(pr_book_t *b, int64_t id, const char *zone, char *err, 
 int pr_book_add_holiday(pr_book_t *b, int64_t calendar_id, int y, int m, int d, char *err,
                         size_t errlen);
 /* Sets a provider's tier instant (default PR_TIER_COMPLETION). */
-int pr_book_set_tier(pr_book_t *b, const char *provider, pr_tier_t tier, char *err,
-                     size_t errlen);
+int pr_book_set_tier(pr_book_t *b, const char *provider, pr_tier_t tier, char *err, size_t errlen);
 /* Gives the book a parsed zone; the book owns it from now on (also on error). */
 int pr_book_add_zone(pr_book_t *b, pr_tz_t *tz, char *err, size_t errlen);
 /* Name of a zone that windows or calendars use but that has not been added

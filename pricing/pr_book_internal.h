@@ -41,8 +41,8 @@ struct pr_book {
     /* index, built by finalize */
     pr_group_t *groups;
     size_t ngroups;
-    uint32_t *slots; /* open addressing: group index + 1, 0 = empty */
-    size_t nslots;   /* power of two */
+    uint32_t *slots;                 /* open addressing: group index + 1, 0 = empty */
+    size_t nslots;                   /* power of two */
     uint32_t *win_first, *win_count; /* per card: its windows in wins[] */
 };
 

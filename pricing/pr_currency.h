@@ -6,8 +6,8 @@
 #include <stddef.h>
 
 typedef struct pr_currency {
-    char code[4];  /* "USD" */
-    int minor;     /* decimals of the minor unit: USD 2, JPY 0, KWD 3 */
+    char code[4]; /* "USD" */
+    int minor;    /* decimals of the minor unit: USD 2, JPY 0, KWD 3 */
 } pr_currency_t;
 
 /* Looks up an ISO 4217 code (exactly three upper-case letters). Returns the

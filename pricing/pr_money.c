@@ -82,8 +82,8 @@ size_t pr_pico_format(pr_pico_t amount, int min_decimals, char *buf, size_t len)
     if (min_decimals > 12)
         min_decimals = 12;
     int neg = amount < 0;
-    unsigned __int128 a = neg ? (unsigned __int128)0 - (unsigned __int128)amount
-                              : (unsigned __int128)amount;
+    unsigned __int128 a =
+        neg ? (unsigned __int128)0 - (unsigned __int128)amount : (unsigned __int128)amount;
     unsigned __int128 ip = a / (unsigned __int128)PR_PICO_PER_UNIT;
     uint64_t frac = (uint64_t)(a % (unsigned __int128)PR_PICO_PER_UNIT);
     do {

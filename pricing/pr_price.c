@@ -132,7 +132,8 @@ static int count_ok(int64_t v, const char *what, char *err, size_t errlen)
 static int usage_split(const pr_usage_t *u, const pr_prices_t *p, int64_t t[PR_C_COUNT],
                        unsigned *flags, char *err, size_t errlen)
 {
-    if (count_ok(u->prompt, "prompt", err, errlen) || count_ok(u->cache_hit, "cache-hit", err, errlen) ||
+    if (count_ok(u->prompt, "prompt", err, errlen) ||
+        count_ok(u->cache_hit, "cache-hit", err, errlen) ||
         count_ok(u->cache_miss, "cache-miss", err, errlen) ||
         count_ok(u->completion, "completion", err, errlen) ||
         count_ok(u->reasoning, "reasoning", err, errlen))
@@ -169,8 +170,10 @@ static int usage_split(const pr_usage_t *u, const pr_prices_t *p, int64_t t[PR_C
     int64_t comp = u->completion, reas = u->reasoning, out;
     if (comp >= 0 && reas >= 0) {
         if (reas > comp) {
-            snprintf(err, errlen, "usage: reasoning %lld exceeds completion %lld (completion "
-                     "includes reasoning)", (long long)reas, (long long)comp);
+            snprintf(err, errlen,
+                     "usage: reasoning %lld exceeds completion %lld (completion "
+                     "includes reasoning)",
+                     (long long)reas, (long long)comp);
             return -1;
         }
         out = comp - reas;

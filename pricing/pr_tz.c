@@ -81,8 +81,8 @@ static pr_tz_t *tz_new(const char *name, char *err, size_t errlen)
     return tz;
 }
 
-int pr_tz_parse(const char *name, const unsigned char *data, size_t len, pr_tz_t **out,
-                char *err, size_t errlen)
+int pr_tz_parse(const char *name, const unsigned char *data, size_t len, pr_tz_t **out, char *err,
+                size_t errlen)
 {
     char perr[128];
     pr_tz_t *tz = tz_new(name, err, errlen);
@@ -93,8 +93,7 @@ int pr_tz_parse(const char *name, const unsigned char *data, size_t len, pr_tz_t
         goto fail;
     }
     if (data[4] < '2') {
-        snprintf(err, errlen, "zone %s: TZif version 1 has no 64-bit data; need version 2+",
-                 name);
+        snprintf(err, errlen, "zone %s: TZif version 1 has no 64-bit data; need version 2+", name);
         goto fail;
     }
     /* Skip the version-1 block (32-bit data) to reach the version-2 header. */
@@ -109,14 +108,13 @@ int pr_tz_parse(const char *name, const unsigned char *data, size_t len, pr_tz_t
     }
     for (int i = 0; i < 6; i++)
         c[i] = be32(data + off + 20 + 4 * i);
-    uint64_t isut = c[0], isstd = c[1], leap = c[2], timecnt = c[3], typecnt = c[4],
-             charcnt = c[5];
+    uint64_t isut = c[0], isstd = c[1], leap = c[2], timecnt = c[3], typecnt = c[4], charcnt = c[5];
     if (leap != 0) {
         snprintf(err, errlen, "zone %s: leap-second zones (right/...) are not supported", name);
         goto fail;
     }
-    if (typecnt == 0 || typecnt > 256 || timecnt > 100000 || charcnt > 100000 ||
-        isut > typecnt || isstd > typecnt) {
+    if (typecnt == 0 || typecnt > 256 || timecnt > 100000 || charcnt > 100000 || isut > typecnt ||
+        isstd > typecnt) {
         snprintf(err, errlen, "zone %s: TZif counts out of range", name);
         goto fail;
     }
@@ -189,8 +187,7 @@ fail:
     return -1;
 }
 
-int pr_tz_from_posix(const char *name, const char *posix, pr_tz_t **out, char *err,
-                     size_t errlen)
+int pr_tz_from_posix(const char *name, const char *posix, pr_tz_t **out, char *err, size_t errlen)
 {
     pr_tz_t *tz = tz_new(name, err, errlen);
     if (tz == NULL)

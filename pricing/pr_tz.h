@@ -47,12 +47,11 @@ int32_t pr_tz_posix_offset(const pr_tz_posix_t *p, int64_t t);
 /* Parses TZif data (version 2 or later) for the zone called `name`.
  * Returns 0 and a new zone in *out (free with pr_tz_free), or -1 with a message
  * saying what is wrong with the data. Does no I/O. */
-int pr_tz_parse(const char *name, const unsigned char *data, size_t len, pr_tz_t **out,
-                char *err, size_t errlen);
+int pr_tz_parse(const char *name, const unsigned char *data, size_t len, pr_tz_t **out, char *err,
+                size_t errlen);
 
 /* A zone with a fixed rule and no table (e.g. "UTC0"), for tests and UTC. */
-int pr_tz_from_posix(const char *name, const char *posix, pr_tz_t **out, char *err,
-                     size_t errlen);
+int pr_tz_from_posix(const char *name, const char *posix, pr_tz_t **out, char *err, size_t errlen);
 
 void pr_tz_free(pr_tz_t *tz);
 const char *pr_tz_name(const pr_tz_t *tz);

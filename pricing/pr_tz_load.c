@@ -47,8 +47,7 @@ int pr_tz_load(const char *name, const char *tzdir, pr_tz_t **out, char *err, si
     fclose(f);
     int rc;
     if (rd_err) {
-        snprintf(err, errlen, "time zone \"%s\": cannot read %s (is it a directory?)", name,
-                 path);
+        snprintf(err, errlen, "time zone \"%s\": cannot read %s (is it a directory?)", name, path);
         rc = -1;
     } else if (len == cap) {
         snprintf(err, errlen, "time zone \"%s\": %s is too large to be a TZif file", name, path);

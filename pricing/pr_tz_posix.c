@@ -142,8 +142,8 @@ static int64_t rule_day(const pr_tz_rule_t *r, int64_t y)
     if (r->kind == 'N')
         return jan1 + r->day;
     int64_t first = pr_days_from_civil(y, r->month, 1);
-    int64_t next = r->month == 12 ? pr_days_from_civil(y + 1, 1, 1)
-                                  : pr_days_from_civil(y, r->month + 1, 1);
+    int64_t next =
+        r->month == 12 ? pr_days_from_civil(y + 1, 1, 1) : pr_days_from_civil(y, r->month + 1, 1);
     int wd_sun = (pr_weekday(first) + 1) % 7; /* 0 = Sunday */
     int64_t d = first + (r->day - wd_sun + 7) % 7 + (int64_t)(r->week - 1) * 7;
     while (d >= next)

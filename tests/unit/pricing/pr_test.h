@@ -37,7 +37,7 @@ static int checks;
         (errbuf)[0] = '\0';                                                                        \
         int rc_ = (call);                                                                          \
         if (rc_ == 0 || strstr((errbuf), (needle)) == NULL) {                                      \
-            fprintf(stderr, "%s:%d: expected failure with \"%s\", got rc %d msg \"%s\"\n",        \
+            fprintf(stderr, "%s:%d: expected failure with \"%s\", got rc %d msg \"%s\"\n",         \
                     __FILE__, __LINE__, (needle), rc_, (errbuf));                                  \
             failures++;                                                                            \
         } else {                                                                                   \

@@ -50,7 +50,7 @@ static void test_dst_daily(void)
     CHECK(win_at(b, "p", "night", US(2025, 10, 25, 4, 0, 0) - 1) == 20);
     /* Berlin spring forward 2025-03-30: 22:00 CET on the 29th = 21:00Z */
     CHECK(win_at(b, "p", "night", US(2025, 3, 29, 21, 0, 0)) == 20);
-    CHECK(win_at(b, "p", "night", US(2025, 3, 30, 4, 0, 0)) == 0);     /* 06:00 CEST */
+    CHECK(win_at(b, "p", "night", US(2025, 3, 30, 4, 0, 0)) == 0); /* 06:00 CEST */
     CHECK(win_at(b, "p", "night", US(2025, 3, 30, 4, 0, 0) - 1) == 20);
     pr_book_free(b);
 }
@@ -73,8 +73,8 @@ static void test_weekday_wrap_holiday_leap(void)
     h.kind = PR_WIN_HOLIDAY, h.calendar_id = 7;
     CHECK(window(b, h) == 0);
     /* Weekday business window 08:00-18:00 Berlin excluding the calendar's dates */
-    pr_window_def_t ex = daily_def(4, 3, 1, "Europe/Berlin", 8, 0, 18, 0, WEEKDAYS, 0, FOREVER,
-                                   1000);
+    pr_window_def_t ex =
+        daily_def(4, 3, 1, "Europe/Berlin", 8, 0, 18, 0, WEEKDAYS, 0, FOREVER, 1000);
     ex.calendar_id = 7;
     CHECK(window(b, ex) == 0); /* same precedence as the holiday window: provably disjoint */
     CHECK(finish(b) == 0);
@@ -111,8 +111,10 @@ static void test_peak_scheme(void)
     for (int attempt = 0; attempt < 2; attempt++) {
         pr_book_t *b = pr_book_new();
         CHECK(card(b, 1, "ds", "deepseek-flash", "USD", 6000, 300000, 1200000, from) == 0);
-        CHECK(window(b, daily_def(1, 1, 10, "UTC", 4, 0, 6, 0, WEEKDAYS, from, FOREVER, 5000)) == 0);
-        CHECK(window(b, daily_def(2, 1, 10, "UTC", 10, 0, 1, 0, WEEKDAYS, from, FOREVER, 5000)) == 0);
+        CHECK(window(b, daily_def(1, 1, 10, "UTC", 4, 0, 6, 0, WEEKDAYS, from, FOREVER, 5000)) ==
+              0);
+        CHECK(window(b, daily_def(2, 1, 10, "UTC", 10, 0, 1, 0, WEEKDAYS, from, FOREVER, 5000)) ==
+              0);
         /* Friday's 10:00-01:00 night reaches into Saturday 00:00-01:00: the weekend
          * window overlaps it. With equal precedence that is ambiguous. */
         CHECK(window(b, daily_def(3, 1, attempt == 0 ? 10 : 11, "UTC", 0, 0, 24, 0, WEEKEND, wk,
@@ -130,9 +132,9 @@ static void test_peak_scheme(void)
         }
         CHECK(finish(b) == 0);
         const char *m = "deepseek-flash";
-        CHECK(win_at(b, "ds", m, US(2026, 8, 17, 2, 0, 0)) == 0);  /* Mon peak */
-        CHECK(win_at(b, "ds", m, US(2026, 8, 17, 4, 0, 0)) == 1);  /* Mon 04:00 off */
-        CHECK(win_at(b, "ds", m, US(2026, 8, 17, 6, 0, 0)) == 0);  /* peak again */
+        CHECK(win_at(b, "ds", m, US(2026, 8, 17, 2, 0, 0)) == 0); /* Mon peak */
+        CHECK(win_at(b, "ds", m, US(2026, 8, 17, 4, 0, 0)) == 1); /* Mon 04:00 off */
+        CHECK(win_at(b, "ds", m, US(2026, 8, 17, 6, 0, 0)) == 0); /* peak again */
         CHECK(win_at(b, "ds", m, US(2026, 8, 17, 10, 0, 0)) == 2);
         CHECK(win_at(b, "ds", m, US(2026, 8, 18, 0, 59, 59)) == 2); /* Tue 00:59 (Mon's) */
         CHECK(win_at(b, "ds", m, US(2026, 8, 18, 1, 0, 0)) == 0);
@@ -140,10 +142,10 @@ static void test_peak_scheme(void)
         CHECK(win_at(b, "ds", m, US(2026, 8, 22, 0, 30, 0)) == 2); /* Fri's night */
         CHECK(win_at(b, "ds", m, US(2026, 8, 29, 0, 30, 0)) == 3); /* weekend outranks */
         CHECK(win_at(b, "ds", m, US(2026, 8, 29, 2, 0, 0)) == 3);
-        CHECK(win_at(b, "ds", m, US(2026, 10, 1, 2, 0, 0)) == 4);  /* holiday, Thu peak hour */
-        CHECK(win_at(b, "ds", m, US(2026, 9, 30, 17, 0, 0)) == 4); /* Oct 1 01:00 Beijing */
-        CHECK(win_at(b, "ds", m, US(2026, 9, 30, 15, 59, 59)) == 2); /* Sep 30 23:59 Beijing */
-        CHECK(win_at(b, "ds", m, US(2026, 10, 8, 2, 0, 0)) == 0);  /* ordinary Thu peak */
+        CHECK(win_at(b, "ds", m, US(2026, 10, 1, 2, 0, 0)) == 4);     /* holiday, Thu peak hour */
+        CHECK(win_at(b, "ds", m, US(2026, 9, 30, 17, 0, 0)) == 4);    /* Oct 1 01:00 Beijing */
+        CHECK(win_at(b, "ds", m, US(2026, 9, 30, 15, 59, 59)) == 2);  /* Sep 30 23:59 Beijing */
+        CHECK(win_at(b, "ds", m, US(2026, 10, 8, 2, 0, 0)) == 0);     /* ordinary Thu peak */
         CHECK(win_at(b, "ds", m, US(2026, 8, 16, 15, 59, 59)) == -1); /* before the card */
         pr_book_free(b);
     }
@@ -230,16 +232,24 @@ static void test_bad_definitions(void)
         int64_t t0 = US(2025, 1, 1, 0, 0, 0);
         CHECK(card(b, 1, "p", "m", "USD", 1, 2, 3, t0) == 0);
         switch (cases[i].what) {
-        case 0: card(b, 2, "p", "m", "CNY", 1, 2, 3, t0); break;
-        case 1: card(b, 1, "p", "other", "USD", 1, 2, 3, t0); break;
-        case 2: window(b, once_def(1, 9, 0, 0, 10, 1, 1, 1)); break;
+        case 0:
+            card(b, 2, "p", "m", "CNY", 1, 2, 3, t0);
+            break;
+        case 1:
+            card(b, 1, "p", "other", "USD", 1, 2, 3, t0);
+            break;
+        case 2:
+            window(b, once_def(1, 9, 0, 0, 10, 1, 1, 1));
+            break;
         case 3: {
             pr_window_def_t h = once_def(1, 1, 0, 0, 10, 1, 1, 1);
             h.kind = PR_WIN_HOLIDAY, h.calendar_id = 4;
             window(b, h);
             break;
         }
-        case 4: window(b, daily_def(1, 1, 0, "Mars/Base", 1, 0, 2, 0, 0, 0, FOREVER, 1)); break;
+        case 4:
+            window(b, daily_def(1, 1, 0, "Mars/Base", 1, 0, 2, 0, 0, 0, FOREVER, 1));
+            break;
         case 5: /* two promotions overlapping by one microsecond */
             window(b, once_def(1, 1, 3, t0, t0 + 10, 1, 1, 1));
             window(b, once_def(2, 1, 3, t0 + 9, t0 + 20, 1, 1, 1));
@@ -288,7 +298,8 @@ static void test_bad_definitions(void)
     CHECK(window(b, once_def(4, 1, 7, 0, US(2025, 1, 1, 0, 0, 0), 1, 1, 1)) == 0);
     CHECK(window(b, once_def(5, 1, 7, 0, US(2025, 1, 1, 0, 0, 0), 1, 1, 1)) == 0);
     /* higher precedence wins over an overlapping one */
-    CHECK(window(b, once_def(6, 1, 8, US(2025, 2, 1, 0, 0, 0), US(2025, 3, 1, 0, 0, 0), 9, 9, 9)) == 0);
+    CHECK(window(b, once_def(6, 1, 8, US(2025, 2, 1, 0, 0, 0), US(2025, 3, 1, 0, 0, 0), 9, 9, 9)) ==
+          0);
     CHECK(finish(b) == 0);
     CHECK(win_at(b, "p", "m", US(2025, 2, 2, 23, 0, 0)) == 6); /* Sun night: 6 outranks 1 */
     CHECK(win_at(b, "p", "m", US(2025, 3, 2, 23, 0, 0)) == 1);
@@ -317,7 +328,8 @@ static void test_index_vs_scan(void)
     for (int p = 0; p < 8; p++)
         for (int m = 0; m < 16; m++)
             for (int k = 0; k < 15; k++) {
-                int64_t from = base + (int64_t)k * 86400 * 30 * 1000000 + (rand() % 1000) * 1000000LL;
+                int64_t from =
+                    base + (int64_t)k * 86400 * 30 * 1000000 + (rand() % 1000) * 1000000LL;
                 CHECK(card(b, id, prov[p], model[m], "USD", 1, 2, 3, from) == 0);
                 ref[nref++] = (ref_card_t){p, m, from, id};
                 /* one promotion per card, in its first day */

@@ -19,8 +19,8 @@ static pr_book_t *build(pr_tier_t tier)
     int rc = 0;
     /* USD */
     rc |= card(b, 1, "deepseek", CHAT, "USD", 70000, 270000, 1100000, US(2024, 12, 26, 0, 0, 0));
-    rc |= window(b, once_def(101, 1, 10, US(2024, 12, 26, 0, 0, 0), promo_end, 14000, 140000,
-                             280000));
+    rc |= window(b,
+                 once_def(101, 1, 10, US(2024, 12, 26, 0, 0, 0), promo_end, 14000, 140000, 280000));
     rc |= card(b, 2, "deepseek", R1, "USD", 140000, 550000, 2190000, US(2025, 1, 20, 0, 0, 0));
     rc |= card(b, 3, "deepseek", CHAT, "USD", 70000, 270000, 1100000, promo_end);
     rc |= window(b, daily_def(102, 3, 10, "UTC", 16, 30, 0, 30, 0, op_from, v31, 5000));
@@ -35,8 +35,8 @@ static pr_book_t *build(pr_tier_t tier)
     /* CNY */
     rc |= card(b, 11, "deepseek-cny", CHAT, "CNY", 500000, 2000000, 8000000,
                US(2024, 12, 26, 0, 0, 0));
-    rc |= window(b, once_def(111, 11, 10, US(2024, 12, 26, 0, 0, 0), promo_end, 100000, 1000000,
-                             2000000));
+    rc |= window(
+        b, once_def(111, 11, 10, US(2024, 12, 26, 0, 0, 0), promo_end, 100000, 1000000, 2000000));
     rc |= card(b, 12, "deepseek-cny", R1, "CNY", 1000000, 4000000, 16000000,
                US(2025, 1, 20, 0, 0, 0));
     rc |= card(b, 13, "deepseek-cny", CHAT, "CNY", 500000, 2000000, 8000000, promo_end);
@@ -87,7 +87,8 @@ static void test_worked_examples(const pr_book_t *b)
     pr_charge_t c;
     CHECK(pr_price_usage(b, "deepseek", CHAT, night, night, &example, &c, berr, sizeof berr) == 0);
     CHECK(c.card->id == 3 && c.window && c.window->id == 102 && c.window->percent_off_bp == 5000);
-    CHECK(c.prices.cache_hit == 35000 && c.prices.cache_miss == 135000 && c.prices.output == 550000);
+    CHECK(c.prices.cache_hit == 35000 && c.prices.cache_miss == 135000 &&
+          c.prices.output == 550000);
     char s[64];
     pr_pico_format(c.cost[PR_C_HIT], 0, s, sizeof s);
     CHECK_STR(s, "0.014");
@@ -145,7 +146,7 @@ static void test_window_edges(const pr_book_t *b)
     /* validity: from 2025-02-26 16:30 (first night), until 2025-09-05 16:00 */
     CHECK(win_at(b, "deepseek", CHAT, US(2025, 2, 26, 16, 30, 0) - 1) == 0);
     CHECK(win_at(b, "deepseek", CHAT, US(2025, 2, 26, 16, 30, 0)) == 102);
-    CHECK(win_at(b, "deepseek", CHAT, US(2025, 2, 26, 0, 15, 0)) == 0); /* night before */
+    CHECK(win_at(b, "deepseek", CHAT, US(2025, 2, 26, 0, 15, 0)) == 0);   /* night before */
     CHECK(win_at(b, "deepseek", CHAT, US(2025, 9, 5, 0, 29, 59)) == 102); /* last night */
     CHECK(win_at(b, "deepseek", CHAT, US(2025, 9, 5, 16, 30, 0)) == 0);   /* V3.1: ended */
     CHECK(card_at(b, "deepseek", CHAT, US(2025, 9, 5, 16, 0, 0)) == 4);
@@ -241,9 +242,9 @@ static void test_usage_fields(const pr_book_t *b)
     pr_usage_t bad5 = {100, 160, -1, 10, 1, true};
     CHECK_ERR(pr_price_usage(b, "deepseek", R1, day, day, &bad5, &c2, berr, sizeof berr), berr,
               "exceeds prompt");
-    CHECK_ERR(pr_price_usage(b, "deepseek", "deepseek-coder", day, day, &example, &c2, berr,
-                             sizeof berr),
-              berr, "no price card for provider \"deepseek\" model \"deepseek-coder\"");
+    CHECK_ERR(
+        pr_price_usage(b, "deepseek", "deepseek-coder", day, day, &example, &c2, berr, sizeof berr),
+        berr, "no price card for provider \"deepseek\" model \"deepseek-coder\"");
     CHECK_ERR(pr_price_usage(b, "openai", CHAT, day, day, &example, &c2, berr, sizeof berr), berr,
               "no price card");
     CHECK_ERR(pr_price_usage(b, "deepseek", CHAT, US(2020, 1, 1, 0, 0, 0), US(2020, 1, 1, 0, 0, 0),

@@ -89,10 +89,14 @@ static int64_t rnd64(int64_t max)
     for (int i = 0; i < 5; i++)
         r = (r << 15) ^ (uint64_t)(rand() & 0x7fff);
     switch (rand() % 4) { /* mix magnitudes: small, medium, large, near the cap */
-    case 0: return (int64_t)(r % 1000);
-    case 1: return (int64_t)(r % 10000000);
-    case 2: return (int64_t)(r % (uint64_t)(max + 1));
-    default: return max - (int64_t)(r % 1000);
+    case 0:
+        return (int64_t)(r % 1000);
+    case 1:
+        return (int64_t)(r % 10000000);
+    case 2:
+        return (int64_t)(r % (uint64_t)(max + 1));
+    default:
+        return max - (int64_t)(r % 1000);
     }
 }
 
@@ -121,7 +125,7 @@ static void test_examples(void)
     /* Half-even presentation rounding to cents. */
     pr_pico_t r;
     const pr_pico_t cent = (pr_pico_t)10000000000; /* 0.01 in pico */
-    CHECK(pr_pico_round((pr_pico_t)2576000000000, 2, &r) == 0 && r == 258 * cent); /* 2.576 */
+    CHECK(pr_pico_round((pr_pico_t)2576000000000, 2, &r) == 0 && r == 258 * cent);  /* 2.576 */
     CHECK(pr_pico_round((pr_pico_t)125 * cent / 10, 2, &r) == 0 && r == 12 * cent); /* 0.125 */
     CHECK(pr_pico_round((pr_pico_t)135 * cent / 10, 2, &r) == 0 && r == 14 * cent); /* 0.135 */
     CHECK(pr_pico_round((pr_pico_t)645 * cent / 10, 2, &r) == 0 && r == 64 * cent); /* 0.645 */
@@ -147,10 +151,10 @@ static void test_examples(void)
     /* Percent conversion: 50% of $0.27 = $0.135 exactly; half-even on ties. */
     CHECK(pr_price_percent_off(270000, 5000, &m, err, sizeof err) == 0 && m == 135000);
     CHECK(pr_price_percent_off(2190000, 7500, &m, err, sizeof err) == 0 && m == 547500);
-    CHECK(pr_price_percent_off(1, 5000, &m, err, sizeof err) == 0 && m == 0);  /* 0.5 -> 0 */
-    CHECK(pr_price_percent_off(3, 5000, &m, err, sizeof err) == 0 && m == 2);  /* 1.5 -> 2 */
-    CHECK(pr_price_percent_off(5, 5000, &m, err, sizeof err) == 0 && m == 2);  /* 2.5 -> 2 */
-    CHECK(pr_price_percent_off(7, 3333, &m, err, sizeof err) == 0 && m == 5);  /* 4.6669 */
+    CHECK(pr_price_percent_off(1, 5000, &m, err, sizeof err) == 0 && m == 0); /* 0.5 -> 0 */
+    CHECK(pr_price_percent_off(3, 5000, &m, err, sizeof err) == 0 && m == 2); /* 1.5 -> 2 */
+    CHECK(pr_price_percent_off(5, 5000, &m, err, sizeof err) == 0 && m == 2); /* 2.5 -> 2 */
+    CHECK(pr_price_percent_off(7, 3333, &m, err, sizeof err) == 0 && m == 5); /* 4.6669 */
     CHECK(pr_price_percent_off(PR_PRICE_MAX, 0, &m, err, sizeof err) == 0 && m == PR_PRICE_MAX);
     CHECK(pr_price_percent_off(PR_PRICE_MAX, 10000, &m, err, sizeof err) == 0 && m == 0);
 }

@@ -24,10 +24,11 @@ static int32_t glibc_offset(const char *zone, int64_t t)
 
 static void test_against_glibc(void)
 {
-    const char *zones[] = {"America/New_York", "Europe/Berlin", "Asia/Shanghai",
-                           "Australia/Sydney", "Asia/Kolkata", "UTC", "America/Sao_Paulo",
-                           "Pacific/Chatham", "Asia/Tehran", "Europe/London",
-                           "America/Santiago", "Africa/Casablanca", "Pacific/Auckland"};
+    const char *zones[] = {"America/New_York",  "Europe/Berlin",    "Asia/Shanghai",
+                           "Australia/Sydney",  "Asia/Kolkata",     "UTC",
+                           "America/Sao_Paulo", "Pacific/Chatham",  "Asia/Tehran",
+                           "Europe/London",     "America/Santiago", "Africa/Casablanca",
+                           "Pacific/Auckland"};
     srand(42);
     for (size_t z = 0; z < sizeof zones / sizeof zones[0]; z++) {
         pr_tz_t *tz = NULL;
@@ -45,8 +46,7 @@ static void test_against_glibc(void)
             int64_t t = lo + (int64_t)(r % (uint64_t)span);
             int32_t want = glibc_offset(zones[z], t), got = pr_tz_offset(tz, t);
             if (want != got && bad++ < 3)
-                fprintf(stderr, "%s at %lld: got %d want %d\n", zones[z], (long long)t, got,
-                        want);
+                fprintf(stderr, "%s at %lld: got %d want %d\n", zones[z], (long long)t, got, want);
         }
         CHECK(bad == 0);
         pr_tz_free(tz);
@@ -115,8 +115,8 @@ static void test_calendar(void)
     CHECK(y == 2024 && m == 2 && d == 29);
     CHECK(pr_days_from_civil(1970, 1, 1) == 0);
     CHECK(pr_days_from_civil(1969, 12, 31) == -1);
-    CHECK(pr_weekday(pr_days_from_civil(2025, 2, 26)) == 2); /* Wednesday */
-    CHECK(pr_weekday(pr_days_from_civil(2024, 2, 29)) == 3); /* Thursday */
+    CHECK(pr_weekday(pr_days_from_civil(2025, 2, 26)) == 2);  /* Wednesday */
+    CHECK(pr_weekday(pr_days_from_civil(2024, 2, 29)) == 3);  /* Thursday */
     CHECK(pr_weekday(pr_days_from_civil(1969, 12, 29)) == 0); /* Monday */
     CHECK(pr_floor_div(-1, 86400) == -1 && pr_floor_div(86400, 86400) == 1);
     /* Round trip and agreement with timegm over a wide range. */
@@ -148,8 +148,7 @@ static void test_posix(void)
     CHECK(pr_tz_posix_offset(&p, s_utc(2025, 3, 1, 12, 0, 0)) == 7200);
     CHECK_ERR(pr_tz_posix_parse("E5", &p, err, sizeof err), err, "malformed POSIX TZ");
     CHECK_ERR(pr_tz_posix_parse("EST", &p, err, sizeof err), err, "malformed POSIX TZ");
-    CHECK_ERR(pr_tz_posix_parse("EST5EDT,M13.2.0,M11.1.0", &p, err, sizeof err), err,
-              "malformed");
+    CHECK_ERR(pr_tz_posix_parse("EST5EDT,M13.2.0,M11.1.0", &p, err, sizeof err), err, "malformed");
     CHECK_ERR(pr_tz_posix_parse("EST5EDT,M3.2.0", &p, err, sizeof err), err, "malformed");
     CHECK_ERR(pr_tz_posix_parse("EST99", &p, err, sizeof err), err, "malformed");
     pr_tz_t *tz = NULL;
@@ -196,8 +195,9 @@ static void test_bad_zones(void)
     CHECK_ERR(pr_tz_parse("x", ny, 30, &tz, err, sizeof err), err, "not a TZif");
     CHECK_ERR(pr_tz_parse("x", ny, 200, &tz, err, sizeof err), err, "truncated");
     CHECK_ERR(pr_tz_parse("x", ny, len - 300, &tz, err, sizeof err), err, "truncated");
-    CHECK_ERR(pr_tz_parse("x", (const unsigned char *)"hello world, no zone here at all..."
-                                                      "..........",
+    CHECK_ERR(pr_tz_parse("x",
+                          (const unsigned char *)"hello world, no zone here at all..."
+                                                 "..........",
                           45, &tz, err, sizeof err),
               err, "not a TZif");
     unsigned char *v1 = malloc(len);
