@@ -169,6 +169,30 @@ ALTER TABLE usage_events
 CREATE INDEX usage_events_price_card_idx ON usage_events (price_card_id)
     WHERE price_card_id IS NOT NULL;
 
+-- Finance: every priced usage row with its charge recomputed from the price
+-- tables alone (window prices if a window applied, else the card's). For rows
+-- with pricing_flags = 0, recomputed_pico = charge_pico always; a test checks it.
+CREATE VIEW usage_charge_recomputed AS
+SELECT u.request_id, u.charge_currency, u.pricing_flags, u.charge_pico, r.hit, r.miss, r.output,
+       r.reasoning,
+       r.hit * p.hit_price + r.miss * p.miss_price + r.output * p.output_price
+           + r.reasoning * p.reasoning_price AS recomputed_pico
+FROM usage_events u
+JOIN price_cards c ON c.id = u.price_card_id
+LEFT JOIN discount_windows w ON w.id = u.discount_window_id
+CROSS JOIN LATERAL (SELECT
+    COALESCE(w.cache_hit_price, c.cache_hit_price)::numeric AS hit_price,
+    COALESCE(w.cache_miss_price, c.cache_miss_price)::numeric AS miss_price,
+    COALESCE(w.output_price, c.output_price)::numeric AS output_price,
+    COALESCE(CASE WHEN w.id IS NOT NULL THEN w.reasoning_price ELSE c.reasoning_price END,
+             COALESCE(w.output_price, c.output_price))::numeric AS reasoning_price) p
+CROSS JOIN LATERAL (SELECT
+    COALESCE(u.cache_hit_tokens, u.prompt_tokens - u.cache_miss_tokens, 0)::numeric AS hit,
+    COALESCE(u.cache_miss_tokens, u.prompt_tokens - COALESCE(u.cache_hit_tokens, 0), 0)::numeric AS miss,
+    CASE WHEN u.completion_tokens IS NULL THEN 0
+         ELSE u.completion_tokens - COALESCE(u.reasoning_tokens, 0) END::numeric AS output,
+    COALESCE(u.reasoning_tokens, 0)::numeric AS reasoning) r;
+
 -- Zones must exist in the tz database (PostgreSQL's copy is the system tzdata
 -- on Debian; the gateway's loader checks again with the library).
 CREATE FUNCTION pricing_check_zone() RETURNS trigger LANGUAGE plpgsql AS $$

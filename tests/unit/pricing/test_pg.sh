@@ -55,7 +55,7 @@ expect_eq "SELECT w.cache_hit_price||'/'||w.cache_miss_price||'/'||w.output_pric
     "250000/1000000/4000000" "CNY reasoner off-peak prices from 75%"
 expect_eq "SELECT count(*) FROM price_card_history WHERE provider = 'deepseek' AND effective_until IS NULL" 2 "open cards (V3.2)"
 
-if out=$("$loader" "$user" 2>&1); then echo "$out" | tail -1; else fail "loader: $out"; fi
+if out=$("$loader" "$user" 2>&1); then grep -E "usage rows|checks" <<<"$out"; else fail "loader: $out"; fi
 
 # bad rows, each refused with a message
 card="INSERT INTO price_cards (provider, model, currency, cache_hit_price, cache_miss_price, output_price, effective_from, created_by) VALUES"
@@ -63,8 +63,8 @@ expect_err "$card ('t','m','USD',-1,2,3,'2025-01-01Z','t')" "price_cards_cache_h
 expect_err "$card ('t','m','USD',1,1000000000001,3,'2025-01-01Z','t')" "price_cards_cache_miss_price_check"
 expect_err "$card ('t','m','XYZ',1,2,3,'2025-01-01Z','t')" "price_cards_currency_fkey"
 expect_err "$card ('t','m','USD',1,2,3,'2025-01-01Z','')" "price_cards_created_by_check"
-expect_err "$card ('deepseek','deepseek-chat','USD',1,2,3,'2025-02-08 16:00Z','t')" "price_cards_provider_model_effective_from_key"
 expect_ok "$card ('t','m','USD',3,5,7,'2025-01-01Z','t')" "test card"
+expect_err "$card ('t','m','CNY',1,2,3,'2025-01-01Z','t')" "price_cards_provider_model_effective_from_key"
 win="INSERT INTO discount_windows (card_id, kind, precedence, valid_from, valid_until, zone, start_second, end_second, percent_off_bp, cache_hit_price, cache_miss_price, output_price, created_by)
      SELECT id,"
 tc="FROM price_cards WHERE provider = 't'"
@@ -88,12 +88,12 @@ expect_eq "SELECT cache_hit_price||'/'||cache_miss_price||'/'||output_price FROM
 
 # immutability once a card has priced usage
 expect_ok "INSERT INTO teams (name) VALUES ('acme');
-           INSERT INTO api_keys (team_id, key_sha256, display_prefix) SELECT id, sha256('k'), 'tg-k' FROM teams;
+           INSERT INTO api_keys (team_id, key_sha256, display_prefix) SELECT id, sha256('k'), 'tg-k' FROM teams WHERE name = 'acme';
            INSERT INTO usage_events (request_id, team_id, key_id, model_requested, provider, upstream_model, endpoint, streamed,
                http_status, received_at, completed_at, usage_complete, price_card_id, priced_at_instant, charge_currency, charge_pico)
            SELECT 'r1', t.id, k.id, 'm', 't', 'm', 'chat.completions', false, 200, '2025-03-01 00:00Z', '2025-03-01 00:00:01Z', true,
                   c.id, '2025-03-01 00:00:01Z', 'USD', 15000000
-           FROM teams t, api_keys k, price_cards c WHERE c.provider = 't'" "usage row priced by the test card"
+           FROM teams t JOIN api_keys k ON k.team_id = t.id, price_cards c WHERE t.name = 'acme' AND c.provider = 't'" "usage row priced by the test card"
 expect_err "UPDATE price_cards SET output_price = 8 WHERE provider = 't'" "never edited in place"
 expect_err "DELETE FROM price_cards WHERE provider = 't'" "never edited in place"
 expect_err "$card ('t','m','USD',1,2,3,'2025-03-01Z','t')" "would re-price usage already charged"

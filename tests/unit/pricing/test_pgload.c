@@ -147,6 +147,81 @@ static void check_example(PGconn *c, const pr_book_t *b, const char *prov, const
     PQclear(r);
 }
 
+/* "NULL" for -1, else the number: a SQL literal. */
+static const char *lit(int64_t v, char buf[32])
+{
+    if (v < 0)
+        return "NULL";
+    snprintf(buf, 32, "%lld", (long long)v);
+    return buf;
+}
+
+/* Prices usages with the library, stores them as usage rows, and checks that
+ * the view usage_charge_recomputed gets the same charge from the tables alone. */
+static void check_recompute(PGconn *c, const pr_book_t *b)
+{
+    PGresult *r = PQexec(c, "INSERT INTO teams (name) VALUES ('fin');"
+                            "INSERT INTO api_keys (team_id, key_sha256, display_prefix)"
+                            " SELECT id, sha256('fin'), 'tg-fin' FROM teams WHERE name = 'fin'");
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    const char *prov[] = {"deepseek", "deepseek-cny"};
+    const char *model[] = {"deepseek-chat", "deepseek-reasoner"};
+    srand(5);
+    int stored = 0;
+    for (int i = 0; i < 200; i++) {
+        /* instants from the first card to 2026, all classes, some incomplete */
+        int64_t at = utc_us(2024, 12, 26, 0, 0, 0) + (int64_t)(rand() % 400) * 86400000000LL +
+                     (int64_t)(rand() % 86400) * 1000000;
+        int64_t hit = rand() % 200000, miss = rand() % 200000, comp = rand() % 50000;
+        int64_t reas = rand() % 3 ? comp / 2 : -1;
+        pr_usage_t u = {hit + miss, hit, miss, comp, reas, true};
+        if (i % 7 == 0)
+            u.cache_miss = -1; /* derived from prompt - hit */
+        if (i % 11 == 0)
+            u.completion = -1, u.reasoning = -1, u.complete = false;
+        pr_charge_t ch;
+        const char *p = prov[i % 2], *m = model[(i / 2) % 2];
+        if (pr_price_usage(b, p, m, at, at, &u, &ch, err, sizeof err) != 0)
+            continue; /* before R1 existed: refused, as it should be */
+        char sql[4096], when[40], total[64], l1[32], l2[32], l3[32], l4[32];
+        pr_pico_format(ch.total, 0, total, sizeof total);
+        pr_instant_format(at, when, sizeof when);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO usage_events (request_id, team_id, key_id, model_requested, provider,"
+                 " upstream_model, endpoint, streamed, http_status, received_at, completed_at,"
+                 " prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens,"
+                 " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"
+                 " priced_at_instant, charge_currency, charge_pico, pricing_flags)"
+                 " SELECT 'fin-%d', t.id, k.id, '%s', '%s', '%s', 'chat.completions', true, 200,"
+                 " '%s', '%s', %lld, %lld, %s, %s, %s, %s, %lld, %s, '%s', '%s', %s * 1e12, %u"
+                 " FROM teams t JOIN api_keys k ON k.team_id = t.id WHERE t.name = 'fin'",
+                 i, m, p, m, when, when, (long long)u.prompt, (long long)u.cache_hit,
+                 lit(u.cache_miss, l1), lit(u.completion, l2), lit(u.reasoning, l3),
+                 u.complete ? "true" : "false", (long long)ch.card->id,
+                 lit(ch.window ? ch.window->id : -1, l4), when, ch.card->currency->code, total,
+                 ch.flags);
+        r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            fprintf(stderr, "insert: %s", PQerrorMessage(c));
+        else
+            stored++;
+        PQclear(r);
+    }
+    CHECK(stored > 150);
+    r = q(c, "SELECT count(*), count(*) FILTER (WHERE recomputed_pico = charge_pico),"
+             " count(*) FILTER (WHERE pricing_flags <> 0) FROM usage_charge_recomputed");
+    CHECK(r != NULL);
+    if (r) {
+        printf("  usage rows: %s, recomputed equal: %s, flagged incomplete: %s\n",
+               PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+        CHECK(atoi(PQgetvalue(r, 0, 0)) == stored);
+        CHECK(strcmp(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1)) == 0);
+        CHECK(atoi(PQgetvalue(r, 0, 2)) > 0);
+    }
+    PQclear(r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -187,6 +262,8 @@ int main(int argc, char **argv)
         CHECK(pr_book_find(b, "deepseek", "deepseek-chat", utc_us(2024, 12, 25, 0, 0, 0), &card, &w,
                            err, sizeof err) != 0);
     }
+    if (pr_book_card_count(b) > 0)
+        check_recompute(c, b);
     /* The database's currency table is the library's list. */
     PGresult *r = q(c, "SELECT code, minor_units FROM currencies ORDER BY code");
     size_t n = 0;
