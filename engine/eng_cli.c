@@ -218,7 +218,7 @@ done:
 }
 
 static const char INIT_HELP[] =
-    "usage: tollgate-engine init-random --config FILE --out DIR [--dtype f32|bf16]\n"
+    "usage: tollgate-engine init-random --config FILE --out DIR [--dtype f32|bf16|f16]\n"
     "                                   [--seed N] [--shards N]\n"
     "\n"
     "Writes a model of the shape in FILE (a DeepSeek-V2/V3 config.json, either dialect)\n"
@@ -285,8 +285,11 @@ int eng_cli_init_random(int argc, char **argv)
         dt = ENG_DT_F32;
     else if (!strcmp(dtype, "bf16") || !strcmp(dtype, "bfloat16"))
         dt = ENG_DT_BF16;
+    else if (!strcmp(dtype, "f16") || !strcmp(dtype, "float16"))
+        dt = ENG_DT_F16;
     else {
-        fprintf(stderr, "tollgate-engine init-random: --dtype must be f32 or bf16, got '%s'\n",
+        fprintf(stderr,
+                "tollgate-engine init-random: --dtype must be f32, bf16 or f16, got '%s'\n",
                 dtype);
         return 2;
     }
@@ -314,15 +317,16 @@ int eng_cli_init_random(int argc, char **argv)
         fprintf(stderr, "tollgate-engine init-random: cannot read %s\n", cfg_path);
         return 1;
     }
+    const char *dt_name = dt == ENG_DT_F32 ? "float32" : dt == ENG_DT_BF16 ? "bfloat16" : "float16";
     eng_model_t *m = eng_model_random(&cfg, seed);
     int rc = 1;
     if (eng_model_save(m, out_dir, dt, (int)shards, err, sizeof err)) {
         fprintf(stderr, "tollgate-engine init-random: %s\n", err);
-    } else if (write_config(text, out_dir, dt == ENG_DT_F32 ? "float32" : "bfloat16")) {
+    } else if (write_config(text, out_dir, dt_name)) {
         fprintf(stderr, "tollgate-engine init-random: cannot write %s/config.json\n", out_dir);
     } else {
         printf("wrote %s: %.1f MB of float32 weights as %s\n", out_dir,
-               (double)m->weight_bytes / 1e6, dt == ENG_DT_F32 ? "float32" : "bfloat16");
+               (double)m->weight_bytes / 1e6, dt_name);
         rc = 0;
     }
     eng_model_free(m);

@@ -76,7 +76,7 @@ eng_model_t *eng_model_load_cfg(const eng_config_t *cfg, const char *dir, char *
  * with standard deviation initializer_range, norms 1 +- 0.1, biases +- 0.1. */
 eng_model_t *eng_model_random(const eng_config_t *cfg, uint64_t seed);
 
-/* Writes all weights to dir as safetensors (dtype F32 or BF16, n_shards as in
+/* Writes all weights to dir as safetensors (dtype F32, BF16 or F16, n_shards as in
  * eng_st_write). config.json is the caller's business. Returns 0 or -1. */
 int eng_model_save(eng_model_t *m, const char *dir, eng_dtype_t dtype, int n_shards, char *err,
                    size_t errlen);

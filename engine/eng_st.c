@@ -95,6 +95,31 @@ uint16_t eng_f32_to_bf16(float f)
     return (uint16_t)(bits >> 16);
 }
 
+uint16_t eng_f32_to_f16(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    uint32_t absb = bits & 0x7fffffffu;
+    if (absb > 0x7f800000u)
+        return sign | 0x7e00u; /* NaN */
+    if (absb >= 0x477ff000u)   /* rounds to >= 65520: infinity */
+        return sign | 0x7c00u;
+    if (absb < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+        if (absb < 0x33000000u)
+            return sign;
+        uint32_t man = (absb & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(absb >> 23); /* 14..24 */
+        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1u)))
+            half++;
+        return sign | (uint16_t)half;
+    }
+    uint32_t r = absb - 0x38000000u; /* rebias exponent 127 -> 15 */
+    r += 0xfffu + ((r >> 13) & 1u);
+    return sign | (uint16_t)(r >> 13);
+}
+
 static eng_dtype_t dtype_parse(const char *s)
 {
     if (strcmp(s, "F32") == 0)
@@ -484,7 +509,8 @@ static int write_file(const char *path, const eng_st_item_t *items, size_t lo, s
     size_t off = 0;
     for (size_t i = lo; i < hi; i++) {
         cJSON *e = cJSON_AddObjectToObject(hdr, items[i].name);
-        cJSON_AddStringToObject(e, "dtype", dtype == ENG_DT_F32 ? "F32" : "BF16");
+        cJSON_AddStringToObject(e, "dtype",
+                                dtype == ENG_DT_F32 ? "F32" : (dtype == ENG_DT_BF16 ? "BF16" : "F16"));
         cJSON *sh = cJSON_AddArrayToObject(e, "shape");
         for (int d = 0; d < items[i].ndim; d++)
             cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)items[i].shape[d]));
@@ -523,7 +549,8 @@ static int write_file(const char *path, const eng_st_item_t *items, size_t lo, s
         for (size_t j = 0; j < n; j += 4096) {
             size_t k = n - j < 4096 ? n - j : 4096;
             for (size_t q = 0; q < k; q++)
-                buf[q] = eng_f32_to_bf16(items[i].data[j + q]);
+                buf[q] = dtype == ENG_DT_BF16 ? eng_f32_to_bf16(items[i].data[j + q])
+                                              : eng_f32_to_f16(items[i].data[j + q]);
             fwrite(buf, 2, k, f);
         }
     }
@@ -537,8 +564,8 @@ static int write_file(const char *path, const eng_st_item_t *items, size_t lo, s
 int eng_st_write(const char *dir, const eng_st_item_t *items, size_t n, eng_dtype_t dtype,
                  int n_shards, char *err, size_t errlen)
 {
-    if (dtype != ENG_DT_F32 && dtype != ENG_DT_BF16) {
-        snprintf(err, errlen, "writer supports float32 and bfloat16 only");
+    if (dtype == ENG_DT_OTHER) {
+        snprintf(err, errlen, "writer supports float32, bfloat16 and float16 only");
         return -1;
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -584,7 +611,10 @@ int eng_st_write(const char *dir, const eng_st_item_t *items, size_t n, eng_dtyp
         char *text = cJSON_Print(idx);
         snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
         FILE *f = fopen(path, "wb");
-        if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        bool ok = f && fputs(text, f) >= 0;
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok) {
             snprintf(err, errlen, "%s: cannot write", path);
             rc = -1;
         }

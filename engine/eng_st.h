@@ -56,8 +56,8 @@ typedef struct eng_st_item {
     const float *data;
 } eng_st_item_t;
 
-/* Writes items into dir as a safetensors checkpoint in dtype (F32 or BF16;
- * BF16 rounds to nearest even). n_shards <= 1 writes model.safetensors;
+/* Writes items into dir as a safetensors checkpoint in dtype (F32, BF16 or
+ * F16; both 16-bit formats round to nearest even). n_shards <= 1 writes model.safetensors;
  * more writes model-0000i-of-0000n.safetensors plus
  * model.safetensors.index.json. Returns 0 or -1 with err. */
 int eng_st_write(const char *dir, const eng_st_item_t *items, size_t n, eng_dtype_t dtype,
@@ -65,5 +65,8 @@ int eng_st_write(const char *dir, const eng_st_item_t *items, size_t n, eng_dtyp
 
 /* float32 -> bfloat16 bits, round to nearest even (NaN kept a NaN). */
 uint16_t eng_f32_to_bf16(float f);
+
+/* float32 -> IEEE half bits, round to nearest even, overflow to infinity. */
+uint16_t eng_f32_to_f16(float f);
 
 #endif
