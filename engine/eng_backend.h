@@ -1,0 +1,71 @@
+/* eng_backend: the plain C interface between the engine's drivers (generate,
+ * a future scheduler/server) and a compute backend. The CPU backend
+ * (eng_backend_cpu.c) implements it now; a CUDA backend implements the same
+ * table later and keeps every CUDA type inside its own .c/.cu files.
+ *
+ * A backend owns per-sequence state (its KV cache of MLA latent rows) behind
+ * the opaque eng_bseq_t. All calls on one backend come from one thread. */
+#ifndef ENG_BACKEND_H
+#define ENG_BACKEND_H
+
+#include "eng_model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct eng_backend eng_backend_t;
+typedef struct eng_bseq eng_bseq_t;
+
+/* forward flags */
+#define ENG_FWD_ALL_LOGITS 1u /* logits for every new token, not just the last */
+#define ENG_FWD_REFERENCE 2u  /* plain attention on keys/values expanded from the latents
+                                 (the prefill path); without it: absorbed attention */
+
+/* One entry of a batched step: n new tokens for one sequence. logits gets
+ * (n, vocab) with ENG_FWD_ALL_LOGITS, else (vocab); may be NULL. */
+typedef struct eng_batch_item {
+    eng_bseq_t *seq;
+    const int32_t *tokens;
+    int n;
+    unsigned flags;
+    float *logits;
+} eng_batch_item_t;
+
+typedef struct eng_backend_ops {
+    const char *name;
+    /* A new empty sequence with room for max_tokens. 0 or -1 with err. */
+    int (*seq_create)(eng_backend_t *be, int max_tokens, eng_bseq_t **out, char *err,
+                      size_t errlen);
+    void (*seq_free)(eng_backend_t *be, eng_bseq_t *seq);
+    /* Tokens cached in the sequence. */
+    int (*seq_len)(eng_backend_t *be, const eng_bseq_t *seq);
+    /* Drops cached tokens beyond the first n. */
+    void (*seq_truncate)(eng_backend_t *be, eng_bseq_t *seq, int n);
+    /* Runs every item of the batch (each appends its tokens to its
+     * sequence). Returns 0, or -1 with err; on error no item is guaranteed
+     * to have run (callers truncate sequences back). */
+    int (*step)(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
+                size_t errlen);
+    /* Releases the backend (the model is the caller's). */
+    void (*destroy)(eng_backend_t *be);
+} eng_backend_ops_t;
+
+struct eng_backend {
+    const eng_backend_ops_t *ops;
+    const eng_model_t *model;
+    void *impl;
+};
+
+/* The CPU backend over a loaded model with n_threads (<= 0: all CPUs).
+ * The model must outlive the backend. Aborts only on OOM. */
+eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads);
+
+/* Greedy generation on any backend: runs the prompt (logits for every
+ * prompt position into prompt_logits (L, vocab) when not NULL), then appends
+ * up to max_new argmax tokens into out (stopping after eos_id when
+ * eos_id >= 0). Returns the number generated, or -1 with err. */
+int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, int max_new,
+                        int eos_id, int32_t *out, float *prompt_logits, char *err,
+                        size_t errlen);
+
+#endif

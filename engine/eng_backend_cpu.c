@@ -1,0 +1,142 @@
+/* eng_backend_cpu: the eng_backend_t table for the CPU forward pass
+ * (eng_forward.c) with its thread pool, and greedy generation written against
+ * the backend interface so a GPU backend reuses it. */
+#include "eng_backend.h"
+
+#include "eng_forward.h"
+#include "eng_pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    eng_pool_t *pool;
+} cpu_impl_t;
+
+static int cpu_seq_create(eng_backend_t *be, int max_tokens, eng_bseq_t **out, char *err,
+                          size_t errlen)
+{
+    if (max_tokens <= 0) {
+        snprintf(err, errlen, "sequence length must be positive");
+        return -1;
+    }
+    cpu_impl_t *ci = be->impl;
+    *out = (eng_bseq_t *)eng_seq_create(be->model, ci->pool, max_tokens);
+    return 0;
+}
+
+static void cpu_seq_free(eng_backend_t *be, eng_bseq_t *seq)
+{
+    (void)be;
+    eng_seq_free((eng_seq_t *)seq);
+}
+
+static int cpu_seq_len(eng_backend_t *be, const eng_bseq_t *seq)
+{
+    (void)be;
+    return eng_seq_len((const eng_seq_t *)seq);
+}
+
+static void cpu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n)
+{
+    (void)be;
+    eng_seq_truncate((eng_seq_t *)seq, n);
+}
+
+/* The CPU runs batch items one after another; each is already threaded. */
+static int cpu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
+                    size_t errlen)
+{
+    (void)be;
+    for (int i = 0; i < n_items; i++) {
+        eng_batch_item_t *it = &items[i];
+        eng_attn_mode_t mode =
+            (it->flags & ENG_FWD_REFERENCE) ? ENG_ATTN_REFERENCE : ENG_ATTN_ABSORBED;
+        if (eng_seq_forward((eng_seq_t *)it->seq, it->tokens, it->n, mode, it->logits,
+                            (it->flags & ENG_FWD_ALL_LOGITS) != 0, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static void cpu_destroy(eng_backend_t *be)
+{
+    if (!be)
+        return;
+    cpu_impl_t *ci = be->impl;
+    eng_pool_free(ci->pool);
+    free(ci);
+    free(be);
+}
+
+static const eng_backend_ops_t CPU_OPS = {
+    .name = "cpu",
+    .seq_create = cpu_seq_create,
+    .seq_free = cpu_seq_free,
+    .seq_len = cpu_seq_len,
+    .seq_truncate = cpu_seq_truncate,
+    .step = cpu_step,
+    .destroy = cpu_destroy,
+};
+
+eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads)
+{
+    eng_backend_t *be = calloc(1, sizeof *be);
+    cpu_impl_t *ci = calloc(1, sizeof *ci);
+    if (!be || !ci)
+        abort();
+    ci->pool = eng_pool_create(n_threads);
+    be->ops = &CPU_OPS;
+    be->model = model;
+    be->impl = ci;
+    return be;
+}
+
+int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, int max_new,
+                        int eos_id, int32_t *out, float *prompt_logits, char *err,
+                        size_t errlen)
+{
+    int V = be->model->cfg.vocab;
+    if (n_prompt <= 0) {
+        snprintf(err, errlen, "the prompt is empty: give at least one token id");
+        return -1;
+    }
+    if (max_new < 0) {
+        snprintf(err, errlen, "max tokens must not be negative");
+        return -1;
+    }
+    eng_bseq_t *seq;
+    if (be->ops->seq_create(be, n_prompt + max_new, &seq, err, errlen))
+        return -1;
+    float *last = malloc((size_t)V * sizeof(float));
+    if (!last)
+        abort();
+    int produced = -1;
+    /* Prefill expands keys/values (ENG_FWD_REFERENCE); decode steps attend on
+     * the latent rows (absorbed). */
+    eng_batch_item_t it = {seq, prompt, n_prompt, ENG_FWD_REFERENCE, last};
+    if (prompt_logits) {
+        it.flags |= ENG_FWD_ALL_LOGITS;
+        it.logits = prompt_logits;
+    }
+    if (be->ops->step(be, &it, 1, err, errlen))
+        goto out;
+    const float *lg = prompt_logits ? prompt_logits + (size_t)(n_prompt - 1) * V : last;
+    produced = 0;
+    while (produced < max_new) {
+        int32_t next = eng_argmax(lg, V);
+        out[produced++] = next;
+        if (next == eos_id || produced == max_new)
+            break;
+        eng_batch_item_t d = {seq, &out[produced - 1], 1, 0, last};
+        if (be->ops->step(be, &d, 1, err, errlen)) {
+            produced = -1;
+            goto out;
+        }
+        lg = last;
+    }
+out:
+    free(last);
+    be->ops->seq_free(be, seq);
+    return produced;
+}

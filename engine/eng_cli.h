@@ -1,0 +1,26 @@
+/* eng_cli: the subcommands of tollgate-engine. Each takes argv starting at
+ * the subcommand's name and returns the process exit status (0 ok, 1 failed,
+ * 2 usage error). */
+#ifndef ENG_CLI_H
+#define ENG_CLI_H
+
+int eng_cli_generate(int argc, char **argv);
+int eng_cli_init_random(int argc, char **argv);
+int eng_cli_bench(int argc, char **argv);
+
+
+#include "eng_model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Loads the model named by --model DIR or builds --random-init CONFIG (with
+ * seed). Exactly one must be given. Prints the error and returns NULL. */
+eng_model_t *eng_cli_open_model(const char *cmd, const char *model_dir, const char *random_cfg,
+                                uint64_t seed);
+
+/* Parses a non-negative integer option value; prints an error naming opt. */
+bool eng_cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t max,
+                       uint64_t *out);
+
+#endif /* ENG_CLI_H */

@@ -1,0 +1,156 @@
+/* eng_cli_bench: `tollgate-engine bench` times prefill and batch-1 decode on
+ * this machine and, in the same run, the memcpy bandwidth that bounds decode
+ * (every active weight is read once per token). bench/engine.sh drives it. */
+#include "eng_cli.h"
+
+#include "eng_backend.h"
+#include "eng_forward.h"
+#include "eng_pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    char *dst;
+    const char *src;
+} copy_ctx_t;
+
+static void copy_range(void *arg, size_t lo, size_t hi)
+{
+    copy_ctx_t *c = arg;
+    memcpy(c->dst + lo, c->src + lo, hi - lo);
+}
+
+/* Best copy rate (bytes copied per second) over a few runs of a buffer far
+ * larger than the caches, copied by all threads of the pool. */
+static double measure_copy_bw(eng_pool_t *pool, size_t bytes)
+{
+    char *a = malloc(bytes), *b = malloc(bytes);
+    if (!a || !b)
+        abort();
+    memset(a, 1, bytes);
+    memset(b, 2, bytes);
+    copy_ctx_t c = {b, a};
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        eng_pool_for(pool, bytes, 1 << 16, copy_range, &c);
+        double dt = now_s() - t0;
+        if ((double)bytes / dt > best)
+            best = (double)bytes / dt;
+    }
+    free(a);
+    free(b);
+    return best;
+}
+
+static const char BENCH_HELP[] =
+    "usage: tollgate-engine bench (--model DIR | --random-init CONFIG [--seed N])\n"
+    "                             [--prompt-len N] [--decode-tokens N] [--threads N]\n"
+    "                             [--copy-mb N]\n"
+    "\n"
+    "Prints key=value lines: prefill and batch-1 decode tokens/s, the float32 bytes\n"
+    "of weights one decode token reads, the memcpy rate measured in the same run, and\n"
+    "decode's ratio to the bandwidth floor (active bytes / copy rate).\n";
+
+int eng_cli_bench(int argc, char **argv)
+{
+    const char *model_dir = NULL, *random_cfg = NULL;
+    uint64_t seed = 0, prompt_len = 128, decode = 32, threads = 0, copy_mb = 512;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(BENCH_HELP, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "tollgate-engine bench: option %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        bool ok = true;
+        if (!strcmp(a, "--model"))
+            model_dir = v;
+        else if (!strcmp(a, "--random-init"))
+            random_cfg = v;
+        else if (!strcmp(a, "--seed"))
+            ok = eng_cli_parse_u64("bench", a, v, UINT64_MAX, &seed);
+        else if (!strcmp(a, "--prompt-len"))
+            ok = eng_cli_parse_u64("bench", a, v, 1000000, &prompt_len);
+        else if (!strcmp(a, "--decode-tokens"))
+            ok = eng_cli_parse_u64("bench", a, v, 1000000, &decode);
+        else if (!strcmp(a, "--threads"))
+            ok = eng_cli_parse_u64("bench", a, v, 64, &threads);
+        else if (!strcmp(a, "--copy-mb"))
+            ok = eng_cli_parse_u64("bench", a, v, 65536, &copy_mb);
+        else {
+            fprintf(stderr, "tollgate-engine bench: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (!ok)
+            return 2;
+    }
+    if (prompt_len < 1 || decode < 1) {
+        fprintf(stderr, "tollgate-engine bench: --prompt-len and --decode-tokens must be >= 1\n");
+        return 2;
+    }
+    eng_model_t *m = eng_cli_open_model("bench", model_dir, random_cfg, seed);
+    if (!m)
+        return 1;
+    eng_pool_t *pool = eng_pool_create((int)threads);
+    int V = m->cfg.vocab, rc = 1;
+    char err[1024];
+    int32_t *ids = malloc(prompt_len * sizeof *ids);
+    float *lg = malloc((size_t)V * sizeof(float));
+    if (!ids || !lg)
+        abort();
+    for (uint64_t i = 0; i < prompt_len; i++)
+        ids[i] = (int32_t)((i * 7919 + 13) % (uint64_t)V);
+    eng_seq_t *s = eng_seq_create(m, pool, (int)(prompt_len + decode));
+    double t0 = now_s();
+    if (eng_seq_forward(s, ids, (int)prompt_len, ENG_ATTN_REFERENCE, lg, false, err, sizeof err))
+        goto fail;
+    double t_prefill = now_s() - t0;
+    int32_t next = eng_argmax(lg, V);
+    t0 = now_s();
+    for (uint64_t i = 0; i < decode; i++) {
+        if (eng_seq_forward(s, &next, 1, ENG_ATTN_ABSORBED, lg, false, err, sizeof err))
+            goto fail;
+        next = eng_argmax(lg, V);
+    }
+    double t_decode = now_s() - t0;
+    double bw = measure_copy_bw(pool, (size_t)copy_mb << 20);
+    size_t active = eng_model_active_bytes(m);
+    double floor_tok_s = bw / (double)active, decode_tok_s = (double)decode / t_decode;
+    printf("threads=%d\n", eng_pool_size(pool));
+    printf("weight_bytes=%zu\n", m->weight_bytes);
+    printf("active_bytes_per_token=%zu\n", active);
+    printf("kv_bytes_per_token=%zu\n", eng_seq_cache_bytes_per_token(m));
+    printf("copy_bytes_per_s=%.0f\n", bw);
+    printf("prefill_tokens=%llu\nprefill_s=%.4f\nprefill_tok_s=%.1f\n",
+           (unsigned long long)prompt_len, t_prefill, (double)prompt_len / t_prefill);
+    printf("decode_tokens=%llu\ndecode_s=%.4f\ndecode_tok_s=%.2f\n", (unsigned long long)decode,
+           t_decode, decode_tok_s);
+    printf("decode_floor_tok_s=%.2f\ndecode_time_vs_floor=%.2f\n", floor_tok_s,
+           floor_tok_s / decode_tok_s);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "tollgate-engine bench: %s\n", err);
+out:
+    eng_seq_free(s);
+    eng_pool_free(pool);
+    eng_model_free(m);
+    free(ids);
+    free(lg);
+    return rc;
+}
