@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#define KS_POLL_MS 100          /* how long the thread sleeps on the socket */
-#define KS_SAFETY_RELOAD_S 30   /* reload even without a notification */
+#define KS_POLL_MS 100        /* how long the thread sleeps on the socket */
+#define KS_SAFETY_RELOAD_S 30 /* reload even without a notification */
 #define KS_BACKOFF_MIN_MS 100
 #define KS_BACKOFF_MAX_MS 5000
 

@@ -65,8 +65,11 @@ static void uw_text_sanitize(char *s, size_t size)
     s[size - 1] = '\0';
     unsigned char *p = (unsigned char *)s;
     while (*p) {
-        size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-                               : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = *p < 0x80             ? 1
+                   : (*p & 0xE0) == 0xC0 ? 2
+                   : (*p & 0xF0) == 0xE0 ? 3
+                   : (*p & 0xF8) == 0xF0 ? 4
+                                         : 0;
         bool ok = n > 0;
         for (size_t i = 1; ok && i < n; i++)
             ok = (p[i] & 0xC0) == 0x80;
@@ -303,8 +306,7 @@ static void *uw_thread(void *arg)
         bool was_stopping = w->stopping;
         struct timespec ts = uw_abs_time(wake);
         while (uw_now_ms() < wake)
-            if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0 ||
-                (!was_stopping && w->stopping))
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0 || (!was_stopping && w->stopping))
                 break;
     }
     size_t lost = w->count;

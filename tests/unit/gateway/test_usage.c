@@ -120,12 +120,14 @@ int main(void)
                   0, NULL);
     CHECK(v && strcmp(v, "NULL|NULL|upstream_unavailable|503|NULL|NULL|NULL|f") == 0);
     free(v);
-    v = tdb_value(c, "SELECT model_requested FROM usage_events WHERE request_id = 'utf8-000001'",
-                  0, NULL);
-    CHECK(v && strcmp(v, "bad?" "?-name") == 0);
+    v = tdb_value(c, "SELECT model_requested FROM usage_events WHERE request_id = 'utf8-000001'", 0,
+                  NULL);
+    CHECK(v && strcmp(v, "bad?"
+                         "?-name") == 0);
     free(v);
-    v = tdb_value(c, "SELECT model_requested || '|' || error_type || '|' ||"
-                     " coalesce(provider, 'null') FROM usage_events WHERE request_id = 'quote-000001'",
+    v = tdb_value(c,
+                  "SELECT model_requested || '|' || error_type || '|' ||"
+                  " coalesce(provider, 'null') FROM usage_events WHERE request_id = 'quote-000001'",
                   0, NULL);
     CHECK(v && strcmp(v, "we\"ird\\,{x} 'y'|NULL|null") == 0);
     free(v);
