@@ -56,8 +56,8 @@ int ctl_time_parse(const char *text, int64_t *out_us, char *err, size_t errlen);
 
 #define CTL_KEY_RANDOM_BYTES 32
 #define CTL_KEY_PREFIX "tg-"
-#define CTL_KEY_LEN (3 + 43)          /* "tg-" + base64url(32 bytes), no padding */
-#define CTL_KEY_DISPLAY_LEN (3 + 8)   /* "tg-" + the first 8 characters */
+#define CTL_KEY_LEN (3 + 43)        /* "tg-" + base64url(32 bytes), no padding */
+#define CTL_KEY_DISPLAY_LEN (3 + 8) /* "tg-" + the first 8 characters */
 
 /* Makes a new key from RAND_bytes: key gets CTL_KEY_LEN characters and a NUL,
  * display the first CTL_KEY_DISPLAY_LEN. Returns 0, or -1 if OpenSSL's

@@ -46,8 +46,9 @@ static int64_t ctl_team_find(PGconn *conn, const char *name)
         PQexecParams(conn, "SELECT id FROM teams WHERE name = $1", 1, NULL, params, NULL, NULL, 0);
     int64_t id = -1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, res, "cannot look the team up (is the schema migrated? run: "
-                                "tollgatectl migrate)");
+        ctl_pg_error(conn, res,
+                     "cannot look the team up (is the schema migrated? run: "
+                     "tollgatectl migrate)");
     } else if (PQntuples(res) == 0) {
         ctl_error("no team named '%s' (see: tollgatectl team list; create it with: tollgatectl "
                   "team create %s)",
@@ -119,8 +120,9 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
     snprintf(team, sizeof team, "%" PRId64, team_id);
     /* The hash travels as a binary parameter; the clear key never leaves
      * this process except on standard output. */
-    const char *params[] = {team, opts[3].value, (const char *)hash, display, opts[1].value,
-                            expires[0] ? expires : NULL, ctx->actor};
+    const char *params[] = {team,      opts[3].value, (const char *)hash,
+                            display,   opts[1].value, expires[0] ? expires : NULL,
+                            ctx->actor};
     int lengths[] = {0, 0, GW_KEY_HASH_LEN, 0, 0, 0, 0};
     int formats[] = {0, 0, 1, 0, 0, 0, 0};
     PGresult *res = PQexecParams(
@@ -216,8 +218,9 @@ static int64_t ctl_key_find(PGconn *conn, const char *ref)
                                  1, NULL, params, NULL, NULL, 0);
     int64_t id = -1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, res, "cannot look the key up (is the schema migrated? run: "
-                                "tollgatectl migrate)");
+        ctl_pg_error(conn, res,
+                     "cannot look the key up (is the schema migrated? run: "
+                     "tollgatectl migrate)");
     } else if (PQntuples(res) == 0) {
         ctl_error("key revoke: no key with %s '%s' (see: tollgatectl key list)",
                   digits ? "id" : "display prefix", ref);
@@ -265,17 +268,17 @@ static int ctl_key_revoke(ctl_ctx_t *ctx, int argc, char **argv)
     const char *params[] = {idtext, ctx->actor};
     /* All parts of the statement see the row as it was before the UPDATE,
      * so `old` is the before image for the audit row. */
-    PGresult *res = PQexecParams(
-        conn,
-        "WITH old AS (SELECT * FROM api_keys WHERE id = $1::bigint),"
-        " k AS (UPDATE api_keys SET revoked_at = now() WHERE id = $1::bigint"
-        "   AND revoked_at IS NULL RETURNING *),"
-        " a AS (INSERT INTO audit_log (actor, action, object, before, after)"
-        "   SELECT $2, 'key.revoke', 'key:' || k.id, to_jsonb(old) - 'key_sha256',"
-        "   to_jsonb(k) - 'key_sha256' FROM k, old)"
-        " SELECT k.display_prefix FROM k"
-        " UNION ALL SELECT NULL FROM old WHERE old.revoked_at IS NOT NULL",
-        2, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn,
+                     "WITH old AS (SELECT * FROM api_keys WHERE id = $1::bigint),"
+                     " k AS (UPDATE api_keys SET revoked_at = now() WHERE id = $1::bigint"
+                     "   AND revoked_at IS NULL RETURNING *),"
+                     " a AS (INSERT INTO audit_log (actor, action, object, before, after)"
+                     "   SELECT $2, 'key.revoke', 'key:' || k.id, to_jsonb(old) - 'key_sha256',"
+                     "   to_jsonb(k) - 'key_sha256' FROM k, old)"
+                     " SELECT k.display_prefix FROM k"
+                     " UNION ALL SELECT NULL FROM old WHERE old.revoked_at IS NOT NULL",
+                     2, NULL, params, NULL, NULL, 0);
     int rc = CTL_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ctl_pg_error(conn, res, "key revoke failed");

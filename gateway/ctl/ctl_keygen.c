@@ -11,8 +11,7 @@
 int ctl_key_generate(char key[CTL_KEY_LEN + 1], char display[CTL_KEY_DISPLAY_LEN + 1], char *err,
                      size_t errlen)
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[CTL_KEY_RANDOM_BYTES + 1] = {0}; /* one spare zero byte for the tail */
     if (RAND_bytes(raw, CTL_KEY_RANDOM_BYTES) != 1) {
         char msg[256];

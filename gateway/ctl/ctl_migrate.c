@@ -211,8 +211,9 @@ static int ctl_applied_load(PGconn *conn, ctl_applied_t **out)
     PQclear(res);
     if (!exists)
         return 0;
-    res = PQexec(conn, "SELECT version, name, sha256, to_char(applied_at AT TIME ZONE 'UTC',"
-                       " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version");
+    res =
+        PQexec(conn, "SELECT version, name, sha256, to_char(applied_at AT TIME ZONE 'UTC',"
+                     " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ctl_pg_error(conn, res, "cannot read schema_migrations");
         PQclear(res);
@@ -343,9 +344,9 @@ static void ctl_migrate_status_print(const ctl_migration_t *m, size_t n, const c
 {
     printf("%-8s %-40s %-10s %s\n", "VERSION", "FILE", "STATE", "APPLIED AT");
     for (size_t k = 0; k < n; k++) {
-        const char *state = !m[k].applied ? "pending"
+        const char *state = !m[k].applied                              ? "pending"
                             : strcmp(m[k].sha256, m[k].db_sha256) != 0 ? "CHANGED"
-                                                                        : "applied";
+                                                                       : "applied";
         printf("%04d     %-40s %-10s %s\n", m[k].version, m[k].file, state,
                m[k].applied ? m[k].applied_at : "-");
     }

@@ -56,8 +56,9 @@ static int ctl_team_create(ctl_ctx_t *ctx, int argc, char **argv)
         if (state && strcmp(state, "23505") == 0)
             ctl_error("team create: a team named '%s' already exists", pos[0]);
         else
-            ctl_pg_error(conn, res, "team create failed (is the schema migrated? run: "
-                                    "tollgatectl migrate)");
+            ctl_pg_error(conn, res,
+                         "team create failed (is the schema migrated? run: "
+                         "tollgatectl migrate)");
         rc = CTL_FAIL;
     }
     PQclear(res);
@@ -93,8 +94,9 @@ static int ctl_team_list(ctl_ctx_t *ctx, int argc, char **argv)
                    PQgetvalue(res, r, 2)[0] == 't' ? "yes" : "no", PQgetvalue(res, r, 3),
                    PQgetvalue(res, r, 4));
     } else {
-        ctl_pg_error(conn, res, "team list failed (is the schema migrated? run: tollgatectl "
-                                "migrate)");
+        ctl_pg_error(conn, res,
+                     "team list failed (is the schema migrated? run: tollgatectl "
+                     "migrate)");
         rc = CTL_FAIL;
     }
     PQclear(res);

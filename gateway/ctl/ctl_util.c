@@ -34,8 +34,7 @@ int ctl_args_parse(const char *cmd, int argc, char **argv, ctl_opt_t *opts, size
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (*npos >= max_pos) {
-                ctl_error("%s: unexpected argument '%s' (see: tollgatectl %s --help)", cmd, a,
-                          cmd);
+                ctl_error("%s: unexpected argument '%s' (see: tollgatectl %s --help)", cmd, a, cmd);
                 return -1;
             }
             pos[(*npos)++] = a;
@@ -122,8 +121,9 @@ int ctl_models_check(const char *list, char *err, size_t errlen)
 {
     size_t total = strlen(list);
     if (total == 0 || total > 1023) {
-        snprintf(err, errlen, "invalid --models: give 1 to 1023 characters of comma-separated "
-                              "model names (leave --models out to allow every model)");
+        snprintf(err, errlen,
+                 "invalid --models: give 1 to 1023 characters of comma-separated "
+                 "model names (leave --models out to allow every model)");
         return -1;
     }
     const char *p = list;
@@ -131,8 +131,10 @@ int ctl_models_check(const char *list, char *err, size_t errlen)
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len == 0 || len > 127) {
-            snprintf(err, errlen, "invalid --models '%s': each model name must have 1 to 127 "
-                                  "characters (no empty entries)", list);
+            snprintf(err, errlen,
+                     "invalid --models '%s': each model name must have 1 to 127 "
+                     "characters (no empty entries)",
+                     list);
             return -1;
         }
         for (size_t i = 0; i < len; i++) {
@@ -228,8 +230,12 @@ int ctl_time_parse(const char *text, int64_t *out_us, char *err, size_t errlen)
                  text);
         return -1;
     }
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
     int64_t secs = (int64_t)timegm(&tm) - sign * (oh * 3600 + om * 60);
     *out_us = secs * 1000000 + frac_us;
     return 0;

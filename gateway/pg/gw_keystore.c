@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#define KS_POLL_MS 100          /* how long the thread sleeps on the socket */
-#define KS_SAFETY_RELOAD_S 30   /* reload even without a notification */
+#define KS_POLL_MS 100        /* how long the thread sleeps on the socket */
+#define KS_SAFETY_RELOAD_S 30 /* reload even without a notification */
 #define KS_BACKOFF_MIN_MS 100
 #define KS_BACKOFF_MAX_MS 5000
 
@@ -231,7 +232,10 @@ static void ks_follow(gw_keystore_t *ks, PGconn *conn)
     int64_t last_load = ks_now_ms();
     while (!atomic_load(&ks->stopping)) {
         struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-        if (pfd.fd < 0 || poll(&pfd, 1, KS_POLL_MS) < 0) {
+        int ready = pfd.fd < 0 ? -1 : poll(&pfd, 1, KS_POLL_MS);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0) {
             tg_warn("key store: lost the PostgreSQL connection; reconnecting");
             return;
         }

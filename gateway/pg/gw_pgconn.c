@@ -34,9 +34,15 @@ PGconn *gw_pg_connect(const char *conninfo, int default_timeout_s, char *err, si
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", default_timeout_s > 0 ? default_timeout_s : 5);
     /* With expand_dbname, the expanded conninfo overrides the keywords before
-     * it, so the user's own connect_timeout wins over our default. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {timeout, "tollgate", conninfo ? conninfo : "", NULL};
+     * it, so the user's own settings win over these defaults. The TCP
+     * keepalives and user timeout make a silently dead server (a network
+     * partition: no RST) an error within about 20 s instead of a thread
+     * blocked forever, or a LISTEN that hears nothing and does not know it. */
+    const char *keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *vals[] = {timeout, "tollgate", "10", "3", "3", "20000", conninfo ? conninfo : "",
+                          NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
@@ -60,13 +66,13 @@ int gw_pg_error_retryable(const PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (!state || strlen(state) != 5)
         return 1;
-    return strncmp(state, "08", 2) == 0        /* connection exception */
-           || strncmp(state, "57", 2) == 0     /* operator intervention: shutdown */
-           || strncmp(state, "53", 2) == 0     /* insufficient resources */
-           || strcmp(state, "40001") == 0      /* serialization failure */
-           || strcmp(state, "40P01") == 0      /* deadlock detected */
-           || strcmp(state, "55P03") == 0      /* lock not available */
-           || strncmp(state, "58", 2) == 0;    /* system error (I/O) */
+    return strncmp(state, "08", 2) == 0     /* connection exception */
+           || strncmp(state, "57", 2) == 0  /* operator intervention: shutdown */
+           || strncmp(state, "53", 2) == 0  /* insufficient resources */
+           || strcmp(state, "40001") == 0   /* serialization failure */
+           || strcmp(state, "40P01") == 0   /* deadlock detected */
+           || strcmp(state, "55P03") == 0   /* lock not available */
+           || strncmp(state, "58", 2) == 0; /* system error (I/O) */
 }
 
 int gw_pg_backoff_next(int cur_ms, int min_ms, int max_ms)

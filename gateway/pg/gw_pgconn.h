@@ -10,7 +10,8 @@
 
 /* Connects with `conninfo` (a libpq conninfo string or URI; NULL or "" means
  * libpq's defaults and PG* environment variables). A connect_timeout of
- * `default_timeout_s` seconds applies unless conninfo sets its own. Returns the
+ * `default_timeout_s` seconds and TCP keepalives (a dead peer is detected in
+ * about 20 s) apply unless conninfo sets its own. Returns the
  * connection (caller owns it: PQfinish) or NULL with a one-line message in err
  * of the form "cannot connect to PostgreSQL at host:port/db: <libpq message>". */
 PGconn *gw_pg_connect(const char *conninfo, int default_timeout_s, char *err, size_t errlen);

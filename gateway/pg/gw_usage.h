@@ -18,17 +18,17 @@ typedef struct gw_usage_record {
     int64_t team_id;
     int64_t key_id;
     char model_requested[128];
-    char provider[64];       /* "" when no provider was reached */
+    char provider[64]; /* "" when no provider was reached */
     char upstream_model[128];
-    char endpoint[24];       /* "chat.completions" or "completions" */
-    char error_type[48];     /* "" on success */
+    char endpoint[24];   /* "chat.completions" or "completions" */
+    char error_type[48]; /* "" on success */
     int attempts;
     bool streamed;
     int http_status;
-    int64_t received_at_us;  /* unix microseconds */
+    int64_t received_at_us;   /* unix microseconds */
     int64_t first_byte_at_us; /* 0 = no byte reached the client */
     int64_t completed_at_us;
-    int64_t prompt_tokens;   /* GW_USAGE_UNKNOWN when not reported */
+    int64_t prompt_tokens; /* GW_USAGE_UNKNOWN when not reported */
     int64_t cache_hit_tokens;
     int64_t cache_miss_tokens;
     int64_t completion_tokens;
@@ -38,7 +38,7 @@ typedef struct gw_usage_record {
 
 typedef struct gw_usage_writer gw_usage_writer_t;
 
-/* Starts the writer thread. batch_max: rows per INSERT (e.g. 500);
+/* Starts the writer thread. batch_max: rows per INSERT (e.g. 1000);
  * flush_ms: longest a record waits before its batch is sent (e.g. 50).
  * PostgreSQL may be down at start: the writer retries with back-off and logs.
  * Returns NULL only on out-of-memory or thread creation failure. */

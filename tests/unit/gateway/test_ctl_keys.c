@@ -15,12 +15,11 @@ static char out[16384], err[16384];
 /* Every row of every table in the public schema, as text. */
 static char *dump_all(PGconn *c)
 {
-    PGresult *res = PQexec(
-        c, "SELECT string_agg(t, E'\\n') FROM ("
-           " SELECT row_to_json(x)::text t FROM teams x UNION ALL"
-           " SELECT row_to_json(x)::text FROM api_keys x UNION ALL"
-           " SELECT row_to_json(x)::text FROM audit_log x UNION ALL"
-           " SELECT row_to_json(x)::text FROM schema_migrations x) s");
+    PGresult *res = PQexec(c, "SELECT string_agg(t, E'\\n') FROM ("
+                              " SELECT row_to_json(x)::text t FROM teams x UNION ALL"
+                              " SELECT row_to_json(x)::text FROM api_keys x UNION ALL"
+                              " SELECT row_to_json(x)::text FROM audit_log x UNION ALL"
+                              " SELECT row_to_json(x)::text FROM schema_migrations x) s");
     char *v = strdup(PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
     return v;
@@ -58,8 +57,9 @@ int main(void)
     char *v = tdb_value(c, "SELECT private FROM teams WHERE name = 'vault'", 0, NULL);
     CHECK(v && strcmp(v, "t") == 0);
     free(v);
-    v = tdb_value(c, "SELECT string_agg(actor || ':' || action || ':' || object, ',' ORDER BY id)"
-                     " FROM audit_log WHERE action LIKE 'team.%'",
+    v = tdb_value(c,
+                  "SELECT string_agg(actor || ':' || action || ':' || object, ',' ORDER BY id)"
+                  " FROM audit_log WHERE action LIKE 'team.%'",
                   0, NULL);
     CHECK(v && strcmp(v, "alice:team.create:team:acme,bob:team.create:team:vault") == 0);
     free(v);
@@ -84,9 +84,10 @@ int main(void)
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", hash[i]);
     const char *p[] = {hex};
-    v = tdb_value(c, "SELECT display_prefix || '|' || name || '|' || array_to_string(models, ',')"
-                     " || '|' || expires_at AT TIME ZONE 'UTC' FROM api_keys"
-                     " WHERE encode(key_sha256, 'hex') = $1",
+    v = tdb_value(c,
+                  "SELECT display_prefix || '|' || name || '|' || array_to_string(models, ',')"
+                  " || '|' || expires_at AT TIME ZONE 'UTC' FROM api_keys"
+                  " WHERE encode(key_sha256, 'hex') = $1",
                   1, p);
     CHECK(v && strncmp(v, display, 11) == 0 &&
           strstr(v, "|ci runner|deepseek-chat,gpt-4o|2099-01-01 00:00:00"));
@@ -94,13 +95,14 @@ int main(void)
     char *all = dump_all(c);
     CHECK(all && strlen(all) > 100);
     CHECK(strstr(all, key) == NULL);
-    CHECK(strstr(all, key + 11) == NULL);   /* the secret part, anywhere */
+    CHECK(strstr(all, key + 11) == NULL); /* the secret part, anywhere */
     char middle[20];
     snprintf(middle, sizeof middle, "%.16s", key + 20);
     CHECK(strstr(all, middle) == NULL);
     free(all);
-    v = tdb_value(c, "SELECT actor || ':' || action || ':' || (after ? 'key_sha256')::text"
-                     " FROM audit_log WHERE action = 'key.create'",
+    v = tdb_value(c,
+                  "SELECT actor || ':' || action || ':' || (after ? 'key_sha256')::text"
+                  " FROM audit_log WHERE action = 'key.create'",
                   0, NULL);
     CHECK(v && strcmp(v, "carol:key.create:false") == 0);
     free(v);
@@ -117,8 +119,9 @@ int main(void)
     rc = tdb_ctl(out, sizeof out, err, sizeof err,
                  "key create --team vault --expires 2031-05-06T07:08:09+02:00");
     CHECK(rc == 0);
-    v = tdb_value(c, "SELECT extract(epoch FROM expires_at)::bigint FROM api_keys"
-                     " WHERE team_id = (SELECT id FROM teams WHERE name = 'vault')",
+    v = tdb_value(c,
+                  "SELECT extract(epoch FROM expires_at)::bigint FROM api_keys"
+                  " WHERE team_id = (SELECT id FROM teams WHERE name = 'vault')",
                   0, NULL);
     CHECK(v && strcmp(v, "1935810489") == 0);
     free(v);
@@ -128,9 +131,10 @@ int main(void)
     CHECK(rc == 0 && strstr(out, "revoked key"));
     rc = tdb_ctl(out, sizeof out, err, sizeof err, "key revoke %s", display);
     CHECK(rc == 0 && strstr(out, "already revoked"));
-    v = tdb_value(c, "SELECT count(*) || ':' || min(actor) || ':' ||"
-                     " bool_and(before->>'revoked_at' IS NULL AND after->>'revoked_at' IS NOT NULL)"
-                     " FROM audit_log WHERE action = 'key.revoke'",
+    v = tdb_value(c,
+                  "SELECT count(*) || ':' || min(actor) || ':' ||"
+                  " bool_and(before->>'revoked_at' IS NULL AND after->>'revoked_at' IS NOT NULL)"
+                  " FROM audit_log WHERE action = 'key.revoke'",
                   0, NULL);
     CHECK(v && strcmp(v, "1:dave:true") == 0);
     free(v);
@@ -178,9 +182,9 @@ int main(void)
     CHECK(rc == 2 && strstr(err, "usage: tollgatectl"));
 
     /* --help on every level. */
-    const char *helps[] = {"--help", "team --help", "team create --help", "team list --help",
-                           "key --help", "key create --help", "key list --help",
-                           "key revoke --help", "migrate --help"};
+    const char *helps[] = {"--help",           "team --help",       "team create --help",
+                           "team list --help", "key --help",        "key create --help",
+                           "key list --help",  "key revoke --help", "migrate --help"};
     for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
         rc = tdb_ctl(out, sizeof out, err, sizeof err, "%s", helps[i]);
         if (rc != 0 || !strstr(out, "usage: tollgatectl"))
@@ -190,8 +194,7 @@ int main(void)
 
     /* No database: a closed port, and one that does not exist. */
     int port = tdb_closed_port();
-    rc = tdb_ctl(out, sizeof out, err, sizeof err, "--db 'host=127.0.0.1 port=%d' team list",
-                 port);
+    rc = tdb_ctl(out, sizeof out, err, sizeof err, "--db 'host=127.0.0.1 port=%d' team list", port);
     CHECK(rc == 1 && strstr(err, "cannot connect to PostgreSQL at 127.0.0.1:") &&
           strstr(err, "Is PostgreSQL running there? Set TG_PG_CONNINFO or pass --db"));
     rc = tdb_ctl(out, sizeof out, err, sizeof err, "key list --db '%s_missing'", db.conninfo);

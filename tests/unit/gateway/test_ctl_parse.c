@@ -35,12 +35,22 @@ static void test_dates(void)
     CHECK(parse("2027-01-31T18:00:00-02:30") == (1801353600LL + 20 * 3600 + 1800) * 1000000);
     CHECK(parse("2027-01-31T18:00:00.25Z") == (1801353600LL + 18 * 3600) * 1000000 + 250000);
     CHECK(parse("2028-02-29") > 0); /* leap year */
-    const char *bad[] = {"",           "2027-02-29",          "2027-13-01",
-                         "2027-1-1",   "27-01-01",            "2027-01-32",
-                         "tomorrow",   "2027-01-31T18:00:00", /* no offset */
-                         "2027-01-31T24:00:00Z", "2027-01-31T18:00Z", "2027-01-31X",
-                         "2027-01-31T18:00:00.Z", "2027-01-31T18:00:00+0100", "1969-12-31",
-                         "2027-01-31T18:00:00Zjunk", "1900-02-29"};
+    const char *bad[] = {"",
+                         "2027-02-29",
+                         "2027-13-01",
+                         "2027-1-1",
+                         "27-01-01",
+                         "2027-01-32",
+                         "tomorrow",
+                         "2027-01-31T18:00:00", /* no offset */
+                         "2027-01-31T24:00:00Z",
+                         "2027-01-31T18:00Z",
+                         "2027-01-31X",
+                         "2027-01-31T18:00:00.Z",
+                         "2027-01-31T18:00:00+0100",
+                         "1969-12-31",
+                         "2027-01-31T18:00:00Zjunk",
+                         "1900-02-29"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
         int64_t us;
@@ -125,7 +135,7 @@ static void test_allow_list(void)
     snprintf(info.models, sizeof info.models, "gpt-4o-mini,deepseek-chat");
     CHECK(gw_key_allows_model(&info, "gpt-4o-mini"));
     CHECK(gw_key_allows_model(&info, "deepseek-chat"));
-    CHECK(!gw_key_allows_model(&info, "gpt-4o"));      /* a prefix of an entry */
+    CHECK(!gw_key_allows_model(&info, "gpt-4o"));         /* a prefix of an entry */
     CHECK(!gw_key_allows_model(&info, "deepseek-chatx")); /* an extension of one */
     CHECK(!gw_key_allows_model(&info, ""));
     snprintf(info.models, sizeof info.models, ","); /* an empty list: nothing */

@@ -175,8 +175,7 @@ int main(void)
 
     /* PostgreSQL unreachable: never loaded, lookups say so, stop is prompt. */
     char closed[128];
-    snprintf(closed, sizeof closed, "host=127.0.0.1 port=%d dbname=x user=x",
-             tdb_closed_port());
+    snprintf(closed, sizeof closed, "host=127.0.0.1 port=%d dbname=x user=x", tdb_closed_port());
     ks = gw_keystore_start(closed);
     CHECK(ks != NULL);
     CHECK(!gw_keystore_wait_loaded(ks, 300));

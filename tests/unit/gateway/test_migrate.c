@@ -113,13 +113,14 @@ int main(void)
     /* New files apply in order; a failing one is rolled back whole. */
     scratch_copy(dir);
     write_file(dir, "9000_extra.sql", "CREATE TABLE extra_a (x int);\n");
-    write_file(dir, "9001_bad.sql",
-               "CREATE TABLE extra_b (x int);\nSELECT no_such_function();\n");
+    write_file(dir, "9001_bad.sql", "CREATE TABLE extra_b (x int);\nSELECT no_such_function();\n");
     rc = tdb_ctl(out, sizeof out, err, sizeof err, "migrate --migrations '%s'", dir);
     CHECK(rc == 1 && strstr(out, "applied 9000_extra.sql"));
-    CHECK(strstr(err, "9001_bad.sql failed and was rolled back") && strstr(err, "no_such_function"));
-    v = tdb_value(c, "SELECT to_regclass('extra_b') IS NULL AND to_regclass('extra_a') IS NOT NULL"
-                     " AND NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 9001)",
+    CHECK(strstr(err, "9001_bad.sql failed and was rolled back") &&
+          strstr(err, "no_such_function"));
+    v = tdb_value(c,
+                  "SELECT to_regclass('extra_b') IS NULL AND to_regclass('extra_a') IS NOT NULL"
+                  " AND NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 9001)",
                   0, NULL);
     CHECK(v && strcmp(v, "t") == 0);
     free(v);

@@ -96,6 +96,13 @@ int main(void)
     r = usage_record("utf8", 1, team_id, key_id);
     snprintf(r.model_requested, sizeof r.model_requested, "%s", "bad\xff\xc3-name");
     gw_usage_writer_submit(w, &r);
+    /* Characters that mean something in array literals stay text; the word
+     * NULL stays a word. */
+    r = usage_record("quote", 1, team_id, key_id);
+    snprintf(r.model_requested, sizeof r.model_requested, "%s", "we\"ird\\,{x} 'y'");
+    snprintf(r.error_type, sizeof r.error_type, "NULL");
+    snprintf(r.provider, sizeof r.provider, "%s", "");
+    gw_usage_writer_submit(w, &r);
     /* A record PostgreSQL refuses (no such team) among good ones: it is
      * logged and counted; the others are written. */
     for (int i = 0; i < 10; i++) {
@@ -113,13 +120,20 @@ int main(void)
                   0, NULL);
     CHECK(v && strcmp(v, "NULL|NULL|upstream_unavailable|503|NULL|NULL|NULL|f") == 0);
     free(v);
-    v = tdb_value(c, "SELECT model_requested FROM usage_events WHERE request_id = 'utf8-000001'",
+    v = tdb_value(c, "SELECT model_requested FROM usage_events WHERE request_id = 'utf8-000001'", 0,
+                  NULL);
+    CHECK(v && strcmp(v, "bad?"
+                         "?-name") == 0);
+    free(v);
+    v = tdb_value(c,
+                  "SELECT model_requested || '|' || error_type || '|' ||"
+                  " coalesce(provider, 'null') FROM usage_events WHERE request_id = 'quote-000001'",
                   0, NULL);
-    CHECK(v && strcmp(v, "bad?" "?-name") == 0);
+    CHECK(v && strcmp(v, "we\"ird\\,{x} 'y'|NULL|null") == 0);
     free(v);
     CHECK(usage_count(c, "mix-%") == 9);
     CHECK(gw_usage_writer_rejected(w) == 1);
-    CHECK(gw_usage_writer_written(w) == N + 2 + 9);
+    CHECK(gw_usage_writer_written(w) == N + 3 + 9);
     gw_usage_writer_stop(w, 2000);
 
     /* PostgreSQL unreachable: records stay pending (nothing dropped), and
