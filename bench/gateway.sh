@@ -45,15 +45,16 @@ build/gateway/ctl/tollgatectl migrate >/dev/null
 build/gateway/ctl/tollgatectl team create bench >/dev/null
 key=$(build/gateway/ctl/tollgatectl key create --team bench 2>/dev/null)
 
-start_sim() { # $1 = name, rest = args; prints port
+start_sim() { # $1 = name, rest = args; the port lands in $work/$name.port
     local name=$1; shift
-    build/sim/tollgate-sim --listen 127.0.0.1:0 --name "$name" "$@" >"$work/$name.out" 2>"$work/$name.log" &
+    build/sim/tollgate-sim --listen 127.0.0.1:0 --name "$name" --port-file "$work/$name.port" "$@" \
+        >/dev/null 2>"$work/$name.log" &
     pids+=($!)
-    for _ in $(seq 1 100); do grep -q 'listening on' "$work/$name.out" 2>/dev/null && break; sleep 0.05; done
-    sed -n 's/.*:\([0-9]*\)$/\1/p' "$work/$name.out" | head -n1
+    for _ in $(seq 1 100); do [ -s "$work/$name.port" ] && break; sleep 0.05; done
 }
-sim_port=$(start_sim sim --completion-tokens 16 --cache off)
-stream_port=$(start_sim simstream --completion-tokens 64 --cache off)
+start_sim sim --completion-tokens 16 --cache off
+start_sim simstream --completion-tokens 64 --cache off
+sim_port=$(cat "$work/sim.port"); stream_port=$(cat "$work/simstream.port")
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])' 2>/dev/null \
     || echo $((20000 + RANDOM % 30000)); }
@@ -136,7 +137,7 @@ run_hey() {
         -H "Authorization: Bearer $key" -d "$b" "$url")
     local p50 p99; p50=$(echo "$out" | awk '/50%% in|50% in/{print $3*1000}')
     p99=$(echo "$out" | awk '/99%% in|99% in/{print $3*1000}')
-    local errs; errs=$(echo "$out" | awk '/Status code distribution/{f=1;next} f&&/\[/{print} /Error distribution/{print "errors"}' | grep -v '\[200\]' | wc -l)
+    local errs; errs=$(echo "$out" | awk '/Status code distribution/{f=1;next} /Error distribution/{e=1} f&&/\[[0-9]+\]/&&!/\[200\]/{n+=$2} e&&/\[[0-9]+\]/{n+=$1} END{print n+0}')
     echo "$p50 $p99 $errs"
 }
 
