@@ -77,6 +77,10 @@ static void test_weekday_wrap_holiday_leap(void)
         daily_def(4, 3, 1, "Europe/Berlin", 8, 0, 18, 0, WEEKDAYS, 0, FOREVER, 1000);
     ex.calendar_id = 7;
     CHECK(window(b, ex) == 0); /* same precedence as the holiday window: provably disjoint */
+    /* the exclusion alone, without a holiday window to mask it */
+    CHECK(card(b, 4, "p", "excl", "EUR", 100, 200, 300, 0) == 0);
+    ex.id = 5, ex.card_id = 4;
+    CHECK(window(b, ex) == 0);
     CHECK(finish(b) == 0);
     /* 2025-03-07 is a Friday */
     CHECK(win_at(b, "p", "fri", US(2025, 3, 7, 22, 0, 0)) == 1);
@@ -98,7 +102,11 @@ static void test_weekday_wrap_holiday_leap(void)
     CHECK(win_at(b, "p", "hol", US(2024, 2, 29, 23, 0, 0)) == 0);
     CHECK(win_at(b, "p", "hol", US(2024, 3, 1, 12, 0, 0)) == 4); /* Fri, ordinary day */
     CHECK(win_at(b, "p", "hol", US(2024, 2, 28, 12, 0, 0)) == 4);
-    CHECK(win_at(b, "p", "hol", US(2024, 3, 2, 12, 0, 0)) == 0); /* Saturday */
+    CHECK(win_at(b, "p", "hol", US(2024, 3, 2, 12, 0, 0)) == 0);   /* Saturday */
+    CHECK(win_at(b, "p", "excl", US(2024, 2, 29, 12, 0, 0)) == 0); /* excluded date */
+    CHECK(win_at(b, "p", "excl", US(2024, 2, 28, 12, 0, 0)) == 5);
+    CHECK(win_at(b, "p", "excl", US(2024, 3, 1, 7, 0, 0)) == 5); /* 08:00 CET */
+    CHECK(win_at(b, "p", "excl", US(2024, 3, 1, 7, 0, 0) - 1) == 0);
     pr_book_free(b);
 }
 
