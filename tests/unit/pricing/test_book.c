@@ -364,6 +364,54 @@ static void test_index_vs_scan(void)
     pr_book_free(b);
 }
 
+/* A card with its own reasoning price; charges additive over random usages. */
+static void test_reasoning_and_additivity(void)
+{
+    pr_book_t *b = pr_book_new();
+    pr_card_def_t d = {1, "p", "think", "USD", {100, 1000, 2000, 5000}, 0};
+    CHECK(pr_book_add_card(b, &d, berr, sizeof berr) == 0);
+    pr_window_def_t w =
+        once_def(1, 1, 1, US(2025, 1, 1, 0, 0, 0), US(2025, 2, 1, 0, 0, 0), 0, 0, 0);
+    w.use_percent = true, w.percent_off_bp = 2500;
+    CHECK(window(b, w) == 0);
+    CHECK(finish(b) == 0);
+    int64_t at = US(2024, 6, 1, 0, 0, 0);
+    pr_charge_t c;
+    pr_usage_t u = {10, 4, 6, 100, 30, true};
+    CHECK(pr_price_usage(b, "p", "think", at, at, &u, &c, berr, sizeof berr) == 0);
+    CHECK(c.cost[PR_C_OUTPUT] == (pr_pico_t)70 * 2000 && c.cost[PR_C_REASONING] == 30 * 5000);
+    CHECK(c.total == 4 * 100 + 6 * 1000 + 70 * 2000 + 30 * 5000 && c.flags == 0);
+    u.reasoning = -1; /* split unknown and priced differently: flagged, all as output */
+    CHECK(pr_price_usage(b, "p", "think", at, at, &u, &c, berr, sizeof berr) == 0);
+    CHECK(c.flags == PR_FLAG_REASONING_UNKNOWN && c.cost[PR_C_OUTPUT] == 100 * 2000);
+    /* the percent window discounts the reasoning price too: 5000 -> 3750 */
+    at = US(2025, 1, 15, 0, 0, 0);
+    u.reasoning = 30;
+    CHECK(pr_price_usage(b, "p", "think", at, at, &u, &c, berr, sizeof berr) == 0);
+    CHECK(c.window && c.prices.reasoning == 3750 && c.cost[PR_C_REASONING] == 30 * 3750);
+    /* additivity and monotonicity of whole records */
+    srand(11);
+    int bad = 0;
+    for (int i = 0; i < 5000; i++) {
+        int64_t h1 = rand() % 1000000, m1 = rand() % 1000000, c1 = rand() % 100000;
+        int64_t h2 = rand() % 1000000, m2 = rand() % 1000000, c2 = rand() % 100000;
+        int64_t r1 = c1 ? rand() % (c1 + 1) : 0, r2 = c2 ? rand() % (c2 + 1) : 0;
+        pr_usage_t a = {h1 + m1, h1, m1, c1, r1, true}, bb = {h2 + m2, h2, m2, c2, r2, true};
+        pr_usage_t s2 = {h1 + m1 + h2 + m2, h1 + h2, m1 + m2, c1 + c2, r1 + r2, true};
+        pr_usage_t more = {h1 + m1 + 1, h1, m1 + 1, c1 + 1, r1, true};
+        pr_charge_t ca, cb, cs, cm;
+        int64_t t = (i % 2) ? at : US(2024, 6, 1, 0, 0, 0);
+        if (pr_price_usage(b, "p", "think", t, t, &a, &ca, berr, sizeof berr) ||
+            pr_price_usage(b, "p", "think", t, t, &bb, &cb, berr, sizeof berr) ||
+            pr_price_usage(b, "p", "think", t, t, &s2, &cs, berr, sizeof berr) ||
+            pr_price_usage(b, "p", "think", t, t, &more, &cm, berr, sizeof berr) ||
+            ca.total + cb.total != cs.total || cm.total < ca.total)
+            bad++;
+    }
+    CHECK(bad == 0);
+    pr_book_free(b);
+}
+
 int main(void)
 {
     test_dst_daily();
@@ -371,5 +419,6 @@ int main(void)
     test_peak_scheme();
     test_bad_definitions();
     test_index_vs_scan();
+    test_reasoning_and_additivity();
     return test_done("test_book");
 }
