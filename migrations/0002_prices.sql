@@ -200,6 +200,16 @@ BEGIN
     IF NEW.zone IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = NEW.zone) THEN
         RAISE EXCEPTION 'unknown time zone "%"', NEW.zone USING ERRCODE = 'check_violation';
     END IF;
+    -- A daily window excludes the dates of a calendar by the local date its
+    -- occurrences start on: both must use the same zone (as pr_book_finalize checks).
+    IF TG_TABLE_NAME = 'discount_windows' THEN  -- nested: NEW.kind exists only there
+        IF NEW.kind = 'daily' AND NEW.calendar_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM holiday_calendars h
+                           WHERE h.id = NEW.calendar_id AND h.zone = NEW.zone) THEN
+            RAISE EXCEPTION 'daily window in zone % excludes calendar % of another zone (or none)',
+                NEW.zone, NEW.calendar_id USING ERRCODE = 'check_violation';
+        END IF;
+    END IF;
     RETURN NEW;
 END $$;
 CREATE TRIGGER holiday_calendars_zone BEFORE INSERT OR UPDATE ON holiday_calendars

@@ -114,6 +114,27 @@ size_t pr_pico_format(pr_pico_t amount, int min_decimals, char *buf, size_t len)
     return n;
 }
 
+size_t pr_pico_format_int(pr_pico_t amount, char *buf, size_t len)
+{
+    char digits[48];
+    size_t nd = 0, n = 0;
+    int neg = amount < 0;
+    unsigned __int128 a =
+        neg ? (unsigned __int128)0 - (unsigned __int128)amount : (unsigned __int128)amount;
+    do {
+        digits[nd++] = (char)('0' + (int)(a % 10));
+        a /= 10;
+    } while (a > 0);
+    if (nd + (size_t)neg + 1 > len)
+        return 0;
+    if (neg)
+        buf[n++] = '-';
+    while (nd > 0)
+        buf[n++] = digits[--nd];
+    buf[n] = '\0';
+    return n;
+}
+
 int pr_micro_parse(const char *text, int64_t *out, char *err, size_t errlen)
 {
     const char *p = text;

@@ -44,6 +44,11 @@ int pr_pico_round(pr_pico_t amount, int decimals, pr_pico_t *out);
  * buffer is too small (64 bytes always suffice). */
 size_t pr_pico_format(pr_pico_t amount, int min_decimals, char *buf, size_t len);
 
+/* Writes an amount as its integer number of pico-units ("2576000000000"), the
+ * form stored in numeric(40,0) columns. Returns the length, or 0 when the
+ * buffer is too small (48 bytes always suffice). */
+size_t pr_pico_format_int(pr_pico_t amount, char *buf, size_t len);
+
 /* Parses a non-negative decimal amount of currency units with at most 6 decimals
  * ("0.27", "1", "2.19") into micro-units. Refuses signs, exponents, more than six
  * decimals and values above PR_PRICE_MAX. Returns 0, or -1 with a message. */

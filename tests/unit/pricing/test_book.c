@@ -77,6 +77,10 @@ static void test_weekday_wrap_holiday_leap(void)
         daily_def(4, 3, 1, "Europe/Berlin", 8, 0, 18, 0, WEEKDAYS, 0, FOREVER, 1000);
     ex.calendar_id = 7;
     CHECK(window(b, ex) == 0); /* same precedence as the holiday window: provably disjoint */
+    /* the exclusion alone, without a holiday window to mask it */
+    CHECK(card(b, 4, "p", "excl", "EUR", 100, 200, 300, 0) == 0);
+    ex.id = 5, ex.card_id = 4;
+    CHECK(window(b, ex) == 0);
     CHECK(finish(b) == 0);
     /* 2025-03-07 is a Friday */
     CHECK(win_at(b, "p", "fri", US(2025, 3, 7, 22, 0, 0)) == 1);
@@ -98,7 +102,11 @@ static void test_weekday_wrap_holiday_leap(void)
     CHECK(win_at(b, "p", "hol", US(2024, 2, 29, 23, 0, 0)) == 0);
     CHECK(win_at(b, "p", "hol", US(2024, 3, 1, 12, 0, 0)) == 4); /* Fri, ordinary day */
     CHECK(win_at(b, "p", "hol", US(2024, 2, 28, 12, 0, 0)) == 4);
-    CHECK(win_at(b, "p", "hol", US(2024, 3, 2, 12, 0, 0)) == 0); /* Saturday */
+    CHECK(win_at(b, "p", "hol", US(2024, 3, 2, 12, 0, 0)) == 0);   /* Saturday */
+    CHECK(win_at(b, "p", "excl", US(2024, 2, 29, 12, 0, 0)) == 0); /* excluded date */
+    CHECK(win_at(b, "p", "excl", US(2024, 2, 28, 12, 0, 0)) == 5);
+    CHECK(win_at(b, "p", "excl", US(2024, 3, 1, 7, 0, 0)) == 5); /* 08:00 CET */
+    CHECK(win_at(b, "p", "excl", US(2024, 3, 1, 7, 0, 0) - 1) == 0);
     pr_book_free(b);
 }
 
@@ -356,6 +364,54 @@ static void test_index_vs_scan(void)
     pr_book_free(b);
 }
 
+/* A card with its own reasoning price; charges additive over random usages. */
+static void test_reasoning_and_additivity(void)
+{
+    pr_book_t *b = pr_book_new();
+    pr_card_def_t d = {1, "p", "think", "USD", {100, 1000, 2000, 5000}, 0};
+    CHECK(pr_book_add_card(b, &d, berr, sizeof berr) == 0);
+    pr_window_def_t w =
+        once_def(1, 1, 1, US(2025, 1, 1, 0, 0, 0), US(2025, 2, 1, 0, 0, 0), 0, 0, 0);
+    w.use_percent = true, w.percent_off_bp = 2500;
+    CHECK(window(b, w) == 0);
+    CHECK(finish(b) == 0);
+    int64_t at = US(2024, 6, 1, 0, 0, 0);
+    pr_charge_t c;
+    pr_usage_t u = {10, 4, 6, 100, 30, true};
+    CHECK(pr_price_usage(b, "p", "think", at, at, &u, &c, berr, sizeof berr) == 0);
+    CHECK(c.cost[PR_C_OUTPUT] == (pr_pico_t)70 * 2000 && c.cost[PR_C_REASONING] == 30 * 5000);
+    CHECK(c.total == 4 * 100 + 6 * 1000 + 70 * 2000 + 30 * 5000 && c.flags == 0);
+    u.reasoning = -1; /* split unknown and priced differently: flagged, all as output */
+    CHECK(pr_price_usage(b, "p", "think", at, at, &u, &c, berr, sizeof berr) == 0);
+    CHECK(c.flags == PR_FLAG_REASONING_UNKNOWN && c.cost[PR_C_OUTPUT] == 100 * 2000);
+    /* the percent window discounts the reasoning price too: 5000 -> 3750 */
+    at = US(2025, 1, 15, 0, 0, 0);
+    u.reasoning = 30;
+    CHECK(pr_price_usage(b, "p", "think", at, at, &u, &c, berr, sizeof berr) == 0);
+    CHECK(c.window && c.prices.reasoning == 3750 && c.cost[PR_C_REASONING] == 30 * 3750);
+    /* additivity and monotonicity of whole records */
+    srand(11);
+    int bad = 0;
+    for (int i = 0; i < 5000; i++) {
+        int64_t h1 = rand() % 1000000, m1 = rand() % 1000000, c1 = rand() % 100000;
+        int64_t h2 = rand() % 1000000, m2 = rand() % 1000000, c2 = rand() % 100000;
+        int64_t r1 = c1 ? rand() % (c1 + 1) : 0, r2 = c2 ? rand() % (c2 + 1) : 0;
+        pr_usage_t a = {h1 + m1, h1, m1, c1, r1, true}, bb = {h2 + m2, h2, m2, c2, r2, true};
+        pr_usage_t s2 = {h1 + m1 + h2 + m2, h1 + h2, m1 + m2, c1 + c2, r1 + r2, true};
+        pr_usage_t more = {h1 + m1 + 1, h1, m1 + 1, c1 + 1, r1, true};
+        pr_charge_t ca, cb, cs, cm;
+        int64_t t = (i % 2) ? at : US(2024, 6, 1, 0, 0, 0);
+        if (pr_price_usage(b, "p", "think", t, t, &a, &ca, berr, sizeof berr) ||
+            pr_price_usage(b, "p", "think", t, t, &bb, &cb, berr, sizeof berr) ||
+            pr_price_usage(b, "p", "think", t, t, &s2, &cs, berr, sizeof berr) ||
+            pr_price_usage(b, "p", "think", t, t, &more, &cm, berr, sizeof berr) ||
+            ca.total + cb.total != cs.total || cm.total < ca.total)
+            bad++;
+    }
+    CHECK(bad == 0);
+    pr_book_free(b);
+}
+
 int main(void)
 {
     test_dst_daily();
@@ -363,5 +419,6 @@ int main(void)
     test_peak_scheme();
     test_bad_definitions();
     test_index_vs_scan();
+    test_reasoning_and_additivity();
     return test_done("test_book");
 }

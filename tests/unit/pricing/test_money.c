@@ -119,6 +119,14 @@ static void test_examples(void)
     CHECK_STR(fmt(0, 0), "0");
     CHECK_STR(fmt(0, 2), "0.00");
     CHECK_STR(fmt((pr_pico_t)PR_TOKENS_MAX * PR_PRICE_MAX * 4, 0), "4000000000000");
+    char ib[48];
+    CHECK(pr_pico_format_int(t, ib, sizeof ib) == 13);
+    CHECK_STR(ib, "1290000000000");
+    CHECK(pr_pico_format_int(0, ib, sizeof ib) == 1 && strcmp(ib, "0") == 0);
+    CHECK(pr_pico_format_int(-42, ib, sizeof ib) == 3 && strcmp(ib, "-42") == 0);
+    CHECK(pr_pico_format_int((pr_pico_t)PR_TOKENS_MAX * PR_PRICE_MAX * 5, ib, sizeof ib) == 25);
+    CHECK_STR(ib, "5000000000000000000000000");
+    CHECK(pr_pico_format_int(t, ib, 13) == 0); /* needs 14 with the NUL */
     char small[4];
     CHECK(pr_pico_format(t, 0, small, sizeof small) == 0);
 
@@ -230,6 +238,12 @@ static void test_properties(void)
         ref_pico_to_decimal(prod, ref);
         if (strcmp(fmt(c, 0), ref) != 0) {
             fprintf(stderr, "n=%s p=%s: got %s want %s\n", sa, sb, fmt(c, 0), ref);
+            failures++;
+        }
+        char ib2[48];
+        pr_pico_format_int(c, ib2, sizeof ib2);
+        if (strcmp(ib2, prod) != 0) {
+            fprintf(stderr, "int form n=%s p=%s: got %s want %s\n", sa, sb, ib2, prod);
             failures++;
         }
         /* running total of a five-component record, both ways */

@@ -81,6 +81,11 @@ expect_err "INSERT INTO holiday_calendars (name, zone, created_by) VALUES ('cn',
 expect_ok "INSERT INTO holiday_calendars (name, zone, created_by) VALUES ('cn', 'Asia/Shanghai', 't')" "calendar"
 expect_err "INSERT INTO holiday_dates (calendar_id, day, created_by) SELECT id, '2025-02-29', 't' FROM holiday_calendars" "out of range"
 expect_ok "INSERT INTO holiday_dates (calendar_id, day, name, created_by) SELECT id, '2025-10-01', 'National Day', 't' FROM holiday_calendars" "holiday date"
+excl="INSERT INTO discount_windows (card_id, kind, valid_from, zone, start_second, end_second, calendar_id, percent_off_bp, created_by)
+      SELECT c.id, 'daily', '2025-01-01Z', %s, 3600, 7200, h.id, 1000, 't' FROM price_cards c, holiday_calendars h WHERE c.provider = 't'"
+expect_err "$(printf "$excl" "'UTC'")" "excludes calendar"
+expect_ok "$(printf "$excl" "'Asia/Shanghai'")" "daily window excluding a calendar of its zone"
+expect_ok "DELETE FROM discount_windows WHERE calendar_id IS NOT NULL" "remove it again (card not yet charged)"
 expect_err "INSERT INTO price_providers (provider, tier_instant, created_by) VALUES ('t', 'midpoint', 't')" "price_providers_tier_instant_check"
 # percent converted on insert, half to even: 3 -> 1.5 -> 2, 5 -> 2.5 -> 2, 7 -> 3.5 -> 4
 expect_ok "$win 'daily', 0, '2025-01-01Z', NULL, 'UTC', 79200, 7200, 5000, NULL, NULL, NULL, 't' $tc" "percent window"

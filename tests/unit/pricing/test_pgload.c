@@ -185,7 +185,7 @@ static void check_recompute(PGconn *c, const pr_book_t *b)
         if (pr_price_usage(b, p, m, at, at, &u, &ch, err, sizeof err) != 0)
             continue; /* before R1 existed: refused, as it should be */
         char sql[4096], when[40], total[64], l1[32], l2[32], l3[32], l4[32];
-        pr_pico_format(ch.total, 0, total, sizeof total);
+        pr_pico_format_int(ch.total, total, sizeof total);
         pr_instant_format(at, when, sizeof when);
         snprintf(sql, sizeof sql,
                  "INSERT INTO usage_events (request_id, team_id, key_id, model_requested, provider,"
@@ -194,7 +194,7 @@ static void check_recompute(PGconn *c, const pr_book_t *b)
                  " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"
                  " priced_at_instant, charge_currency, charge_pico, pricing_flags)"
                  " SELECT 'fin-%d', t.id, k.id, '%s', '%s', '%s', 'chat.completions', true, 200,"
-                 " '%s', '%s', %lld, %lld, %s, %s, %s, %s, %lld, %s, '%s', '%s', %s * 1e12, %u"
+                 " '%s', '%s', %lld, %lld, %s, %s, %s, %s, %lld, %s, '%s', '%s', %s, %u"
                  " FROM teams t JOIN api_keys k ON k.team_id = t.id WHERE t.name = 'fin'",
                  i, m, p, m, when, when, (long long)u.prompt, (long long)u.cache_hit,
                  lit(u.cache_miss, l1), lit(u.completion, l2), lit(u.reasoning, l3),
