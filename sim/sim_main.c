@@ -10,6 +10,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +47,9 @@ static evutil_socket_t listen_on(const char *host, int port, int *bound, char *e
             continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* Linux hands TCP_NODELAY down to accepted sockets: without it a
+         * stream's headers and first events meet Nagle + delayed ACK (40 ms). */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
             break;
         snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));

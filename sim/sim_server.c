@@ -43,6 +43,7 @@ typedef struct sim_call {
     uint64_t delay_us;          /* PH_WAIT duration */
     uint64_t total, sent, limit; /* tokens: planned, sent, to send before a cut */
     uint64_t t_first_us;        /* monotonic time of the first token */
+    uint64_t deadline_us;       /* PH_SLOW / PH_WAIT: when the wait ends */
     sim_answer_t ans;
     struct sim_call *prev, *next;
 } sim_call_t;
@@ -190,6 +191,13 @@ static void arm(sim_call_t *c, uint64_t us)
     evtimer_add(c->timer, &tv);
 }
 
+static void count_cancelled(sim_shared_t *sh)
+{
+    pthread_mutex_lock(&sh->lock);
+    sh->stats.cancelled++;
+    pthread_mutex_unlock(&sh->lock);
+}
+
 /* libevent is closing the connection of a call still in progress (client
  * gone, write error): forget the call. A request libevent has detached from
  * the connection is ours to free; an attached one goes with the connection. */
@@ -201,6 +209,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     if (c->req && evhttp_request_get_connection(c->req) == NULL)
         evhttp_request_free(c->req);
     c->evcon = NULL;
+    count_cancelled(c->loop->sh);
     call_free(c, false);
 }
 
@@ -300,20 +309,7 @@ static void stream_tick(sim_call_t *c)
     arm(c, next > now ? next - now : 0);
 }
 
-/* Headers of the answer go out now; the first token after the delay. */
-static void answer_start(sim_call_t *c)
-{
-    const sim_opts_t *o = c->loop->sh->opts;
-    c->phase = PH_WAIT;
-    if (c->stream) {
-        add_common_headers(c->req, o, "text/event-stream");
-        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Cache-Control", "no-cache");
-        evhttp_send_reply_start(c->req, 200, "OK");
-    }
-    arm(c, c->delay_us);
-}
-
-/* True when the peer of a stalled call has gone (EOF or error). */
+/* True when the peer of a waiting call has gone (EOF or error). */
 static bool peer_gone(sim_call_t *c)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
@@ -325,6 +321,46 @@ static bool peer_gone(sim_call_t *c)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* Long waits are cut into slices so that a client that leaves meanwhile is
+ * noticed (and counted as cancelled) within WAIT_SLICE_US. */
+#define WAIT_SLICE_US 100000u
+
+static void wait_start(sim_call_t *c, uint64_t us)
+{
+    c->deadline_us = now_us() + us;
+    arm(c, us < WAIT_SLICE_US ? us : WAIT_SLICE_US);
+}
+
+/* Returns true when the wait is over; otherwise re-arms the next slice, or
+ * drops the call (false, c freed) if its client has gone. */
+static bool wait_over(sim_call_t *c)
+{
+    uint64_t now = now_us();
+    if (now >= c->deadline_us)
+        return true;
+    if (peer_gone(c)) {
+        count_cancelled(c->loop->sh);
+        call_close_connection(c, false);
+        return false;
+    }
+    uint64_t left = c->deadline_us - now;
+    arm(c, left < WAIT_SLICE_US ? left : WAIT_SLICE_US);
+    return false;
+}
+
+/* Headers of the answer go out now; the first token after the delay. */
+static void answer_start(sim_call_t *c)
+{
+    const sim_opts_t *o = c->loop->sh->opts;
+    c->phase = PH_WAIT;
+    if (c->stream) {
+        add_common_headers(c->req, o, "text/event-stream");
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Cache-Control", "no-cache");
+        evhttp_send_reply_start(c->req, 200, "OK");
+    }
+    wait_start(c, c->delay_us);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -332,9 +368,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     sim_call_t *c = arg;
     switch (c->phase) {
     case PH_SLOW:
-        answer_start(c);
+        if (wait_over(c))
+            answer_start(c);
         break;
     case PH_WAIT:
+        if (!wait_over(c))
+            break;
         if (!c->stream) {
             answer_whole(c);
         } else if (c->fault == SIM_FAULT_GARBAGE) {
@@ -369,8 +408,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         call_close_connection(c, true);
         break;
     case PH_STALL:
-        if (peer_gone(c))
+        if (peer_gone(c)) {
+            count_cancelled(c->loop->sh);
             call_close_connection(c, false);
+        }
         else
             arm(c, 500000);
         break;
@@ -438,6 +479,8 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     last->authorization = auth != NULL;
     last->max_tokens = -1;
     snprintf(last->key, sizeof(last->key), "%s", label);
+    const char *rid = evhttp_find_header(h, "x-request-id");
+    snprintf(last->request_id, sizeof(last->request_id), "%s", rid ? rid : "");
     double u = sim_rng_unit(&sh->fault_rng);
     pthread_mutex_unlock(&sh->lock);
 
@@ -615,7 +658,7 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
 
     if (fault == SIM_FAULT_SLOW_HEADERS) {
         c->phase = PH_SLOW;
-        arm(c, (uint64_t)o->slow_headers_ms * 1000u);
+        wait_start(c, (uint64_t)o->slow_headers_ms * 1000u);
     } else {
         answer_start(c);
     }

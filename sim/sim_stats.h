@@ -37,6 +37,7 @@ typedef struct sim_stats_last {
     long long max_tokens;     /* -1 when absent */
     bool authorization;       /* an Authorization header was present */
     char key[32];             /* truncated bearer */
+    char request_id[65];      /* x-request-id header as received, "" if none */
     sim_fault_t fault;
     int status;               /* HTTP status answered (0 while in progress) */
     uint64_t prompt_tokens;
@@ -47,6 +48,7 @@ typedef struct sim_stats {
     uint64_t by_endpoint[SIM_EP_COUNT];
     uint64_t by_fault[SIM_FAULT_COUNT];
     uint64_t streamed;
+    uint64_t cancelled; /* calls whose client left before the answer was complete */
     uint64_t bad_request, unauthorized, context_exceeded;
     uint64_t prompt_tokens, completion_tokens, reasoning_tokens, cache_hit_tokens,
         cache_miss_tokens;

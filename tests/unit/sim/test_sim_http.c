@@ -348,8 +348,9 @@ static void test_api(void)
     const char *reasoner_s = "{\"model\":\"deepseek-reasoner\",\"stream\":true,\"stream_options\":{"
                              "\"include_usage\":true},\"messages\":[{\"role\":\"user\","
                              "\"content\":\"hello there\"}]}";
-    t_http(s.port, "POST", "/v1/chat/completions", "Authorization: Bearer sk-abcdefghijklmnop\r\n",
-           reasoner_s, 5000, &r);
+    t_http(s.port, "POST", "/v1/chat/completions",
+           "Authorization: Bearer sk-abcdefghijklmnop\r\nx-request-id: req-77\r\n", reasoner_s,
+           5000, &r);
     events_parse(r.body, &ev);
     u = stream_collect(&ev, "chat.completion.chunk", text, sizeof(text), reas, sizeof(reas), &fin,
                        true);
@@ -378,6 +379,10 @@ static void test_api(void)
     CHECK(strcmp(str_at(last, "model"), "deepseek-reasoner") == 0, "last model");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(last, "authorization")), "last auth");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(last, "stream")), "last stream");
+    CHECK(str_at(last, "x_request_id") && strcmp(str_at(last, "x_request_id"), "req-77") == 0,
+          "last x-request-id");
+    CHECK(str_at(last, "key") && strcmp(str_at(last, "key"), "sk-abcde...mnop") == 0, "last key");
+    CHECK(num_at(last, "prompt_tokens") == 7 && num_at(last, "status") == 200, "last counts");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
               cJSON_GetObjectItemCaseSensitive(last, "stream_options"), "include_usage")),
           "last stream_options");
@@ -662,6 +667,20 @@ static void test_faults(void)
         inflight = stat_of(s.port, "requests.in_flight");
     }
     CHECK(inflight == 0, "abandoned stream still in flight");
+    CHECK(stat_of(s.port, "requests.cancelled") == 2, "stall and abandoned stream cancelled: %g",
+          stat_of(s.port, "requests.cancelled"));
+
+    /* a client leaving while a whole answer is being prepared (long ttft) */
+    t_http(s.port, "POST", "/v1/chat/completions", "x-sim-ttft-ms: 5000\r\n", CHAT_HELLO, 200, &r);
+    CHECK(r.timed_out && r.raw_len == 0, "long ttft: nothing yet");
+    t_resp_free(&r);
+    double cancelled = 0;
+    for (int i = 0; i < 20 && cancelled != 3; i++) {
+        usleep(50000);
+        cancelled = stat_of(s.port, "requests.cancelled");
+    }
+    CHECK(cancelled == 3 && stat_of(s.port, "requests.in_flight") == 0,
+          "waiting call not dropped after its client left: cancelled %g", cancelled);
 
     /* shutdown with a call in flight (stalled) is clean */
     fd = t_connect(s.port);
