@@ -103,7 +103,8 @@ static void events_free(events_t *ev)
  * the streamed reasoning into the given buffers; returns the usage event
  * (parsed, caller frees) or NULL. Checks the shape of every chunk. */
 static cJSON *stream_collect(const events_t *ev, const char *object, char *text, size_t tl,
-                             char *reasoning, size_t rl, const char **finish, bool expect_usage_null)
+                             char *reasoning, size_t rl, const char **finish,
+                             bool expect_usage_null)
 {
     text[0] = reasoning[0] = '\0';
     cJSON *usage_ev = NULL;
@@ -250,8 +251,9 @@ static void test_api(void)
     t_resp_free(&r);
 
     /* chat streamed without include_usage: same text, no usage anywhere */
-    const char *chat_stream = "{\"model\":\"deepseek-chat\",\"stream\":true,\"messages\":[{\"role\":"
-                              "\"user\",\"content\":\"hello there\"}]}";
+    const char *chat_stream =
+        "{\"model\":\"deepseek-chat\",\"stream\":true,\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"hello there\"}]}";
     t_http(s.port, "POST", "/v1/chat/completions", NULL, chat_stream, 5000, &r);
     CHECK(r.status == 200 && r.chunked && r.complete, "stream status/complete");
     CHECK(strncmp(t_header(&r, "Content-Type"), "text/event-stream", 17) == 0, "sse type");
@@ -291,19 +293,21 @@ static void test_api(void)
     t_http(s.port, "POST", "/v1/completions", NULL, cmpl, 5000, &r);
     o = json_of(&r);
     CHECK(r.status == 200 && o && strcmp(str_at(o, "object"), "text_completion") == 0, "cmpl");
-    snprintf(whole, sizeof(whole), "%s", str_at(choice0(o), "text") ? str_at(choice0(o), "text")
-                                                                     : "");
+    snprintf(whole, sizeof(whole), "%s",
+             str_at(choice0(o), "text") ? str_at(choice0(o), "text") : "");
     CHECK(count_words(whole) == 5, "max_tokens caps: '%s'", whole);
     CHECK(strcmp(str_at(choice0(o), "finish_reason"), "length") == 0, "finish length");
     check_usage(cJSON_GetObjectItemCaseSensitive(o, "usage"), 3, 5);
     cJSON_Delete(o);
     t_resp_free(&r);
 
-    const char *cmpl_s = "{\"model\":\"m1\",\"prompt\":[\"abcdefghij\"],\"max_tokens\":5,\"stream\":"
-                         "true,\"stream_options\":{\"include_usage\":true}}";
+    const char *cmpl_s =
+        "{\"model\":\"m1\",\"prompt\":[\"abcdefghij\"],\"max_tokens\":5,\"stream\":"
+        "true,\"stream_options\":{\"include_usage\":true}}";
     t_http(s.port, "POST", "/v1/completions", NULL, cmpl_s, 5000, &r);
     events_parse(r.body, &ev);
-    CHECK(ev.well_formed && ev.n == 8, "completions events %d", ev.n); /* 5 + finish + usage + done */
+    CHECK(ev.well_formed && ev.n == 8, "completions events %d",
+          ev.n); /* 5 + finish + usage + done */
     u = stream_collect(&ev, "text_completion", text, sizeof(text), reas, sizeof(reas), &fin, true);
     CHECK(u != NULL, "completions usage event");
     check_usage(cJSON_GetObjectItemCaseSensitive(u, "usage"), 3, 5);
@@ -479,7 +483,8 @@ static void test_cache(void)
     o = get_stats(s.port);
     CHECK(num_at(o, "tokens.cache_hit") == 192 * 3 + 128, "stats hit total %g",
           num_at(o, "tokens.cache_hit"));
-    CHECK(num_at(o, "tokens.cache_hit") + num_at(o, "tokens.cache_miss") == num_at(o, "tokens.prompt"),
+    CHECK(num_at(o, "tokens.cache_hit") + num_at(o, "tokens.cache_miss") ==
+              num_at(o, "tokens.prompt"),
           "stats hit+miss");
     cJSON_Delete(o);
     t_http(s.port, "POST", "/sim/reset", NULL, "", 5000, &r);
@@ -520,8 +525,8 @@ static void expect_error(const t_resp_t *r, int status, const char *code, const 
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
     CHECK(cJSON_GetObjectItemCaseSensitive(err, "param") != NULL, "%s: param field", what);
     if (code)
-        CHECK(str_at(o, "error.code") && strcmp(str_at(o, "error.code"), code) == 0,
-              "%s: code %s", what, str_at(o, "error.code") ? str_at(o, "error.code") : "(none)");
+        CHECK(str_at(o, "error.code") && strcmp(str_at(o, "error.code"), code) == 0, "%s: code %s",
+              what, str_at(o, "error.code") ? str_at(o, "error.code") : "(none)");
     cJSON_Delete(o);
 }
 
@@ -761,7 +766,8 @@ static void test_auth(void)
     CHECK(r.status == 200, "healthz needs no key");
     t_resp_free(&r);
     cJSON *o = get_stats(s.port);
-    CHECK(num_at(o, "errors.unauthorized") == 4, "unauthorized %g", num_at(o, "errors.unauthorized"));
+    CHECK(num_at(o, "errors.unauthorized") == 4, "unauthorized %g",
+          num_at(o, "errors.unauthorized"));
     CHECK(key_count(o, "sk-test-...6789") == 1, "right key counted");
     CHECK(key_count(o, "sk-wrong") == 1, "short key counted");
     cJSON_Delete(o);
@@ -807,15 +813,17 @@ static void test_bad_input(void)
         {"/v1/chat/completions", "{\"model\":\"m\"}", "messages"},
         {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":\"hi\"}", "messages"},
         {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[]}", "messages"},
-        {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}", "messages"},
-        {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+        {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}",
          "messages"},
+        {"/v1/chat/completions",
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages"},
         {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[7]}", "messages"},
         {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model"},
-        {"/v1/chat/completions", "{\"model\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-         "model"},
         {"/v1/chat/completions",
-         "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "{\"model\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model"},
+        {"/v1/chat/completions",
+         "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+         "}",
          "stream"},
         {"/v1/chat/completions",
          "{\"model\":\"m\",\"stream_options\":\"u\",\"messages\":[{\"role\":\"user\",\"content\":"
@@ -829,7 +837,8 @@ static void test_bad_input(void)
          "{\"model\":\"m\",\"max_tokens\":-1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
          "max_tokens"},
         {"/v1/chat/completions",
-         "{\"model\":\"m\",\"max_tokens\":1.5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "{\"model\":\"m\",\"max_tokens\":1.5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+         "}",
          "max_tokens"},
         {"/v1/chat/completions",
          "{\"model\":\"m\",\"max_completion_tokens\":\"3\",\"messages\":[{\"role\":\"user\","
@@ -850,7 +859,8 @@ static void test_bad_input(void)
               "case %zu: error shape", i);
         if (cases[i].param)
             CHECK(str_at(o, "error.param") && strcmp(str_at(o, "error.param"), cases[i].param) == 0,
-                  "case %zu: param %s", i, str_at(o, "error.param") ? str_at(o, "error.param") : "-");
+                  "case %zu: param %s", i,
+                  str_at(o, "error.param") ? str_at(o, "error.param") : "-");
         cJSON_Delete(o);
         t_resp_free(&r);
     }
@@ -900,8 +910,8 @@ static void test_bad_input(void)
 
     /* bad command lines exit 2 with a message */
     static const char *const bad_args[][3] = {
-        {"--rate-429", "1.5", NULL}, {"--threads", "0", NULL},   {"--listen", "nohost", NULL},
-        {"--cache", "maybe", NULL},  {"--ttft-ms", "-3", NULL},  {"--bogus", NULL, NULL},
+        {"--rate-429", "1.5", NULL}, {"--threads", "0", NULL},  {"--listen", "nohost", NULL},
+        {"--cache", "maybe", NULL},  {"--ttft-ms", "-3", NULL}, {"--bogus", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
         pid_t pid = fork();
@@ -967,8 +977,17 @@ static void test_seed(void)
 static void test_timing(void)
 {
     t_sim_t s;
-    const char *args[] = {"--ttft-ms", "100", "--tokens-per-s", "50", "--completion-tokens", "10",
-                          "--threads", "2", "--port-file", "sim-test.port", NULL};
+    const char *args[] = {"--ttft-ms",
+                          "100",
+                          "--tokens-per-s",
+                          "50",
+                          "--completion-tokens",
+                          "10",
+                          "--threads",
+                          "2",
+                          "--port-file",
+                          "sim-test.port",
+                          NULL};
     if (start(&s, args) < 0)
         return;
     FILE *f = fopen("sim-test.port", "r");
@@ -978,8 +997,9 @@ static void test_timing(void)
         fclose(f);
     unlink("sim-test.port");
     t_resp_t r;
-    const char *st = "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
-                     "\"x\"}]}";
+    const char *st =
+        "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"x\"}]}";
     t_http(s.port, "POST", "/v1/chat/completions", NULL, st, 10000, &r);
     events_t ev;
     events_parse(r.body, &ev);
@@ -993,8 +1013,8 @@ static void test_timing(void)
           r.total_ms);
     t_resp_free(&r);
     for (int i = 0; i < 20; i++) {
-        t_http(s.port, "POST", "/v1/chat/completions", "x-sim-ttft-ms: 0\r\nx-sim-tokens-per-s: 0\r\n",
-               CHAT_HELLO, 5000, &r);
+        t_http(s.port, "POST", "/v1/chat/completions",
+               "x-sim-ttft-ms: 0\r\nx-sim-tokens-per-s: 0\r\n", CHAT_HELLO, 5000, &r);
         CHECK(r.status == 200 && r.total_ms < 250, "unpaced override %.0f", r.total_ms);
         t_resp_free(&r);
     }
