@@ -11,6 +11,7 @@
 #include "tg_log.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -479,6 +480,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
 }
 
+/* Called by evhttp for each accepted connection to make its bufferevent
+ * (the socket is attached afterwards): counts the connection. */
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
+{
+    sim_loop_t *l = arg;
+    pthread_mutex_lock(&l->calls.sh->lock);
+    l->calls.sh->stats.connections++;
+    pthread_mutex_unlock(&l->calls.sh->lock);
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 /* ---- loops ----------------------------------------------------------------- */
 
 sim_loop_t *sim_loop_new(sim_shared_t *sh, struct event_base *base, evutil_socket_t fd, char *err,
@@ -501,6 +513,7 @@ sim_loop_t *sim_loop_new(sim_shared_t *sh, struct event_base *base, evutil_socke
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(l->http, on_request, l);
+    evhttp_set_bevcb(l->http, on_accept, l);
     if (!evhttp_accept_socket_with_handle(l->http, fd)) {
         snprintf(err, errlen, "cannot serve on the listening socket");
         goto fail;

@@ -198,6 +198,8 @@ static void stop(t_sim_t *s)
     CHECK(rc == 0, "simulator exit status %d (nonzero: crash, leak or hang)", rc);
 }
 
+static double stat_of(int port, const char *path);
+
 static const char *CHAT_HELLO =
     "{\"model\":\"deepseek-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
 
@@ -393,6 +395,31 @@ static void test_api(void)
     char *printed = cJSON_PrintUnformatted(o);
     CHECK(strstr(printed, "sk-abcdefghijklmnop") == NULL, "a whole key leaked into stats");
     free(printed);
+    cJSON_Delete(o);
+
+    /* keep-alive: two requests on one connection count one connection */
+    double conns = stat_of(s.port, "connections_accepted");
+    CHECK(conns >= 10, "connections %g", conns);
+    int fd = t_connect(s.port);
+    char two[1024];
+    int tl =
+        snprintf(two, sizeof(two),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s"
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 strlen(CHAT_HELLO), CHAT_HELLO);
+    CHECK(send(fd, two, (size_t)tl, 0) == tl, "send two");
+    char got[8192];
+    size_t gl = 0;
+    for (ssize_t k; gl < sizeof(got) - 1 && (k = recv(fd, got + gl, sizeof(got) - 1 - gl, 0)) > 0;)
+        gl += (size_t)k;
+    got[gl] = '\0';
+    close(fd);
+    char *second = strstr(got + 1, "HTTP/1.1 200");
+    CHECK(strncmp(got, "HTTP/1.1 200", 12) == 0 && second && strstr(second, "\"status\":\"ok\""),
+          "pipelined keep-alive answers: %s", got);
+    o = get_stats(s.port);
+    CHECK(num_at(o, "connections_accepted") == conns + 2, "one connection for two requests: %g",
+          num_at(o, "connections_accepted"));
     cJSON_Delete(o);
 
     /* reset forgets */
@@ -927,6 +954,45 @@ static void test_bad_input(void)
         waitpid(pid, &st, 0);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bad args %zu: status %d", i, st);
     }
+    /* --help documents every option */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "'%s' --help", sim_bin);
+    FILE *hp = popen(cmd, "r");
+    char help[8192];
+    size_t hl = hp ? fread(help, 1, sizeof(help) - 1, hp) : 0;
+    help[hl] = '\0';
+    CHECK(hp && pclose(hp) == 0, "--help exit status");
+    static const char *const options[] = {
+        "--listen",
+        "--port-file",
+        "--threads",
+        "--ttft-ms",
+        "--tokens-per-s",
+        "--completion-tokens",
+        "--context",
+        "--seed",
+        "--rate-429",
+        "--rate-500",
+        "--rate-503",
+        "--rate-reset",
+        "--rate-stall",
+        "--api-key",
+        "--name",
+        "--cache",
+        "--cache-blocks",
+        "--max-body",
+        "--slow-headers-ms",
+        "--retry-after",
+        "--idle-timeout",
+        "--models",
+        "--log-level",
+        "x-sim-fault",
+        "x-sim-ttft-ms",
+        "x-sim-completion-tokens",
+    };
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+        CHECK(strstr(help, options[i]) != NULL, "--help lacks %s", options[i]);
+
     const char *rates[] = {"--rate-429", "0.6", "--rate-500", "0.6", NULL};
     t_sim_t bad;
     CHECK(t_sim_start(&bad, sim_bin, rates) < 0, "rates over 1 accepted");
