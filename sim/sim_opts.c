@@ -118,10 +118,37 @@ static int parse_listen(const char *s, sim_opts_t *o)
 }
 
 enum {
+<<<<<<< HEAD
     OPT_LISTEN = 256, OPT_PORT_FILE, OPT_THREADS, OPT_TTFT, OPT_TPS, OPT_COMPLETION, OPT_CONTEXT,
     OPT_SEED, OPT_R429, OPT_R500, OPT_R503, OPT_RRESET, OPT_RSTALL, OPT_API_KEY, OPT_NAME,
     OPT_CACHE, OPT_CACHE_BLOCKS, OPT_MAX_BODY, OPT_SLOW, OPT_RETRY, OPT_IDLE, OPT_MODELS,
     OPT_LOG, OPT_FAULT, OPT_HELP,
+=======
+    OPT_LISTEN = 256,
+    OPT_PORT_FILE,
+    OPT_THREADS,
+    OPT_TTFT,
+    OPT_TPS,
+    OPT_COMPLETION,
+    OPT_CONTEXT,
+    OPT_SEED,
+    OPT_R429,
+    OPT_R500,
+    OPT_R503,
+    OPT_RRESET,
+    OPT_RSTALL,
+    OPT_API_KEY,
+    OPT_NAME,
+    OPT_CACHE,
+    OPT_CACHE_BLOCKS,
+    OPT_MAX_BODY,
+    OPT_SLOW,
+    OPT_RETRY,
+    OPT_IDLE,
+    OPT_MODELS,
+    OPT_LOG,
+    OPT_HELP,
+>>>>>>> sim
 };
 
 int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errlen)
@@ -162,7 +189,9 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
         const char *a = optarg;
         int bad = 0;
         switch (c) {
-        case OPT_LISTEN: bad = parse_listen(a, o); break;
+        case OPT_LISTEN:
+            bad = parse_listen(a, o);
+            break;
         case OPT_PORT_FILE:
             bad = strlen(a) >= sizeof(o->port_file);
             if (!bad)
@@ -172,19 +201,41 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
             bad = parse_uint(a, 64, &v) < 0 || v == 0;
             o->threads = (int)v;
             break;
-        case OPT_TTFT: bad = parse_uint(a, 3600000, &v); o->ttft_ms = (unsigned)v; break;
-        case OPT_TPS: bad = parse_uint(a, 10000000, &v); o->tokens_per_s = (unsigned)v; break;
+        case OPT_TTFT:
+            bad = parse_uint(a, 3600000, &v);
+            o->ttft_ms = (unsigned)v;
+            break;
+        case OPT_TPS:
+            bad = parse_uint(a, 10000000, &v);
+            o->tokens_per_s = (unsigned)v;
+            break;
         case OPT_COMPLETION:
             bad = parse_uint(a, 1000000, &v);
             o->completion_tokens = (unsigned)v;
             break;
-        case OPT_CONTEXT: bad = parse_uint(a, 100000000, &v); o->context = (unsigned long)v; break;
-        case OPT_SEED: bad = parse_uint(a, UINT64_MAX, &v); o->seed = v; break;
-        case OPT_R429: bad = parse_rate(a, &o->rate_429); break;
-        case OPT_R500: bad = parse_rate(a, &o->rate_500); break;
-        case OPT_R503: bad = parse_rate(a, &o->rate_503); break;
-        case OPT_RRESET: bad = parse_rate(a, &o->rate_reset); break;
-        case OPT_RSTALL: bad = parse_rate(a, &o->rate_stall); break;
+        case OPT_CONTEXT:
+            bad = parse_uint(a, 100000000, &v);
+            o->context = (unsigned long)v;
+            break;
+        case OPT_SEED:
+            bad = parse_uint(a, UINT64_MAX, &v);
+            o->seed = v;
+            break;
+        case OPT_R429:
+            bad = parse_rate(a, &o->rate_429);
+            break;
+        case OPT_R500:
+            bad = parse_rate(a, &o->rate_500);
+            break;
+        case OPT_R503:
+            bad = parse_rate(a, &o->rate_503);
+            break;
+        case OPT_RRESET:
+            bad = parse_rate(a, &o->rate_reset);
+            break;
+        case OPT_RSTALL:
+            bad = parse_rate(a, &o->rate_stall);
+            break;
         case OPT_API_KEY:
             bad = strlen(a) == 0 || strlen(a) >= sizeof(o->api_key);
             if (!bad)
@@ -211,8 +262,14 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
             bad = parse_uint(a, 1ULL << 30, &v) < 0 || v < 1024;
             o->max_body = (size_t)v;
             break;
-        case OPT_SLOW: bad = parse_uint(a, 3600000, &v); o->slow_headers_ms = (unsigned)v; break;
-        case OPT_RETRY: bad = parse_uint(a, 86400, &v); o->retry_after_s = (unsigned)v; break;
+        case OPT_SLOW:
+            bad = parse_uint(a, 3600000, &v);
+            o->slow_headers_ms = (unsigned)v;
+            break;
+        case OPT_RETRY:
+            bad = parse_uint(a, 86400, &v);
+            o->retry_after_s = (unsigned)v;
+            break;
         case OPT_IDLE:
             bad = parse_uint(a, 86400, &v) < 0 || v == 0;
             o->idle_timeout_s = (unsigned)v;
@@ -222,9 +279,17 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
             if (!bad)
                 snprintf(o->models, sizeof(o->models), "%s", a);
             break;
+<<<<<<< HEAD
         case OPT_LOG: bad = tg_log_level_parse(a, &o->log_level); break;
         case OPT_FAULT: bad = sim_fault_parse(a, &o->fault) < 0; break;
         case OPT_HELP: return 1;
+=======
+        case OPT_LOG:
+            bad = tg_log_level_parse(a, &o->log_level);
+            break;
+        case OPT_HELP:
+            return 1;
+>>>>>>> sim
         default:
             snprintf(err, errlen, "unknown option or missing value: %s",
                      optind > 0 && optind <= argc ? argv[optind - 1] : "?");

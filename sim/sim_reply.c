@@ -28,8 +28,8 @@ void sim_reply_json_string(struct evbuffer *b, const char *s)
     evbuffer_add(b, "\"", 1);
 }
 
-void sim_reply_error(struct evbuffer *b, const char *message, const char *type,
-                     const char *param, const char *code)
+void sim_reply_error(struct evbuffer *b, const char *message, const char *type, const char *param,
+                     const char *code)
 {
     evbuffer_add_printf(b, "{\"error\":{\"message\":");
     sim_reply_json_string(b, message);

@@ -21,7 +21,7 @@ typedef struct sim_answer {
     sim_kind_t kind;
     char id[64];
     long long created;
-    char model[128];
+    char model[256];
     const char *fingerprint; /* the simulator's --name (validated: no quotes) */
     bool reasoner;           /* emits reasoning_content first */
     bool include_usage;      /* stream: chunks carry "usage":null, then the usage event */
@@ -36,8 +36,8 @@ typedef struct sim_answer {
 void sim_reply_json_string(struct evbuffer *b, const char *s);
 
 /* Appends OpenAI's error object. param may be NULL (written as null). */
-void sim_reply_error(struct evbuffer *b, const char *message, const char *type,
-                     const char *param, const char *code);
+void sim_reply_error(struct evbuffer *b, const char *message, const char *type, const char *param,
+                     const char *code);
 
 /* Appends the usage object. */
 void sim_reply_usage(struct evbuffer *b, const sim_answer_t *a);

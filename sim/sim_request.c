@@ -132,6 +132,8 @@ int sim_request_parse(const char *body, size_t len, sim_kind_t kind, sim_request
         FAIL("model", "Missing required parameter: 'model'.");
     if (!cJSON_IsString(model) || model->valuestring[0] == '\0')
         FAIL("model", "Invalid 'model': expected a non-empty string.");
+    if (strlen(model->valuestring) >= sizeof(out->model))
+        FAIL("model", "Invalid 'model': longer than %zu bytes.", sizeof(out->model) - 1);
     snprintf(out->model, sizeof(out->model), "%s", model->valuestring);
 
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(root, "stream");

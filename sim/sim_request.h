@@ -14,13 +14,13 @@ typedef enum { SIM_KIND_CHAT = 0, SIM_KIND_COMPLETIONS } sim_kind_t;
 
 typedef struct sim_request {
     sim_kind_t kind;
-    char model[128];      /* truncated copy of "model" */
+    char model[256]; /* "model" (at most 255 bytes, longer is refused) */
     bool stream;
     bool has_stream_options;
     bool include_usage;
     char stream_options_json[256]; /* compact copy of stream_options, "" if absent */
-    long long max_tokens; /* -1 when absent; min of max_tokens and max_completion_tokens */
-    sim_tokens_t tokens;  /* the prompt, tokenized (owned) */
+    long long max_tokens;          /* -1 when absent; min of max_tokens and max_completion_tokens */
+    sim_tokens_t tokens;           /* the prompt, tokenized (owned) */
 } sim_request_t;
 
 /* Parses and validates body (len bytes, need not be NUL-terminated) as a

@@ -1,10 +1,10 @@
-/* sim_server: routes requests, injects faults and paces answers with one
- * timer per call. A call is the state of one /v1 generation in progress; it
- * is owned by its loop's list and freed exactly once: when its answer is
- * handed to libevent, when libevent reports its connection closed, or when
- * the loop is freed. */
+/* sim_server: tollgate-sim's HTTP front: routes each request, checks the
+ * key, injects the fault drawn or asked for, validates and tokenizes the
+ * body, computes the usage (prefix-cache hits included) and hands the answer
+ * to a sim_call. Also /v1/models, /healthz and the /sim endpoints. */
 #include "sim_server.h"
 
+#include "sim_call.h"
 #include "sim_reply.h"
 #include "sim_request.h"
 #include "sim_text.h"
@@ -14,101 +14,49 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
-typedef enum {
-    PH_SLOW,   /* waiting before the headers (slow-headers fault) */
-    PH_WAIT,   /* waiting for the first token (stream) or the whole answer */
-    PH_TOKENS, /* streaming tokens */
-    PH_DRAIN,  /* cut: waiting for the partial answer to leave, then close */
-    PH_RESET,  /* reset: close at the next loop turn */
-    PH_STALL,  /* never answer; watch the socket for the client leaving */
-} sim_phase_t;
-
-typedef struct sim_call {
-    struct sim_loop *loop;
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
-    struct event *timer;
-    sim_phase_t phase;
-    sim_fault_t fault;
-    bool stream;
-    unsigned tps;
-    uint64_t delay_us;          /* PH_WAIT duration */
-    uint64_t total, sent, limit; /* tokens: planned, sent, to send before a cut */
-    uint64_t t_first_us;        /* monotonic time of the first token */
-    sim_answer_t ans;
-    struct sim_call *prev, *next;
-} sim_call_t;
-
 struct sim_loop {
-    sim_shared_t *sh;
-    struct event_base *base;
     struct evhttp *http;
-    sim_call_t *calls; /* in flight on this loop */
+    sim_calls_t calls; /* in flight on this loop */
 };
 
-static const char garbage_bytes[] = "<html><body>upstream says \xff\xfe\x01 {{{ not json\n\x00\x7f";
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-int sim_shared_init(sim_shared_t *sh, const sim_opts_t *opts)
-{
-    memset(sh, 0, sizeof(*sh));
-    sh->opts = opts;
-    pthread_mutex_init(&sh->lock, NULL);
-    sim_rng_seed(&sh->fault_rng, opts->seed);
-    sh->cache = sim_cache_new(opts->cache_blocks);
-    return 0;
-}
-
-void sim_shared_destroy(sim_shared_t *sh)
-{
-    sim_cache_free(sh->cache);
-    pthread_mutex_destroy(&sh->lock);
-}
-
 /* ---- plain replies --------------------------------------------------- */
-
-static void add_common_headers(struct evhttp_request *req, const sim_opts_t *o, const char *ctype)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", ctype);
-    evhttp_add_header(h, "x-sim-name", o->name);
-}
 
 /* Sends a whole reply with body b (drained). The request is libevent's again
  * afterwards. */
 static void send_body(struct evhttp_request *req, const sim_opts_t *o, int status,
                       const char *reason, const char *ctype, struct evbuffer *b)
 {
-    add_common_headers(req, o, ctype);
+    sim_shared_add_headers(o, req, ctype);
     evhttp_send_reply(req, status, reason, b);
 }
 
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -129,252 +77,17 @@ static void send_error(struct evhttp_request *req, const sim_opts_t *o, int stat
     evbuffer_free(b);
 }
 
-static void set_last_status(sim_shared_t *sh, int status)
+/* Records the refusal of the current /v1 request (status in last_request,
+ * counter, if any, incremented) and sends the error. */
+static void refuse(sim_shared_t *sh, struct evhttp_request *req, int status, uint64_t *counter,
+                   const char *message, const char *type, const char *param, const char *code)
 {
     pthread_mutex_lock(&sh->lock);
     sh->stats.last.status = status;
+    if (counter)
+        (*counter)++;
     pthread_mutex_unlock(&sh->lock);
-}
-
-/* ---- calls ------------------------------------------------------------- */
-
-static void on_timer(evutil_socket_t fd, short what, void *arg);
-static void on_conn_close(struct evhttp_connection *evcon, void *arg);
-
-static sim_call_t *call_new(sim_loop_t *l, struct evhttp_request *req)
-{
-    sim_call_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        abort();
-    c->loop = l;
-    c->req = req;
-    c->evcon = evhttp_request_get_connection(req);
-    c->timer = evtimer_new(l->base, on_timer, c);
-    if (!c->timer)
-        abort();
-    c->next = l->calls;
-    if (l->calls)
-        l->calls->prev = c;
-    l->calls = c;
-    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
-    pthread_mutex_lock(&l->sh->lock);
-    l->sh->in_flight++;
-    pthread_mutex_unlock(&l->sh->lock);
-    return c;
-}
-
-/* Unlinks and frees the call. With detach, the connection forgets it first
- * (needed before any libevent call that may free the connection). The
- * request itself is not touched. */
-static void call_free(sim_call_t *c, bool detach)
-{
-    sim_loop_t *l = c->loop;
-    if (detach && c->evcon)
-        evhttp_connection_set_closecb(c->evcon, NULL, NULL);
-    event_free(c->timer);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_lock(&l->sh->lock);
-    l->sh->in_flight--;
-    pthread_mutex_unlock(&l->sh->lock);
-    free(c);
-}
-
-static void arm(sim_call_t *c, uint64_t us)
-{
-    struct timeval tv = {(time_t)(us / 1000000u), (suseconds_t)(us % 1000000u)};
-    evtimer_add(c->timer, &tv);
-}
-
-/* libevent is closing the connection of a call still in progress (client
- * gone, write error): forget the call. A request libevent has detached from
- * the connection is ours to free; an attached one goes with the connection. */
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    sim_call_t *c = arg;
-    tg_debug("call closed by the connection in phase %d", (int)c->phase);
-    if (c->req && evhttp_request_get_connection(c->req) == NULL)
-        evhttp_request_free(c->req);
-    c->evcon = NULL;
-    call_free(c, false);
-}
-
-/* Closes the call's connection at once (the request goes with it); with
- * abortive, the kernel sends a reset instead of a clean close. */
-static void call_close_connection(sim_call_t *c, bool abortive)
-{
-    struct evhttp_connection *evcon = c->evcon;
-    if (abortive) {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-        struct linger lg = {1, 0};
-        if (fd >= 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
-    call_free(c, true);
-    evhttp_connection_free(evcon);
-}
-
-/* Non-streamed answer: the whole body at once (or its faulty variant). */
-static void answer_whole(sim_call_t *c)
-{
-    const sim_opts_t *o = c->loop->sh->opts;
-    struct evhttp_request *req = c->req;
-    struct evbuffer *b = evbuffer_new();
-    if (!b)
-        abort();
-    if (c->fault == SIM_FAULT_GARBAGE) {
-        evbuffer_add(b, garbage_bytes, sizeof(garbage_bytes) - 1);
-    } else {
-        sim_reply_full(b, &c->ans);
-    }
-    if (c->fault == SIM_FAULT_CUT) {
-        /* Half of the body, chunked, then the connection closes. */
-        size_t half = evbuffer_get_length(b) / 2;
-        struct evbuffer *part = evbuffer_new();
-        if (!part)
-            abort();
-        evbuffer_remove_buffer(b, part, half);
-        add_common_headers(req, o, "application/json");
-        evhttp_send_reply_start(req, 200, "OK");
-        evhttp_send_reply_chunk(req, part);
-        evbuffer_free(part);
-        evbuffer_free(b);
-        c->phase = PH_DRAIN;
-        arm(c, 1000);
-        return;
-    }
-    call_free(c, true);
-    send_body(req, o, 200, "OK", "application/json", b);
-    evbuffer_free(b);
-}
-
-/* Sends the tokens due now; finishes, cuts or re-arms the timer. */
-static void stream_tick(sim_call_t *c)
-{
-    uint64_t now = now_us();
-    uint64_t due = c->total;
-    if (c->tps > 0) {
-        uint64_t elapsed = now - c->t_first_us;
-        uint64_t n = 1 + elapsed * c->tps / 1000000u;
-        if (n < due)
-            due = n;
-    }
-    if (due > c->limit)
-        due = c->limit;
-    struct evbuffer *b = evbuffer_new();
-    if (!b)
-        abort();
-    if (c->total == 0 && c->sent == 0)
-        sim_reply_event_token(b, &c->ans, 0); /* the role, empty content */
-    while (c->sent < due)
-        sim_reply_event_token(b, &c->ans, c->sent++);
-
-    if (c->fault == SIM_FAULT_CUT && c->sent >= c->limit) {
-        evhttp_send_reply_chunk(c->req, b);
-        evbuffer_free(b);
-        c->phase = PH_DRAIN;
-        arm(c, 1000);
-        return;
-    }
-    if (c->sent == c->total) {
-        sim_reply_event_finish(b, &c->ans);
-        if (c->ans.include_usage && c->ans.with_usage)
-            sim_reply_event_usage(b, &c->ans);
-        sim_reply_event_done(b);
-        struct evhttp_request *req = c->req;
-        call_free(c, true);
-        evhttp_send_reply_chunk(req, b);
-        evhttp_send_reply_end(req);
-        evbuffer_free(b);
-        return;
-    }
-    evhttp_send_reply_chunk(c->req, b);
-    evbuffer_free(b);
-    uint64_t next = c->t_first_us + c->sent * 1000000u / c->tps;
-    arm(c, next > now ? next - now : 0);
-}
-
-/* Headers of the answer go out now; the first token after the delay. */
-static void answer_start(sim_call_t *c)
-{
-    const sim_opts_t *o = c->loop->sh->opts;
-    c->phase = PH_WAIT;
-    if (c->stream) {
-        add_common_headers(c->req, o, "text/event-stream");
-        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Cache-Control", "no-cache");
-        evhttp_send_reply_start(c->req, 200, "OK");
-    }
-    arm(c, c->delay_us);
-}
-
-/* True when the peer of a stalled call has gone (EOF or error). */
-static bool peer_gone(sim_call_t *c)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0)
-        return true;
-    char byte;
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    sim_call_t *c = arg;
-    switch (c->phase) {
-    case PH_SLOW:
-        answer_start(c);
-        break;
-    case PH_WAIT:
-        if (!c->stream) {
-            answer_whole(c);
-        } else if (c->fault == SIM_FAULT_GARBAGE) {
-            struct evbuffer *b = evbuffer_new();
-            if (!b)
-                abort();
-            evbuffer_add(b, garbage_bytes, sizeof(garbage_bytes) - 1);
-            struct evhttp_request *req = c->req;
-            call_free(c, true);
-            evhttp_send_reply_chunk(req, b);
-            evhttp_send_reply_end(req);
-            evbuffer_free(b);
-        } else {
-            c->phase = PH_TOKENS;
-            c->t_first_us = now_us();
-            stream_tick(c);
-        }
-        break;
-    case PH_TOKENS:
-        stream_tick(c);
-        break;
-    case PH_DRAIN: {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
-        if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-            arm(c, 1000);
-            break;
-        }
-        call_close_connection(c, false);
-        break;
-    }
-    case PH_RESET:
-        call_close_connection(c, true);
-        break;
-    case PH_STALL:
-        if (peer_gone(c))
-            call_close_connection(c, false);
-        else
-            arm(c, 500000);
-        break;
-    }
+    send_error(req, sh->opts, status, message, type, param, code);
 }
 
 /* ---- /v1 generation ---------------------------------------------------- */
@@ -419,16 +132,12 @@ static sim_fault_t draw_fault(const sim_opts_t *o, double u)
     return SIM_FAULT_NONE;
 }
 
-static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_t kind)
+/* Counts a /v1 generation request and starts its last_request record;
+ * returns the uniform draw for the random faults. */
+static double note_request(sim_shared_t *sh, struct evkeyvalq *h, sim_kind_t kind, const char *auth,
+                           const char *label)
 {
-    sim_shared_t *sh = l->sh;
-    const sim_opts_t *o = sh->opts;
-    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    const char *auth = evhttp_find_header(h, "Authorization");
-    const char *key = bearer_of(auth);
-    char label[32];
-    sim_stats_key_label(key, label, sizeof(label));
-
+    const char *rid = evhttp_find_header(h, "x-request-id");
     pthread_mutex_lock(&sh->lock);
     sim_stats_count_key(&sh->stats, label);
     sim_stats_last_t *last = &sh->stats.last;
@@ -438,9 +147,13 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     last->authorization = auth != NULL;
     last->max_tokens = -1;
     snprintf(last->key, sizeof(last->key), "%s", label);
+    snprintf(last->request_id, sizeof(last->request_id), "%s", rid ? rid : "");
     double u = sim_rng_unit(&sh->fault_rng);
     pthread_mutex_unlock(&sh->lock);
+    return u;
+}
 
+<<<<<<< HEAD
     if (o->api_key[0] && (!key || strcmp(key, o->api_key) != 0)) {
         pthread_mutex_lock(&sh->lock);
         sh->stats.unauthorized++;
@@ -484,39 +197,127 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
         return;
     }
 
+=======
+/* Answers the faults that need no body: 429, 500, 503, reset, stall.
+ * Returns true when the request was handled. */
+static bool answer_early_fault(sim_loop_t *l, struct evhttp_request *req, sim_fault_t fault)
+{
+    sim_shared_t *sh = l->calls.sh;
+>>>>>>> sim
     switch (fault) {
     case SIM_FAULT_429:
-        set_last_status(sh, 429);
-        send_error(req, o, 429, "Rate limit reached for requests (simulated).", "rate_limit_error",
-                   NULL, "rate_limit_exceeded");
-        return;
+        refuse(sh, req, 429, NULL, "Rate limit reached for requests (simulated).",
+               "rate_limit_error", NULL, "rate_limit_exceeded");
+        return true;
     case SIM_FAULT_500:
-        set_last_status(sh, 500);
-        send_error(req, o, 500, "The server had an error while processing your request "
-                                "(simulated).", "server_error", NULL, "internal_error");
-        return;
+        refuse(sh, req, 500, NULL,
+               "The server had an error while processing your request (simulated).", "server_error",
+               NULL, "internal_error");
+        return true;
     case SIM_FAULT_503:
-        set_last_status(sh, 503);
-        send_error(req, o, 503, "server busy, please try again later (simulated).",
-                   "server_error", NULL, "server_busy");
-        return;
-    case SIM_FAULT_RESET: {
-        /* Closing from inside the request callback would pull the
-         * connection out from under libevent: do it on the next turn. */
-        sim_call_t *c = call_new(l, req);
-        c->phase = PH_RESET;
-        arm(c, 0);
-        return;
-    }
-    case SIM_FAULT_STALL: {
-        sim_call_t *c = call_new(l, req);
-        c->phase = PH_STALL;
-        arm(c, 500000);
-        return;
-    }
+        refuse(sh, req, 503, NULL, "server busy, please try again later (simulated).",
+               "server_error", NULL, "server_busy");
+        return true;
+    case SIM_FAULT_RESET:
+        sim_call_reset(sim_call_new(&l->calls, req));
+        return true;
+    case SIM_FAULT_STALL:
+        sim_call_stall(sim_call_new(&l->calls, req));
+        return true;
     default:
-        break;
+        return false;
     }
+}
+
+/* Records the parsed request in last_request and, unless it is over the
+ * context, reads and updates the prefix cache for key_hash, fills the hit
+ * and miss counts of *u and adds the usage to the totals. Returns the id of
+ * the answer. */
+static uint64_t settle_usage(sim_shared_t *sh, const sim_request_t *r, uint64_t key_hash,
+                             bool too_long, sim_usage_t *u)
+{
+    pthread_mutex_lock(&sh->lock);
+    sim_stats_last_t *last = &sh->stats.last;
+    snprintf(last->model, sizeof(last->model), "%s", r->model);
+    last->stream = r->stream;
+    memcpy(last->stream_options, r->stream_options_json, sizeof(last->stream_options));
+    last->max_tokens = r->max_tokens;
+    last->prompt_tokens = u->prompt;
+    if (too_long) {
+        sh->stats.context_exceeded++;
+        last->status = 400;
+    } else {
+        if (sh->opts->cache) {
+            size_t blocks =
+                sim_cache_lookup(sh->cache, key_hash, r->tokens.blocks, r->tokens.nblocks);
+            u->hit = (uint64_t)blocks * SIM_BLOCK_TOKENS;
+            sim_cache_store(sh->cache, key_hash, r->tokens.blocks, r->tokens.nblocks);
+        }
+        u->miss = u->prompt - u->hit;
+        last->status = 200;
+        sh->stats.streamed += r->stream;
+        sh->stats.prompt_tokens += u->prompt;
+        sh->stats.completion_tokens += u->completion;
+        sh->stats.reasoning_tokens += u->reasoning;
+        sh->stats.cache_hit_tokens += u->hit;
+        sh->stats.cache_miss_tokens += u->miss;
+    }
+    uint64_t id = ++sh->next_id;
+    pthread_mutex_unlock(&sh->lock);
+    return id;
+}
+
+/* The per-request settings: options, then the x-sim-* overrides. */
+typedef struct sim_knobs {
+    sim_fault_t fault;
+    unsigned ttft_ms, completion_tokens, tokens_per_s;
+} sim_knobs_t;
+
+/* Reads x-sim-fault and the overrides into *k (which holds the defaults).
+ * Returns NULL, or the name of the malformed header. */
+static const char *read_knobs(struct evkeyvalq *h, sim_knobs_t *k)
+{
+    const char *fh = evhttp_find_header(h, "x-sim-fault");
+    if (fh && sim_fault_parse(fh, &k->fault) < 0)
+        return "x-sim-fault";
+    if (header_uint(h, "x-sim-ttft-ms", 3600000, &k->ttft_ms) < 0)
+        return "x-sim-ttft-ms";
+    if (header_uint(h, "x-sim-completion-tokens", 1000000, &k->completion_tokens) < 0)
+        return "x-sim-completion-tokens";
+    if (header_uint(h, "x-sim-tokens-per-s", 10000000, &k->tokens_per_s) < 0)
+        return "x-sim-tokens-per-s";
+    return NULL;
+}
+
+static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_t kind)
+{
+    sim_shared_t *sh = l->calls.sh;
+    const sim_opts_t *o = sh->opts;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *auth = evhttp_find_header(h, "Authorization");
+    const char *key = bearer_of(auth);
+    char label[32];
+    sim_stats_key_label(key, label, sizeof(label));
+    double draw = note_request(sh, h, kind, auth, label);
+
+    if (o->api_key[0] && (!key || strcmp(key, o->api_key) != 0)) {
+        refuse(sh, req, 401, &sh->stats.unauthorized, "Incorrect API key provided.",
+               "invalid_request_error", NULL, "invalid_api_key");
+        return;
+    }
+    sim_knobs_t k = {draw_fault(o, draw), o->ttft_ms, o->completion_tokens, o->tokens_per_s};
+    const char *bad_hdr = read_knobs(h, &k);
+    if (bad_hdr) {
+        refuse(sh, req, 400, &sh->stats.bad_request, "Malformed simulator header.",
+               "invalid_request_error", bad_hdr, "invalid_value");
+        return;
+    }
+    pthread_mutex_lock(&sh->lock);
+    sh->stats.by_fault[k.fault]++;
+    sh->stats.last.fault = k.fault;
+    pthread_mutex_unlock(&sh->lock);
+    if (answer_early_fault(l, req, k.fault))
+        return;
 
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -525,76 +326,44 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     char err[256];
     const char *param;
     if (sim_request_parse(body, len, kind, &r, err, sizeof(err), &param) < 0) {
-        pthread_mutex_lock(&sh->lock);
-        sh->stats.bad_request++;
-        sh->stats.last.status = 400;
-        pthread_mutex_unlock(&sh->lock);
         tg_info("400 on %s: %s", kind == SIM_KIND_CHAT ? "chat" : "completions", err);
-        send_error(req, o, 400, err, "invalid_request_error", param, "invalid_request_error");
+        refuse(sh, req, 400, &sh->stats.bad_request, err, "invalid_request_error", param,
+               "invalid_request_error");
         return;
     }
-    uint64_t prompt = r.tokens.count;
-    bool too_long = o->context && prompt > o->context;
 
-    uint64_t n = ntok;
+    uint64_t n = k.completion_tokens;
     const char *finish = "stop";
     if (r.max_tokens >= 0 && (uint64_t)r.max_tokens < n) {
         n = (uint64_t)r.max_tokens;
         finish = "length";
     }
     bool reasoner = strstr(r.model, "reasoner") != NULL;
-    sim_usage_t usage = {.prompt = prompt, .completion = n, .reasoning = reasoner ? n / 2 : 0};
+    sim_usage_t usage = {.prompt = r.tokens.count, .completion = n};
+    usage.reasoning = reasoner ? n / 2 : 0;
+    bool too_long = o->context && usage.prompt > o->context;
     uint64_t key_hash = sim_hash_bytes(0x6b6579ULL, key ? key : "", key ? strlen(key) : 0);
-
-    pthread_mutex_lock(&sh->lock);
-    last = &sh->stats.last;
-    snprintf(last->model, sizeof(last->model), "%s", r.model);
-    last->stream = r.stream;
-    memcpy(last->stream_options, r.stream_options_json, sizeof(last->stream_options));
-    last->max_tokens = r.max_tokens;
-    last->prompt_tokens = prompt;
-    if (too_long) {
-        sh->stats.context_exceeded++;
-        last->status = 400;
-    } else {
-        if (o->cache) {
-            usage.hit = (uint64_t)sim_cache_lookup(sh->cache, key_hash, r.tokens.blocks,
-                                                   r.tokens.nblocks) *
-                        SIM_BLOCK_TOKENS;
-            sim_cache_store(sh->cache, key_hash, r.tokens.blocks, r.tokens.nblocks);
-        }
-        usage.miss = prompt - usage.hit;
-        last->status = 200;
-        sh->stats.streamed += r.stream;
-        sh->stats.prompt_tokens += prompt;
-        sh->stats.completion_tokens += n;
-        sh->stats.reasoning_tokens += usage.reasoning;
-        sh->stats.cache_hit_tokens += usage.hit;
-        sh->stats.cache_miss_tokens += usage.miss;
-    }
-    uint64_t id = ++sh->next_id;
-    pthread_mutex_unlock(&sh->lock);
-
+    uint64_t id = settle_usage(sh, &r, key_hash, too_long, &usage);
     if (too_long) {
         snprintf(err, sizeof(err),
                  "This model's maximum context length is %lu tokens. However, your messages "
                  "resulted in %llu tokens. Please reduce the length of the messages.",
-                 o->context, (unsigned long long)prompt);
+                 o->context, (unsigned long long)usage.prompt);
         send_error(req, o, 400, err, "invalid_request_error",
                    kind == SIM_KIND_CHAT ? "messages" : "prompt", "context_length_exceeded");
         sim_request_free(&r);
         return;
     }
 
-    sim_call_t *c = call_new(l, req);
-    c->fault = fault;
+    sim_call_t *c = sim_call_new(&l->calls, req);
+    c->fault = k.fault;
     c->stream = r.stream;
-    c->tps = tps;
+    c->tps = k.tokens_per_s;
     c->total = n;
-    c->limit = fault == SIM_FAULT_CUT ? (n > 1 ? n / 2 : n) : n;
-    c->delay_us = (uint64_t)ttft * 1000u;
-    if (!r.stream && tps > 0 && n > 1)
-        c->delay_us += (n - 1) * 1000000u / tps;
+    c->limit = k.fault == SIM_FAULT_CUT ? (n > 1 ? n / 2 : n) : n;
+    c->delay_us = (uint64_t)k.ttft_ms * 1000u;
+    if (!r.stream && c->tps > 0 && n > 1)
+        c->delay_us += (n - 1) * 1000000u / c->tps;
     sim_answer_t *a = &c->ans;
     a->kind = kind;
     snprintf(a->id, sizeof(a->id), "%s-sim%llu", kind == SIM_KIND_CHAT ? "chatcmpl" : "cmpl",
@@ -604,7 +373,7 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     a->fingerprint = o->name;
     a->reasoner = reasoner;
     a->include_usage = r.include_usage;
-    a->with_usage = fault != SIM_FAULT_NO_USAGE;
+    a->with_usage = k.fault != SIM_FAULT_NO_USAGE;
     a->finish_reason = finish;
     a->usage = usage;
     a->n_reasoning = usage.reasoning;
@@ -612,26 +381,20 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     sim_text_seed(&a->rng_content, o->seed, r.model, r.tokens.all_hash, 1);
     sim_text_seed(&a->rng_reasoning, o->seed, r.model, r.tokens.all_hash, 2);
     sim_request_free(&r);
-
-    if (fault == SIM_FAULT_SLOW_HEADERS) {
-        c->phase = PH_SLOW;
-        arm(c, (uint64_t)o->slow_headers_ms * 1000u);
-    } else {
-        answer_start(c);
-    }
+    sim_call_answer(c);
 }
 
 /* ---- other endpoints --------------------------------------------------- */
 
 static void handle_models(sim_loop_t *l, struct evhttp_request *req)
 {
-    const sim_opts_t *o = l->sh->opts;
-    const char *key = bearer_of(evhttp_find_header(evhttp_request_get_input_headers(req),
-                                                   "Authorization"));
+    const sim_opts_t *o = l->calls.sh->opts;
+    const char *key =
+        bearer_of(evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"));
     if (o->api_key[0] && (!key || strcmp(key, o->api_key) != 0)) {
-        pthread_mutex_lock(&l->sh->lock);
-        l->sh->stats.unauthorized++;
-        pthread_mutex_unlock(&l->sh->lock);
+        pthread_mutex_lock(&l->calls.sh->lock);
+        l->calls.sh->stats.unauthorized++;
+        pthread_mutex_unlock(&l->calls.sh->lock);
         send_error(req, o, 401, "Incorrect API key provided.", "invalid_request_error", NULL,
                    "invalid_api_key");
         return;
@@ -645,8 +408,9 @@ static void handle_models(sim_loop_t *l, struct evhttp_request *req)
     while (*p) {
         size_t n = strcspn(p, ",");
         if (n > 0) {
-            evbuffer_add_printf(b, "%s{\"id\":\"%.*s\",\"object\":\"model\",\"created\":0,"
-                                   "\"owned_by\":\"%s\"}",
+            evbuffer_add_printf(b,
+                                "%s{\"id\":\"%.*s\",\"object\":\"model\",\"created\":0,"
+                                "\"owned_by\":\"%s\"}",
                                 first ? "" : ",", (int)n, p, o->name);
             first = false;
         }
@@ -659,7 +423,7 @@ static void handle_models(sim_loop_t *l, struct evhttp_request *req)
 
 static void handle_stats(sim_loop_t *l, struct evhttp_request *req)
 {
-    sim_shared_t *sh = l->sh;
+    sim_shared_t *sh = l->calls.sh;
     pthread_mutex_lock(&sh->lock);
     char *json = sim_stats_json(&sh->stats, sh->opts->name, sh->opts->cache,
                                 sim_cache_size(sh->cache), sh->opts->cache_blocks, sh->in_flight);
@@ -677,7 +441,7 @@ static void handle_stats(sim_loop_t *l, struct evhttp_request *req)
 
 static void handle_reset(sim_loop_t *l, struct evhttp_request *req)
 {
-    sim_shared_t *sh = l->sh;
+    sim_shared_t *sh = l->calls.sh;
     pthread_mutex_lock(&sh->lock);
     memset(&sh->stats, 0, sizeof(sh->stats));
     sim_cache_clear(sh->cache);
@@ -694,7 +458,7 @@ static void handle_reset(sim_loop_t *l, struct evhttp_request *req)
 static void on_request(struct evhttp_request *req, void *arg)
 {
     sim_loop_t *l = arg;
-    const sim_opts_t *o = l->sh->opts;
+    const sim_opts_t *o = l->calls.sh->opts;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
@@ -720,10 +484,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         ep = SIM_EP_RESET;
     }
     if (ep != SIM_EP_RESET) {
-        pthread_mutex_lock(&l->sh->lock);
-        l->sh->stats.total++;
-        l->sh->stats.by_endpoint[ep]++;
-        pthread_mutex_unlock(&l->sh->lock);
+        pthread_mutex_lock(&l->calls.sh->lock);
+        l->calls.sh->stats.total++;
+        l->calls.sh->stats.by_endpoint[ep]++;
+        pthread_mutex_unlock(&l->calls.sh->lock);
     }
     if (ep == SIM_EP_OTHER) {
         send_error(req, o, 404, "Unknown request URL.", "invalid_request_error", NULL,
@@ -736,11 +500,21 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     switch (ep) {
-    case SIM_EP_CHAT: handle_generate(l, req, SIM_KIND_CHAT); break;
-    case SIM_EP_COMPLETIONS: handle_generate(l, req, SIM_KIND_COMPLETIONS); break;
-    case SIM_EP_MODELS: handle_models(l, req); break;
-    case SIM_EP_STATS: handle_stats(l, req); break;
-    case SIM_EP_RESET: handle_reset(l, req); break;
+    case SIM_EP_CHAT:
+        handle_generate(l, req, SIM_KIND_CHAT);
+        break;
+    case SIM_EP_COMPLETIONS:
+        handle_generate(l, req, SIM_KIND_COMPLETIONS);
+        break;
+    case SIM_EP_MODELS:
+        handle_models(l, req);
+        break;
+    case SIM_EP_STATS:
+        handle_stats(l, req);
+        break;
+    case SIM_EP_RESET:
+        handle_reset(l, req);
+        break;
     default: {
         struct evbuffer *b = evbuffer_new();
         if (!b)
@@ -752,6 +526,17 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
 }
 
+/* Called by evhttp for each accepted connection to make its bufferevent
+ * (the socket is attached afterwards): counts the connection. */
+static struct bufferevent *on_accept(struct event_base *base, void *arg)
+{
+    sim_loop_t *l = arg;
+    pthread_mutex_lock(&l->calls.sh->lock);
+    l->calls.sh->stats.connections++;
+    pthread_mutex_unlock(&l->calls.sh->lock);
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
 /* ---- loops ----------------------------------------------------------------- */
 
 sim_loop_t *sim_loop_new(sim_shared_t *sh, struct event_base *base, evutil_socket_t fd, char *err,
@@ -760,8 +545,8 @@ sim_loop_t *sim_loop_new(sim_shared_t *sh, struct event_base *base, evutil_socke
     sim_loop_t *l = calloc(1, sizeof(*l));
     if (!l)
         abort();
-    l->sh = sh;
-    l->base = base;
+    l->calls.sh = sh;
+    l->calls.base = base;
     l->http = evhttp_new(base);
     if (!l->http) {
         snprintf(err, errlen, "evhttp_new failed");
@@ -774,6 +559,7 @@ sim_loop_t *sim_loop_new(sim_shared_t *sh, struct event_base *base, evutil_socke
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(l->http, on_request, l);
+    evhttp_set_bevcb(l->http, on_accept, l);
     if (!evhttp_accept_socket_with_handle(l->http, fd)) {
         snprintf(err, errlen, "cannot serve on the listening socket");
         goto fail;
@@ -791,10 +577,7 @@ void sim_loop_free(sim_loop_t *l)
 {
     if (!l)
         return;
-    /* Calls in flight: their requests are still attached to connections
-     * (a detached one is freed in on_conn_close), so evhttp_free frees them. */
-    while (l->calls)
-        call_free(l->calls, true);
+    sim_calls_drop_all(&l->calls);
     evhttp_free(l->http);
     free(l);
 }

@@ -1,32 +1,13 @@
 /* sim_server: the simulator's HTTP side on libevent's evhttp. One
  * sim_loop_t per event loop (thread); all loops share one sim_shared_t
  * (stats, prefix cache, fault generator) behind a mutex. Responses are paced
- * with timers on the loop, never by sleeping. */
+ * with timers on the loop (sim_call), never by sleeping. */
 #ifndef SIM_SERVER_H
 #define SIM_SERVER_H
 
-#include "sim_cache.h"
-#include "sim_opts.h"
-#include "sim_rng.h"
-#include "sim_stats.h"
+#include "sim_shared.h"
 
 #include <event2/event.h>
-#include <pthread.h>
-
-typedef struct sim_shared {
-    const sim_opts_t *opts; /* borrowed; outlives the loops */
-    pthread_mutex_t lock;   /* guards everything below */
-    sim_rng_t fault_rng;
-    sim_cache_t *cache;
-    sim_stats_t stats;
-    uint64_t next_id;
-    uint64_t in_flight;
-} sim_shared_t;
-
-/* Initializes the shared state for opts. Returns 0 (aborts on OOM). */
-int sim_shared_init(sim_shared_t *sh, const sim_opts_t *opts);
-
-void sim_shared_destroy(sim_shared_t *sh);
 
 typedef struct sim_loop sim_loop_t;
 

@@ -81,6 +81,10 @@ static void add_last(cJSON *root, const sim_stats_last_t *l)
         cJSON_AddNullToObject(o, "max_tokens");
     cJSON_AddBoolToObject(o, "authorization", l->authorization);
     cJSON_AddStringToObject(o, "key", l->key);
+    if (l->request_id[0])
+        cJSON_AddStringToObject(o, "x_request_id", l->request_id);
+    else
+        cJSON_AddNullToObject(o, "x_request_id");
     cJSON_AddStringToObject(o, "fault", sim_fault_name(l->fault));
     cJSON_AddNumberToObject(o, "status", l->status);
     add_u64(o, "prompt_tokens", l->prompt_tokens);
@@ -97,6 +101,8 @@ char *sim_stats_json(const sim_stats_t *s, const char *name, bool cache_on, size
     add_u64(req, "total", s->total);
     add_u64(req, "streamed", s->streamed);
     add_u64(req, "in_flight", in_flight);
+    add_u64(req, "cancelled", s->cancelled);
+    add_u64(root, "connections_accepted", s->connections);
     cJSON *ep = cJSON_AddObjectToObject(req, "by_endpoint");
     for (int i = 0; i < SIM_EP_COUNT; i++)
         add_u64(ep, endpoint_names[i], s->by_endpoint[i]);

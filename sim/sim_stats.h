@@ -10,14 +10,28 @@
 #include <stdint.h>
 
 typedef enum {
-    SIM_EP_CHAT = 0, SIM_EP_COMPLETIONS, SIM_EP_MODELS, SIM_EP_HEALTHZ, SIM_EP_STATS,
-    SIM_EP_RESET, SIM_EP_OTHER, SIM_EP_COUNT
+    SIM_EP_CHAT = 0,
+    SIM_EP_COMPLETIONS,
+    SIM_EP_MODELS,
+    SIM_EP_HEALTHZ,
+    SIM_EP_STATS,
+    SIM_EP_RESET,
+    SIM_EP_OTHER,
+    SIM_EP_COUNT
 } sim_endpoint_t;
 
 typedef enum {
-    SIM_FAULT_NONE = 0, SIM_FAULT_429, SIM_FAULT_500, SIM_FAULT_503, SIM_FAULT_RESET,
-    SIM_FAULT_STALL, SIM_FAULT_GARBAGE, SIM_FAULT_NO_USAGE, SIM_FAULT_CUT,
-    SIM_FAULT_SLOW_HEADERS, SIM_FAULT_COUNT
+    SIM_FAULT_NONE = 0,
+    SIM_FAULT_429,
+    SIM_FAULT_500,
+    SIM_FAULT_503,
+    SIM_FAULT_RESET,
+    SIM_FAULT_STALL,
+    SIM_FAULT_GARBAGE,
+    SIM_FAULT_NO_USAGE,
+    SIM_FAULT_CUT,
+    SIM_FAULT_SLOW_HEADERS,
+    SIM_FAULT_COUNT
 } sim_fault_t;
 
 /* Name of a fault as written in x-sim-fault ("none" for SIM_FAULT_NONE). */
@@ -31,14 +45,15 @@ int sim_fault_parse(const char *text, sim_fault_t *out);
 typedef struct sim_stats_last {
     bool valid;
     sim_endpoint_t endpoint;
-    char model[128];
+    char model[256];
     bool stream;
     char stream_options[256]; /* compact JSON, "" when absent */
     long long max_tokens;     /* -1 when absent */
     bool authorization;       /* an Authorization header was present */
     char key[32];             /* truncated bearer */
+    char request_id[65];      /* x-request-id header as received, "" if none */
     sim_fault_t fault;
-    int status;               /* HTTP status answered (0 while in progress) */
+    int status; /* HTTP status answered (0 while in progress) */
     uint64_t prompt_tokens;
 } sim_stats_last_t;
 
@@ -47,6 +62,8 @@ typedef struct sim_stats {
     uint64_t by_endpoint[SIM_EP_COUNT];
     uint64_t by_fault[SIM_FAULT_COUNT];
     uint64_t streamed;
+    uint64_t cancelled; /* calls whose client left before the answer was complete */
+    uint64_t connections; /* TCP connections accepted (keep-alive reuse shows here) */
     uint64_t bad_request, unauthorized, context_exceeded;
     uint64_t prompt_tokens, completion_tokens, reasoning_tokens, cache_hit_tokens,
         cache_miss_tokens;

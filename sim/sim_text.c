@@ -5,14 +5,14 @@
 #include <string.h>
 
 static const char *const words[64] = {
-    "alpha",  "bravo",   "cobalt", "delta",  "ember",  "fjord",  "garnet", "harbor",
-    "indigo", "juniper", "kelp",   "lumen",  "meadow", "nectar", "onyx",   "prairie",
-    "quartz", "ripple",  "saffron", "tundra", "umber", "velvet", "willow", "xenon",
-    "yarrow", "zephyr",  "amber",  "basalt", "cedar",  "dune",   "estuary", "fern",
-    "glacier", "heath",  "island", "jade",   "kestrel", "lagoon", "maple", "nimbus",
-    "orchid", "pebble",  "quill",  "reef",   "sierra", "thistle", "upland", "vale",
-    "wren",   "yonder",  "zinnia", "aspen",  "birch",  "canyon", "drift",  "echo",
-    "flint",  "grove",   "hollow", "inlet",  "jetty",  "knoll",  "ledge",  "mesa",
+    "alpha",   "bravo",   "cobalt",  "delta",  "ember",   "fjord",   "garnet",  "harbor",
+    "indigo",  "juniper", "kelp",    "lumen",  "meadow",  "nectar",  "onyx",    "prairie",
+    "quartz",  "ripple",  "saffron", "tundra", "umber",   "velvet",  "willow",  "xenon",
+    "yarrow",  "zephyr",  "amber",   "basalt", "cedar",   "dune",    "estuary", "fern",
+    "glacier", "heath",   "island",  "jade",   "kestrel", "lagoon",  "maple",   "nimbus",
+    "orchid",  "pebble",  "quill",   "reef",   "sierra",  "thistle", "upland",  "vale",
+    "wren",    "yonder",  "zinnia",  "aspen",  "birch",   "canyon",  "drift",   "echo",
+    "flint",   "grove",   "hollow",  "inlet",  "jetty",   "knoll",   "ledge",   "mesa",
 };
 
 void sim_text_seed(sim_rng_t *rng, uint64_t seed, const char *model, uint64_t prompt_hash,

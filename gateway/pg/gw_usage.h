@@ -34,6 +34,15 @@ typedef struct gw_usage_record {
     int64_t completion_tokens;
     int64_t reasoning_tokens;
     bool usage_complete;
+    /* Pricing (pricing/pr_book.h): all zero when the request was not priced
+     * (no price card for this provider and upstream model: logged). */
+    int64_t price_card_id;      /* 0 = not priced */
+    int64_t discount_window_id; /* 0 = no window applied */
+    int64_t priced_at_us;       /* the instant that chose card and window */
+    char charge_currency[4];    /* ISO code, "" when not priced */
+    __extension__ __int128 cost_pico[4]; /* cache hit, cache miss, output, reasoning */
+    __extension__ __int128 charge_pico;  /* their sum, exact */
+    unsigned pricing_flags;     /* PR_FLAG_*: non-zero = priced on incomplete counts */
 } gw_usage_record_t;
 
 typedef struct gw_usage_writer gw_usage_writer_t;

@@ -109,15 +109,15 @@ static int t_sim_stop(t_sim_t *s)
 }
 
 typedef struct t_resp {
-    int status;          /* 0 when no status line came */
-    char *raw;           /* everything received (owned) */
+    int status; /* 0 when no status line came */
+    char *raw;  /* everything received (owned) */
     size_t raw_len;
-    char *headers;       /* points into raw */
-    char *body;          /* de-chunked body, NUL-terminated (owned) */
+    char *headers; /* points into raw */
+    char *body;    /* de-chunked body, NUL-terminated (owned) */
     size_t body_len;
     bool chunked, complete; /* complete: Content-Length met or final chunk seen */
-    bool timed_out;      /* the deadline passed with the connection still open */
-    bool reset;          /* recv failed with ECONNRESET */
+    bool timed_out;         /* the deadline passed with the connection still open */
+    bool reset;             /* recv failed with ECONNRESET */
     double first_byte_ms, total_ms;
 } t_resp_t;
 

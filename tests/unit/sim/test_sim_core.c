@@ -133,6 +133,13 @@ static void test_request(void)
         {SIM_KIND_CHAT, "\"str\"", NULL},
         {SIM_KIND_CHAT, "{\"messages\":[{\"role\":\"u\"}]}", "model"},
         {SIM_KIND_CHAT, "{\"model\":\"\",\"messages\":[{\"role\":\"u\"}]}", "model"},
+        {SIM_KIND_CHAT,
+         "{\"model\":"
+         "\"mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm"
+         "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm"
+         "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm"
+         "mmmmmmmmmmmmmmmmmm\",\"messages\":[{\"role\":\"u\"}]}",
+         "model"},
         {SIM_KIND_CHAT, "{\"model\":\"m\"}", "messages"},
         {SIM_KIND_CHAT, "{\"model\":\"m\",\"messages\":{}}", "messages"},
         {SIM_KIND_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":1}]}", "messages"},
@@ -292,9 +299,9 @@ static int opts_of(const char **argv, sim_opts_t *o)
 static void test_opts(void)
 {
     sim_opts_t o;
-    const char *ok[] = {"sim", "--listen", "0.0.0.0:8099", "--ttft-ms", "5", "--tokens-per-s",
-                        "100", "--rate-503", "0.25", "--api-key", "k", "--cache", "off",
-                        "--name", "n1", "--context", "0", NULL};
+    const char *ok[] = {"sim", "--listen",   "0.0.0.0:8099", "--ttft-ms", "5", "--tokens-per-s",
+                        "100", "--rate-503", "0.25",         "--api-key", "k", "--cache",
+                        "off", "--name",     "n1",           "--context", "0", NULL};
     CHECK(opts_of(ok, &o) == 0, "valid");
     CHECK(strcmp(o.host, "0.0.0.0") == 0 && o.port == 8099 && o.ttft_ms == 5 &&
               o.tokens_per_s == 100 && o.rate_503 == 0.25 && !o.cache && o.context == 0 &&

@@ -103,7 +103,8 @@ static void events_free(events_t *ev)
  * the streamed reasoning into the given buffers; returns the usage event
  * (parsed, caller frees) or NULL. Checks the shape of every chunk. */
 static cJSON *stream_collect(const events_t *ev, const char *object, char *text, size_t tl,
-                             char *reasoning, size_t rl, const char **finish, bool expect_usage_null)
+                             char *reasoning, size_t rl, const char **finish,
+                             bool expect_usage_null)
 {
     text[0] = reasoning[0] = '\0';
     cJSON *usage_ev = NULL;
@@ -197,6 +198,8 @@ static void stop(t_sim_t *s)
     CHECK(rc == 0, "simulator exit status %d (nonzero: crash, leak or hang)", rc);
 }
 
+static double stat_of(int port, const char *path);
+
 static const char *CHAT_HELLO =
     "{\"model\":\"deepseek-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
 
@@ -250,8 +253,9 @@ static void test_api(void)
     t_resp_free(&r);
 
     /* chat streamed without include_usage: same text, no usage anywhere */
-    const char *chat_stream = "{\"model\":\"deepseek-chat\",\"stream\":true,\"messages\":[{\"role\":"
-                              "\"user\",\"content\":\"hello there\"}]}";
+    const char *chat_stream =
+        "{\"model\":\"deepseek-chat\",\"stream\":true,\"messages\":[{\"role\":"
+        "\"user\",\"content\":\"hello there\"}]}";
     t_http(s.port, "POST", "/v1/chat/completions", NULL, chat_stream, 5000, &r);
     CHECK(r.status == 200 && r.chunked && r.complete, "stream status/complete");
     CHECK(strncmp(t_header(&r, "Content-Type"), "text/event-stream", 17) == 0, "sse type");
@@ -291,19 +295,21 @@ static void test_api(void)
     t_http(s.port, "POST", "/v1/completions", NULL, cmpl, 5000, &r);
     o = json_of(&r);
     CHECK(r.status == 200 && o && strcmp(str_at(o, "object"), "text_completion") == 0, "cmpl");
-    snprintf(whole, sizeof(whole), "%s", str_at(choice0(o), "text") ? str_at(choice0(o), "text")
-                                                                     : "");
+    snprintf(whole, sizeof(whole), "%s",
+             str_at(choice0(o), "text") ? str_at(choice0(o), "text") : "");
     CHECK(count_words(whole) == 5, "max_tokens caps: '%s'", whole);
     CHECK(strcmp(str_at(choice0(o), "finish_reason"), "length") == 0, "finish length");
     check_usage(cJSON_GetObjectItemCaseSensitive(o, "usage"), 3, 5);
     cJSON_Delete(o);
     t_resp_free(&r);
 
-    const char *cmpl_s = "{\"model\":\"m1\",\"prompt\":[\"abcdefghij\"],\"max_tokens\":5,\"stream\":"
-                         "true,\"stream_options\":{\"include_usage\":true}}";
+    const char *cmpl_s =
+        "{\"model\":\"m1\",\"prompt\":[\"abcdefghij\"],\"max_tokens\":5,\"stream\":"
+        "true,\"stream_options\":{\"include_usage\":true}}";
     t_http(s.port, "POST", "/v1/completions", NULL, cmpl_s, 5000, &r);
     events_parse(r.body, &ev);
-    CHECK(ev.well_formed && ev.n == 8, "completions events %d", ev.n); /* 5 + finish + usage + done */
+    CHECK(ev.well_formed && ev.n == 8, "completions events %d",
+          ev.n); /* 5 + finish + usage + done */
     u = stream_collect(&ev, "text_completion", text, sizeof(text), reas, sizeof(reas), &fin, true);
     CHECK(u != NULL, "completions usage event");
     check_usage(cJSON_GetObjectItemCaseSensitive(u, "usage"), 3, 5);
@@ -348,8 +354,9 @@ static void test_api(void)
     const char *reasoner_s = "{\"model\":\"deepseek-reasoner\",\"stream\":true,\"stream_options\":{"
                              "\"include_usage\":true},\"messages\":[{\"role\":\"user\","
                              "\"content\":\"hello there\"}]}";
-    t_http(s.port, "POST", "/v1/chat/completions", "Authorization: Bearer sk-abcdefghijklmnop\r\n",
-           reasoner_s, 5000, &r);
+    t_http(s.port, "POST", "/v1/chat/completions",
+           "Authorization: Bearer sk-abcdefghijklmnop\r\nx-request-id: req-77\r\n", reasoner_s,
+           5000, &r);
     events_parse(r.body, &ev);
     u = stream_collect(&ev, "chat.completion.chunk", text, sizeof(text), reas, sizeof(reas), &fin,
                        true);
@@ -378,12 +385,41 @@ static void test_api(void)
     CHECK(strcmp(str_at(last, "model"), "deepseek-reasoner") == 0, "last model");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(last, "authorization")), "last auth");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(last, "stream")), "last stream");
+    CHECK(str_at(last, "x_request_id") && strcmp(str_at(last, "x_request_id"), "req-77") == 0,
+          "last x-request-id");
+    CHECK(str_at(last, "key") && strcmp(str_at(last, "key"), "sk-abcde...mnop") == 0, "last key");
+    CHECK(num_at(last, "prompt_tokens") == 7 && num_at(last, "status") == 200, "last counts");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
               cJSON_GetObjectItemCaseSensitive(last, "stream_options"), "include_usage")),
           "last stream_options");
     char *printed = cJSON_PrintUnformatted(o);
     CHECK(strstr(printed, "sk-abcdefghijklmnop") == NULL, "a whole key leaked into stats");
     free(printed);
+    cJSON_Delete(o);
+
+    /* keep-alive: two requests on one connection count one connection */
+    double conns = stat_of(s.port, "connections_accepted");
+    CHECK(conns >= 10, "connections %g", conns);
+    int fd = t_connect(s.port);
+    char two[1024];
+    int tl =
+        snprintf(two, sizeof(two),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s"
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 strlen(CHAT_HELLO), CHAT_HELLO);
+    CHECK(send(fd, two, (size_t)tl, 0) == tl, "send two");
+    char got[8192];
+    size_t gl = 0;
+    for (ssize_t k; gl < sizeof(got) - 1 && (k = recv(fd, got + gl, sizeof(got) - 1 - gl, 0)) > 0;)
+        gl += (size_t)k;
+    got[gl] = '\0';
+    close(fd);
+    char *second = strstr(got + 1, "HTTP/1.1 200");
+    CHECK(strncmp(got, "HTTP/1.1 200", 12) == 0 && second && strstr(second, "\"status\":\"ok\""),
+          "pipelined keep-alive answers: %s", got);
+    o = get_stats(s.port);
+    CHECK(num_at(o, "connections_accepted") == conns + 2, "one connection for two requests: %g",
+          num_at(o, "connections_accepted"));
     cJSON_Delete(o);
 
     /* reset forgets */
@@ -474,7 +510,8 @@ static void test_cache(void)
     o = get_stats(s.port);
     CHECK(num_at(o, "tokens.cache_hit") == 192 * 3 + 128, "stats hit total %g",
           num_at(o, "tokens.cache_hit"));
-    CHECK(num_at(o, "tokens.cache_hit") + num_at(o, "tokens.cache_miss") == num_at(o, "tokens.prompt"),
+    CHECK(num_at(o, "tokens.cache_hit") + num_at(o, "tokens.cache_miss") ==
+              num_at(o, "tokens.prompt"),
           "stats hit+miss");
     cJSON_Delete(o);
     t_http(s.port, "POST", "/sim/reset", NULL, "", 5000, &r);
@@ -515,8 +552,8 @@ static void expect_error(const t_resp_t *r, int status, const char *code, const 
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
     CHECK(cJSON_GetObjectItemCaseSensitive(err, "param") != NULL, "%s: param field", what);
     if (code)
-        CHECK(str_at(o, "error.code") && strcmp(str_at(o, "error.code"), code) == 0,
-              "%s: code %s", what, str_at(o, "error.code") ? str_at(o, "error.code") : "(none)");
+        CHECK(str_at(o, "error.code") && strcmp(str_at(o, "error.code"), code) == 0, "%s: code %s",
+              what, str_at(o, "error.code") ? str_at(o, "error.code") : "(none)");
     cJSON_Delete(o);
 }
 
@@ -662,6 +699,20 @@ static void test_faults(void)
         inflight = stat_of(s.port, "requests.in_flight");
     }
     CHECK(inflight == 0, "abandoned stream still in flight");
+    CHECK(stat_of(s.port, "requests.cancelled") == 2, "stall and abandoned stream cancelled: %g",
+          stat_of(s.port, "requests.cancelled"));
+
+    /* a client leaving while a whole answer is being prepared (long ttft) */
+    t_http(s.port, "POST", "/v1/chat/completions", "x-sim-ttft-ms: 5000\r\n", CHAT_HELLO, 200, &r);
+    CHECK(r.timed_out && r.raw_len == 0, "long ttft: nothing yet");
+    t_resp_free(&r);
+    double cancelled = 0;
+    for (int i = 0; i < 20 && cancelled != 3; i++) {
+        usleep(50000);
+        cancelled = stat_of(s.port, "requests.cancelled");
+    }
+    CHECK(cancelled == 3 && stat_of(s.port, "requests.in_flight") == 0,
+          "waiting call not dropped after its client left: cancelled %g", cancelled);
 
     /* shutdown with a call in flight (stalled) is clean */
     fd = t_connect(s.port);
@@ -742,7 +793,8 @@ static void test_auth(void)
     CHECK(r.status == 200, "healthz needs no key");
     t_resp_free(&r);
     cJSON *o = get_stats(s.port);
-    CHECK(num_at(o, "errors.unauthorized") == 4, "unauthorized %g", num_at(o, "errors.unauthorized"));
+    CHECK(num_at(o, "errors.unauthorized") == 4, "unauthorized %g",
+          num_at(o, "errors.unauthorized"));
     CHECK(key_count(o, "sk-test-...6789") == 1, "right key counted");
     CHECK(key_count(o, "sk-wrong") == 1, "short key counted");
     cJSON_Delete(o);
@@ -788,15 +840,17 @@ static void test_bad_input(void)
         {"/v1/chat/completions", "{\"model\":\"m\"}", "messages"},
         {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":\"hi\"}", "messages"},
         {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[]}", "messages"},
-        {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}", "messages"},
-        {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+        {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[{\"content\":\"x\"}]}",
          "messages"},
+        {"/v1/chat/completions",
+         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages"},
         {"/v1/chat/completions", "{\"model\":\"m\",\"messages\":[7]}", "messages"},
         {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model"},
-        {"/v1/chat/completions", "{\"model\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-         "model"},
         {"/v1/chat/completions",
-         "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "{\"model\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model"},
+        {"/v1/chat/completions",
+         "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+         "}",
          "stream"},
         {"/v1/chat/completions",
          "{\"model\":\"m\",\"stream_options\":\"u\",\"messages\":[{\"role\":\"user\",\"content\":"
@@ -810,7 +864,8 @@ static void test_bad_input(void)
          "{\"model\":\"m\",\"max_tokens\":-1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
          "max_tokens"},
         {"/v1/chat/completions",
-         "{\"model\":\"m\",\"max_tokens\":1.5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+         "{\"model\":\"m\",\"max_tokens\":1.5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]"
+         "}",
          "max_tokens"},
         {"/v1/chat/completions",
          "{\"model\":\"m\",\"max_completion_tokens\":\"3\",\"messages\":[{\"role\":\"user\","
@@ -831,7 +886,8 @@ static void test_bad_input(void)
               "case %zu: error shape", i);
         if (cases[i].param)
             CHECK(str_at(o, "error.param") && strcmp(str_at(o, "error.param"), cases[i].param) == 0,
-                  "case %zu: param %s", i, str_at(o, "error.param") ? str_at(o, "error.param") : "-");
+                  "case %zu: param %s", i,
+                  str_at(o, "error.param") ? str_at(o, "error.param") : "-");
         cJSON_Delete(o);
         t_resp_free(&r);
     }
@@ -881,8 +937,8 @@ static void test_bad_input(void)
 
     /* bad command lines exit 2 with a message */
     static const char *const bad_args[][3] = {
-        {"--rate-429", "1.5", NULL}, {"--threads", "0", NULL},   {"--listen", "nohost", NULL},
-        {"--cache", "maybe", NULL},  {"--ttft-ms", "-3", NULL},  {"--bogus", NULL, NULL},
+        {"--rate-429", "1.5", NULL}, {"--threads", "0", NULL},  {"--listen", "nohost", NULL},
+        {"--cache", "maybe", NULL},  {"--ttft-ms", "-3", NULL}, {"--bogus", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
         pid_t pid = fork();
@@ -898,6 +954,45 @@ static void test_bad_input(void)
         waitpid(pid, &st, 0);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "bad args %zu: status %d", i, st);
     }
+    /* --help documents every option */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "'%s' --help", sim_bin);
+    FILE *hp = popen(cmd, "r");
+    char help[8192];
+    size_t hl = hp ? fread(help, 1, sizeof(help) - 1, hp) : 0;
+    help[hl] = '\0';
+    CHECK(hp && pclose(hp) == 0, "--help exit status");
+    static const char *const options[] = {
+        "--listen",
+        "--port-file",
+        "--threads",
+        "--ttft-ms",
+        "--tokens-per-s",
+        "--completion-tokens",
+        "--context",
+        "--seed",
+        "--rate-429",
+        "--rate-500",
+        "--rate-503",
+        "--rate-reset",
+        "--rate-stall",
+        "--api-key",
+        "--name",
+        "--cache",
+        "--cache-blocks",
+        "--max-body",
+        "--slow-headers-ms",
+        "--retry-after",
+        "--idle-timeout",
+        "--models",
+        "--log-level",
+        "x-sim-fault",
+        "x-sim-ttft-ms",
+        "x-sim-completion-tokens",
+    };
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+        CHECK(strstr(help, options[i]) != NULL, "--help lacks %s", options[i]);
+
     const char *rates[] = {"--rate-429", "0.6", "--rate-500", "0.6", NULL};
     t_sim_t bad;
     CHECK(t_sim_start(&bad, sim_bin, rates) < 0, "rates over 1 accepted");
@@ -948,8 +1043,17 @@ static void test_seed(void)
 static void test_timing(void)
 {
     t_sim_t s;
-    const char *args[] = {"--ttft-ms", "100", "--tokens-per-s", "50", "--completion-tokens", "10",
-                          "--threads", "2", "--port-file", "sim-test.port", NULL};
+    const char *args[] = {"--ttft-ms",
+                          "100",
+                          "--tokens-per-s",
+                          "50",
+                          "--completion-tokens",
+                          "10",
+                          "--threads",
+                          "2",
+                          "--port-file",
+                          "sim-test.port",
+                          NULL};
     if (start(&s, args) < 0)
         return;
     FILE *f = fopen("sim-test.port", "r");
@@ -959,8 +1063,9 @@ static void test_timing(void)
         fclose(f);
     unlink("sim-test.port");
     t_resp_t r;
-    const char *st = "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
-                     "\"x\"}]}";
+    const char *st =
+        "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"x\"}]}";
     t_http(s.port, "POST", "/v1/chat/completions", NULL, st, 10000, &r);
     events_t ev;
     events_parse(r.body, &ev);
@@ -974,8 +1079,8 @@ static void test_timing(void)
           r.total_ms);
     t_resp_free(&r);
     for (int i = 0; i < 20; i++) {
-        t_http(s.port, "POST", "/v1/chat/completions", "x-sim-ttft-ms: 0\r\nx-sim-tokens-per-s: 0\r\n",
-               CHAT_HELLO, 5000, &r);
+        t_http(s.port, "POST", "/v1/chat/completions",
+               "x-sim-ttft-ms: 0\r\nx-sim-tokens-per-s: 0\r\n", CHAT_HELLO, 5000, &r);
         CHECK(r.status == 200 && r.total_ms < 250, "unpaced override %.0f", r.total_ms);
         t_resp_free(&r);
     }
