@@ -118,12 +118,6 @@ static int parse_listen(const char *s, sim_opts_t *o)
 }
 
 enum {
-<<<<<<< HEAD
-    OPT_LISTEN = 256, OPT_PORT_FILE, OPT_THREADS, OPT_TTFT, OPT_TPS, OPT_COMPLETION, OPT_CONTEXT,
-    OPT_SEED, OPT_R429, OPT_R500, OPT_R503, OPT_RRESET, OPT_RSTALL, OPT_API_KEY, OPT_NAME,
-    OPT_CACHE, OPT_CACHE_BLOCKS, OPT_MAX_BODY, OPT_SLOW, OPT_RETRY, OPT_IDLE, OPT_MODELS,
-    OPT_LOG, OPT_FAULT, OPT_HELP,
-=======
     OPT_LISTEN = 256,
     OPT_PORT_FILE,
     OPT_THREADS,
@@ -147,8 +141,8 @@ enum {
     OPT_IDLE,
     OPT_MODELS,
     OPT_LOG,
+    OPT_FAULT,
     OPT_HELP,
->>>>>>> sim
 };
 
 int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errlen)
@@ -279,17 +273,14 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
             if (!bad)
                 snprintf(o->models, sizeof(o->models), "%s", a);
             break;
-<<<<<<< HEAD
-        case OPT_LOG: bad = tg_log_level_parse(a, &o->log_level); break;
-        case OPT_FAULT: bad = sim_fault_parse(a, &o->fault) < 0; break;
-        case OPT_HELP: return 1;
-=======
         case OPT_LOG:
             bad = tg_log_level_parse(a, &o->log_level);
             break;
+        case OPT_FAULT:
+            bad = sim_fault_parse(a, &o->fault) < 0;
+            break;
         case OPT_HELP:
             return 1;
->>>>>>> sim
         default:
             snprintf(err, errlen, "unknown option or missing value: %s",
                      optind > 0 && optind <= argc ? argv[optind - 1] : "?");

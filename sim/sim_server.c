@@ -153,57 +153,11 @@ static double note_request(sim_shared_t *sh, struct evkeyvalq *h, sim_kind_t kin
     return u;
 }
 
-<<<<<<< HEAD
-    if (o->api_key[0] && (!key || strcmp(key, o->api_key) != 0)) {
-        pthread_mutex_lock(&sh->lock);
-        sh->stats.unauthorized++;
-        sh->stats.last.status = 401;
-        pthread_mutex_unlock(&sh->lock);
-        send_error(req, o, 401, "Incorrect API key provided.", "invalid_request_error", NULL,
-                   "invalid_api_key");
-        return;
-    }
-
-    sim_fault_t fault = o->fault != SIM_FAULT_NONE ? o->fault : draw_fault(o, u);
-    const char *fh = evhttp_find_header(h, "x-sim-fault");
-    if (fh && sim_fault_parse(fh, &fault) < 0) {
-        pthread_mutex_lock(&sh->lock);
-        sh->stats.bad_request++;
-        sh->stats.last.status = 400;
-        pthread_mutex_unlock(&sh->lock);
-        send_error(req, o, 400, "Unknown x-sim-fault value.", "invalid_request_error",
-                   "x-sim-fault", "invalid_value");
-        return;
-    }
-    unsigned ttft = o->ttft_ms, ntok = o->completion_tokens, tps = o->tokens_per_s;
-    const char *bad_hdr = NULL;
-    if (header_uint(h, "x-sim-ttft-ms", 3600000, &ttft) < 0)
-        bad_hdr = "x-sim-ttft-ms";
-    else if (header_uint(h, "x-sim-completion-tokens", 1000000, &ntok) < 0)
-        bad_hdr = "x-sim-completion-tokens";
-    else if (header_uint(h, "x-sim-tokens-per-s", 10000000, &tps) < 0)
-        bad_hdr = "x-sim-tokens-per-s";
-    pthread_mutex_lock(&sh->lock);
-    sh->stats.by_fault[fault]++;
-    sh->stats.last.fault = fault;
-    if (bad_hdr) {
-        sh->stats.bad_request++;
-        sh->stats.last.status = 400;
-    }
-    pthread_mutex_unlock(&sh->lock);
-    if (bad_hdr) {
-        send_error(req, o, 400, "Malformed simulator override header.", "invalid_request_error",
-                   bad_hdr, "invalid_value");
-        return;
-    }
-
-=======
 /* Answers the faults that need no body: 429, 500, 503, reset, stall.
  * Returns true when the request was handled. */
 static bool answer_early_fault(sim_loop_t *l, struct evhttp_request *req, sim_fault_t fault)
 {
     sim_shared_t *sh = l->calls.sh;
->>>>>>> sim
     switch (fault) {
     case SIM_FAULT_429:
         refuse(sh, req, 429, NULL, "Rate limit reached for requests (simulated).",
@@ -305,7 +259,7 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
                "invalid_request_error", NULL, "invalid_api_key");
         return;
     }
-    sim_knobs_t k = {draw_fault(o, draw), o->ttft_ms, o->completion_tokens, o->tokens_per_s};
+    sim_knobs_t k = {o->fault != SIM_FAULT_NONE ? o->fault : draw_fault(o, draw), o->ttft_ms, o->completion_tokens, o->tokens_per_s};
     const char *bad_hdr = read_knobs(h, &k);
     if (bad_hdr) {
         refuse(sh, req, 400, &sh->stats.bad_request, "Malformed simulator header.",
