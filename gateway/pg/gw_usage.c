@@ -3,6 +3,7 @@
  * INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (request_id) DO NOTHING,
  * retrying with back-off while PostgreSQL is unreachable. See gw_usage.h. */
 #include "gw_usage.h"
+#include "pr_money.h"
 
 #include "gw_pgconn.h"
 #include "tg_log.h"
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#define UW_COLS 20
+#define UW_COLS 30
 #define UW_BATCH_LIMIT 5000 /* rows per statement, at most */
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
@@ -153,7 +154,7 @@ static void uw_arr_int(uw_buf_t *b, int64_t v, bool null_if_negative)
     uw_buf_put(b, num, (size_t)n);
 }
 
-/* Appends record r to the 20 column arrays, in the order of uw_insert_sql. */
+/* Appends record r to the 30 column arrays, in the order of uw_insert_sql. */
 static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
 {
     uw_arr_text(&col[0], r->request_id);
@@ -176,6 +177,19 @@ static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
     uw_arr_int(&col[17], r->completion_tokens, true);
     uw_arr_int(&col[18], r->reasoning_tokens, true);
     uw_buf_put(&col[19], r->usage_complete ? "t" : "f", 1);
+    bool priced = r->price_card_id > 0;
+    uw_arr_int(&col[20], priced ? r->price_card_id : -1, true);
+    uw_arr_int(&col[21], priced && r->discount_window_id > 0 ? r->discount_window_id : -1, true);
+    uw_arr_int(&col[22], priced ? r->priced_at_us : -1, true);
+    uw_arr_text(&col[23], priced ? r->charge_currency : NULL);
+    for (int c = 0; c < 5; c++) {
+        char num[48];
+        if (priced && pr_pico_format_int(c < 4 ? r->cost_pico[c] : r->charge_pico, num, sizeof num))
+            uw_buf_put(&col[24 + c], num, strlen(num));
+        else
+            uw_buf_put(&col[24 + c], "NULL", 4);
+    }
+    uw_arr_int(&col[29], priced ? (int64_t)r->pricing_flags : -1, true);
 }
 
 /* One statement for any batch size: each column travels as one array and
@@ -187,19 +201,25 @@ static const char uw_insert_sql[] =
     "INSERT INTO usage_events (request_id, team_id, key_id, model_requested, provider,"
     " upstream_model, attempts, endpoint, streamed, http_status, error_type, received_at,"
     " first_byte_at, completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens,"
-    " completion_tokens, reasoning_tokens, usage_complete)"
+    " completion_tokens, reasoning_tokens, usage_complete, price_card_id, discount_window_id,"
+    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"
+    " cost_output_pico, cost_reasoning_pico, charge_pico, pricing_flags)"
     " SELECT rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"
     "  timestamptz 'epoch' + ra * interval '1 microsecond',"
     "  timestamptz 'epoch' + fb * interval '1 microsecond',"
     "  timestamptz 'epoch' + ca * interval '1 microsecond',"
-    "  pt, cht, cmt, ct, rt, uc"
+    "  pt, cht, cmt, ct, rt, uc, pcid, dwid,"
+    "  timestamptz 'epoch' + pat * interval '1 microsecond',"
+    "  cur, chit, cmiss, cout, creas, ctot, pfl"
     " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
     "  $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"
     "  $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"
-    "  $18::bigint[], $19::bigint[], $20::boolean[])"
+    "  $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"
+    "  $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"
+    "  $28::numeric[], $29::numeric[], $30::int[])"
     "  AS v(rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt,"
-    "  uc)"
-    " ON CONFLICT (request_id) DO NOTHING";
+    "  uc, pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl)"
+" ON CONFLICT (request_id) DO NOTHING";
 
 /* Sends recs[0..n) in one statement. UW_DONE: committed (or, for a single
  * record PostgreSQL refuses as bad data, logged and counted as rejected).
