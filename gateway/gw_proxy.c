@@ -1,7 +1,9 @@
 /* gw_proxy: the request path of the gateway (see gw_proxy.h). An exchange is
  * one client request; an attempt is one upstream request made for it. Every
  * exchange ends in exchange_finish(), which answers the client if nobody has,
- * writes the usage record and frees the exchange, exactly once. */
+ * writes the usage record and frees the exchange, exactly once. The usage
+ * record is settled (submitted to the writer) before the response's last
+ * byte is handed to libevent, so an answered request always has its record. */
 #include "gw_proxy.h"
 
 #include <cjson/cJSON.h>
@@ -58,7 +60,8 @@ struct gw_exchange {
     struct evbuffer *up_error_body;
     gw_sse_splitter_t sse;
     bool saw_usage;
-    bool saw_done;
+    bool saw_done; /* the upstream's [DONE]: held back, sent after settling */
+    bool settled;  /* the usage record has been submitted */
     fail_kind_t last_fail;
     int last_fail_status;
     char last_fail_msg[160];
@@ -126,8 +129,26 @@ static void usage_nothing_used(gw_usage_record_t *rec)
     rec->usage_complete = true;
 }
 
-/* Ends the exchange: records usage (authenticated requests only), metrics,
- * and frees it. The client must already have been answered or be gone. */
+/* Completes the usage record (status, completion instant) and submits it,
+ * once. Authenticated requests only: an unauthenticated one has no row. */
+static void exchange_settle(gw_exchange_t *ex, int status, const char *error_type)
+{
+    if (ex->settled)
+        return;
+    ex->settled = true;
+    ex->rec.completed_at_us = now_us();
+    ex->rec.http_status = status;
+    if (error_type)
+        snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
+    if (ex->key.key_id) {
+        ex->rec.team_id = ex->key.team_id;
+        ex->rec.key_id = ex->key.key_id;
+        gw_usage_writer_submit(ex->w->server->usage, &ex->rec);
+    }
+}
+
+/* Ends the exchange: settles it if nobody has, records metrics and frees it.
+ * The client must already have been answered or be gone. */
 static void exchange_finish(gw_exchange_t *ex, int status, const char *error_type)
 {
     gw_worker_t *w = ex->w;
@@ -136,15 +157,8 @@ static void exchange_finish(gw_exchange_t *ex, int status, const char *error_typ
         event_free(ex->first_byte_timer);
     if (ex->deferred)
         event_free(ex->deferred);
-    ex->rec.completed_at_us = now_us();
-    ex->rec.http_status = status;
-    if (error_type)
-        snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
-    if (ex->key.key_id) {
-        ex->rec.team_id = ex->key.team_id;
-        ex->rec.key_id = ex->key.key_id;
-        gw_usage_writer_submit(w->server->usage, &ex->rec);
-    }
+    exchange_settle(ex, status, error_type);
+    status = ex->rec.http_status;
     double ttft = ex->rec.first_byte_at_us
                       ? (double)(ex->rec.first_byte_at_us - ex->rec.received_at_us) / 1e6
                       : -1;
@@ -173,6 +187,7 @@ static void exchange_fail(gw_exchange_t *ex, int status, const char *type, const
                           const char *param, const char *message)
 {
     client_detach(ex);
+    exchange_settle(ex, status, code ? code : type);
     if (ex->client && !ex->client_started) {
         if (ex->retry_after[0])
             evhttp_add_header(evhttp_request_get_output_headers(ex->client), "Retry-After",
@@ -472,7 +487,8 @@ static int on_sse_event(void *arg, const char *event, size_t len)
         }
         cJSON_Delete(j);
     } else if (len >= 12 && memmem(event, len, "[DONE]", 6)) {
-        ex->saw_done = true;
+        ex->saw_done = true; /* held back: sent after the record is settled */
+        return 0;
     }
     evbuffer_add(b->out, event, len);
     return 0;
@@ -514,6 +530,20 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
     }
 }
 
+/* Flags the record incomplete when the provider never reported usage or the
+ * stream never finished. Called once the upstream answer has ended. */
+static void usage_close(gw_exchange_t *ex)
+{
+    if (!ex->saw_usage) {
+        tg_warn("request %s: provider sent no usage; row marked incomplete", ex->rec.request_id);
+        ex->rec.usage_complete = false;
+    }
+    if (ex->stream && !ex->saw_done) {
+        tg_warn("request %s: stream ended without [DONE]", ex->rec.request_id);
+        ex->rec.usage_complete = false;
+    }
+}
+
 /* The non-streamed answer arrived whole. Returns false if it is not a JSON
  * object (garbage): the caller fails over. */
 static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
@@ -538,6 +568,8 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
     ex->rec.first_byte_at_us = now_us();
     ex->client_started = true;
     client_detach(ex);
+    usage_close(ex);
+    exchange_settle(ex, 200, NULL);
     if (changed) {
         char *text = cJSON_PrintUnformatted(j);
         struct evbuffer *out = evbuffer_new();
@@ -563,6 +595,7 @@ static void relay_upstream_error(gw_exchange_t *ex, struct evhttp_request *up)
     ex->rec.first_byte_at_us = now_us();
     ex->client_started = true;
     client_detach(ex);
+    exchange_settle(ex, ex->up_status, "upstream_error");
     evhttp_send_reply(ex->client, ex->up_status, gw_http_reason(ex->up_status), body);
     ex->client = NULL;
 }
@@ -621,20 +654,20 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         }
         if (!ex->client_started)
             client_start_stream(ex);
-        if (!ex->saw_done)
-            tg_warn("request %s: stream ended without [DONE]", ex->rec.request_id);
         client_detach(ex);
+        usage_close(ex);
+        exchange_settle(ex, 200, NULL);
+        if (ex->saw_done) {
+            struct evbuffer *tail = evbuffer_new();
+            evbuffer_add_printf(tail, "data: [DONE]\n\n");
+            evhttp_send_reply_chunk(ex->client, tail);
+            evbuffer_free(tail);
+        }
         evhttp_send_reply_end(ex->client);
         ex->client = NULL;
     }
     gw_metrics_upstream_attempt(route_provider, 1);
     attempt_release(ex, false);
-    if (!ex->saw_usage) {
-        tg_warn("request %s: provider sent no usage; row marked incomplete", ex->rec.request_id);
-        ex->rec.usage_complete = false;
-    }
-    if (ex->stream && !ex->saw_done)
-        ex->rec.usage_complete = false;
     exchange_finish(ex, 200, NULL);
 }
 
