@@ -4,6 +4,7 @@
  * unusual merge tables give the same ids. */
 #include "tok_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,8 +72,9 @@ static inline void emit(tok_ids_t *out, size_t *count, uint32_t id)
         (*count)++;
 }
 
-void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
-                   size_t *count)
+/* Merges one piece without the cache. */
+static void bpe_uncached(const tok_tokenizer_t *t, const unsigned char *p, size_t n,
+                         tok_ids_t *out, size_t *count)
 {
     if (t->ignore_merges) {
         /* The whole piece as one vocabulary entry wins (HF ignore_merges). */
@@ -154,4 +156,85 @@ void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, t
         free(s);
     if (heap != small_heap)
         free(heap);
+}
+
+/* ---- per-thread cache of short pieces ---- */
+
+#define CACHE_SLOTS 4096 /* direct-mapped; about 300 kB per thread */
+#define CACHE_KEY 24     /* longest piece cached, in bytes */
+#define CACHE_IDS 8      /* most ids cached per piece */
+
+typedef struct cache_slot {
+    uint64_t hash;
+    uint8_t len; /* 0: empty */
+    uint8_t nids;
+    unsigned char key[CACHE_KEY];
+    uint32_t ids[CACHE_IDS];
+} cache_slot_t;
+
+static void cache_destroy(void *c)
+{
+    free(c);
+}
+
+void tok_bpe_cache_init(tok_tokenizer_t *t)
+{
+    t->has_cache_key = pthread_key_create(&t->cache_key, cache_destroy) == 0;
+}
+
+void tok_bpe_cache_fini(tok_tokenizer_t *t)
+{
+    if (!t->has_cache_key)
+        return;
+    free(pthread_getspecific(t->cache_key));
+    pthread_key_delete(t->cache_key);
+    t->has_cache_key = false;
+}
+
+static inline uint64_t piece_hash(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h ^ (h >> 32);
+}
+
+void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
+                   size_t *count)
+{
+    if (n > CACHE_KEY || !t->has_cache_key) {
+        bpe_uncached(t, p, n, out, count);
+        return;
+    }
+    cache_slot_t *cache = pthread_getspecific(t->cache_key);
+    if (!cache) {
+        cache = tok_xcalloc(CACHE_SLOTS, sizeof *cache);
+        if (pthread_setspecific(t->cache_key, cache) != 0) {
+            free(cache);
+            bpe_uncached(t, p, n, out, count);
+            return;
+        }
+    }
+    uint64_t h = piece_hash(p, n);
+    cache_slot_t *s = &cache[h & (CACHE_SLOTS - 1)];
+    if (s->len == n && s->hash == h && memcmp(s->key, p, n) == 0) {
+        for (unsigned i = 0; i < s->nids; i++)
+            emit(out, count, s->ids[i]);
+        return;
+    }
+    /* Miss: merge into a scratch list (a piece of n bytes gives at most n
+     * ids, so it never grows), then remember short results. */
+    uint32_t scratch_ids[CACHE_KEY];
+    tok_ids_t tmp = {scratch_ids, 0, CACHE_KEY};
+    bpe_uncached(t, p, n, &tmp, NULL);
+    assert(tmp.ids == scratch_ids);
+    for (size_t i = 0; i < tmp.len; i++)
+        emit(out, count, tmp.ids[i]);
+    if (tmp.len <= CACHE_IDS) {
+        s->hash = h;
+        s->len = (uint8_t)n;
+        s->nids = (uint8_t)tmp.len;
+        memcpy(s->key, p, n);
+        memcpy(s->ids, tmp.ids, tmp.len * sizeof *tmp.ids);
+    }
 }

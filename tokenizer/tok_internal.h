@@ -5,6 +5,7 @@
 
 #include "tok.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 /* ---- memory: out of memory aborts (the team's rule) ---- */
@@ -101,7 +102,17 @@ struct tok_tokenizer {
     tok_strmap_t added;     /* added token text -> id */
     int nsplits;
     tok_split_kind_t splits[TOK_MAX_SPLITS];
+    /* Per-thread cache of short pieces' ids (tok_bpe.c): the tokenizer itself
+     * stays immutable, each thread fills its own cache. */
+    pthread_key_t cache_key;
+    bool has_cache_key;
 };
+
+/* Creates / releases the per-thread piece caches of t (tok_bpe.c).
+ * tok_bpe_cache_fini frees the calling thread's cache; other threads' caches
+ * are freed when those threads exit. */
+void tok_bpe_cache_init(tok_tokenizer_t *t);
+void tok_bpe_cache_fini(tok_tokenizer_t *t);
 
 /* GPT-2 byte-level alphabet: byte -> code point, and back (-1: not a symbol). */
 uint32_t tok_bytelevel_char(unsigned char b);

@@ -496,6 +496,7 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
         load_model(t, model, added, &a, err, errlen) != 0)
         goto err;
     cJSON_Delete(root);
+    tok_bpe_cache_init(t);
     return t;
 err:
     cJSON_Delete(root);
@@ -552,6 +553,7 @@ void tok_free(tok_tokenizer_t *t)
 {
     if (!t)
         return;
+    tok_bpe_cache_fini(t);
     free(t->arena);
     free(t->tok_off);
     free(t->tok_len);

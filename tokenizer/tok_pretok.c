@@ -149,6 +149,12 @@ int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size
 {
     size_t i = pos;
     while (i < n) {
+        /* Fast skip: no ASCII byte starts a CJK match, only 0-9 a number. */
+        if (s[i] < 0x80 && (kind == TOK_SPLIT_CJK ||
+                            (kind == TOK_SPLIT_DIGITS3 && (s[i] < '0' || s[i] > '9')))) {
+            i++;
+            continue;
+        }
         uint32_t cp;
         size_t l;
         unsigned k = cls_at(s, n, i, &cp, &l);

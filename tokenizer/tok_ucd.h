@@ -18,8 +18,17 @@ enum {
 };
 #define TOK_UCD_WS 8 /* White_Space property bit */
 
-/* Returns the class byte of code point cp (cp < 0x110000). */
-unsigned tok_ucd_class(uint32_t cp);
+/* The generated two-stage table (tok_ucd_tables.h, compiled in tok_ucd.c). */
+extern const unsigned short tok_ucd_stage1[0x110000 / 256];
+extern const unsigned char tok_ucd_stage2[][256];
+
+/* Returns the class byte of code point cp; cp >= 0x110000 counts as C. */
+static inline unsigned tok_ucd_class(uint32_t cp)
+{
+    if (cp >= 0x110000)
+        return TOK_UCD_C;
+    return tok_ucd_stage2[tok_ucd_stage1[cp >> 8]][cp & 0xff];
+}
 
 /* Returns the major category of cp, one of TOK_UCD_L .. TOK_UCD_C. */
 static inline unsigned tok_ucd_major(uint32_t cp)
