@@ -71,7 +71,10 @@ size_t tok_trie_match(const tok_trie_t *t, const unsigned char *s, size_t n, uin
 typedef enum {
     TOK_SPLIT_DIGITS3,  /* \p{N}{1,3} */
     TOK_SPLIT_CJK,      /* [一-龥぀-ゟ゠-ヿ]+ */
-    TOK_SPLIT_DS3_WORDS /* DeepSeek V3's word/punctuation/space pattern */
+    TOK_SPLIT_DS3_WORDS, /* DeepSeek V3's word/punctuation/space pattern */
+    TOK_SPLIT_GPT2,      /* GPT-2's (ByteLevel use_regex) */
+    TOK_SPLIT_LLAMA3,    /* Llama 3's: contractions, words, \p{N}{1,3}, ... */
+    TOK_SPLIT_QWEN2      /* Qwen2's: as Llama 3 with single digits */
 } tok_split_kind_t;
 
 /* Maps a Split regex source to its native kind; returns -1 when unknown. */

@@ -91,14 +91,24 @@ static int check_normalizer(const cJSON *n, const char *where, char *err, size_t
     return -1;
 }
 
-static int check_bytelevel(const cJSON *p, const char *where, char *err, size_t errlen)
+/* The ByteLevel pre-tokenizer: its own GPT-2 split when use_regex is true
+ * or absent (HF's default), then the byte mapping (done by tok_bpe). */
+static int load_bytelevel(tok_tokenizer_t *t, const cJSON *p, const char *where, char *err,
+                          size_t errlen)
 {
     if (!off_or_absent(p, "add_prefix_space")) {
         set_err(err, errlen, "%s.add_prefix_space: true is not supported", where);
         return -1;
     }
-    if (!off_or_absent(p, "use_regex")) {
-        set_err(err, errlen, "%s.use_regex: true (the GPT-2 split) is not supported", where);
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
+    if (!re || cJSON_IsTrue(re)) {
+        if (t->nsplits == TOK_MAX_SPLITS) {
+            set_err(err, errlen, "%s: more than %d splits", where, TOK_MAX_SPLITS);
+            return -1;
+        }
+        t->splits[t->nsplits++] = TOK_SPLIT_GPT2;
+    } else if (!cJSON_IsFalse(re)) {
+        set_err(err, errlen, "%s.use_regex: expected true or false", where);
         return -1;
     }
     return 0;
@@ -113,7 +123,7 @@ static int load_pretok(tok_tokenizer_t *t, const cJSON *p, char *err, size_t err
         return -1;
     }
     if (strcmp(type, "ByteLevel") == 0)
-        return check_bytelevel(p, "pre_tokenizer", err, errlen);
+        return load_bytelevel(t, p, "pre_tokenizer", err, errlen);
     if (strcmp(type, "Sequence") != 0) {
         set_err(err, errlen, "pre_tokenizer: type '%s' is not supported", type);
         return -1;
@@ -135,7 +145,7 @@ static int load_pretok(tok_tokenizer_t *t, const cJSON *p, char *err, size_t err
                 set_err(err, errlen, "%s: ByteLevel must be the last pre-tokenizer", where);
                 return -1;
             }
-            return check_bytelevel(s, where, err, errlen);
+            return load_bytelevel(t, s, where, err, errlen);
         }
         if (!st || strcmp(st, "Split") != 0) {
             set_err(err, errlen, "%s: type '%s' is not supported", where, st ? st : "?");
@@ -171,6 +181,38 @@ static int load_pretok(tok_tokenizer_t *t, const cJSON *p, char *err, size_t err
         i++;
     }
     set_err(err, errlen, "pre_tokenizer.pretokenizers: no ByteLevel step (byte-level BPE only)");
+    return -1;
+}
+
+/* Post-processors only add special tokens around an encoding (HF
+ * add_special_tokens=True); tok_encode never does, so the kinds that do
+ * nothing else are accepted and not applied. */
+static int check_post_processor(const cJSON *j, const char *field, char *err, size_t errlen)
+{
+    if (is_null(j))
+        return 0;
+    const char *type = type_of(j);
+    if (type && (strcmp(type, "ByteLevel") == 0 || strcmp(type, "TemplateProcessing") == 0 ||
+                 strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0))
+        return 0;
+    if (type && strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "processors");
+        if (!cJSON_IsArray(list)) {
+            set_err(err, errlen, "%s.processors: expected an array", field);
+            return -1;
+        }
+        int i = 0;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, list)
+        {
+            char sub[96];
+            snprintf(sub, sizeof sub, "%s.processors[%d]", field, i++);
+            if (check_post_processor(m, sub, err, errlen) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    set_err(err, errlen, "%s: type '%s' is not supported", field, type ? type : "?");
     return -1;
 }
 
@@ -484,8 +526,8 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
     if (check_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", err,
                          errlen) != 0 ||
         load_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen) != 0 ||
-        check_optional_bytelevel(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
-                                 "post_processor", err, errlen) != 0)
+        check_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                             "post_processor", err, errlen) != 0)
         goto err;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (is_null(dec)) {

@@ -1,7 +1,7 @@
 /* tok_pretok: native C versions of the pre-tokenizer Split regexes of the
- * DeepSeek V3 tokenizer, with the match semantics of Oniguruma (which HF
- * tokenizers uses): leftmost match, alternatives tried in order, greedy
- * quantifiers with backtracking. \s is the White_Space property. */
+ * DeepSeek V3, GPT-2, Llama 3 and Qwen2 tokenizers, with the match semantics
+ * of Oniguruma (which HF tokenizers uses): leftmost match, alternatives tried
+ * in order, greedy quantifiers with backtracking. \s is White_Space. */
 #include "tok_internal.h"
 #include "tok_ucd.h"
 #include "tok_utf8.h"
@@ -13,11 +13,42 @@ static const char RE_DIGITS3[] = "\\p{N}{1,3}";
 static const char RE_CJK[] = "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-"
                              "\xe3\x83\xbf]+";
 static const char RE_DS3_WORDS[] =
-    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
-    "\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
+    "\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-int tok_split_kind_of(const char *regex)
+static const char RE_GPT2[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+static const char RE_LLAMA3[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RE_QWEN2[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* Regex sources are compared with CR and LF written as the escapes \r and
+ * \n: tokenizer.json files spell them either way (DeepSeek V3 as raw
+ * characters, Llama 3 as escapes), and both mean the same to the regex. */
+int tok_split_kind_of(const char *raw)
 {
+    char regex[512];
+    size_t o = 0;
+    for (const char *p = raw; *p; p++) {
+        if (o + 3 >= sizeof regex)
+            return -1;
+        if (*p == '\r' || *p == '\n') {
+            regex[o++] = '\\';
+            regex[o++] = *p == '\r' ? 'r' : 'n';
+        } else {
+            regex[o++] = *p;
+        }
+    }
+    regex[o] = '\0';
+    if (strcmp(regex, RE_GPT2) == 0)
+        return TOK_SPLIT_GPT2;
+    if (strcmp(regex, RE_LLAMA3) == 0)
+        return TOK_SPLIT_LLAMA3;
+    if (strcmp(regex, RE_QWEN2) == 0)
+        return TOK_SPLIT_QWEN2;
     if (strcmp(regex, RE_DIGITS3) == 0)
         return TOK_SPLIT_DIGITS3;
     if (strcmp(regex, RE_CJK) == 0)
@@ -76,6 +107,8 @@ static size_t run_end(const unsigned char *s, size_t n, size_t i, int (*pred)(un
     return i;
 }
 
+static size_t space_match(const unsigned char *s, size_t n, size_t i, int with_nl);
+
 /* Tries DeepSeek V3's word pattern at i; returns the match end, or i when
  * no alternative matches there. Alternatives, in order:
  *  a  [ASCII punct][A-Za-z]+
@@ -122,6 +155,15 @@ static size_t ds3_match_at(const unsigned char *s, size_t n, size_t i)
     /* d, e, f: a white-space run */
     if (!(k0 & TOK_UCD_WS))
         return i;
+    return space_match(s, n, i, 1);
+}
+
+/* White-space alternatives shared by every pattern, tried at i (a white
+ * space char). with_nl adds \s*[\r\n]+ first (ends after the last CR/LF
+ * of the run); then \s+(?!\S) (the run, less its last char unless it ends
+ * the piece) and \s+. Returns the match end. */
+static size_t space_match(const unsigned char *s, size_t n, size_t i, int with_nl)
+{
     size_t end = i, last_nl = 0, last_start = i, chars = 0;
     while (end < n) {
         uint32_t cp;
@@ -135,13 +177,114 @@ static size_t ds3_match_at(const unsigned char *s, size_t n, size_t i)
         chars++;
         end += l;
     }
-    if (last_nl)
-        return last_nl; /* d */
+    if (with_nl && last_nl)
+        return last_nl;
     if (end == n)
-        return end; /* e: nothing follows */
+        return end;
     if (chars >= 2)
-        return last_start; /* e: leave one space before the next word */
-    return end;            /* f */
+        return last_start;
+    return end;
+}
+
+static int is_l(unsigned c)
+{
+    return (c & 7u) == TOK_UCD_L;
+}
+
+static int is_n(unsigned c)
+{
+    return (c & 7u) == TOK_UCD_N;
+}
+
+/* [^\s\p{L}\p{N}] */
+static int is_other(unsigned c)
+{
+    return !(c & TOK_UCD_WS) && !is_l(c) && !is_n(c);
+}
+
+/* Length of a contraction ('s 't 're 've 'm 'll 'd) at s[i] (s[i] == '\''),
+ * or 0. Case-insensitive when fold: Oniguruma folds U+017F (long s) to s. */
+static size_t contraction(const unsigned char *s, size_t n, size_t i, int fold)
+{
+    if (i + 1 >= n)
+        return 0;
+    unsigned char a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
+    if (fold) {
+        if (a == 0xc5 && b == 0xbf) /* U+017F LATIN SMALL LETTER LONG S */
+            return 3;
+        a = (unsigned char)(a >= 'A' && a <= 'Z' ? a + 32 : a);
+        b = (unsigned char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+    }
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return 2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        return 3;
+    return 0;
+}
+
+/* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t gpt2_match_at(const unsigned char *s, size_t n, size_t i)
+{
+    uint32_t c0, c1;
+    size_t l0, l1;
+    unsigned k0 = cls_at(s, n, i, &c0, &l0);
+    if (c0 == '\'') {
+        size_t c = contraction(s, n, i, 0);
+        if (c)
+            return i + c;
+    }
+    int (*const classes[3])(unsigned) = {is_l, is_n, is_other};
+    for (int a = 0; a < 3; a++) {
+        if (c0 == ' ' && i + 1 < n && classes[a](cls_at(s, n, i + 1, &c1, &l1)))
+            return run_end(s, n, i + 1, classes[a]);
+        if (classes[a](k0))
+            return run_end(s, n, i, classes[a]);
+    }
+    if (k0 & TOK_UCD_WS)
+        return space_match(s, n, i, 0);
+    return i;
+}
+
+/* Llama 3 (digits = 3) and Qwen2 (digits = 1):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,digits}|
+ *  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t llama3_match_at(const unsigned char *s, size_t n, size_t i, int digits)
+{
+    uint32_t c0, c1;
+    size_t l0, l1;
+    unsigned k0 = cls_at(s, n, i, &c0, &l0);
+    if (c0 == '\'') {
+        size_t c = contraction(s, n, i, 1);
+        if (c)
+            return i + c;
+    }
+    if (c0 != '\r' && c0 != '\n' && !is_l(k0) && !is_n(k0) && i + l0 < n &&
+        is_l(cls_at(s, n, i + l0, &c1, &l1)))
+        return run_end(s, n, i + l0 + l1, is_l);
+    if (is_l(k0))
+        return run_end(s, n, i + l0, is_l);
+    if (is_n(k0)) {
+        size_t j = i + l0;
+        for (int c = 1; c < digits && j < n; c++) {
+            size_t l2;
+            if (!is_n(cls_at(s, n, j, &c1, &l2)))
+                break;
+            j += l2;
+        }
+        return j;
+    }
+    size_t j = i;
+    if (c0 == ' ' && i + 1 < n && is_other(cls_at(s, n, i + 1, &c1, &l1)))
+        j = i + 1;
+    if (j > i || is_other(k0)) {
+        j = run_end(s, n, j, is_other);
+        while (j < n && (s[j] == '\r' || s[j] == '\n'))
+            j++;
+        return j;
+    }
+    if (k0 & TOK_UCD_WS)
+        return space_match(s, n, i, 1);
+    return i;
 }
 
 int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos,
@@ -190,8 +333,14 @@ int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size
                 return 1;
             }
             break;
-        case TOK_SPLIT_DS3_WORDS: {
-            size_t e = ds3_match_at(s, n, i);
+        case TOK_SPLIT_DS3_WORDS:
+        case TOK_SPLIT_GPT2:
+        case TOK_SPLIT_LLAMA3:
+        case TOK_SPLIT_QWEN2: {
+            size_t e = kind == TOK_SPLIT_DS3_WORDS ? ds3_match_at(s, n, i)
+                       : kind == TOK_SPLIT_GPT2    ? gpt2_match_at(s, n, i)
+                                                   : llama3_match_at(s, n, i,
+                                                                     kind == TOK_SPLIT_LLAMA3 ? 3 : 1);
             if (e > i) {
                 *ms = i;
                 *me = e;

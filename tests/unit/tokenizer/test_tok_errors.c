@@ -141,12 +141,40 @@ int main(void)
           "\"\\\\p{N}{1,3}\"},\"behavior\":\"Removed\"},{\"type\":\"ByteLevel\"}]}",
           NULL, NULL, NULL);
     expect_err(&b, "pretokenizers[0].behavior: only \"Isolated\"", "Removed behavior");
-    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"use_regex\":true}", NULL, NULL, NULL);
-    expect_err(&b, "pre_tokenizer.use_regex", "ByteLevel use_regex");
+    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", NULL, NULL,
+          NULL);
+    expect_err(&b, "pre_tokenizer.add_prefix_space: true", "ByteLevel add_prefix_space");
+    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"use_regex\":1}", NULL, NULL, NULL);
+    expect_err(&b, "pre_tokenizer.use_regex: expected true or false", "ByteLevel use_regex 1");
+    /* use_regex absent = true (HF's default): the GPT-2 split, "abc" "'s" ... */
+    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}", NULL, NULL,
+          NULL);
+    const uint32_t gpt2_want[] = {257, '\'', 's', ' ', 256};
+    expect_ok_ids(&b, "abc's ab", gpt2_want, 5, "ByteLevel with the GPT-2 split");
     build(&b, NULL, NULL, "{\"type\":\"Sequence\",\"pretokenizers\":[]}", NULL, NULL, NULL);
     expect_err(&b, "no ByteLevel step", "no ByteLevel");
     build(&b, NULL, NULL, "null", NULL, NULL, NULL);
     expect_err(&b, "pre_tokenizer: missing", "null pretok");
+    b.len = 0;
+    build(&b, NULL, NULL, NULL, NULL, NULL, NULL);
+    {
+        cJSON *root = cJSON_Parse(b.data);
+        cJSON_ReplaceItemInObject(root, "post_processor",
+                                  cJSON_Parse("{\"type\":\"Sequence\",\"processors\":[{\"type\":"
+                                              "\"ByteLevel\"},{\"type\":\"TemplateProcessing\"}]}"));
+        char *j = cJSON_PrintUnformatted(root);
+        b.len = 0;
+        tok_buf_appends(&b, j);
+        expect_ok_ids(&b, "abc<|x|>ab1", want, 4, "post-processors (not applied)");
+        cJSON_ReplaceItemInObject(root, "post_processor", cJSON_Parse("{\"type\":\"Foo\"}"));
+        free(j);
+        j = cJSON_PrintUnformatted(root);
+        b.len = 0;
+        tok_buf_appends(&b, j);
+        expect_err(&b, "post_processor: type 'Foo' is not supported", "unknown post-processor");
+        free(j);
+        cJSON_Delete(root);
+    }
     build(&b, NULL, NULL, NULL, "{\"type\":\"WordPiece\"}", NULL, NULL);
     expect_err(&b, "decoder: type 'WordPiece' is not supported", "WordPiece decoder");
     build(&b, NULL, NULL, NULL, "null", NULL, NULL);

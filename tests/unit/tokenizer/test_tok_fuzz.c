@@ -2,7 +2,8 @@
  * (raw bytes, UTF-8 fragments, random code points, added-token pieces) must
  * encode without crash or hang, give ids inside the vocabulary, agree with
  * tok_count, and decode back to the input (invalid bytes as U+FFFD).
- * Usage: test_tok_fuzz TOKENIZER_JSON [ITERATIONS] */
+ * With VARIANTS_JSON and VARIANT, under that variant's pre-tokenizer.
+ * Usage: test_tok_fuzz TOKENIZER_JSON [ITERATIONS [VARIANTS_JSON VARIANT]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
         return 2;
     }
     long iters = argc > 2 ? atol(argv[2]) : 20000;
-    tok_tokenizer_t *t = tt_load(argv[1]);
+    tok_tokenizer_t *t = argc > 4 ? tt_load_variant(argv[1], argv[3], argv[4]) : tt_load(argv[1]);
     uint32_t vocab = tok_vocab_size(t);
     unsigned char buf[2048], want[2048 * 3];
     int failures = 0;
