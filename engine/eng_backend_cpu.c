@@ -4,6 +4,7 @@
 #include "eng_backend.h"
 
 #include "eng_forward.h"
+#include "eng_kvcache.h"
 #include "eng_pool.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 typedef struct {
     eng_pool_t *pool;
+    eng_kvcache_t *kc;
 } cpu_impl_t;
 
 static int cpu_seq_create(eng_backend_t *be, int max_tokens, eng_bseq_t **out, char *err,
@@ -21,7 +23,7 @@ static int cpu_seq_create(eng_backend_t *be, int max_tokens, eng_bseq_t **out, c
         return -1;
     }
     cpu_impl_t *ci = be->impl;
-    *out = (eng_bseq_t *)eng_seq_create(be->model, ci->pool, max_tokens);
+    *out = (eng_bseq_t *)eng_seq_create_in(be->model, ci->pool, ci->kc, max_tokens);
     return 0;
 }
 
@@ -37,10 +39,17 @@ static int cpu_seq_len(eng_backend_t *be, const eng_bseq_t *seq)
     return eng_seq_len((const eng_seq_t *)seq);
 }
 
-static void cpu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n)
+static int cpu_seq_attach_prefix(eng_backend_t *be, eng_bseq_t *seq, const int32_t *tokens,
+                                 int n)
 {
     (void)be;
-    eng_seq_truncate((eng_seq_t *)seq, n);
+    return eng_seq_attach_prefix((eng_seq_t *)seq, tokens, n);
+}
+
+static int cpu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n, char *err, size_t errlen)
+{
+    (void)be;
+    return eng_seq_truncate((eng_seq_t *)seq, n, err, errlen);
 }
 
 /* The CPU runs batch items one after another; each is already threaded. */
@@ -65,6 +74,7 @@ static void cpu_destroy(eng_backend_t *be)
         return;
     cpu_impl_t *ci = be->impl;
     eng_pool_free(ci->pool);
+    eng_kvcache_free(ci->kc);
     free(ci);
     free(be);
 }
@@ -74,18 +84,21 @@ static const eng_backend_ops_t CPU_OPS = {
     .seq_create = cpu_seq_create,
     .seq_free = cpu_seq_free,
     .seq_len = cpu_seq_len,
+    .seq_attach_prefix = cpu_seq_attach_prefix,
     .seq_truncate = cpu_seq_truncate,
     .step = cpu_step,
     .destroy = cpu_destroy,
 };
 
-eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads)
+eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads, int cache_tokens)
 {
     eng_backend_t *be = calloc(1, sizeof *be);
     cpu_impl_t *ci = calloc(1, sizeof *ci);
     if (!be || !ci)
         abort();
     ci->pool = eng_pool_create(n_threads);
+    int blocks = (cache_tokens + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    ci->kc = eng_kvcache_create(model, blocks > 0 ? blocks : 1);
     be->ops = &CPU_OPS;
     be->model = model;
     be->impl = ci;
@@ -93,8 +106,8 @@ eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads)
 }
 
 int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, int max_new,
-                        int eos_id, int32_t *out, float *prompt_logits, char *err,
-                        size_t errlen)
+                        int eos_id, int32_t *out, float *prompt_logits, int *cache_hits,
+                        char *err, size_t errlen)
 {
     int V = be->model->cfg.vocab;
     if (n_prompt <= 0) {
@@ -118,6 +131,12 @@ int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, 
     if (prompt_logits) {
         it.flags |= ENG_FWD_ALL_LOGITS;
         it.logits = prompt_logits;
+    } else {
+        int hits = be->ops->seq_attach_prefix(be, seq, prompt, n_prompt);
+        it.tokens += hits;
+        it.n -= hits;
+        if (cache_hits)
+            *cache_hits = hits;
     }
     if (be->ops->step(be, &it, 1, err, errlen))
         goto out;

@@ -4,6 +4,7 @@
  * (nope+rope)/v), the absorbed path attends on the 576-style latent rows. */
 #include "eng_forward.h"
 
+#include "eng_kvcache.h"
 #include "eng_moe.h"
 #include "eng_ops.h"
 
@@ -18,11 +19,16 @@
 struct eng_seq {
     const eng_model_t *m;
     eng_pool_t *pool;
+    eng_kvcache_t *kc;
+    bool own_kc;
     int max_tokens, len;
-    int row;        /* kv_lora_rank + qk_rope: floats per cached token per layer */
-    float *kv;      /* (layers, max_tokens, row) */
-    float *inv_freq; /* (qk_rope/2) */
-    float scale;    /* softmax scale incl. yarn mscale^2 */
+    int row;          /* kv_lora_rank + qk_rope: floats per cached token per layer */
+    int *blocks;      /* block ids of positions [64 i, 64 i + 64) */
+    int n_blocks;
+    uint64_t *hashes; /* chain hash of each full block */
+    int32_t *tokens;  /* the max_tokens token history */
+    float *inv_freq;  /* (qk_rope/2) */
+    float scale;      /* softmax scale incl. yarn mscale^2 */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -33,18 +39,32 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
-eng_seq_t *eng_seq_create(const eng_model_t *model, eng_pool_t *pool, int max_tokens)
+eng_seq_t *eng_seq_create_in(const eng_model_t *model, eng_pool_t *pool, eng_kvcache_t *kc,
+                             int max_tokens)
 {
     const eng_config_t *c = &model->cfg;
     eng_seq_t *s = xcalloc(1, sizeof *s);
     s->m = model;
     s->pool = pool;
+    s->kc = kc;
     s->max_tokens = max_tokens;
     s->row = c->kv_lora_rank + c->qk_rope;
-    s->kv = xcalloc((size_t)c->n_layers * (size_t)max_tokens * (size_t)s->row, sizeof(float));
+    int nb = (max_tokens + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    s->blocks = xcalloc((size_t)nb, sizeof(int));
+    s->hashes = xcalloc((size_t)nb, sizeof(uint64_t));
+    s->tokens = xcalloc((size_t)max_tokens, sizeof(int32_t));
     s->inv_freq = xcalloc((size_t)c->qk_rope / 2, sizeof(float));
     eng_rope_inv_freq(c, s->inv_freq);
     s->scale = (float)eng_config_attn_scale(c);
+    return s;
+}
+
+eng_seq_t *eng_seq_create(const eng_model_t *model, eng_pool_t *pool, int max_tokens)
+{
+    int nb = (max_tokens + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    eng_seq_t *s =
+        eng_seq_create_in(model, pool, eng_kvcache_create(model, nb > 0 ? nb : 1), max_tokens);
+    s->own_kc = true;
     return s;
 }
 
@@ -52,7 +72,15 @@ void eng_seq_free(eng_seq_t *s)
 {
     if (!s)
         return;
-    free(s->kv);
+    /* Last block first: the LRU then evicts a prefix's tail before its head,
+     * so shorter shared prefixes stay reusable longest. */
+    for (int i = s->n_blocks - 1; i >= 0; i--)
+        eng_kvcache_release(s->kc, s->blocks[i]);
+    if (s->own_kc)
+        eng_kvcache_free(s->kc);
+    free(s->blocks);
+    free(s->hashes);
+    free(s->tokens);
     free(s->inv_freq);
     free(s);
 }
@@ -62,10 +90,54 @@ int eng_seq_len(const eng_seq_t *s)
     return s->len;
 }
 
-void eng_seq_truncate(eng_seq_t *s, int n)
+int eng_seq_attach_prefix(eng_seq_t *s, const int32_t *tokens, int n)
 {
-    if (n >= 0 && n < s->len)
-        s->len = n;
+    if (s->len != 0)
+        return 0;
+    uint64_t parent = 0;
+    int k = 0;
+    /* Whole blocks only, and never the last prompt token: its logits are needed. */
+    while ((k + 1) * ENG_KV_BLOCK <= n - 1 && (k + 1) * ENG_KV_BLOCK <= s->max_tokens) {
+        uint64_t h;
+        int b = eng_kvcache_lookup(s->kc, parent, tokens + k * ENG_KV_BLOCK, &h);
+        if (b < 0)
+            break;
+        s->blocks[k] = b;
+        s->hashes[k] = h;
+        parent = h;
+        k++;
+    }
+    s->n_blocks = k;
+    s->len = k * ENG_KV_BLOCK;
+    memcpy(s->tokens, tokens, (size_t)s->len * sizeof(int32_t));
+    return s->len;
+}
+
+int eng_seq_truncate(eng_seq_t *s, int n, char *err, size_t errlen)
+{
+    if (n < 0 || n >= s->len)
+        return 0;
+    int keep = (n + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    if (n % ENG_KV_BLOCK != 0) {
+        /* The kept partial block will be written again: copy it first when
+         * other sequences may read it (shared or registered). */
+        int bi = keep - 1, old = s->blocks[bi];
+        int fresh = eng_kvcache_alloc(s->kc);
+        if (fresh < 0) {
+            snprintf(err, errlen, "KV cache full: no block free to copy a shared block into");
+            return -1;
+        }
+        for (int l = 0; l < s->m->cfg.n_layers; l++)
+            memcpy(eng_kvcache_row_ptr(s->kc, fresh, l, 0), eng_kvcache_row_ptr(s->kc, old, l, 0),
+                   (size_t)(n % ENG_KV_BLOCK) * (size_t)s->row * sizeof(float));
+        eng_kvcache_release(s->kc, old);
+        s->blocks[bi] = fresh;
+    }
+    for (int i = keep; i < s->n_blocks; i++)
+        eng_kvcache_release(s->kc, s->blocks[i]);
+    s->n_blocks = keep;
+    s->len = n;
+    return 0;
 }
 
 size_t eng_seq_cache_bytes_per_token(const eng_model_t *model)
@@ -83,9 +155,10 @@ int eng_argmax(const float *x, int n)
     return b;
 }
 
-static float *kv_rows(const eng_seq_t *s, int layer)
+/* The cached latent row of position pos in layer. */
+static inline float *kv_row(const eng_seq_t *s, int layer, int pos)
 {
-    return s->kv + (size_t)layer * (size_t)s->max_tokens * (size_t)s->row;
+    return eng_kvcache_row_ptr(s->kc, s->blocks[pos / ENG_KV_BLOCK], layer, pos % ENG_KV_BLOCK);
 }
 
 /* ---- attention ---- */
@@ -106,14 +179,14 @@ static void attn_reference(void *arg, size_t lo, size_t hi)
     const eng_config_t *c = &a->s->m->cfg;
     int nh = c->n_heads, nope = c->qk_nope, rope = c->qk_rope, vd = c->v_head;
     int qk = nope + rope, kvw = nope + vd, row = a->s->row, kvl = c->kv_lora_rank;
-    const float *cache = kv_rows(a->s, a->layer);
+    (void)row;
     float *p = xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
     for (size_t it = lo; it < hi; it++) {
         int t = (int)(it / (size_t)nh), h = (int)(it % (size_t)nh), n_ctx = a->p0 + t + 1;
         const float *q = a->q + ((size_t)t * nh + h) * qk;
         for (int j = 0; j < n_ctx; j++) {
             const float *k_nope = a->kvb + ((size_t)j * nh + h) * kvw;
-            const float *k_rot = cache + (size_t)j * row + kvl;
+            const float *k_rot = kv_row(a->s, a->layer, j) + kvl;
             p[j] = (eng_dot(q, k_nope, (size_t)nope) + eng_dot(q + nope, k_rot, (size_t)rope)) *
                    a->s->scale;
         }
@@ -143,7 +216,6 @@ static void attn_absorbed(void *arg, size_t lo, size_t hi)
     const float *kv_b = a->s->m->layers[a->layer].kv_b;
     int nh = c->n_heads, nope = c->qk_nope, rope = c->qk_rope, vd = c->v_head;
     int qk = nope + rope, kvw = nope + vd, row = a->s->row, kvl = c->kv_lora_rank;
-    const float *cache = kv_rows(a->s, a->layer);
     float *p = xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
     float *q_lat = xcalloc((size_t)row, sizeof(float)); /* [q_lat | q_rot] */
     float *o_lat = xcalloc((size_t)kvl, sizeof(float));
@@ -160,11 +232,11 @@ static void attn_absorbed(void *arg, size_t lo, size_t hi)
         }
         memcpy(q_lat + kvl, q + nope, (size_t)rope * sizeof(float));
         for (int j = 0; j < n_ctx; j++)
-            p[j] = eng_dot(q_lat, cache + (size_t)j * row, (size_t)row) * a->s->scale;
+            p[j] = eng_dot(q_lat, kv_row(a->s, a->layer, j), (size_t)row) * a->s->scale;
         eng_softmax(p, (size_t)n_ctx);
         memset(o_lat, 0, (size_t)kvl * sizeof(float));
         for (int j = 0; j < n_ctx; j++) {
-            const float *cj = cache + (size_t)j * row;
+            const float *cj = kv_row(a->s, a->layer, j);
             for (int k = 0; k < kvl; k++)
                 o_lat[k] += p[j] * cj[k];
         }
@@ -199,15 +271,15 @@ static void layer_attention(eng_seq_t *s, int layer, const float *x, int n, eng_
         eng_matmul(s->pool, q, nh * qk, qa, r, L->q_b, N, r, nh * qk);
         free(qa);
     }
-    /* New latent rows go straight into the cache: [norm(c) | rope(k_rot)]. */
-    float *cache = kv_rows(s, layer);
-    float *new_rows = cache + (size_t)p0 * row;
+    /* New latent rows [norm(c) | rope(k_rot)] go into the cache blocks. */
+    float *new_rows = xcalloc(N * row, sizeof(float));
     eng_matmul(s->pool, new_rows, row, x, H, L->kv_a, N, H, row);
     for (size_t t = 0; t < N; t++) {
         float *r = new_rows + t * row;
         eng_rmsnorm(r, r, L->kv_a_norm, kvl, ENG_LORA_NORM_EPS);
         eng_rope_apply(r + kvl, c->qk_rope, s->inv_freq, p0 + (int)t, c->rope_interleave,
                        (float)c->attention_factor);
+        memcpy(kv_row(s, layer, p0 + (int)t), r, row * sizeof(float));
         for (size_t h = 0; h < nh; h++)
             eng_rope_apply(q + (t * nh + h) * qk + c->qk_nope, c->qk_rope, s->inv_freq,
                            p0 + (int)t, c->rope_interleave, (float)c->attention_factor);
@@ -218,7 +290,12 @@ static void layer_attention(eng_seq_t *s, int layer, const float *x, int n, eng_
     if (mode == ENG_ATTN_REFERENCE) {
         size_t ctx = (size_t)p0 + N, kvw = nh * (size_t)(c->qk_nope + c->v_head);
         kvb = xcalloc(ctx * kvw, sizeof(float));
-        eng_matmul(s->pool, kvb, kvw, cache, row, L->kv_b, ctx, kvl, kvw);
+        /* expand block by block: rows are contiguous only within a block */
+        for (size_t p = 0; p < ctx; p += ENG_KV_BLOCK) {
+            size_t rows = ctx - p < ENG_KV_BLOCK ? ctx - p : ENG_KV_BLOCK;
+            eng_matmul(s->pool, kvb + p * kvw, kvw, kv_row(s, layer, (int)p), row, L->kv_b, rows,
+                       kvl, kvw);
+        }
         a.kvb = kvb;
         eng_pool_for(s->pool, N * nh, 1, attn_reference, &a);
     } else {
@@ -232,6 +309,7 @@ static void layer_attention(eng_seq_t *s, int layer, const float *x, int n, eng_
     free(o);
     free(kvb);
     free(out);
+    free(new_rows);
     free(q);
 }
 
@@ -321,6 +399,18 @@ int eng_seq_forward(eng_seq_t *s, const int32_t *tokens, int n, eng_attn_mode_t 
             return -1;
         }
     }
+    int need = (s->len + n + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK, had = s->n_blocks;
+    while (s->n_blocks < need) {
+        int b = eng_kvcache_alloc(s->kc);
+        if (b < 0) {
+            while (s->n_blocks > had)
+                eng_kvcache_release(s->kc, s->blocks[--s->n_blocks]);
+            snprintf(err, errlen, "KV cache full: %d more blocks of %d tokens needed, none free",
+                     need - s->n_blocks, ENG_KV_BLOCK);
+            return -1;
+        }
+        s->blocks[s->n_blocks++] = b;
+    }
     size_t H = (size_t)c->hidden, N = (size_t)n;
     float *x = xcalloc(N * H, sizeof(float)), *xn = xcalloc(N * H, sizeof(float));
     for (size_t t = 0; t < N; t++)
@@ -336,6 +426,14 @@ int eng_seq_forward(eng_seq_t *s, const int32_t *tokens, int n, eng_attn_mode_t 
             layer_moe(s, l, xn, n, x);
         else
             mlp_add(s, &L->dense, (size_t)c->inter, xn, N, NULL, x, NULL);
+    }
+    /* Blocks that became full are registered for prefix reuse. */
+    memcpy(s->tokens + s->len, tokens, (size_t)n * sizeof(int32_t));
+    for (int bi = s->len / ENG_KV_BLOCK; (bi + 1) * ENG_KV_BLOCK <= s->len + n; bi++) {
+        uint64_t parent = bi > 0 ? s->hashes[bi - 1] : 0;
+        const int32_t *bt = s->tokens + bi * ENG_KV_BLOCK;
+        eng_kvcache_register(s->kc, s->blocks[bi], parent, bt);
+        s->hashes[bi] = eng_kvcache_chain_hash(parent, bt);
     }
     s->len += n;
     if (logits) {
