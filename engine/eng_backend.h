@@ -46,9 +46,9 @@ typedef struct eng_backend_ops {
     int (*seq_attach_prefix)(eng_backend_t *be, eng_bseq_t *seq, const int32_t *tokens, int n);
     /* Drops cached tokens beyond the first n. 0 or -1 with err. */
     int (*seq_truncate)(eng_backend_t *be, eng_bseq_t *seq, int n, char *err, size_t errlen);
-    /* Runs every item of the batch (each appends its tokens to its
-     * sequence). Returns 0, or -1 with err; on error no item is guaranteed
-     * to have run (callers truncate sequences back). */
+    /* Runs every item of the batch as one step (each appends its tokens to
+     * its sequence; prefill and decode items may mix; a sequence appears at
+     * most once). Returns 0, or -1 with err and no sequence changed. */
     int (*step)(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
                 size_t errlen);
     /* Releases the backend (the model is the caller's). */

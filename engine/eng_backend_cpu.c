@@ -52,20 +52,29 @@ static int cpu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n, char *err
     return eng_seq_truncate((eng_seq_t *)seq, n, err, errlen);
 }
 
-/* The CPU runs batch items one after another; each is already threaded. */
+/* One batched forward step: the items' tokens share every weight read. */
 static int cpu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
                     size_t errlen)
 {
     (void)be;
-    for (int i = 0; i < n_items; i++) {
-        eng_batch_item_t *it = &items[i];
-        eng_attn_mode_t mode =
-            (it->flags & ENG_FWD_REFERENCE) ? ENG_ATTN_REFERENCE : ENG_ATTN_ABSORBED;
-        if (eng_seq_forward((eng_seq_t *)it->seq, it->tokens, it->n, mode, it->logits,
-                            (it->flags & ENG_FWD_ALL_LOGITS) != 0, err, errlen))
-            return -1;
+    if (n_items <= 0) {
+        snprintf(err, errlen, "empty batch");
+        return -1;
     }
-    return 0;
+    eng_fwd_item_t *fi = calloc((size_t)n_items, sizeof *fi);
+    if (!fi)
+        abort();
+    for (int i = 0; i < n_items; i++) {
+        fi[i].seq = (eng_seq_t *)items[i].seq;
+        fi[i].tokens = items[i].tokens;
+        fi[i].n = items[i].n;
+        fi[i].mode = (items[i].flags & ENG_FWD_REFERENCE) ? ENG_ATTN_REFERENCE : ENG_ATTN_ABSORBED;
+        fi[i].logits = items[i].logits;
+        fi[i].all_positions = (items[i].flags & ENG_FWD_ALL_LOGITS) != 0;
+    }
+    int rc = eng_forward_batch(fi, n_items, err, errlen);
+    free(fi);
+    return rc;
 }
 
 static void cpu_destroy(eng_backend_t *be)

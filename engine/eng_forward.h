@@ -52,6 +52,22 @@ int eng_seq_truncate(eng_seq_t *s, int n, char *err, size_t errlen);
 int eng_seq_forward(eng_seq_t *s, const int32_t *tokens, int n, eng_attn_mode_t mode,
                     float *logits, bool all_positions, char *err, size_t errlen);
 
+/* One sequence's part of a batched step. */
+typedef struct eng_fwd_item {
+    eng_seq_t *seq;
+    const int32_t *tokens;
+    int n;
+    eng_attn_mode_t mode;
+    float *logits; /* as eng_seq_forward; may be NULL */
+    bool all_positions;
+} eng_fwd_item_t;
+
+/* Runs several sequences (same model, each at most once) in one step: every
+ * weight is read once for all their tokens; attention stays per sequence.
+ * Equivalent to running the items one by one. Returns 0, or -1 with err
+ * (then no sequence changed). */
+int eng_forward_batch(eng_fwd_item_t *items, int n_items, char *err, size_t errlen);
+
 /* Bytes of the latent cache per token (all layers, float32). */
 size_t eng_seq_cache_bytes_per_token(const eng_model_t *model);
 
