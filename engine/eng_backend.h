@@ -9,6 +9,7 @@
 #ifndef ENG_BACKEND_H
 #define ENG_BACKEND_H
 
+#include "eng_kvcache.h"
 #include "eng_model.h"
 
 #include <stddef.h>
@@ -51,6 +52,8 @@ typedef struct eng_backend_ops {
      * most once). Returns 0, or -1 with err and no sequence changed. */
     int (*step)(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
                 size_t errlen);
+    /* Block counts of the backend's KV cache. */
+    void (*cache_stats)(eng_backend_t *be, eng_kvcache_stats_t *out);
     /* Releases the backend (the model is the caller's). */
     void (*destroy)(eng_backend_t *be);
 } eng_backend_ops_t;

@@ -77,6 +77,11 @@ static int cpu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, cha
     return rc;
 }
 
+static void cpu_cache_stats(eng_backend_t *be, eng_kvcache_stats_t *out)
+{
+    eng_kvcache_stats(((cpu_impl_t *)be->impl)->kc, out);
+}
+
 static void cpu_destroy(eng_backend_t *be)
 {
     if (!be)
@@ -96,6 +101,7 @@ static const eng_backend_ops_t CPU_OPS = {
     .seq_attach_prefix = cpu_seq_attach_prefix,
     .seq_truncate = cpu_seq_truncate,
     .step = cpu_step,
+    .cache_stats = cpu_cache_stats,
     .destroy = cpu_destroy,
 };
 
