@@ -181,7 +181,7 @@ int eng_cli_generate(int argc, char **argv)
     int rc = 1;
     float *logits = NULL;
     int32_t *out = calloc(max_tokens + 1, sizeof *out);
-    eng_backend_t *be = eng_backend_cpu_create(m, (int)threads);
+    eng_backend_t *be = eng_backend_cpu_create(m, (int)threads, n + (int)max_tokens);
     if (logits_out) {
         logits = calloc((size_t)n * (size_t)m->cfg.vocab, sizeof(float));
         if (!logits)
@@ -189,7 +189,7 @@ int eng_cli_generate(int argc, char **argv)
     }
     char err[1024];
     int got = eng_generate_greedy(be, ids, n, (int)max_tokens, ignore_eos ? -1 : m->cfg.eos_id,
-                                  out, logits, err, sizeof err);
+                                  out, logits, NULL, err, sizeof err);
     if (got < 0) {
         fprintf(stderr, "tollgate-engine generate: %s\n", err);
         goto done;

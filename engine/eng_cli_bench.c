@@ -53,18 +53,61 @@ static double measure_copy_bw(eng_pool_t *pool, size_t bytes)
     return best;
 }
 
+/* Decode tokens/s with B sequences stepping together (each first prefilled
+ * with a 16-token prompt), over `steps` steps. Returns -1 on error. */
+static double batch_decode_tok_s(const eng_model_t *m, eng_pool_t *pool, int B, int steps,
+                                 char *err, size_t errlen)
+{
+    int V = m->cfg.vocab, P = 16;
+    eng_seq_t **seqs = calloc((size_t)B, sizeof *seqs);
+    eng_fwd_item_t *it = calloc((size_t)B, sizeof *it);
+    int32_t *prompt = calloc((size_t)B * P, sizeof *prompt), *next = calloc((size_t)B, sizeof *next);
+    float *lg = calloc((size_t)B * V, sizeof *lg);
+    if (!seqs || !it || !prompt || !next || !lg)
+        abort();
+    double rate = -1;
+    for (int b = 0; b < B; b++) {
+        seqs[b] = eng_seq_create(m, pool, P + steps);
+        for (int i = 0; i < P; i++)
+            prompt[b * P + i] = (int32_t)((b * 131 + i * 7919 + 13) % V);
+        it[b] = (eng_fwd_item_t){seqs[b], prompt + b * P, P, ENG_ATTN_REFERENCE, lg + b * V, false};
+    }
+    if (eng_forward_batch(it, B, err, errlen))
+        goto out;
+    double t0 = now_s();
+    for (int k = 0; k < steps; k++) {
+        for (int b = 0; b < B; b++) {
+            next[b] = eng_argmax(lg + (size_t)b * V, V);
+            it[b] = (eng_fwd_item_t){seqs[b], &next[b], 1, ENG_ATTN_ABSORBED, lg + b * V, false};
+        }
+        if (eng_forward_batch(it, B, err, errlen))
+            goto out;
+    }
+    rate = (double)B * steps / (now_s() - t0);
+out:
+    for (int b = 0; b < B; b++)
+        eng_seq_free(seqs[b]);
+    free(seqs);
+    free(it);
+    free(prompt);
+    free(next);
+    free(lg);
+    return rate;
+}
+
 static const char BENCH_HELP[] =
     "usage: tollgate-engine bench (--model DIR | --random-init CONFIG [--seed N])\n"
     "                             [--prompt-len N] [--decode-tokens N] [--threads N]\n"
-    "                             [--copy-mb N]\n"
+    "                             [--copy-mb N] [--batches 1,4,16]\n"
     "\n"
     "Prints key=value lines: prefill and batch-1 decode tokens/s, the float32 bytes\n"
     "of weights one decode token reads, the memcpy rate measured in the same run, and\n"
-    "decode's ratio to the bandwidth floor (active bytes / copy rate).\n";
+    "decode's ratio to the bandwidth floor (active bytes / copy rate), and with\n"
+    "--batches the decode tokens/s of that many sequences stepping together.\n";
 
 int eng_cli_bench(int argc, char **argv)
 {
-    const char *model_dir = NULL, *random_cfg = NULL;
+    const char *model_dir = NULL, *random_cfg = NULL, *batches = NULL;
     uint64_t seed = 0, prompt_len = 128, decode = 32, threads = 0, copy_mb = 512;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -90,6 +133,8 @@ int eng_cli_bench(int argc, char **argv)
             ok = eng_cli_parse_u64("bench", a, v, 1000000, &decode);
         else if (!strcmp(a, "--threads"))
             ok = eng_cli_parse_u64("bench", a, v, 64, &threads);
+        else if (!strcmp(a, "--batches"))
+            batches = v;
         else if (!strcmp(a, "--copy-mb"))
             ok = eng_cli_parse_u64("bench", a, v, 65536, &copy_mb);
         else {
@@ -142,6 +187,19 @@ int eng_cli_bench(int argc, char **argv)
            t_decode, decode_tok_s);
     printf("decode_floor_tok_s=%.2f\ndecode_time_vs_floor=%.2f\n", floor_tok_s,
            floor_tok_s / decode_tok_s);
+    for (const char *p = batches; p && *p;) {
+        char *end;
+        long B = strtol(p, &end, 10);
+        if (end == p || B < 1 || B > 1024 || (*end && *end != ',')) {
+            snprintf(err, sizeof err, "--batches expects a list like 1,4,16, got '%s'", batches);
+            goto fail;
+        }
+        double r = batch_decode_tok_s(m, pool, (int)B, (int)decode, err, sizeof err);
+        if (r < 0)
+            goto fail;
+        printf("batch_%ld_decode_tok_s=%.2f\n", B, r);
+        p = *end ? end + 1 : end;
+    }
     rc = 0;
     goto out;
 fail:
