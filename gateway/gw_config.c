@@ -380,8 +380,12 @@ static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *s
     case SEC_PROVIDER:
         return set_provider(ctx, &c->providers[c->n_providers - 1], k, v);
     case SEC_MODEL:
+        if (!strcmp(k, "tokenizer")) {
+            gw_model_cfg_t *m = &c->models[c->n_models - 1];
+            return copy_str(ctx, m->tokenizer, sizeof m->tokenizer, k, v);
+        }
         if (strcmp(k, "provider"))
-            return fail(ctx, "unknown key '%s' in [model] (expected provider = NAME ...)", k);
+            return fail(ctx, "unknown key '%s' in [model] (expected provider or tokenizer)", k);
         return add_route(ctx, c, &c->models[c->n_models - 1], v);
     default:
         return fail(ctx, "'%s' appears before any section", k);

@@ -46,6 +46,9 @@ struct gw_exchange {
     bool stream;
     bool client_wants_usage;
     int next_route; /* index of the next route to try */
+    gw_prompt_count_t prompt; /* prompt tokens, exact or estimated */
+    int64_t max_tokens;       /* the request's max_tokens, 0 when not given */
+    int skipped_for_context;  /* routes whose context window cannot hold it */
     /* the attempt in flight */
     int route;
     gw_upstream_conn_t *conn;
@@ -332,9 +335,13 @@ static void add_served_by_headers(gw_exchange_t *ex)
     const gw_route_cfg_t *r = &ex->model->routes[ex->route];
     evhttp_add_header(h, "x-tollgate-provider", ex->w->server->cfg->providers[r->provider].name);
     evhttp_add_header(h, "x-tollgate-upstream-model", r->upstream_model);
-    char attempts[16];
-    snprintf(attempts, sizeof attempts, "%d", ex->rec.attempts);
-    evhttp_add_header(h, "x-tollgate-attempts", attempts);
+    char num[24];
+    snprintf(num, sizeof num, "%d", ex->rec.attempts);
+    evhttp_add_header(h, "x-tollgate-attempts", num);
+    snprintf(num, sizeof num, "%lld", (long long)ex->prompt.tokens);
+    evhttp_add_header(h, "x-tollgate-prompt-tokens", num);
+    evhttp_add_header(h, "x-tollgate-prompt-tokens-source",
+                      ex->prompt.exact ? "tokenizer" : "estimate");
 }
 
 static void client_start_stream(gw_exchange_t *ex)
@@ -711,6 +718,10 @@ static void attempt_next(gw_exchange_t *ex)
         const gw_provider_cfg_t *p = &cfg->providers[r->provider];
         if (ex->w->stopping && ex->rec.attempts > 0)
             break; /* shutting down: no new attempts */
+        if (ex->prompt.exact && r->context_tokens < ex->prompt.tokens + ex->max_tokens) {
+            ex->skipped_for_context++; /* estimates never drop a provider */
+            continue;
+        }
         gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider]);
         if (!conn)
             continue;
@@ -763,6 +774,23 @@ static void attempt_next(gw_exchange_t *ex)
         return;
     }
     /* no route left */
+    if (ex->rec.attempts == 0 && ex->skipped_for_context > 0) {
+        int64_t largest = 0;
+        for (int i = 0; i < ex->model->n_routes; i++)
+            if (ex->model->routes[i].context_tokens > largest)
+                largest = ex->model->routes[i].context_tokens;
+        char cmsg[300];
+        snprintf(cmsg, sizeof cmsg,
+                 "This model's maximum context length is %lld tokens. However, you requested "
+                 "%lld tokens (%lld in the messages, %lld in the completion). Please reduce the "
+                 "length of the messages or completion.",
+                 (long long)largest, (long long)(ex->prompt.tokens + ex->max_tokens),
+                 (long long)ex->prompt.tokens, (long long)ex->max_tokens);
+        usage_nothing_used(&ex->rec);
+        exchange_fail(ex, 400, "invalid_request_error", "context_length_exceeded",
+                      ex->endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt", cmsg);
+        return;
+    }
     int status = 502;
     const char *code = "upstream_unavailable";
     if (ex->last_fail == FAIL_TIMEOUT) {
@@ -859,6 +887,12 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         exchange_fail(ex, 403, "permission_error", "model_not_allowed", "model", msg);
         return;
     }
+    ex->prompt = gw_prompt_count(w->server->model_tokenizer[ex->model_index], ex->body,
+                                 endpoint == GW_ENDPOINT_CHAT);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_completion_tokens");
+    if (!cJSON_IsNumber(mt))
+        mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_tokens");
+    ex->max_tokens = cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : 0;
     ex->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex->body, "stream"));
     ex->rec.streamed = ex->stream;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(ex->body, "stream_options");

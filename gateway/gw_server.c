@@ -354,6 +354,24 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
         if (!s->listener_ssl)
             goto fail;
     }
+    for (int m = 0; m < cfg->n_models; m++) {
+        const char *path = cfg->models[m].tokenizer;
+        if (!path[0])
+            continue;
+        for (int t = 0; t < s->n_tokenizers && !s->model_tokenizer[m]; t++)
+            if (!strcmp(s->tokenizers[t].path, path))
+                s->model_tokenizer[m] = &s->tokenizers[t];
+        if (s->model_tokenizer[m])
+            continue;
+        char terr[600];
+        if (gw_tokenizer_load(&s->tokenizers[s->n_tokenizers], path, terr, sizeof terr) < 0) {
+            snprintf(err, errlen, "model %s: %s", cfg->models[m].name, terr);
+            goto fail;
+        }
+        s->model_tokenizer[m] = &s->tokenizers[s->n_tokenizers++];
+        tg_info("model %s: exact prompt counts with the tokenizer in %s%s", cfg->models[m].name,
+                path, s->model_tokenizer[m]->chat ? " (with its chat template)" : "");
+    }
     s->main_base = event_base_new();
     if (!s->main_base) {
         snprintf(err, errlen, "event_base_new failed");
@@ -444,6 +462,8 @@ void gw_server_free(gw_server_t *s)
         event_base_free(s->main_base);
     for (int p = 0; p < GW_MAX_PROVIDERS; p++)
         SSL_CTX_free(s->provider_ssl[p]);
+    for (int t = 0; t < s->n_tokenizers; t++)
+        gw_tokenizer_free(&s->tokenizers[t]);
     SSL_CTX_free(s->listener_ssl);
     free(s);
 }

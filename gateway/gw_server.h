@@ -13,6 +13,7 @@
 
 #include "gw_config.h"
 #include "gw_keystore.h"
+#include "gw_prompt.h"
 #include "gw_upstream.h"
 #include "gw_usage.h"
 
@@ -42,6 +43,9 @@ struct gw_server {
     gw_usage_writer_t *usage;
     SSL_CTX *provider_ssl[GW_MAX_PROVIDERS];
     SSL_CTX *listener_ssl;       /* public TLS, NULL = plain */
+    gw_tokenizer_t tokenizers[GW_MAX_MODELS]; /* distinct ones, loaded at start */
+    int n_tokenizers;
+    const gw_tokenizer_t *model_tokenizer[GW_MAX_MODELS]; /* NULL = estimate */
     gw_worker_t *workers;
     int n_workers;
     int public_port;             /* resolved (port 0 in the config picks one) */
