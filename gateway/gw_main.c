@@ -8,6 +8,7 @@
 
 #include "gw_config.h"
 #include "gw_keystore.h"
+#include "gw_prompt.h"
 #include "gw_server.h"
 #include "gw_usage.h"
 #include "tg_log.h"
@@ -58,6 +59,17 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        for (int m = 0; m < cfg.n_models; m++) {
+            gw_tokenizer_t t;
+            if (cfg.models[m].tokenizer[0] &&
+                gw_tokenizer_load(&t, cfg.models[m].tokenizer, err, sizeof err) < 0) {
+                fprintf(stderr, "tollgate: model %s: %s\n", cfg.models[m].name, err);
+                gw_config_free(&cfg);
+                return 1;
+            }
+            if (cfg.models[m].tokenizer[0])
+                gw_tokenizer_free(&t);
+        }
         printf("%s: OK: %d provider(s), %d model(s), %d worker(s), listen %s:%d\n", config_path,
                cfg.n_providers, cfg.n_models, cfg.workers, cfg.listen_host, cfg.listen_port);
         gw_config_free(&cfg);

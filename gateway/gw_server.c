@@ -140,7 +140,10 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_worker_t *w = arg;
     if (w->n_exchanges == 0) {
-        event_base_loopexit(w->base, NULL);
+        /* The last answers are queued but maybe not written yet: give the
+         * loop a moment to flush them before the connections are freed. */
+        struct timeval flush = {0, 250000};
+        event_base_loopexit(w->base, &flush);
         return;
     }
     struct timeval tv = {0, 20000};
@@ -432,6 +435,11 @@ void gw_server_run(gw_server_t *s)
         pthread_join(s->workers[i].thread, NULL);
     event_free(sigterm);
     event_free(sigint);
+    /* Freeing the signal events restored the default action: a second
+     * SIGTERM now would kill the process while it writes the last usage rows
+     * (bounded by their own deadline), so from here on it is ignored. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 void gw_server_free(gw_server_t *s)
