@@ -1,6 +1,7 @@
 /* tollgatectl: the admin CLI. Takes the global options (--db, --actor)
  * from anywhere on the line, then hands the rest to a subcommand group. */
 #include "ctl.h"
+#include "ctl_price.h"
 #include "tok_cli.h"
 
 #include <pwd.h>
@@ -28,6 +29,10 @@ static const ctl_group_t ctl_groups[] = {
     {"migrate", ctl_migrate_main, "apply pending database migrations (--status to inspect)"},
     {"team", ctl_team_main, "create and list teams"},
     {"key", ctl_key_main, "create, list and revoke API keys"},
+    {"price", ctl_price_main, "price cards: add, list, history, preview, quote, seed"},
+    {"window", ctl_window_main, "discount windows on price cards: add, list, end"},
+    {"provider", ctl_provider_main, "per-provider price settings (tier instant)"},
+    {"calendar", ctl_calendar_main, "holiday calendars for discount windows"},
     {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
 };
 
