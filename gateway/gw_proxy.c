@@ -17,6 +17,7 @@
 
 #include "gw_http.h"
 #include "gw_metrics.h"
+#include "pr_book.h"
 #include "gw_sse.h"
 #include "gw_usage_json.h"
 #include "tg_log.h"
@@ -65,6 +66,7 @@ struct gw_exchange {
     bool saw_usage;
     bool saw_done; /* the upstream's [DONE]: held back, sent after settling */
     bool settled;  /* the usage record has been submitted */
+    int charge_minor; /* decimals of the charge's currency */
     fail_kind_t last_fail;
     int last_fail_status;
     char last_fail_msg[160];
@@ -132,8 +134,55 @@ static void usage_nothing_used(gw_usage_record_t *rec)
     rec->usage_complete = true;
 }
 
-/* Completes the usage record (status, completion instant) and submits it,
- * once. Authenticated requests only: an unauthenticated one has no row. */
+/* Prices the record with the current price book: the card in force for this
+ * provider and upstream model at the provider's tier instant, the window that
+ * applies, each component and the exact total. A record with no card stays
+ * unpriced (logged); never priced at zero silently. */
+static void exchange_price(gw_exchange_t *ex)
+{
+    gw_usage_record_t *r = &ex->rec;
+    if (!r->provider[0] || r->prompt_tokens == GW_USAGE_UNKNOWN)
+        return; /* nothing reached a provider, or nothing is known to price */
+    const pr_book_t *book = gw_pricebook_acquire(ex->w->server->prices);
+    if (!book) {
+        tg_warn("request %s: price book not loaded: row left unpriced", r->request_id);
+        return;
+    }
+    pr_usage_t u = {r->prompt_tokens, r->cache_hit_tokens, r->cache_miss_tokens,
+                    r->completion_tokens, r->reasoning_tokens, r->usage_complete};
+    pr_charge_t c;
+    char err[256];
+    if (pr_price_usage(book, r->provider, r->upstream_model, r->received_at_us, r->completed_at_us,
+                       &u, &c, err, sizeof err) == 0) {
+        r->price_card_id = c.card->id;
+        r->discount_window_id = c.window ? c.window->id : 0;
+        r->priced_at_us = c.decided_at_us;
+        snprintf(r->charge_currency, sizeof r->charge_currency, "%s", c.card->currency->code);
+        for (int i = 0; i < PR_C_COUNT; i++)
+            r->cost_pico[i] = c.cost[i];
+        r->charge_pico = c.total;
+        r->pricing_flags = c.flags;
+        ex->charge_minor = c.card->currency->minor;
+    } else {
+        tg_warn("request %s: not priced: %s", r->request_id, err);
+    }
+    gw_pricebook_release(ex->w->server->prices, book);
+}
+
+/* Writes the charge as "AMOUNT CURRENCY" (exact, at least the currency's
+ * minor-unit decimals); "" when the record is not priced. */
+static void charge_text(const gw_exchange_t *ex, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (!ex->rec.price_card_id)
+        return;
+    char amount[64];
+    if (pr_pico_format(ex->rec.charge_pico, ex->charge_minor, amount, sizeof amount))
+        snprintf(out, len, "%s %s", amount, ex->rec.charge_currency);
+}
+
+/* Completes the usage record (status, completion instant, price) and submits
+ * it, once. Authenticated requests only: an unauthenticated one has no row. */
 static void exchange_settle(gw_exchange_t *ex, int status, const char *error_type)
 {
     if (ex->settled)
@@ -143,6 +192,7 @@ static void exchange_settle(gw_exchange_t *ex, int status, const char *error_typ
     ex->rec.http_status = status;
     if (error_type)
         snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
+    exchange_price(ex);
     if (ex->key.key_id) {
         ex->rec.team_id = ex->key.team_id;
         ex->rec.key_id = ex->key.key_id;
@@ -577,6 +627,10 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
     client_detach(ex);
     usage_close(ex);
     exchange_settle(ex, 200, NULL);
+    char charge[96];
+    charge_text(ex, charge, sizeof charge);
+    if (charge[0])
+        evhttp_add_header(h, "x-tollgate-charge", charge);
     if (changed) {
         char *text = cJSON_PrintUnformatted(j);
         struct evbuffer *out = evbuffer_new();
@@ -666,6 +720,10 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         exchange_settle(ex, 200, NULL);
         if (ex->saw_done) {
             struct evbuffer *tail = evbuffer_new();
+            char charge[96];
+            charge_text(ex, charge, sizeof charge);
+            if (charge[0]) /* an SSE comment: clients ignore it, people can read it */
+                evbuffer_add_printf(tail, ": x-tollgate-charge %s\n\n", charge);
             evbuffer_add_printf(tail, "data: [DONE]\n\n");
             evhttp_send_reply_chunk(ex->client, tail);
             evbuffer_free(tail);

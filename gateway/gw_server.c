@@ -335,7 +335,7 @@ static void on_workers_check(evutil_socket_t fd, short what, void *arg)
 }
 
 gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage_writer_t *usage,
-                             char *err, size_t errlen)
+                             gw_pricebook_t *prices, char *err, size_t errlen)
 {
     evthread_use_pthreads();
     gw_server_t *s = calloc(1, sizeof *s);
@@ -344,6 +344,7 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
     s->cfg = cfg;
     s->keystore = ks;
     s->usage = usage;
+    s->prices = prices;
     gw_metrics_init(cfg);
     for (int p = 0; p < cfg->n_providers; p++) {
         if (!cfg->providers[p].tls)
