@@ -35,8 +35,7 @@ static void attn_reference(void *arg, size_t lo, size_t hi)
     const attn_ctx_t *a = arg;
     const eng_config_t *c = &a->s->m->cfg;
     int nh = c->n_heads, nope = c->qk_nope, rope = c->qk_rope, vd = c->v_head;
-    int qk = nope + rope, kvw = nope + vd, row = a->s->row, kvl = c->kv_lora_rank;
-    (void)row;
+    int qk = nope + rope, kvw = nope + vd, kvl = c->kv_lora_rank;
     float *p = eng_xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
     for (size_t it = lo; it < hi; it++) {
         int t = (int)(it / (size_t)nh), h = (int)(it % (size_t)nh), n_ctx = a->p0 + t + 1;

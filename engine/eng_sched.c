@@ -1,8 +1,9 @@
 /* eng_sched: continuous batching. Each step: every decoding request gets one
  * token, then admitted prompts fill the rest of the token budget in chunks
- * (oldest first). A full KV cache never crashes a step: prompt chunks wait,
- * and if decoding alone does not fit, the newest request is ended with an
- * error so the others go on. */
+ * (oldest first). Admission reserves cache blocks for a request's whole
+ * length, so a step does not run out of blocks; should one still fail for a
+ * full cache, prompt chunks wait and, if decoding alone does not fit, the
+ * newest request is ended with an error so the others go on. */
 #include "eng_sched.h"
 
 #include "eng_forward.h"
@@ -18,6 +19,7 @@ typedef struct req {
     int32_t *prompt;
     int n_prompt, done_prompt; /* prompt tokens in the cache */
     int max_tokens, stop_id;
+    int blocks_need; /* cache blocks it can occupy at most: prompt + max_tokens */
     int32_t *out;
     int n_out;
     int cache_hits;
@@ -30,6 +32,7 @@ typedef struct req {
 struct eng_sched {
     eng_backend_t *be;
     int budget, max_running, running, next_id, active;
+    int reserved; /* sum of blocks_need over admitted requests */
     req_t *head, *tail;
 };
 
@@ -60,8 +63,10 @@ static void finish(eng_sched_t *s, req_t *r, eng_finish_t why, const char *msg)
         s->be->ops->seq_free(s->be, r->seq);
         r->seq = NULL;
     }
-    if (r->state == ENG_REQ_PREFILL || r->state == ENG_REQ_DECODE)
+    if (r->state == ENG_REQ_PREFILL || r->state == ENG_REQ_DECODE) {
         s->running--;
+        s->reserved -= r->blocks_need;
+    }
     r->state = ENG_REQ_FINISHED;
     r->finish = why;
     if (msg)
@@ -116,6 +121,7 @@ int eng_sched_submit(eng_sched_t *s, const int32_t *prompt, int n_prompt, int ma
     r->n_prompt = n_prompt;
     r->max_tokens = max_tokens;
     r->stop_id = stop_id;
+    r->blocks_need = (n_prompt + max_tokens + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
     r->out = xcalloc((size_t)max_tokens, sizeof(int32_t));
     if (s->tail)
         s->tail->next = r;
@@ -141,26 +147,41 @@ void eng_sched_cancel(eng_sched_t *s, int id)
         finish(s, r, ENG_FINISH_CANCELLED, NULL);
 }
 
-/* Admits waiting requests (FIFO) while there is room: creates the sequence
- * and reuses cached prefix blocks. */
+/* Admits waiting requests in arrival order while there is room: a running
+ * slot, and cache blocks for the whole request (prompt + max_tokens) next to
+ * the worst case of those already running. With that reservation a step can
+ * never run out of blocks: whatever is not reserved is free or evictable.
+ * A request larger than the whole cache is ended with an error. Admission
+ * creates the sequence and reuses cached prefix blocks. */
 static void admit(eng_sched_t *s)
 {
     eng_backend_t *be = s->be;
     char err[160];
+    eng_kvcache_stats_t st;
+    be->ops->cache_stats(be, &st);
     for (req_t *r = s->head; r && s->running < s->max_running; r = r->next) {
         if (r->state != ENG_REQ_WAITING)
             continue;
+        if (r->blocks_need > st.n_blocks) {
+            snprintf(err, sizeof err,
+                     "request needs %d cache blocks of %d tokens (prompt + max_tokens) but the "
+                     "cache holds %d",
+                     r->blocks_need, ENG_KV_BLOCK, st.n_blocks);
+            finish(s, r, ENG_FINISH_ERROR, err);
+            continue;
+        }
+        if (s->reserved + r->blocks_need > st.n_blocks)
+            break; /* wait for running requests to finish; keep arrival order */
+        s->running++;
+        s->reserved += r->blocks_need;
+        r->state = ENG_REQ_PREFILL;
         if (be->ops->seq_create(be, r->n_prompt + r->max_tokens, &r->seq, err, sizeof err)) {
-            s->running++;
-            r->state = ENG_REQ_PREFILL;
             finish(s, r, ENG_FINISH_ERROR, err);
             continue;
         }
         r->cache_hits = be->ops->seq_attach_prefix(be, r->seq, r->prompt, r->n_prompt);
         r->done_prompt = r->cache_hits;
         r->logits = xcalloc((size_t)be->model->cfg.vocab, sizeof(float));
-        r->state = ENG_REQ_PREFILL;
-        s->running++;
     }
 }
 

@@ -1,7 +1,9 @@
 /* eng_sched: continuous batching over a backend. Requests (token-id prompts)
  * join and leave between steps; each step runs one decode token for every
  * running request plus prompt chunks of newly admitted ones, up to a token
- * budget (chunked prefill). Prompts start from cached prefix blocks when the
+ * budget (chunked prefill). A request is admitted only when the cache can
+ * hold all of it (prompt + max_tokens) next to the running ones; otherwise it
+ * waits, in arrival order. Prompts start from cached prefix blocks when the
  * backend has them (reported as cache hits). Decoding is greedy; a request
  * ends at max_tokens, at its stop token, or when cancelled. Single-threaded:
  * the caller (a server loop) calls step() and reads results between steps. */
@@ -27,7 +29,7 @@ typedef enum {
     ENG_FINISH_LENGTH,    /* max_tokens reached */
     ENG_FINISH_STOP,      /* the stop token was generated (it is included) */
     ENG_FINISH_CANCELLED, /* eng_sched_cancel */
-    ENG_FINISH_ERROR,     /* e.g. the KV cache could not hold it */
+    ENG_FINISH_ERROR,     /* e.g. larger than the whole KV cache */
 } eng_finish_t;
 
 typedef struct eng_req_info {

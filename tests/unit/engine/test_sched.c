@@ -2,8 +2,9 @@
  * a small token budget (chunked prefill) and limited concurrency, produce
  * exactly what each produces alone; stop tokens end a request; a repeated
  * prefix is served from the cache and reported as hits; cancelling frees the
- * request's blocks at once; a cache too small for everyone ends requests with
- * a clear error instead of crashing, and the rest still match. */
+ * request's blocks at once; with a cache too small for everyone at once,
+ * requests wait for room and still match; a request larger than the whole
+ * cache is refused with a clear error. */
 #include "eng_backend.h"
 #include "eng_config.h"
 #include "eng_model.h"
@@ -131,22 +132,28 @@ int main(void)
     eng_sched_free(s);
     be->ops->destroy(be);
 
-    /* a cache of 4 blocks cannot hold everyone at once */
+    /* a cache of 4 blocks cannot hold everyone at once: requests wait for
+     * room instead of failing, and all still match their solo runs */
     be = eng_backend_cpu_create(m, 2, 4 * 64);
     int ok = run_all(be, 64, 4, finish, hits, out, n_out);
-    int errors = 0;
-    for (int r = 0; r < NREQ; r++) {
-        if (finish[r] == ENG_FINISH_LENGTH)
-            CHECK(memcmp(out[r], solo[r], (size_t)MAXT[r] * 4) == 0);
-        else {
-            CHECK(finish[r] == ENG_FINISH_ERROR);
-            errors++;
-        }
-    }
-    printf("4-block cache: %d finished, %d ended with 'KV cache full'\n", ok, errors);
-    CHECK(ok >= 3);
+    for (int r = 0; r < NREQ; r++)
+        CHECK(finish[r] == ENG_FINISH_LENGTH &&
+              memcmp(out[r], solo[r], (size_t)MAXT[r] * 4) == 0);
+    printf("4-block cache: %d of %d finished, all same as solo\n", ok, NREQ);
+    CHECK(ok == NREQ);
     be->ops->cache_stats(be, &st);
     CHECK(st.in_use == 0);
+    /* a request larger than the whole cache is refused with the sizes */
+    s = eng_sched_create(be, 64, 4);
+    int big = eng_sched_submit(s, prompts[5], PLEN[5], 60, -1, err, sizeof err);
+    int small = eng_sched_submit(s, prompts[1], PLEN[1], 4, -1, err, sizeof err);
+    for (int i = 0; i < 10; i++)
+        eng_sched_step(s, err, sizeof err);
+    CHECK(eng_sched_info(s, big, &ia) == 0 && ia.finish == ENG_FINISH_ERROR);
+    CHECK(strstr(ia.error, "needs 5 cache blocks") != NULL);
+    printf("too big: %s\n", ia.error);
+    CHECK(eng_sched_info(s, small, &ib) == 0 && ib.finish == ENG_FINISH_LENGTH);
+    eng_sched_free(s);
     be->ops->destroy(be);
     eng_model_free(m);
     printf("%s\n", eng_test_failures ? "FAIL" : "ok");
