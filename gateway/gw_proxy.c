@@ -16,6 +16,7 @@
 #include <sys/time.h>
 
 #include "gw_http.h"
+#include "gw_route.h"
 #include "gw_metrics.h"
 #include "pr_book.h"
 #include "gw_sse.h"
@@ -46,10 +47,12 @@ struct gw_exchange {
     cJSON *body;
     bool stream;
     bool client_wants_usage;
-    int next_route; /* index of the next route to try */
+    gw_route_plan_t plan;     /* routes in the order to try (gw_route) */
+    int next_in_plan;         /* index into plan.routes of the next attempt */
     gw_prompt_count_t prompt; /* prompt tokens, exact or estimated */
     int64_t max_tokens;       /* the request's max_tokens, 0 when not given */
-    int skipped_for_context;  /* routes whose context window cannot hold it */
+    int64_t attempt_sent_us;  /* when the attempt in flight was sent */
+    int64_t up_header_us;     /* when its response headers arrived; 0 = not yet */
     /* the attempt in flight */
     int route;
     gw_upstream_conn_t *conn;
@@ -418,6 +421,16 @@ static void attempt_release(gw_exchange_t *ex, bool broken)
     ex->up = NULL;
 }
 
+/* Reports the end of an attempt to the metrics and the routing policy. */
+static void attempt_report(gw_exchange_t *ex, bool ok)
+{
+    int provider = ex->model->routes[ex->route].provider;
+    gw_metrics_upstream_attempt(provider, ok);
+    gw_route_outcome_t o = {provider, ok, ex->up_status,
+                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0};
+    gw_route_observe(ex->w, &o);
+}
+
 /* The attempt failed before anything reached the client: try the next route,
  * or tell the client what the last failure was. */
 static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, const char *msg)
@@ -426,7 +439,7 @@ static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, cons
     const char *pname = ex->w->server->cfg->providers[r->provider].name;
     tg_warn("request %s: provider %s failed (attempt %d): %s", ex->rec.request_id, pname,
             ex->rec.attempts, msg);
-    gw_metrics_upstream_attempt(r->provider, 0);
+    attempt_report(ex, false);
     ex->last_fail = kind;
     ex->last_fail_status = status;
     snprintf(ex->last_fail_msg, sizeof ex->last_fail_msg, "provider %s: %s", pname, msg);
@@ -497,6 +510,7 @@ static int on_up_header(struct evhttp_request *up, void *arg)
 {
     gw_exchange_t *ex = arg;
     ex->up_status = evhttp_request_get_response_code(up);
+    ex->up_header_us = now_us();
     if (ex->first_byte_timer)
         evtimer_del(ex->first_byte_timer);
     ex->up_discard = ex->up_status == 429 || ex->up_status >= 500;
@@ -668,14 +682,13 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         return; /* attempt_cancel() is on the stack and cleans up */
     if (ex->deferred)
         evtimer_del(ex->deferred);
-    int route_provider = ex->model->routes[ex->route].provider;
     if (!up || ex->up_status == 0) {
         attempt_release(ex, true);
         if (ex->client_started) {
             /* the stream broke after bytes reached the client: it cannot be retried */
             tg_warn("request %s: upstream connection lost mid-stream", ex->rec.request_id);
             ex->rec.usage_complete = false;
-            gw_metrics_upstream_attempt(route_provider, 0);
+            attempt_report(ex, false);
             exchange_fail(ex, 502, "api_error", "upstream_stream_cut", NULL, "");
             return;
         }
@@ -694,7 +707,7 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         return;
     }
     if (status != 200) {
-        gw_metrics_upstream_attempt(route_provider, 1);
+        attempt_report(ex, true);
         relay_upstream_error(ex, up);
         attempt_release(ex, false);
         exchange_finish(ex, status, "upstream_error");
@@ -731,7 +744,7 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         evhttp_send_reply_end(ex->client);
         ex->client = NULL;
     }
-    gw_metrics_upstream_attempt(route_provider, 1);
+    attempt_report(ex, true);
     attempt_release(ex, false);
     exchange_finish(ex, 200, NULL);
 }
@@ -770,16 +783,12 @@ static void attempt_next(gw_exchange_t *ex)
         exchange_fail(ex, 499, "api_error", "client_closed", NULL, "");
         return;
     }
-    while (ex->next_route < ex->model->n_routes) {
-        ex->route = ex->next_route++;
+    while (ex->next_in_plan < ex->plan.n) {
+        ex->route = ex->plan.routes[ex->next_in_plan++];
         const gw_route_cfg_t *r = &ex->model->routes[ex->route];
         const gw_provider_cfg_t *p = &cfg->providers[r->provider];
         if (ex->w->stopping && ex->rec.attempts > 0)
             break; /* shutting down: no new attempts */
-        if (ex->prompt.exact && r->context_tokens < ex->prompt.tokens + ex->max_tokens) {
-            ex->skipped_for_context++; /* estimates never drop a provider */
-            continue;
-        }
         gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider]);
         if (!conn)
             continue;
@@ -811,6 +820,7 @@ static void attempt_next(gw_exchange_t *ex)
         ex->conn = conn;
         ex->up = up;
         ex->up_status = 0;
+        ex->up_header_us = 0;
         ex->up_failed = false;
         ex->up_discard = false;
         ex->rec.attempts++;
@@ -824,6 +834,7 @@ static void attempt_next(gw_exchange_t *ex)
             tg_warn("request %s: cannot send to provider %s", ex->rec.request_id, p->name);
             continue;
         }
+        ex->attempt_sent_us = now_us();
         if (!ex->first_byte_timer)
             ex->first_byte_timer = evtimer_new(ex->w->base, on_first_byte_timeout, ex);
         struct timeval tv = {p->first_byte_timeout_ms / 1000,
@@ -832,21 +843,10 @@ static void attempt_next(gw_exchange_t *ex)
         return;
     }
     /* no route left */
-    if (ex->rec.attempts == 0 && ex->skipped_for_context > 0) {
-        int64_t largest = 0;
-        for (int i = 0; i < ex->model->n_routes; i++)
-            if (ex->model->routes[i].context_tokens > largest)
-                largest = ex->model->routes[i].context_tokens;
-        char cmsg[300];
-        snprintf(cmsg, sizeof cmsg,
-                 "This model's maximum context length is %lld tokens. However, you requested "
-                 "%lld tokens (%lld in the messages, %lld in the completion). Please reduce the "
-                 "length of the messages or completion.",
-                 (long long)largest, (long long)(ex->prompt.tokens + ex->max_tokens),
-                 (long long)ex->prompt.tokens, (long long)ex->max_tokens);
+    if (ex->plan.n == 0) {
         usage_nothing_used(&ex->rec);
-        exchange_fail(ex, 400, "invalid_request_error", "context_length_exceeded",
-                      ex->endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt", cmsg);
+        exchange_fail(ex, ex->plan.status, ex->plan.type, ex->plan.code,
+                      ex->plan.param[0] ? ex->plan.param : NULL, ex->plan.message);
         return;
     }
     int status = 502;
@@ -952,6 +952,12 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_tokens");
     ex->max_tokens = cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : 0;
     ex->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex->body, "stream"));
+    gw_route_request_t rq = {ex->model, ex->model_index, &ex->key, ex->prompt.tokens,
+                             ex->prompt.exact, ex->max_tokens, ex->stream, now_us()};
+    gw_route_plan(w, &rq, &ex->plan);
+    if (ex->plan.n == 0 && !ex->plan.param[0])
+        snprintf(ex->plan.param, sizeof ex->plan.param, "%s",
+                 endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt");
     ex->rec.streamed = ex->stream;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(ex->body, "stream_options");
     ex->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
