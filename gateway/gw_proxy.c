@@ -750,24 +750,23 @@ static void on_up_done(struct evhttp_request *up, void *arg)
 }
 
 /* Builds the upstream body for route r: the provider's model name, usage
- * forced on streams. Returns a malloc'd string. */
+ * forced on streams. Edits the parsed body in place (the client's own values
+ * that matter were read before the first attempt) and prints it. Returns a
+ * malloc'd string. */
 static char *upstream_body(gw_exchange_t *ex, const gw_route_cfg_t *r)
 {
-    cJSON *copy = cJSON_Duplicate(ex->body, 1);
-    if (!copy)
-        abort();
-    cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(r->upstream_model));
-    if (ex->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(copy, "stream_options");
+    cJSON *body = ex->body;
+    cJSON_ReplaceItemInObjectCaseSensitive(body, "model", cJSON_CreateString(r->upstream_model));
+    if (ex->stream && ex->rec.attempts == 0) {
+        cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
         if (!cJSON_IsObject(so)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
-            so = cJSON_AddObjectToObject(copy, "stream_options");
+            cJSON_DeleteItemFromObjectCaseSensitive(body, "stream_options");
+            so = cJSON_AddObjectToObject(body, "stream_options");
         }
         cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
         cJSON_AddTrueToObject(so, "include_usage");
     }
-    char *text = cJSON_PrintUnformatted(copy);
-    cJSON_Delete(copy);
+    char *text = cJSON_PrintUnformatted(body);
     if (!text)
         abort();
     return text;
