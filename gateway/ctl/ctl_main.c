@@ -20,6 +20,7 @@ static const ctl_group_t ctl_groups[] = {
     {"migrate", ctl_migrate_main, "apply pending database migrations (--status to inspect)"},
     {"team", ctl_team_main, "create and list teams"},
     {"key", ctl_key_main, "create, list and revoke API keys"},
+    {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify"},
 };
 
 static void ctl_usage(FILE *out)

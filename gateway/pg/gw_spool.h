@@ -97,6 +97,23 @@ const char *gw_spool_dir(const gw_spool_t *s);
 /* fdatasyncs what was appended, releases the lock and frees. */
 void gw_spool_close(gw_spool_t *s);
 
+/* What gw_spool_inspect found. */
+typedef struct gw_spool_inspect {
+    uint64_t records;   /* valid records after the checkpoint (not yet committed) */
+    uint64_t bytes;     /* segment files' total size */
+    uint64_t segments;  /* segment files */
+    uint64_t corrupted; /* damaged regions that would be skipped */
+    uint64_t torn;      /* an incomplete tail on the last segment (or an append in flight) */
+    bool in_use;        /* a running process holds the spool's lock */
+} gw_spool_inspect_t;
+
+/* Reads a spool directory without changing anything (no lock taken, nothing
+ * truncated): visits every valid record after the checkpoint, in order, and
+ * counts. Safe while a gateway is appending (its last frame may show as a
+ * torn tail). Returns 0, or -1 with err set if the directory is unreadable. */
+int gw_spool_inspect(const char *dir, gw_spool_visit_fn visit, void *arg, gw_spool_inspect_t *out,
+                     char *err, size_t errlen);
+
 /* CRC32C (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t gw_spool_crc32c(uint32_t crc, const void *buf, size_t len);
 

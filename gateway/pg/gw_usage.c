@@ -1,8 +1,9 @@
 /* gw_usage: the usage writer. Request threads append records to the durable
  * spool (or, without one, to an in-memory queue); one background thread sends
  * them to PostgreSQL in batches, each one INSERT ... SELECT FROM
- * unnest(arrays) ON CONFLICT (request_id) DO NOTHING, retrying with back-off
- * while PostgreSQL is unreachable. See gw_usage.h. */
+ * unnest(arrays) ON CONFLICT DO NOTHING, retrying with back-off while
+ * PostgreSQL is unreachable; it also keeps the monthly partitions of
+ * usage_events made ahead (migration 0004). See gw_usage.h. */
 #include "gw_usage.h"
 #include "gw_spool_rec.h"
 #include "pr_money.h"
@@ -23,6 +24,7 @@
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
 #define UW_CONNECT_TIMEOUT_S 2
+#define UW_PARTITIONS_EVERY_MS (3600 * 1000)
 
 typedef struct uw_item {
     gw_usage_record_t rec;
@@ -40,8 +42,9 @@ struct gw_usage_writer {
     size_t cap, head, count;
     bool stopping;
     int64_t stop_deadline_ms;
-    PGconn *conn;         /* writer thread only */
-    gw_spool_t *spool;    /* NULL: the in-memory queue above */
+    PGconn *conn;             /* writer thread only */
+    int64_t partitions_at_ms; /* writer thread only: last usage_partitions_ensure() */
+    gw_spool_t *spool;        /* NULL: the in-memory queue above */
     int64_t oldest_ms;    /* spool mode: when the oldest unsent record came (-1: none, 0: due) */
     unsigned unsignalled; /* spool mode: appends since the thread was last woken */
     atomic_uint_fast64_t written;
@@ -224,7 +227,32 @@ static const char uw_insert_sql[] =
     "  $28::numeric[], $29::numeric[], $30::int[])"
     "  AS v(rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt,"
     "  uc, pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl)"
-    " ON CONFLICT (request_id) DO NOTHING";
+    " ON CONFLICT DO NOTHING";
+
+/* Calls usage_partitions_ensure() (migration 0004) when the schema has it:
+ * month partitions ahead of time, rows parked in the default partition moved
+ * into theirs. Failure is logged and harmless (rows go to the default
+ * partition meanwhile); retried at the next connection or hour. */
+static void uw_partitions_ensure(gw_usage_writer_t *w)
+{
+    char err[512];
+    w->partitions_at_ms = uw_now_ms();
+    PGresult *res =
+        PQexec(w->conn, "SELECT to_regprocedure('usage_partitions_ensure()') IS NOT NULL");
+    bool have = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!have)
+        return;
+    res = PQexec(w->conn, "SELECT usage_partitions_ensure()");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        tg_warn("usage writer: usage_partitions_ensure() failed: %s",
+                gw_pg_message(w->conn, res, err, sizeof err));
+    else if (atoi(PQgetvalue(res, 0, 0)) > 0)
+        tg_info("usage writer: created %s monthly partition(s) of usage_events",
+                PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
 
 /* Sends recs[0..n) in one statement. UW_DONE: committed (or, for a single
  * record PostgreSQL refuses as bad data, logged and counted as rejected).
@@ -239,6 +267,9 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
             return UW_RETRY;
         }
         tg_info("usage writer: connected to PostgreSQL");
+        uw_partitions_ensure(w);
+    } else if (uw_now_ms() - w->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
+        uw_partitions_ensure(w);
     }
     uw_buf_t col[UW_COLS] = {{0}};
     const char *v[UW_COLS];
