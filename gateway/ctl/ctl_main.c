@@ -34,6 +34,7 @@ static const ctl_group_t ctl_groups[] = {
     {"provider", ctl_provider_main, "per-provider price settings (tier instant)"},
     {"calendar", ctl_calendar_main, "holiday calendars for discount windows"},
     {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
+    {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify"},
 };
 
 static void ctl_usage(FILE *out)

@@ -1,8 +1,11 @@
-/* gw_usage: the usage writer. Request threads append records to an in-memory
- * queue; one background thread sends them to PostgreSQL in batches, each one
- * INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (request_id) DO NOTHING,
- * retrying with back-off while PostgreSQL is unreachable. See gw_usage.h. */
+/* gw_usage: the usage writer. Request threads append records to the durable
+ * spool (or, without one, to an in-memory queue); one background thread sends
+ * them to PostgreSQL in batches, each one INSERT ... SELECT FROM
+ * unnest(arrays) ON CONFLICT DO NOTHING, retrying with back-off while
+ * PostgreSQL is unreachable; it also keeps the monthly partitions of
+ * usage_events made ahead (migration 0004). See gw_usage.h. */
 #include "gw_usage.h"
+#include "gw_spool_rec.h"
 #include "pr_money.h"
 
 #include "gw_pgconn.h"
@@ -21,6 +24,7 @@
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
 #define UW_CONNECT_TIMEOUT_S 2
+#define UW_PARTITIONS_EVERY_MS (3600 * 1000)
 
 typedef struct uw_item {
     gw_usage_record_t rec;
@@ -38,7 +42,11 @@ struct gw_usage_writer {
     size_t cap, head, count;
     bool stopping;
     int64_t stop_deadline_ms;
-    PGconn *conn; /* writer thread only */
+    PGconn *conn;             /* writer thread only */
+    int64_t partitions_at_ms; /* writer thread only: last usage_partitions_ensure() */
+    gw_spool_t *spool;        /* NULL: the in-memory queue above */
+    int64_t oldest_ms;    /* spool mode: when the oldest unsent record came (-1: none, 0: due) */
+    unsigned unsignalled; /* spool mode: appends since the thread was last woken */
     atomic_uint_fast64_t written;
     atomic_uint_fast64_t rejected;
 };
@@ -219,7 +227,32 @@ static const char uw_insert_sql[] =
     "  $28::numeric[], $29::numeric[], $30::int[])"
     "  AS v(rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt,"
     "  uc, pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl)"
-" ON CONFLICT (request_id) DO NOTHING";
+    " ON CONFLICT DO NOTHING";
+
+/* Calls usage_partitions_ensure() (migration 0004) when the schema has it:
+ * month partitions ahead of time, rows parked in the default partition moved
+ * into theirs. Failure is logged and harmless (rows go to the default
+ * partition meanwhile); retried at the next connection or hour. */
+static void uw_partitions_ensure(gw_usage_writer_t *w)
+{
+    char err[512];
+    w->partitions_at_ms = uw_now_ms();
+    PGresult *res =
+        PQexec(w->conn, "SELECT to_regprocedure('usage_partitions_ensure()') IS NOT NULL");
+    bool have = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!have)
+        return;
+    res = PQexec(w->conn, "SELECT usage_partitions_ensure()");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        tg_warn("usage writer: usage_partitions_ensure() failed: %s",
+                gw_pg_message(w->conn, res, err, sizeof err));
+    else if (atoi(PQgetvalue(res, 0, 0)) > 0)
+        tg_info("usage writer: created %s monthly partition(s) of usage_events",
+                PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
 
 /* Sends recs[0..n) in one statement. UW_DONE: committed (or, for a single
  * record PostgreSQL refuses as bad data, logged and counted as rejected).
@@ -234,6 +267,9 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
             return UW_RETRY;
         }
         tg_info("usage writer: connected to PostgreSQL");
+        uw_partitions_ensure(w);
+    } else if (uw_now_ms() - w->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
+        uw_partitions_ensure(w);
     }
     uw_buf_t col[UW_COLS] = {{0}};
     const char *v[UW_COLS];
@@ -340,19 +376,130 @@ static void *uw_thread(void *arg)
     return NULL;
 }
 
-gw_usage_writer_t *gw_usage_writer_start(const char *conninfo, int batch_max, int flush_ms)
+/* Spool mode: decodes the records gw_spool_read hands over into a batch. */
+typedef struct uw_decode {
+    gw_usage_writer_t *w;
+    gw_usage_record_t *batch;
+    size_t n;
+} uw_decode_t;
+
+static void uw_decode_one(void *arg, const uint8_t *payload, size_t len)
+{
+    uw_decode_t *d = arg;
+    char err[160];
+    if (gw_spool_rec_decode(payload, len, &d->batch[d->n], err, sizeof err) == 0) {
+        d->n++;
+        return;
+    }
+    /* Its checksum was right, so this is a format this build cannot read:
+     * it cannot become a row; say so, count it, go on. */
+    tg_error("usage writer: spool record of %zu bytes not written: %s", len, err);
+    atomic_fetch_add(&d->w->rejected, 1);
+}
+
+/* The writer thread in spool mode: waits until a batch is full or its oldest
+ * record has waited flush_ms, reads it from the journal, writes it, and only
+ * after the COMMIT advances the spool's checkpoint. On failure it backs off
+ * and reads the same records again. Exits when stopping and the spool is
+ * drained or the stop deadline has passed (what is left stays on disk). */
+static void *uw_thread_spool(void *arg)
+{
+    gw_usage_writer_t *w = arg;
+    gw_usage_record_t *batch = malloc((size_t)w->batch_max * sizeof *batch);
+    if (!batch)
+        abort();
+    int backoff = 0;
+    gw_spool_stats_t st;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        gw_spool_stats(w->spool, &st);
+        if (st.pending == 0) {
+            w->oldest_ms = -1;
+            if (w->stopping)
+                break;
+            struct timespec ts = uw_abs_time(uw_now_ms() + 1000);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            continue;
+        }
+        if (w->stopping && uw_now_ms() >= w->stop_deadline_ms)
+            break;
+        if (w->oldest_ms < 0)
+            w->oldest_ms = uw_now_ms();
+        int64_t due = w->oldest_ms + w->flush_ms;
+        if (!w->stopping && st.pending < (uint64_t)w->batch_max && uw_now_ms() < due) {
+            struct timespec ts = uw_abs_time(due);
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            continue;
+        }
+        w->unsignalled = 0;
+        pthread_mutex_unlock(&w->mu);
+        uw_decode_t d = {w, batch, 0};
+        gw_spool_pos_t end;
+        size_t frames = gw_spool_read(w->spool, (size_t)w->batch_max, uw_decode_one, &d, &end);
+        uw_result_t r = d.n ? uw_write(w, batch, d.n) : UW_DONE;
+        if (r == UW_DONE && gw_spool_commit(w->spool, end, frames) != 0)
+            r = UW_RETRY;
+        pthread_mutex_lock(&w->mu);
+        if (r == UW_DONE && frames > 0) {
+            w->oldest_ms = 0; /* what is left has waited already */
+            backoff = 0;
+            continue;
+        }
+        if (r == UW_DONE) /* nothing readable yet (an append racing the count) */
+            backoff = UW_BACKOFF_MIN_MS / 4;
+        else
+            backoff = gw_pg_backoff_next(backoff, UW_BACKOFF_MIN_MS, UW_BACKOFF_MAX_MS);
+        int64_t wake = uw_now_ms() + backoff;
+        if (w->stopping && wake > w->stop_deadline_ms)
+            wake = w->stop_deadline_ms;
+        bool was_stopping = w->stopping;
+        struct timespec ts = uw_abs_time(wake);
+        while (uw_now_ms() < wake)
+            if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0 || (!was_stopping && w->stopping))
+                break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    gw_spool_stats(w->spool, &st);
+    if (st.pending)
+        tg_warn("usage writer: %" PRIu64 " records not yet in PostgreSQL stay in the spool %s; "
+                "the next start writes them",
+                st.pending, gw_spool_dir(w->spool));
+    free(batch);
+    return NULL;
+}
+
+void gw_usage_writer_opts_default(gw_usage_writer_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->conninfo = "";
+    o->batch_max = 1000;
+    o->flush_ms = 50;
+    gw_spool_opts_default(&o->spool);
+}
+
+gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char *err, size_t errlen)
 {
     gw_usage_writer_t *w = calloc(1, sizeof *w);
     pthread_condattr_t ca;
     if (!w)
         return NULL;
-    w->conninfo = strdup(conninfo ? conninfo : "");
-    w->batch_max = batch_max < 1 ? 1 : batch_max > UW_BATCH_LIMIT ? UW_BATCH_LIMIT : batch_max;
-    w->flush_ms = flush_ms < 0 ? 0 : flush_ms;
+    w->conninfo = strdup(o->conninfo ? o->conninfo : "");
+    w->batch_max = o->batch_max < 1                ? 1
+                   : o->batch_max > UW_BATCH_LIMIT ? UW_BATCH_LIMIT
+                                                   : o->batch_max;
+    w->flush_ms = o->flush_ms < 0 ? 0 : o->flush_ms;
+    w->oldest_ms = 0; /* records left by an earlier run are due at once */
     w->cap = 1024;
     w->items = malloc(w->cap * sizeof *w->items);
-    if (!w->conninfo || !w->items)
+    if (!w->conninfo || !w->items) {
+        snprintf(err, errlen, "out of memory");
         goto err;
+    }
+    if (o->spool.dir[0]) {
+        w->spool = gw_spool_open(&o->spool, err, errlen);
+        if (!w->spool)
+            goto err;
+    }
     atomic_init(&w->written, 0);
     atomic_init(&w->rejected, 0);
     pthread_condattr_init(&ca);
@@ -360,17 +507,30 @@ gw_usage_writer_t *gw_usage_writer_start(const char *conninfo, int batch_max, in
     pthread_cond_init(&w->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&w->mu, NULL);
-    if (pthread_create(&w->thread, NULL, uw_thread, w) != 0) {
+    if (pthread_create(&w->thread, NULL, w->spool ? uw_thread_spool : uw_thread, w) != 0) {
+        snprintf(err, errlen, "cannot start the usage writer thread");
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
         goto err;
     }
     return w;
 err:
+    gw_spool_close(w->spool);
     free(w->items);
     free(w->conninfo);
     free(w);
     return NULL;
+}
+
+gw_usage_writer_t *gw_usage_writer_start(const char *conninfo, int batch_max, int flush_ms)
+{
+    gw_usage_writer_opts_t o;
+    char err[256];
+    gw_usage_writer_opts_default(&o);
+    o.conninfo = conninfo;
+    o.batch_max = batch_max;
+    o.flush_ms = flush_ms;
+    return gw_usage_writer_start2(&o, err, sizeof err);
 }
 
 /* Doubles the ring buffer, keeping the order. Caller holds the lock. */
@@ -388,7 +548,7 @@ static void uw_grow(gw_usage_writer_t *w)
     w->head = 0;
 }
 
-void gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
+int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
 {
     uw_item_t item = {.rec = *rec, .queued_ms = uw_now_ms()};
     gw_usage_record_t *r = &item.rec;
@@ -398,6 +558,25 @@ void gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
     uw_text_sanitize(r->upstream_model, sizeof r->upstream_model);
     uw_text_sanitize(r->endpoint, sizeof r->endpoint);
     uw_text_sanitize(r->error_type, sizeof r->error_type);
+    uw_text_sanitize(r->charge_currency, sizeof r->charge_currency);
+    if (w->spool) {
+        uint8_t buf[GW_SPOOL_REC_MAX];
+        size_t len = gw_spool_rec_encode(r, buf);
+        if (gw_spool_append(w->spool, buf, len) != 0)
+            return -1;
+        pthread_mutex_lock(&w->mu);
+        if (w->oldest_ms < 0)
+            w->oldest_ms = item.queued_ms;
+        /* Wake the thread for the first record of a batch and for each full
+         * batch; otherwise it wakes on its own flush timer. */
+        if (w->unsignalled++ == 0 || w->unsignalled >= (unsigned)w->batch_max) {
+            pthread_cond_signal(&w->cv);
+            if (w->unsignalled >= (unsigned)w->batch_max)
+                w->unsignalled = 1;
+        }
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
     pthread_mutex_lock(&w->mu);
     if (w->count == w->cap)
         uw_grow(w);
@@ -406,10 +585,16 @@ void gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
     if (w->count == 1 || w->count >= (size_t)w->batch_max)
         pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    return 0;
 }
 
 size_t gw_usage_writer_pending(gw_usage_writer_t *w)
 {
+    if (w->spool) {
+        gw_spool_stats_t st;
+        gw_spool_stats(w->spool, &st);
+        return (size_t)st.pending;
+    }
     pthread_mutex_lock(&w->mu);
     size_t n = w->count;
     pthread_mutex_unlock(&w->mu);
@@ -426,6 +611,21 @@ uint64_t gw_usage_writer_rejected(gw_usage_writer_t *w)
     return atomic_load(&w->rejected);
 }
 
+void gw_usage_writer_spool_stats(gw_usage_writer_t *w, gw_spool_stats_t *out)
+{
+    if (w->spool)
+        gw_spool_stats(w->spool, out);
+    else
+        memset(out, 0, sizeof *out);
+}
+
+uint64_t gw_usage_writer_spool_bytes(gw_usage_writer_t *w)
+{
+    gw_spool_stats_t st;
+    gw_usage_writer_spool_stats(w, &st);
+    return st.bytes;
+}
+
 void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms)
 {
     if (!w)
@@ -435,7 +635,10 @@ void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms)
     w->stop_deadline_ms = uw_now_ms() + (deadline_ms < 0 ? 0 : deadline_ms);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    if (w->spool)
+        gw_spool_unblock(w->spool); /* submits blocked for room return -1 */
     pthread_join(w->thread, NULL);
+    gw_spool_close(w->spool);
     if (w->conn)
         PQfinish(w->conn);
     pthread_cond_destroy(&w->cv);

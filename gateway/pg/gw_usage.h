@@ -1,15 +1,18 @@
 /* gw_usage: usage records and the writer that takes them to PostgreSQL
  * (table usage_events) off the request's hot path. Every record submitted is
  * written exactly once (INSERT ... ON CONFLICT (request_id) DO NOTHING), in
- * batches, by a background thread; records wait in memory while PostgreSQL is
- * down and are retried. (The durable disk spool of the usage-ledger issue
- * slots in behind gw_usage_writer_submit.) */
+ * batches, by a background thread. With a spool directory (start2) each
+ * record is first appended to a durable journal (gw_spool.h) inside submit,
+ * and the thread drains the journal, surviving crashes and restarts; without
+ * one, records wait in memory while PostgreSQL is down (docs/ledger.md). */
 #ifndef GW_USAGE_H
 #define GW_USAGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gw_spool.h"
 
 #define GW_USAGE_UNKNOWN (-1) /* a token count the provider did not report */
 
@@ -36,10 +39,10 @@ typedef struct gw_usage_record {
     bool usage_complete;
     /* Pricing (pricing/pr_book.h): all zero when the request was not priced
      * (no price card for this provider and upstream model: logged). */
-    int64_t price_card_id;      /* 0 = not priced */
-    int64_t discount_window_id; /* 0 = no window applied */
-    int64_t priced_at_us;       /* the instant that chose card and window */
-    char charge_currency[4];    /* ISO code, "" when not priced */
+    int64_t price_card_id;               /* 0 = not priced */
+    int64_t discount_window_id;          /* 0 = no window applied */
+    int64_t priced_at_us;                /* the instant that chose card and window */
+    char charge_currency[4];             /* ISO code, "" when not priced */
     __extension__ __int128 cost_pico[4]; /* cache hit, cache miss, output, reasoning */
     __extension__ __int128 charge_pico;  /* their sum, exact */
     unsigned pricing_flags;     /* PR_FLAG_*: non-zero = priced on incomplete counts */
@@ -56,10 +59,39 @@ typedef struct gw_usage_writer gw_usage_writer_t;
  * Returns NULL only on out-of-memory or thread creation failure. */
 gw_usage_writer_t *gw_usage_writer_start(const char *conninfo, int batch_max, int flush_ms);
 
-/* Queues a copy of *rec. Thread-safe, never blocks on I/O, never drops. */
-void gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec);
+typedef struct gw_usage_writer_opts {
+    const char *conninfo;  /* copied */
+    int batch_max;         /* rows per INSERT (1..5000) */
+    int flush_ms;          /* longest a record waits for its batch */
+    gw_spool_opts_t spool; /* spool.dir "" = records kept in memory only */
+} gw_usage_writer_opts_t;
 
-/* Records queued but not yet committed; for metrics and tests. */
+/* conninfo "", batch 1000, flush 50 ms, spool defaults (no directory). */
+void gw_usage_writer_opts_default(gw_usage_writer_opts_t *o);
+
+/* Starts the writer with options; with a spool directory, opens it first
+ * (recovery: records left by an earlier run are drained first). Returns NULL
+ * with err set when the spool cannot be opened, or on thread failure. */
+gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char *err,
+                                          size_t errlen);
+
+/* Takes a copy of *rec. Thread-safe. Without a spool: queued in memory,
+ * never blocks, returns 0. With a spool: appended to the journal with
+ * write(2) before returning 0 (and fdatasync'd in sync mode "always"), so a
+ * process killed after the return loses nothing. Returns -1 when the spool
+ * refused the record (over spool_max_bytes with spool_full = refuse, or a
+ * disk write error; logged and counted): the caller must treat the request as
+ * not metered (e.g. answer 503). With spool_full = block it waits for room. */
+int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec);
+
+/* Spool counters (all zero without a spool); see gw_spool_stats_t. */
+void gw_usage_writer_spool_stats(gw_usage_writer_t *w, gw_spool_stats_t *out);
+
+/* Bytes the spool's segment files take on disk now (0 without a spool). */
+uint64_t gw_usage_writer_spool_bytes(gw_usage_writer_t *w);
+
+/* Records queued (or in the spool) but not yet committed; for metrics and
+ * tests. */
 size_t gw_usage_writer_pending(gw_usage_writer_t *w);
 
 /* Rows committed since start; for metrics. */
@@ -70,8 +102,10 @@ uint64_t gw_usage_writer_written(gw_usage_writer_t *w);
  * the queue, so that one bad record cannot block every record behind it. */
 uint64_t gw_usage_writer_rejected(gw_usage_writer_t *w);
 
-/* Drains what is queued (waiting at most deadline_ms for PostgreSQL), logs
- * how many records could not be written, stops the thread and frees. */
+/* Drains what is queued (waiting at most deadline_ms for PostgreSQL), stops
+ * the thread and frees. Without a spool the records not written are logged
+ * whole (lost to the table); with one they stay in the journal for the next
+ * start (one log line says how many). */
 void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms);
 
 #endif
