@@ -169,6 +169,12 @@ static int parse_base_url(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *va
 
 static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const char *v)
 {
+    char serr[256];
+    int spool = gw_spool_opts_parse(&c->spool, k, v, serr, sizeof serr);
+    if (spool < 0)
+        return fail(ctx, "%s", serr);
+    if (spool > 0)
+        return 0;
     if (!strcmp(k, "listen"))
         return parse_hostport(ctx, k, v, c->listen_host, sizeof c->listen_host, &c->listen_port);
     if (!strcmp(k, "admin_listen")) {
@@ -296,6 +302,7 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->shutdown_grace_ms = 10000;
     c->usage_batch = 500;
     c->usage_flush_ms = 50;
+    gw_spool_opts_default(&c->spool);
     strcpy(c->log_level, "info");
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw_spool.h"
+
 #define GW_MAX_PROVIDERS 64
 #define GW_MAX_MODELS 128
 #define GW_MAX_ROUTES 8
@@ -59,6 +61,7 @@ typedef struct gw_config {
     char log_level[16];
     int usage_batch;
     int usage_flush_ms;
+    gw_spool_opts_t spool;  /* the durable usage journal (spool_* keys) */
     gw_provider_cfg_t providers[GW_MAX_PROVIDERS];
     int n_providers;
     gw_model_cfg_t models[GW_MAX_MODELS];

@@ -272,9 +272,15 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!strcmp(path, "/metrics")) {
-        gw_metrics_extra_t extra = {gw_usage_writer_pending(s->usage),
-                                    gw_usage_writer_written(s->usage),
-                                    gw_keystore_size(s->keystore)};
+        gw_spool_stats_t sp;
+        gw_usage_writer_spool_stats(s->usage, &sp);
+        gw_metrics_extra_t extra = {.spool_bytes = sp.bytes,
+                                    .spool_corrupted = sp.corrupted,
+                                    .spool_torn = sp.torn,
+                                    .spool_refused = sp.refused,
+                                    .usage_pending = gw_usage_writer_pending(s->usage),
+                                    .usage_written = gw_usage_writer_written(s->usage),
+                                    .keys_loaded = gw_keystore_size(s->keystore)};
         struct evbuffer *b = evbuffer_new();
         gw_metrics_render(b, &extra);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
