@@ -3,11 +3,13 @@
  * (eng_backend_cpu.c) implements it now; a CUDA backend implements the same
  * table later and keeps every CUDA type inside its own .c/.cu files.
  *
- * A backend owns per-sequence state (its KV cache of MLA latent rows) behind
- * the opaque eng_bseq_t. All calls on one backend come from one thread. */
+ * A backend owns the KV cache of MLA latent rows (64-token blocks, shared
+ * across sequences for prefix reuse) and per-sequence state behind the opaque
+ * eng_bseq_t. All calls on one backend come from one thread. */
 #ifndef ENG_BACKEND_H
 #define ENG_BACKEND_H
 
+#include "eng_kvcache.h"
 #include "eng_model.h"
 
 #include <stddef.h>
@@ -39,13 +41,19 @@ typedef struct eng_backend_ops {
     void (*seq_free)(eng_backend_t *be, eng_bseq_t *seq);
     /* Tokens cached in the sequence. */
     int (*seq_len)(eng_backend_t *be, const eng_bseq_t *seq);
-    /* Drops cached tokens beyond the first n. */
-    void (*seq_truncate)(eng_backend_t *be, eng_bseq_t *seq, int n);
-    /* Runs every item of the batch (each appends its tokens to its
-     * sequence). Returns 0, or -1 with err; on error no item is guaranteed
-     * to have run (callers truncate sequences back). */
+    /* On an empty sequence: reuses the backend's cached blocks that the
+     * prompt starts with; returns the number of prompt tokens covered (cache
+     * hits). The caller then runs tokens[hits..n). */
+    int (*seq_attach_prefix)(eng_backend_t *be, eng_bseq_t *seq, const int32_t *tokens, int n);
+    /* Drops cached tokens beyond the first n. 0 or -1 with err. */
+    int (*seq_truncate)(eng_backend_t *be, eng_bseq_t *seq, int n, char *err, size_t errlen);
+    /* Runs every item of the batch as one step (each appends its tokens to
+     * its sequence; prefill and decode items may mix; a sequence appears at
+     * most once). Returns 0, or -1 with err and no sequence changed. */
     int (*step)(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
                 size_t errlen);
+    /* Block counts of the backend's KV cache. */
+    void (*cache_stats)(eng_backend_t *be, eng_kvcache_stats_t *out);
     /* Releases the backend (the model is the caller's). */
     void (*destroy)(eng_backend_t *be);
 } eng_backend_ops_t;
@@ -56,16 +64,20 @@ struct eng_backend {
     void *impl;
 };
 
-/* The CPU backend over a loaded model with n_threads (<= 0: all CPUs).
- * The model must outlive the backend. Aborts only on OOM. */
-eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads);
+/* The CPU backend over a loaded model with n_threads (<= 0: all CPUs) and a
+ * latent cache of cache_tokens (rounded up to 64-token blocks) shared by its
+ * sequences, with prefix reuse. The model must outlive the backend. Aborts
+ * only on OOM. */
+eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads, int cache_tokens);
 
 /* Greedy generation on any backend: runs the prompt (logits for every
- * prompt position into prompt_logits (L, vocab) when not NULL), then appends
+ * prompt position into prompt_logits (L, vocab) when not NULL; else cached
+ * prefix blocks are reused and *cache_hits, when not NULL, says how many
+ * prompt tokens they covered), then appends
  * up to max_new argmax tokens into out (stopping after eos_id when
  * eos_id >= 0). Returns the number generated, or -1 with err. */
 int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, int max_new,
-                        int eos_id, int32_t *out, float *prompt_logits, char *err,
-                        size_t errlen);
+                        int eos_id, int32_t *out, float *prompt_logits, int *cache_hits,
+                        char *err, size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 #include "eng_backend.h"
 
 #include "eng_forward.h"
+#include "eng_kvcache.h"
 #include "eng_pool.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 typedef struct {
     eng_pool_t *pool;
+    eng_kvcache_t *kc;
 } cpu_impl_t;
 
 static int cpu_seq_create(eng_backend_t *be, int max_tokens, eng_bseq_t **out, char *err,
@@ -21,7 +23,7 @@ static int cpu_seq_create(eng_backend_t *be, int max_tokens, eng_bseq_t **out, c
         return -1;
     }
     cpu_impl_t *ci = be->impl;
-    *out = (eng_bseq_t *)eng_seq_create(be->model, ci->pool, max_tokens);
+    *out = (eng_bseq_t *)eng_seq_create_in(be->model, ci->pool, ci->kc, max_tokens);
     return 0;
 }
 
@@ -37,26 +39,47 @@ static int cpu_seq_len(eng_backend_t *be, const eng_bseq_t *seq)
     return eng_seq_len((const eng_seq_t *)seq);
 }
 
-static void cpu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n)
+static int cpu_seq_attach_prefix(eng_backend_t *be, eng_bseq_t *seq, const int32_t *tokens,
+                                 int n)
 {
     (void)be;
-    eng_seq_truncate((eng_seq_t *)seq, n);
+    return eng_seq_attach_prefix((eng_seq_t *)seq, tokens, n);
 }
 
-/* The CPU runs batch items one after another; each is already threaded. */
+static int cpu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n, char *err, size_t errlen)
+{
+    (void)be;
+    return eng_seq_truncate((eng_seq_t *)seq, n, err, errlen);
+}
+
+/* One batched forward step: the items' tokens share every weight read. */
 static int cpu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
                     size_t errlen)
 {
     (void)be;
-    for (int i = 0; i < n_items; i++) {
-        eng_batch_item_t *it = &items[i];
-        eng_attn_mode_t mode =
-            (it->flags & ENG_FWD_REFERENCE) ? ENG_ATTN_REFERENCE : ENG_ATTN_ABSORBED;
-        if (eng_seq_forward((eng_seq_t *)it->seq, it->tokens, it->n, mode, it->logits,
-                            (it->flags & ENG_FWD_ALL_LOGITS) != 0, err, errlen))
-            return -1;
+    if (n_items <= 0) {
+        snprintf(err, errlen, "empty batch");
+        return -1;
     }
-    return 0;
+    eng_fwd_item_t *fi = calloc((size_t)n_items, sizeof *fi);
+    if (!fi)
+        abort();
+    for (int i = 0; i < n_items; i++) {
+        fi[i].seq = (eng_seq_t *)items[i].seq;
+        fi[i].tokens = items[i].tokens;
+        fi[i].n = items[i].n;
+        fi[i].mode = (items[i].flags & ENG_FWD_REFERENCE) ? ENG_ATTN_REFERENCE : ENG_ATTN_ABSORBED;
+        fi[i].logits = items[i].logits;
+        fi[i].all_positions = (items[i].flags & ENG_FWD_ALL_LOGITS) != 0;
+    }
+    int rc = eng_forward_batch(fi, n_items, err, errlen);
+    free(fi);
+    return rc;
+}
+
+static void cpu_cache_stats(eng_backend_t *be, eng_kvcache_stats_t *out)
+{
+    eng_kvcache_stats(((cpu_impl_t *)be->impl)->kc, out);
 }
 
 static void cpu_destroy(eng_backend_t *be)
@@ -65,6 +88,7 @@ static void cpu_destroy(eng_backend_t *be)
         return;
     cpu_impl_t *ci = be->impl;
     eng_pool_free(ci->pool);
+    eng_kvcache_free(ci->kc);
     free(ci);
     free(be);
 }
@@ -74,18 +98,22 @@ static const eng_backend_ops_t CPU_OPS = {
     .seq_create = cpu_seq_create,
     .seq_free = cpu_seq_free,
     .seq_len = cpu_seq_len,
+    .seq_attach_prefix = cpu_seq_attach_prefix,
     .seq_truncate = cpu_seq_truncate,
     .step = cpu_step,
+    .cache_stats = cpu_cache_stats,
     .destroy = cpu_destroy,
 };
 
-eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads)
+eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads, int cache_tokens)
 {
     eng_backend_t *be = calloc(1, sizeof *be);
     cpu_impl_t *ci = calloc(1, sizeof *ci);
     if (!be || !ci)
         abort();
     ci->pool = eng_pool_create(n_threads);
+    int blocks = (cache_tokens + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    ci->kc = eng_kvcache_create(model, blocks > 0 ? blocks : 1);
     be->ops = &CPU_OPS;
     be->model = model;
     be->impl = ci;
@@ -93,8 +121,8 @@ eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads)
 }
 
 int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, int max_new,
-                        int eos_id, int32_t *out, float *prompt_logits, char *err,
-                        size_t errlen)
+                        int eos_id, int32_t *out, float *prompt_logits, int *cache_hits,
+                        char *err, size_t errlen)
 {
     int V = be->model->cfg.vocab;
     if (n_prompt <= 0) {
@@ -118,6 +146,12 @@ int eng_generate_greedy(eng_backend_t *be, const int32_t *prompt, int n_prompt, 
     if (prompt_logits) {
         it.flags |= ENG_FWD_ALL_LOGITS;
         it.logits = prompt_logits;
+    } else {
+        int hits = be->ops->seq_attach_prefix(be, seq, prompt, n_prompt);
+        it.tokens += hits;
+        it.n -= hits;
+        if (cache_hits)
+            *cache_hits = hits;
     }
     if (be->ops->step(be, &it, 1, err, errlen))
         goto out;

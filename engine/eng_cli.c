@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 bool eng_cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t max,
                        uint64_t *out)
@@ -24,6 +25,20 @@ bool eng_cli_parse_u64(const char *cmd, const char *opt, const char *text, uint6
         return false;
     }
     *out = v;
+    return true;
+}
+
+bool eng_cli_fits_memory(const char *cmd, const eng_config_t *cfg)
+{
+    double need = (double)eng_model_bytes_for(cfg);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > 0.9 * have) {
+        fprintf(stderr,
+                "tollgate-engine %s: this config needs %.1f GB of float32 weights but the machine "
+                "has %.1f GB of memory; use a smaller config\n",
+                cmd, need / 1e9, have / 1e9);
+        return false;
+    }
     return true;
 }
 
@@ -52,6 +67,8 @@ eng_model_t *eng_cli_open_model(const char *cmd, const char *model_dir, const ch
         fprintf(stderr, "tollgate-engine %s: --random-init %s: %s\n", cmd, random_cfg, err);
         return NULL;
     }
+    if (!eng_cli_fits_memory(cmd, &cfg))
+        return NULL;
     return eng_model_random(&cfg, seed);
 }
 
@@ -181,7 +198,7 @@ int eng_cli_generate(int argc, char **argv)
     int rc = 1;
     float *logits = NULL;
     int32_t *out = calloc(max_tokens + 1, sizeof *out);
-    eng_backend_t *be = eng_backend_cpu_create(m, (int)threads);
+    eng_backend_t *be = eng_backend_cpu_create(m, (int)threads, n + (int)max_tokens);
     if (logits_out) {
         logits = calloc((size_t)n * (size_t)m->cfg.vocab, sizeof(float));
         if (!logits)
@@ -189,7 +206,7 @@ int eng_cli_generate(int argc, char **argv)
     }
     char err[1024];
     int got = eng_generate_greedy(be, ids, n, (int)max_tokens, ignore_eos ? -1 : m->cfg.eos_id,
-                                  out, logits, err, sizeof err);
+                                  out, logits, NULL, err, sizeof err);
     if (got < 0) {
         fprintf(stderr, "tollgate-engine generate: %s\n", err);
         goto done;
@@ -318,6 +335,10 @@ int eng_cli_init_random(int argc, char **argv)
         return 1;
     }
     const char *dt_name = dt == ENG_DT_F32 ? "float32" : dt == ENG_DT_BF16 ? "bfloat16" : "float16";
+    if (!eng_cli_fits_memory("init-random", &cfg)) {
+        free(text);
+        return 1;
+    }
     eng_model_t *m = eng_model_random(&cfg, seed);
     int rc = 1;
     if (eng_model_save(m, out_dir, dt, (int)shards, err, sizeof err)) {

@@ -19,6 +19,10 @@ int eng_cli_bench(int argc, char **argv);
 eng_model_t *eng_cli_open_model(const char *cmd, const char *model_dir, const char *random_cfg,
                                 uint64_t seed);
 
+/* Whether a random model of cfg fits in this machine's memory; prints an
+ * error naming both sizes when not. */
+bool eng_cli_fits_memory(const char *cmd, const eng_config_t *cfg);
+
 /* Parses a non-negative integer option value; prints an error naming opt. */
 bool eng_cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t max,
                        uint64_t *out);

@@ -158,8 +158,12 @@ static int parse_rope(const cJSON *root, eng_config_t *cfg, char *err, size_t er
         get_num(rp, "mscale", 0.0, &cfg->mscale, err, errlen) ||
         get_num(rp, "mscale_all_dim", 0.0, &cfg->mscale_all_dim, err, errlen) ||
         get_num(rp, "attention_factor", -1.0, &af, err, errlen) ||
-        get_bool(rp, "truncate", true, &cfg->yarn_truncate, err, errlen))
+        get_bool(rp, "truncate", true, &cfg->yarn_truncate, err, errlen)) {
+        char inner[256];
+        snprintf(inner, sizeof inner, "%s", err);
+        snprintf(err, errlen, "%s (inside '%s')", inner, where);
         return -1;
+    }
     if (!(cfg->yarn_factor > 0.0)) {
         snprintf(err, errlen, "config.json: %s.factor must be a positive number for yarn", where);
         return -1;

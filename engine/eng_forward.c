@@ -1,11 +1,14 @@
-/* eng_forward: one sequence's forward pass on the CPU in float32. Every layer:
- * h = x + Attn(norm_in(x)); y = h + FFN(norm_post(h)). Attention is MLA with a
- * latent cache; the reference path expands keys/values (head dims
- * (nope+rope)/v), the absorbed path attends on the 576-style latent rows. */
+/* eng_forward: the CPU forward pass in float32 for a batch of sequences.
+ * Every layer: h = x + Attn(norm_in(x)); y = h + FFN(norm_post(h)). The
+ * batch's tokens share every weight read (projections, experts, lm_head);
+ * attention runs per sequence on its latent cache, either the reference way
+ * (keys/values expanded, head dims (nope+rope)/v) or absorbed (on the latent
+ * rows directly). */
 #include "eng_forward.h"
 
 #include "eng_moe.h"
 #include "eng_ops.h"
+#include "eng_seq_priv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,79 +17,6 @@
 
 /* The q_a/kv_a norms use 1e-6 in the reference code whatever rms_norm_eps says. */
 #define ENG_LORA_NORM_EPS 1e-6f
-
-struct eng_seq {
-    const eng_model_t *m;
-    eng_pool_t *pool;
-    int max_tokens, len;
-    int row;        /* kv_lora_rank + qk_rope: floats per cached token per layer */
-    float *kv;      /* (layers, max_tokens, row) */
-    float *inv_freq; /* (qk_rope/2) */
-    float scale;    /* softmax scale incl. yarn mscale^2 */
-};
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-eng_seq_t *eng_seq_create(const eng_model_t *model, eng_pool_t *pool, int max_tokens)
-{
-    const eng_config_t *c = &model->cfg;
-    eng_seq_t *s = xcalloc(1, sizeof *s);
-    s->m = model;
-    s->pool = pool;
-    s->max_tokens = max_tokens;
-    s->row = c->kv_lora_rank + c->qk_rope;
-    s->kv = xcalloc((size_t)c->n_layers * (size_t)max_tokens * (size_t)s->row, sizeof(float));
-    s->inv_freq = xcalloc((size_t)c->qk_rope / 2, sizeof(float));
-    eng_rope_inv_freq(c, s->inv_freq);
-    s->scale = (float)eng_config_attn_scale(c);
-    return s;
-}
-
-void eng_seq_free(eng_seq_t *s)
-{
-    if (!s)
-        return;
-    free(s->kv);
-    free(s->inv_freq);
-    free(s);
-}
-
-int eng_seq_len(const eng_seq_t *s)
-{
-    return s->len;
-}
-
-void eng_seq_truncate(eng_seq_t *s, int n)
-{
-    if (n >= 0 && n < s->len)
-        s->len = n;
-}
-
-size_t eng_seq_cache_bytes_per_token(const eng_model_t *model)
-{
-    const eng_config_t *c = &model->cfg;
-    return (size_t)c->n_layers * (size_t)(c->kv_lora_rank + c->qk_rope) * sizeof(float);
-}
-
-int eng_argmax(const float *x, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
-static float *kv_rows(const eng_seq_t *s, int layer)
-{
-    return s->kv + (size_t)layer * (size_t)s->max_tokens * (size_t)s->row;
-}
 
 /* ---- attention ---- */
 
@@ -105,15 +35,14 @@ static void attn_reference(void *arg, size_t lo, size_t hi)
     const attn_ctx_t *a = arg;
     const eng_config_t *c = &a->s->m->cfg;
     int nh = c->n_heads, nope = c->qk_nope, rope = c->qk_rope, vd = c->v_head;
-    int qk = nope + rope, kvw = nope + vd, row = a->s->row, kvl = c->kv_lora_rank;
-    const float *cache = kv_rows(a->s, a->layer);
-    float *p = xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
+    int qk = nope + rope, kvw = nope + vd, kvl = c->kv_lora_rank;
+    float *p = eng_xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
     for (size_t it = lo; it < hi; it++) {
         int t = (int)(it / (size_t)nh), h = (int)(it % (size_t)nh), n_ctx = a->p0 + t + 1;
         const float *q = a->q + ((size_t)t * nh + h) * qk;
         for (int j = 0; j < n_ctx; j++) {
             const float *k_nope = a->kvb + ((size_t)j * nh + h) * kvw;
-            const float *k_rot = cache + (size_t)j * row + kvl;
+            const float *k_rot = eng_seq_kv_row(a->s, a->layer, j) + kvl;
             p[j] = (eng_dot(q, k_nope, (size_t)nope) + eng_dot(q + nope, k_rot, (size_t)rope)) *
                    a->s->scale;
         }
@@ -143,10 +72,9 @@ static void attn_absorbed(void *arg, size_t lo, size_t hi)
     const float *kv_b = a->s->m->layers[a->layer].kv_b;
     int nh = c->n_heads, nope = c->qk_nope, rope = c->qk_rope, vd = c->v_head;
     int qk = nope + rope, kvw = nope + vd, row = a->s->row, kvl = c->kv_lora_rank;
-    const float *cache = kv_rows(a->s, a->layer);
-    float *p = xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
-    float *q_lat = xcalloc((size_t)row, sizeof(float)); /* [q_lat | q_rot] */
-    float *o_lat = xcalloc((size_t)kvl, sizeof(float));
+    float *p = eng_xcalloc((size_t)(a->p0 + a->n_new), sizeof(float));
+    float *q_lat = eng_xcalloc((size_t)row, sizeof(float)); /* [q_lat | q_rot] */
+    float *o_lat = eng_xcalloc((size_t)kvl, sizeof(float));
     for (size_t it = lo; it < hi; it++) {
         int t = (int)(it / (size_t)nh), h = (int)(it % (size_t)nh), n_ctx = a->p0 + t + 1;
         const float *q = a->q + ((size_t)t * nh + h) * qk;
@@ -160,11 +88,11 @@ static void attn_absorbed(void *arg, size_t lo, size_t hi)
         }
         memcpy(q_lat + kvl, q + nope, (size_t)rope * sizeof(float));
         for (int j = 0; j < n_ctx; j++)
-            p[j] = eng_dot(q_lat, cache + (size_t)j * row, (size_t)row) * a->s->scale;
+            p[j] = eng_dot(q_lat, eng_seq_kv_row(a->s, a->layer, j), (size_t)row) * a->s->scale;
         eng_softmax(p, (size_t)n_ctx);
         memset(o_lat, 0, (size_t)kvl * sizeof(float));
         for (int j = 0; j < n_ctx; j++) {
-            const float *cj = cache + (size_t)j * row;
+            const float *cj = eng_seq_kv_row(a->s, a->layer, j);
             for (int k = 0; k < kvl; k++)
                 o_lat[k] += p[j] * cj[k];
         }
@@ -177,77 +105,99 @@ static void attn_absorbed(void *arg, size_t lo, size_t hi)
     free(o_lat);
 }
 
-/* MLA for n new tokens of one layer: x is the normed input (n, hidden); adds
- * o_proj(attention) into resid (n, hidden). */
-static void layer_attention(eng_seq_t *s, int layer, const float *x, int n, eng_attn_mode_t mode,
-                            float *resid)
+/* One step of the batch: items and where their rows sit in the stacked
+ * activations. */
+typedef struct {
+    const eng_model_t *m;
+    eng_pool_t *pool;
+    eng_fwd_item_t *items;
+    int n_items;
+    size_t *off; /* first row of item i; off[n_items] = total rows */
+    int *p0;     /* cached length of item i's sequence before the step */
+} step_t;
+
+/* MLA for all rows of the step in one layer: x is the normed input (N,
+ * hidden); adds o_proj(attention) into resid (N, hidden). Projections run on
+ * all rows at once; attention per sequence. */
+static void layer_attention(const step_t *st, int layer, const float *x, float *resid)
 {
-    const eng_config_t *c = &s->m->cfg;
-    const eng_layer_w_t *L = &s->m->layers[layer];
+    const eng_config_t *c = &st->m->cfg;
+    const eng_layer_w_t *L = &st->m->layers[layer];
+    eng_pool_t *pool = st->pool;
     size_t H = (size_t)c->hidden, nh = (size_t)c->n_heads, qk = (size_t)(c->qk_nope + c->qk_rope);
-    size_t kvl = (size_t)c->kv_lora_rank, row = (size_t)s->row, N = (size_t)n;
-    int p0 = s->len;
-    float *q = xcalloc(N * nh * qk, sizeof(float));
+    size_t kvl = (size_t)c->kv_lora_rank, row = kvl + (size_t)c->qk_rope;
+    size_t N = st->off[st->n_items], vw = nh * (size_t)c->v_head;
+    float *q = eng_xcalloc(N * nh * qk, sizeof(float));
     if (c->q_lora_rank == 0) {
-        eng_matmul(s->pool, q, nh * qk, x, H, L->q_proj, N, H, nh * qk);
+        eng_matmul(pool, q, nh * qk, x, H, L->q_proj, N, H, nh * qk);
     } else {
         size_t r = (size_t)c->q_lora_rank;
-        float *qa = xcalloc(N * r, sizeof(float));
-        eng_matmul(s->pool, qa, r, x, H, L->q_a, N, H, r);
+        float *qa = eng_xcalloc(N * r, sizeof(float));
+        eng_matmul(pool, qa, r, x, H, L->q_a, N, H, r);
         for (size_t t = 0; t < N; t++)
             eng_rmsnorm(qa + t * r, qa + t * r, L->q_a_norm, r, ENG_LORA_NORM_EPS);
-        eng_matmul(s->pool, q, nh * qk, qa, r, L->q_b, N, r, nh * qk);
+        eng_matmul(pool, q, nh * qk, qa, r, L->q_b, N, r, nh * qk);
         free(qa);
     }
-    /* New latent rows go straight into the cache: [norm(c) | rope(k_rot)]. */
-    float *cache = kv_rows(s, layer);
-    float *new_rows = cache + (size_t)p0 * row;
-    eng_matmul(s->pool, new_rows, row, x, H, L->kv_a, N, H, row);
-    for (size_t t = 0; t < N; t++) {
-        float *r = new_rows + t * row;
-        eng_rmsnorm(r, r, L->kv_a_norm, kvl, ENG_LORA_NORM_EPS);
-        eng_rope_apply(r + kvl, c->qk_rope, s->inv_freq, p0 + (int)t, c->rope_interleave,
-                       (float)c->attention_factor);
-        for (size_t h = 0; h < nh; h++)
-            eng_rope_apply(q + (t * nh + h) * qk + c->qk_nope, c->qk_rope, s->inv_freq,
-                           p0 + (int)t, c->rope_interleave, (float)c->attention_factor);
+    /* New latent rows [norm(c) | rope(k_rot)] go into each sequence's blocks. */
+    float *new_rows = eng_xcalloc(N * row, sizeof(float));
+    eng_matmul(pool, new_rows, row, x, H, L->kv_a, N, H, row);
+    float *out = eng_xcalloc(N * vw, sizeof(float));
+    for (int i = 0; i < st->n_items; i++) {
+        eng_seq_t *s = st->items[i].seq;
+        int p0 = st->p0[i], n = st->items[i].n;
+        for (int t = 0; t < n; t++) {
+            size_t g = st->off[i] + (size_t)t;
+            float *r = new_rows + g * row;
+            eng_rmsnorm(r, r, L->kv_a_norm, kvl, ENG_LORA_NORM_EPS);
+            eng_rope_apply(r + kvl, c->qk_rope, s->inv_freq, p0 + t, c->rope_interleave,
+                           (float)c->attention_factor);
+            memcpy(eng_seq_kv_row(s, layer, p0 + t), r, row * sizeof(float));
+            for (size_t h = 0; h < nh; h++)
+                eng_rope_apply(q + (g * nh + h) * qk + c->qk_nope, c->qk_rope, s->inv_freq, p0 + t,
+                               c->rope_interleave, (float)c->attention_factor);
+        }
+        attn_ctx_t a = {s, layer, n, p0, q + st->off[i] * nh * qk, NULL, out + st->off[i] * vw};
+        if (st->items[i].mode == ENG_ATTN_REFERENCE) {
+            size_t ctx = (size_t)p0 + (size_t)n, kvw = nh * (size_t)(c->qk_nope + c->v_head);
+            float *kvb = eng_xcalloc(ctx * kvw, sizeof(float));
+            /* expand block by block: rows are contiguous only within a block */
+            for (size_t p = 0; p < ctx; p += ENG_KV_BLOCK) {
+                size_t rows = ctx - p < ENG_KV_BLOCK ? ctx - p : ENG_KV_BLOCK;
+                eng_matmul(pool, kvb + p * kvw, kvw, eng_seq_kv_row(s, layer, (int)p), row, L->kv_b,
+                           rows, kvl, kvw);
+            }
+            a.kvb = kvb;
+            eng_pool_for(pool, (size_t)n * nh, 1, attn_reference, &a);
+            free(kvb);
+        } else {
+            eng_pool_for(pool, (size_t)n * nh, 1, attn_absorbed, &a);
+        }
     }
-    float *out = xcalloc(N * nh * (size_t)c->v_head, sizeof(float));
-    attn_ctx_t a = {s, layer, n, p0, q, NULL, out};
-    float *kvb = NULL;
-    if (mode == ENG_ATTN_REFERENCE) {
-        size_t ctx = (size_t)p0 + N, kvw = nh * (size_t)(c->qk_nope + c->v_head);
-        kvb = xcalloc(ctx * kvw, sizeof(float));
-        eng_matmul(s->pool, kvb, kvw, cache, row, L->kv_b, ctx, kvl, kvw);
-        a.kvb = kvb;
-        eng_pool_for(s->pool, N * nh, 1, attn_reference, &a);
-    } else {
-        eng_pool_for(s->pool, N * nh, 1, attn_absorbed, &a);
-    }
-    float *o = xcalloc(N * H, sizeof(float));
-    size_t vw = nh * (size_t)c->v_head;
-    eng_matmul(s->pool, o, H, out, vw, L->o, N, vw, H);
+    float *o = eng_xcalloc(N * H, sizeof(float));
+    eng_matmul(pool, o, H, out, vw, L->o, N, vw, H);
     for (size_t i = 0; i < N * H; i++)
         resid[i] += o[i];
     free(o);
-    free(kvb);
     free(out);
+    free(new_rows);
     free(q);
 }
 
 /* ---- feed-forward ---- */
 
 /* y[t] += scale_t * mlp(x[t]) for n rows (scale NULL: 1). */
-static void mlp_add(eng_seq_t *s, const eng_mlp_w_t *w, size_t inter, const float *x, size_t n,
-                    const float *scale, float *y, const int *rows)
+static void mlp_add(const step_t *st, const eng_mlp_w_t *w, size_t inter, const float *x,
+                    size_t n, const float *scale, float *y, const int *rows)
 {
-    size_t H = (size_t)s->m->cfg.hidden;
-    float *g = xcalloc(n * inter, sizeof(float)), *u = xcalloc(n * inter, sizeof(float));
-    float *d = xcalloc(n * H, sizeof(float));
-    eng_matmul(s->pool, g, inter, x, H, w->gate, n, H, inter);
-    eng_matmul(s->pool, u, inter, x, H, w->up, n, H, inter);
+    eng_pool_t *pool = st->pool;
+    size_t H = (size_t)st->m->cfg.hidden;
+    float *g = eng_xcalloc(n * inter, sizeof(float)), *u = eng_xcalloc(n * inter, sizeof(float));
+    float *d = eng_xcalloc(n * H, sizeof(float));
+    eng_matmul(pool, g, inter, x, H, w->gate, n, H, inter);
+    eng_matmul(pool, u, inter, x, H, w->up, n, H, inter);
     eng_silu_mul(g, u, n * inter);
-    eng_matmul(s->pool, d, H, g, inter, w->down, n, inter, H);
+    eng_matmul(pool, d, H, g, inter, w->down, n, inter, H);
     for (size_t t = 0; t < n; t++) {
         float k = scale ? scale[t] : 1.0f;
         float *dst = y + (rows ? (size_t)rows[t] : t) * H;
@@ -261,20 +211,20 @@ static void mlp_add(eng_seq_t *s, const eng_mlp_w_t *w, size_t inter, const floa
 
 /* MoE for n tokens: route each, then run every chosen expert once on the rows
  * routed to it; shared experts see every row. Adds into resid. */
-static void layer_moe(eng_seq_t *s, int layer, const float *x, int n, float *resid)
+static void layer_moe(const step_t *st, int layer, const float *x, int n, float *resid)
 {
-    const eng_config_t *c = &s->m->cfg;
-    const eng_layer_w_t *L = &s->m->layers[layer];
+    const eng_config_t *c = &st->m->cfg;
+    const eng_layer_w_t *L = &st->m->layers[layer];
     size_t H = (size_t)c->hidden, E = (size_t)c->n_routed, K = (size_t)c->top_k, N = (size_t)n;
-    float *logits = xcalloc(N * E, sizeof(float));
-    eng_matmul(s->pool, logits, E, x, H, L->gate, N, H, E);
-    int *idx = xcalloc(N * K, sizeof(int));
-    float *wt = xcalloc(N * K, sizeof(float));
+    float *logits = eng_xcalloc(N * E, sizeof(float));
+    eng_matmul(st->pool, logits, E, x, H, L->gate, N, H, E);
+    int *idx = eng_xcalloc(N * K, sizeof(int));
+    float *wt = eng_xcalloc(N * K, sizeof(float));
     for (size_t t = 0; t < N; t++)
         eng_moe_route(c, logits + t * E, L->gate_bias, idx + t * K, wt + t * K);
-    float *y = xcalloc(N * H, sizeof(float));
-    float *xs = xcalloc(N * H, sizeof(float)), *ws = xcalloc(N, sizeof(float));
-    int *rows = xcalloc(N, sizeof(int));
+    float *y = eng_xcalloc(N * H, sizeof(float));
+    float *xs = eng_xcalloc(N * H, sizeof(float)), *ws = eng_xcalloc(N, sizeof(float));
+    int *rows = eng_xcalloc(N, sizeof(int));
     for (size_t e = 0; e < E; e++) {
         size_t cnt = 0;
         for (size_t t = 0; t < N; t++)
@@ -285,10 +235,10 @@ static void layer_moe(eng_seq_t *s, int layer, const float *x, int n, float *res
                     rows[cnt++] = (int)t;
                 }
         if (cnt)
-            mlp_add(s, &L->experts[e], (size_t)c->moe_inter, xs, cnt, ws, y, rows);
+            mlp_add(st, &L->experts[e], (size_t)c->moe_inter, xs, cnt, ws, y, rows);
     }
     if (c->n_shared > 0)
-        mlp_add(s, &L->shared, (size_t)c->moe_inter * (size_t)c->n_shared, x, N, NULL, y, NULL);
+        mlp_add(st, &L->shared, (size_t)c->moe_inter * (size_t)c->n_shared, x, N, NULL, y, NULL);
     for (size_t i = 0; i < N * H; i++)
         resid[i] += y[i];
     free(rows);
@@ -300,52 +250,111 @@ static void layer_moe(eng_seq_t *s, int layer, const float *x, int n, float *res
     free(logits);
 }
 
-int eng_seq_forward(eng_seq_t *s, const int32_t *tokens, int n, eng_attn_mode_t mode,
-                    float *logits, bool all_positions, char *err, size_t errlen)
+int eng_forward_batch(eng_fwd_item_t *items, int n_items, char *err, size_t errlen)
 {
-    const eng_model_t *m = s->m;
+    if (n_items <= 0) {
+        snprintf(err, errlen, "empty batch");
+        return -1;
+    }
+    const eng_model_t *m = items[0].seq->m;
     const eng_config_t *c = &m->cfg;
-    if (n <= 0) {
-        snprintf(err, errlen, "no tokens to run");
-        return -1;
-    }
-    if (n > s->max_tokens - s->len) {
-        snprintf(err, errlen, "sequence full: %d tokens cached, %d more do not fit in %d", s->len,
-                 n, s->max_tokens);
-        return -1;
-    }
-    for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= c->vocab) {
-            snprintf(err, errlen, "token id %d at index %d is outside the vocabulary [0, %d)",
-                     (int)tokens[t], t, c->vocab);
+    for (int i = 0; i < n_items; i++) {
+        eng_seq_t *s = items[i].seq;
+        if (s->m != m) {
+            snprintf(err, errlen, "batch item %d belongs to another model", i);
             return -1;
         }
+        for (int j = 0; j < i; j++)
+            if (items[j].seq == s) {
+                snprintf(err, errlen, "batch items %d and %d are the same sequence", j, i);
+                return -1;
+            }
+        if (items[i].n <= 0) {
+            snprintf(err, errlen, "batch item %d: no tokens to run", i);
+            return -1;
+        }
+        if (items[i].n > s->max_tokens - s->len) {
+            snprintf(err, errlen, "sequence full: %d tokens cached, %d more do not fit in %d",
+                     s->len, items[i].n, s->max_tokens);
+            return -1;
+        }
+        for (int t = 0; t < items[i].n; t++)
+            if (items[i].tokens[t] < 0 || items[i].tokens[t] >= c->vocab) {
+                snprintf(err, errlen, "token id %d at index %d is outside the vocabulary [0, %d)",
+                         (int)items[i].tokens[t], t, c->vocab);
+                return -1;
+            }
     }
-    size_t H = (size_t)c->hidden, N = (size_t)n;
-    float *x = xcalloc(N * H, sizeof(float)), *xn = xcalloc(N * H, sizeof(float));
-    for (size_t t = 0; t < N; t++)
-        memcpy(x + t * H, m->embed + (size_t)tokens[t] * H, H * sizeof(float));
+    for (int i = 0; i < n_items; i++)
+        if (eng_seq_reserve(items[i].seq, items[i].n, err, errlen)) {
+            while (--i >= 0)
+                eng_seq_unreserve(items[i].seq);
+            return -1;
+        }
+    step_t st = {m, items[0].seq->pool, items, n_items,
+                 eng_xcalloc((size_t)n_items + 1, sizeof(size_t)),
+                 eng_xcalloc((size_t)n_items, sizeof(int))};
+    for (int i = 0; i < n_items; i++) {
+        st.off[i + 1] = st.off[i] + (size_t)items[i].n;
+        st.p0[i] = items[i].seq->len;
+    }
+    size_t H = (size_t)c->hidden, N = st.off[n_items];
+    float *x = eng_xcalloc(N * H, sizeof(float)), *xn = eng_xcalloc(N * H, sizeof(float));
+    for (int i = 0; i < n_items; i++)
+        for (int t = 0; t < items[i].n; t++)
+            memcpy(x + (st.off[i] + (size_t)t) * H, m->embed + (size_t)items[i].tokens[t] * H,
+                   H * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_w_t *L = &m->layers[l];
         for (size_t t = 0; t < N; t++)
             eng_rmsnorm(xn + t * H, x + t * H, L->in_norm, H, c->rms_eps);
-        layer_attention(s, l, xn, n, mode, x);
+        layer_attention(&st, l, xn, x);
         for (size_t t = 0; t < N; t++)
             eng_rmsnorm(xn + t * H, x + t * H, L->post_norm, H, c->rms_eps);
         if (L->moe)
-            layer_moe(s, l, xn, n, x);
+            layer_moe(&st, l, xn, (int)N, x);
         else
-            mlp_add(s, &L->dense, (size_t)c->inter, xn, N, NULL, x, NULL);
+            mlp_add(&st, &L->dense, (size_t)c->inter, xn, N, NULL, x, NULL);
     }
-    s->len += n;
-    if (logits) {
-        size_t first = all_positions ? 0 : N - 1, rows = N - first;
-        for (size_t t = first; t < N; t++)
-            eng_rmsnorm(xn + t * H, x + t * H, m->norm, H, c->rms_eps);
-        eng_matmul(s->pool, logits, (size_t)c->vocab, xn + first * H, H, m->lm_head, rows, H,
-                   (size_t)c->vocab);
+    for (int i = 0; i < n_items; i++)
+        eng_seq_commit(items[i].seq, items[i].tokens, items[i].n);
+    /* Final norm and lm_head on the rows that want logits, in one matmul. */
+    size_t R = 0, V = (size_t)c->vocab;
+    for (int i = 0; i < n_items; i++)
+        if (items[i].logits)
+            R += items[i].all_positions ? (size_t)items[i].n : 1;
+    if (R > 0) {
+        float *rows = eng_xcalloc(R * H, sizeof(float)), *lg = eng_xcalloc(R * V, sizeof(float));
+        size_t r = 0;
+        for (int i = 0; i < n_items; i++) {
+            if (!items[i].logits)
+                continue;
+            size_t first = items[i].all_positions ? 0 : (size_t)items[i].n - 1;
+            for (size_t t = first; t < (size_t)items[i].n; t++, r++)
+                eng_rmsnorm(rows + r * H, x + (st.off[i] + t) * H, m->norm, H, c->rms_eps);
+        }
+        eng_matmul(st.pool, lg, V, rows, H, m->lm_head, R, H, V);
+        r = 0;
+        for (int i = 0; i < n_items; i++) {
+            if (!items[i].logits)
+                continue;
+            size_t cnt = items[i].all_positions ? (size_t)items[i].n : 1;
+            memcpy(items[i].logits, lg + r * V, cnt * V * sizeof(float));
+            r += cnt;
+        }
+        free(rows);
+        free(lg);
     }
     free(x);
     free(xn);
+    free(st.off);
+    free(st.p0);
     return 0;
+}
+
+int eng_seq_forward(eng_seq_t *s, const int32_t *tokens, int n, eng_attn_mode_t mode,
+                    float *logits, bool all_positions, char *err, size_t errlen)
+{
+    eng_fwd_item_t it = {s, tokens, n, mode, logits, all_positions};
+    return eng_forward_batch(&it, 1, err, errlen);
 }

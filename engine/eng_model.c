@@ -244,6 +244,24 @@ eng_model_t *eng_model_load(const char *dir, char *err, size_t errlen)
     return eng_model_load_cfg(&cfg, dir, err, errlen);
 }
 
+static int count_tensor(void *ctx, const char *name, int ndim, const int64_t *shape,
+                        eng_tkind_t kind, const float **slot, char *err, size_t errlen)
+{
+    (void)name, (void)kind, (void)slot, (void)err, (void)errlen;
+    *(size_t *)ctx += shape_numel(ndim, shape) * sizeof(float);
+    return 0;
+}
+
+size_t eng_model_bytes_for(const eng_config_t *cfg)
+{
+    eng_model_t *m = model_alloc(cfg);
+    size_t bytes = 0;
+    char err[16];
+    eng_model_for_each_tensor(m, count_tensor, &bytes, err, sizeof err);
+    eng_model_free(m);
+    return bytes;
+}
+
 /* splitmix64: a small, fast, seedable generator. */
 static uint64_t rng_next(uint64_t *s)
 {

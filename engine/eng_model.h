@@ -72,6 +72,9 @@ eng_model_t *eng_model_load(const char *dir, char *err, size_t errlen);
 eng_model_t *eng_model_load_cfg(const eng_config_t *cfg, const char *dir, char *err,
                                 size_t errlen);
 
+/* Float32 bytes all weights of cfg take (nothing is allocated). */
+size_t eng_model_bytes_for(const eng_config_t *cfg);
+
 /* A model with random weights (deterministic for a seed): matrices uniform
  * with standard deviation initializer_range, norms 1 +- 0.1, biases +- 0.1. */
 eng_model_t *eng_model_random(const eng_config_t *cfg, uint64_t seed);

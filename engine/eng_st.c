@@ -272,7 +272,7 @@ static int parse_shard(eng_tset_t *ts, const st_map_t *m, const cJSON *index, ch
         }
         const cJSON *o0 = cJSON_GetArrayItem(off, 0), *o1 = cJSON_GetArrayItem(off, 1);
         if (!cJSON_IsNumber(o0) || !cJSON_IsNumber(o1) || o0->valuedouble < 0 ||
-            o1->valuedouble < o0->valuedouble) {
+            o1->valuedouble < o0->valuedouble || o1->valuedouble > 1e18) {
             snprintf(err, errlen, "%s: tensor '%s': bad data_offsets", m->file, name);
             goto out;
         }

@@ -1,6 +1,7 @@
 /* gw_config: parser for the gateway's INI-style configuration file.
  * Sections [gateway], [provider NAME] and [model NAME]; `key = value` lines;
- * `#` comments. Every error names the file, the line and the problem. */
+ * `#` comments (whole lines, or after white space at the end of a line).
+ * Every error names the file, the line and the problem. */
 #include "gw_config.h"
 
 #include <ctype.h>
@@ -321,6 +322,12 @@ static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
 
 static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *sec)
 {
+    /* A '#' after white space starts a comment (values cannot contain " #"). */
+    for (char *p = line; *p; p++)
+        if (*p == '#' && p > line && (p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            break;
+        }
     char *s = trim(line);
     if (*s == '\0' || *s == '#' || *s == ';')
         return 0;
@@ -380,8 +387,12 @@ static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *s
     case SEC_PROVIDER:
         return set_provider(ctx, &c->providers[c->n_providers - 1], k, v);
     case SEC_MODEL:
+        if (!strcmp(k, "tokenizer")) {
+            gw_model_cfg_t *m = &c->models[c->n_models - 1];
+            return copy_str(ctx, m->tokenizer, sizeof m->tokenizer, k, v);
+        }
         if (strcmp(k, "provider"))
-            return fail(ctx, "unknown key '%s' in [model] (expected provider = NAME ...)", k);
+            return fail(ctx, "unknown key '%s' in [model] (expected provider or tokenizer)", k);
         return add_route(ctx, c, &c->models[c->n_models - 1], v);
     default:
         return fail(ctx, "'%s' appears before any section", k);

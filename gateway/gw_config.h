@@ -38,6 +38,7 @@ typedef struct gw_model_cfg {
     char name[128];         /* the name clients use */
     gw_route_cfg_t routes[GW_MAX_ROUTES]; /* in order of preference */
     int n_routes;
+    char tokenizer[512];    /* tokenizer folder or file; "" = estimate prompt tokens */
 } gw_model_cfg_t;
 
 typedef struct gw_config {

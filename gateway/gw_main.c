@@ -8,6 +8,8 @@
 
 #include "gw_config.h"
 #include "gw_keystore.h"
+#include "gw_pricebook.h"
+#include "gw_prompt.h"
 #include "gw_server.h"
 #include "gw_usage.h"
 #include "tg_log.h"
@@ -58,6 +60,17 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        for (int m = 0; m < cfg.n_models; m++) {
+            gw_tokenizer_t t;
+            if (cfg.models[m].tokenizer[0] &&
+                gw_tokenizer_load(&t, cfg.models[m].tokenizer, err, sizeof err) < 0) {
+                fprintf(stderr, "tollgate: model %s: %s\n", cfg.models[m].name, err);
+                gw_config_free(&cfg);
+                return 1;
+            }
+            if (cfg.models[m].tokenizer[0])
+                gw_tokenizer_free(&t);
+        }
         printf("%s: OK: %d provider(s), %d model(s), %d worker(s), listen %s:%d\n", config_path,
                cfg.n_providers, cfg.n_models, cfg.workers, cfg.listen_host, cfg.listen_port);
         gw_config_free(&cfg);
@@ -78,12 +91,20 @@ int main(int argc, char **argv)
         tg_error("cannot start the key store or the usage writer");
         return 1;
     }
+    gw_pricebook_t *pb = gw_pricebook_start(cfg.postgres, NULL);
+    if (!pb) {
+        tg_error("cannot start the price book");
+        return 1;
+    }
     if (!gw_keystore_wait_loaded(ks, 5000))
         tg_warn("key table not loaded yet (PostgreSQL unreachable?): requests get 503 until it "
                 "is");
-    gw_server_t *server = gw_server_start(&cfg, ks, uw, err, sizeof err);
+    if (!gw_pricebook_wait_loaded(pb, 2000))
+        tg_warn("price book not loaded yet: requests are not priced until it is");
+    gw_server_t *server = gw_server_start(&cfg, ks, uw, pb, err, sizeof err);
     if (!server) {
         tg_error("cannot start: %s", err);
+        gw_pricebook_stop(pb);
         gw_usage_writer_stop(uw, 0);
         gw_keystore_stop(ks);
         gw_config_free(&cfg);
@@ -102,6 +123,7 @@ int main(int argc, char **argv)
     gw_server_free(server);
     tg_info("workers stopped; writing the remaining usage rows");
     gw_usage_writer_stop(uw, 10000);
+    gw_pricebook_stop(pb);
     gw_keystore_stop(ks);
     gw_config_free(&cfg);
     tg_info("stopped");

@@ -1,7 +1,9 @@
 /* gw_proxy: the request path of the gateway (see gw_proxy.h). An exchange is
  * one client request; an attempt is one upstream request made for it. Every
  * exchange ends in exchange_finish(), which answers the client if nobody has,
- * writes the usage record and frees the exchange, exactly once. */
+ * writes the usage record and frees the exchange, exactly once. The usage
+ * record is settled (submitted to the writer) before the response's last
+ * byte is handed to libevent, so an answered request always has its record. */
 #include "gw_proxy.h"
 
 #include <cjson/cJSON.h>
@@ -14,7 +16,9 @@
 #include <sys/time.h>
 
 #include "gw_http.h"
+#include "gw_route.h"
 #include "gw_metrics.h"
+#include "pr_book.h"
 #include "gw_sse.h"
 #include "gw_usage_json.h"
 #include "tg_log.h"
@@ -43,7 +47,12 @@ struct gw_exchange {
     cJSON *body;
     bool stream;
     bool client_wants_usage;
-    int next_route; /* index of the next route to try */
+    gw_route_plan_t plan;     /* routes in the order to try (gw_route) */
+    int next_in_plan;         /* index into plan.routes of the next attempt */
+    gw_prompt_count_t prompt; /* prompt tokens, exact or estimated */
+    int64_t max_tokens;       /* the request's max_tokens, 0 when not given */
+    int64_t attempt_sent_us;  /* when the attempt in flight was sent */
+    int64_t up_header_us;     /* when its response headers arrived; 0 = not yet */
     /* the attempt in flight */
     int route;
     gw_upstream_conn_t *conn;
@@ -58,7 +67,9 @@ struct gw_exchange {
     struct evbuffer *up_error_body;
     gw_sse_splitter_t sse;
     bool saw_usage;
-    bool saw_done;
+    bool saw_done; /* the upstream's [DONE]: held back, sent after settling */
+    bool settled;  /* the usage record has been submitted */
+    int charge_minor; /* decimals of the charge's currency */
     fail_kind_t last_fail;
     int last_fail_status;
     char last_fail_msg[160];
@@ -126,8 +137,74 @@ static void usage_nothing_used(gw_usage_record_t *rec)
     rec->usage_complete = true;
 }
 
-/* Ends the exchange: records usage (authenticated requests only), metrics,
- * and frees it. The client must already have been answered or be gone. */
+/* Prices the record with the current price book: the card in force for this
+ * provider and upstream model at the provider's tier instant, the window that
+ * applies, each component and the exact total. A record with no card stays
+ * unpriced (logged); never priced at zero silently. */
+static void exchange_price(gw_exchange_t *ex)
+{
+    gw_usage_record_t *r = &ex->rec;
+    if (!r->provider[0] || r->prompt_tokens == GW_USAGE_UNKNOWN)
+        return; /* nothing reached a provider, or nothing is known to price */
+    const pr_book_t *book = gw_pricebook_acquire(ex->w->server->prices);
+    if (!book) {
+        tg_warn("request %s: price book not loaded: row left unpriced", r->request_id);
+        return;
+    }
+    pr_usage_t u = {r->prompt_tokens, r->cache_hit_tokens, r->cache_miss_tokens,
+                    r->completion_tokens, r->reasoning_tokens, r->usage_complete};
+    pr_charge_t c;
+    char err[256];
+    if (pr_price_usage(book, r->provider, r->upstream_model, r->received_at_us, r->completed_at_us,
+                       &u, &c, err, sizeof err) == 0) {
+        r->price_card_id = c.card->id;
+        r->discount_window_id = c.window ? c.window->id : 0;
+        r->priced_at_us = c.decided_at_us;
+        snprintf(r->charge_currency, sizeof r->charge_currency, "%s", c.card->currency->code);
+        for (int i = 0; i < PR_C_COUNT; i++)
+            r->cost_pico[i] = c.cost[i];
+        r->charge_pico = c.total;
+        r->pricing_flags = c.flags;
+        ex->charge_minor = c.card->currency->minor;
+    } else {
+        tg_warn("request %s: not priced: %s", r->request_id, err);
+    }
+    gw_pricebook_release(ex->w->server->prices, book);
+}
+
+/* Writes the charge as "AMOUNT CURRENCY" (exact, at least the currency's
+ * minor-unit decimals); "" when the record is not priced. */
+static void charge_text(const gw_exchange_t *ex, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (!ex->rec.price_card_id)
+        return;
+    char amount[64];
+    if (pr_pico_format(ex->rec.charge_pico, ex->charge_minor, amount, sizeof amount))
+        snprintf(out, len, "%s %s", amount, ex->rec.charge_currency);
+}
+
+/* Completes the usage record (status, completion instant, price) and submits
+ * it, once. Authenticated requests only: an unauthenticated one has no row. */
+static void exchange_settle(gw_exchange_t *ex, int status, const char *error_type)
+{
+    if (ex->settled)
+        return;
+    ex->settled = true;
+    ex->rec.completed_at_us = now_us();
+    ex->rec.http_status = status;
+    if (error_type)
+        snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
+    exchange_price(ex);
+    if (ex->key.key_id) {
+        ex->rec.team_id = ex->key.team_id;
+        ex->rec.key_id = ex->key.key_id;
+        gw_usage_writer_submit(ex->w->server->usage, &ex->rec);
+    }
+}
+
+/* Ends the exchange: settles it if nobody has, records metrics and frees it.
+ * The client must already have been answered or be gone. */
 static void exchange_finish(gw_exchange_t *ex, int status, const char *error_type)
 {
     gw_worker_t *w = ex->w;
@@ -136,15 +213,8 @@ static void exchange_finish(gw_exchange_t *ex, int status, const char *error_typ
         event_free(ex->first_byte_timer);
     if (ex->deferred)
         event_free(ex->deferred);
-    ex->rec.completed_at_us = now_us();
-    ex->rec.http_status = status;
-    if (error_type)
-        snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
-    if (ex->key.key_id) {
-        ex->rec.team_id = ex->key.team_id;
-        ex->rec.key_id = ex->key.key_id;
-        gw_usage_writer_submit(w->server->usage, &ex->rec);
-    }
+    exchange_settle(ex, status, error_type);
+    status = ex->rec.http_status;
     double ttft = ex->rec.first_byte_at_us
                       ? (double)(ex->rec.first_byte_at_us - ex->rec.received_at_us) / 1e6
                       : -1;
@@ -173,6 +243,7 @@ static void exchange_fail(gw_exchange_t *ex, int status, const char *type, const
                           const char *param, const char *message)
 {
     client_detach(ex);
+    exchange_settle(ex, status, code ? code : type);
     if (ex->client && !ex->client_started) {
         if (ex->retry_after[0])
             evhttp_add_header(evhttp_request_get_output_headers(ex->client), "Retry-After",
@@ -317,9 +388,13 @@ static void add_served_by_headers(gw_exchange_t *ex)
     const gw_route_cfg_t *r = &ex->model->routes[ex->route];
     evhttp_add_header(h, "x-tollgate-provider", ex->w->server->cfg->providers[r->provider].name);
     evhttp_add_header(h, "x-tollgate-upstream-model", r->upstream_model);
-    char attempts[16];
-    snprintf(attempts, sizeof attempts, "%d", ex->rec.attempts);
-    evhttp_add_header(h, "x-tollgate-attempts", attempts);
+    char num[24];
+    snprintf(num, sizeof num, "%d", ex->rec.attempts);
+    evhttp_add_header(h, "x-tollgate-attempts", num);
+    snprintf(num, sizeof num, "%lld", (long long)ex->prompt.tokens);
+    evhttp_add_header(h, "x-tollgate-prompt-tokens", num);
+    evhttp_add_header(h, "x-tollgate-prompt-tokens-source",
+                      ex->prompt.exact ? "tokenizer" : "estimate");
 }
 
 static void client_start_stream(gw_exchange_t *ex)
@@ -346,6 +421,16 @@ static void attempt_release(gw_exchange_t *ex, bool broken)
     ex->up = NULL;
 }
 
+/* Reports the end of an attempt to the metrics and the routing policy. */
+static void attempt_report(gw_exchange_t *ex, bool ok)
+{
+    int provider = ex->model->routes[ex->route].provider;
+    gw_metrics_upstream_attempt(provider, ok);
+    gw_route_outcome_t o = {provider, ok, ex->up_status,
+                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0};
+    gw_route_observe(ex->w, &o);
+}
+
 /* The attempt failed before anything reached the client: try the next route,
  * or tell the client what the last failure was. */
 static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, const char *msg)
@@ -354,7 +439,7 @@ static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, cons
     const char *pname = ex->w->server->cfg->providers[r->provider].name;
     tg_warn("request %s: provider %s failed (attempt %d): %s", ex->rec.request_id, pname,
             ex->rec.attempts, msg);
-    gw_metrics_upstream_attempt(r->provider, 0);
+    attempt_report(ex, false);
     ex->last_fail = kind;
     ex->last_fail_status = status;
     snprintf(ex->last_fail_msg, sizeof ex->last_fail_msg, "provider %s: %s", pname, msg);
@@ -425,6 +510,7 @@ static int on_up_header(struct evhttp_request *up, void *arg)
 {
     gw_exchange_t *ex = arg;
     ex->up_status = evhttp_request_get_response_code(up);
+    ex->up_header_us = now_us();
     if (ex->first_byte_timer)
         evtimer_del(ex->first_byte_timer);
     ex->up_discard = ex->up_status == 429 || ex->up_status >= 500;
@@ -472,7 +558,8 @@ static int on_sse_event(void *arg, const char *event, size_t len)
         }
         cJSON_Delete(j);
     } else if (len >= 12 && memmem(event, len, "[DONE]", 6)) {
-        ex->saw_done = true;
+        ex->saw_done = true; /* held back: sent after the record is settled */
+        return 0;
     }
     evbuffer_add(b->out, event, len);
     return 0;
@@ -514,6 +601,20 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
     }
 }
 
+/* Flags the record incomplete when the provider never reported usage or the
+ * stream never finished. Called once the upstream answer has ended. */
+static void usage_close(gw_exchange_t *ex)
+{
+    if (!ex->saw_usage) {
+        tg_warn("request %s: provider sent no usage; row marked incomplete", ex->rec.request_id);
+        ex->rec.usage_complete = false;
+    }
+    if (ex->stream && !ex->saw_done) {
+        tg_warn("request %s: stream ended without [DONE]", ex->rec.request_id);
+        ex->rec.usage_complete = false;
+    }
+}
+
 /* The non-streamed answer arrived whole. Returns false if it is not a JSON
  * object (garbage): the caller fails over. */
 static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
@@ -538,6 +639,12 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
     ex->rec.first_byte_at_us = now_us();
     ex->client_started = true;
     client_detach(ex);
+    usage_close(ex);
+    exchange_settle(ex, 200, NULL);
+    char charge[96];
+    charge_text(ex, charge, sizeof charge);
+    if (charge[0])
+        evhttp_add_header(h, "x-tollgate-charge", charge);
     if (changed) {
         char *text = cJSON_PrintUnformatted(j);
         struct evbuffer *out = evbuffer_new();
@@ -563,6 +670,7 @@ static void relay_upstream_error(gw_exchange_t *ex, struct evhttp_request *up)
     ex->rec.first_byte_at_us = now_us();
     ex->client_started = true;
     client_detach(ex);
+    exchange_settle(ex, ex->up_status, "upstream_error");
     evhttp_send_reply(ex->client, ex->up_status, gw_http_reason(ex->up_status), body);
     ex->client = NULL;
 }
@@ -574,14 +682,13 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         return; /* attempt_cancel() is on the stack and cleans up */
     if (ex->deferred)
         evtimer_del(ex->deferred);
-    int route_provider = ex->model->routes[ex->route].provider;
     if (!up || ex->up_status == 0) {
         attempt_release(ex, true);
         if (ex->client_started) {
             /* the stream broke after bytes reached the client: it cannot be retried */
             tg_warn("request %s: upstream connection lost mid-stream", ex->rec.request_id);
             ex->rec.usage_complete = false;
-            gw_metrics_upstream_attempt(route_provider, 0);
+            attempt_report(ex, false);
             exchange_fail(ex, 502, "api_error", "upstream_stream_cut", NULL, "");
             return;
         }
@@ -600,7 +707,7 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         return;
     }
     if (status != 200) {
-        gw_metrics_upstream_attempt(route_provider, 1);
+        attempt_report(ex, true);
         relay_upstream_error(ex, up);
         attempt_release(ex, false);
         exchange_finish(ex, status, "upstream_error");
@@ -621,42 +728,45 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         }
         if (!ex->client_started)
             client_start_stream(ex);
-        if (!ex->saw_done)
-            tg_warn("request %s: stream ended without [DONE]", ex->rec.request_id);
         client_detach(ex);
+        usage_close(ex);
+        exchange_settle(ex, 200, NULL);
+        if (ex->saw_done) {
+            struct evbuffer *tail = evbuffer_new();
+            char charge[96];
+            charge_text(ex, charge, sizeof charge);
+            if (charge[0]) /* an SSE comment: clients ignore it, people can read it */
+                evbuffer_add_printf(tail, ": x-tollgate-charge %s\n\n", charge);
+            evbuffer_add_printf(tail, "data: [DONE]\n\n");
+            evhttp_send_reply_chunk(ex->client, tail);
+            evbuffer_free(tail);
+        }
         evhttp_send_reply_end(ex->client);
         ex->client = NULL;
     }
-    gw_metrics_upstream_attempt(route_provider, 1);
+    attempt_report(ex, true);
     attempt_release(ex, false);
-    if (!ex->saw_usage) {
-        tg_warn("request %s: provider sent no usage; row marked incomplete", ex->rec.request_id);
-        ex->rec.usage_complete = false;
-    }
-    if (ex->stream && !ex->saw_done)
-        ex->rec.usage_complete = false;
     exchange_finish(ex, 200, NULL);
 }
 
 /* Builds the upstream body for route r: the provider's model name, usage
- * forced on streams. Returns a malloc'd string. */
+ * forced on streams. Edits the parsed body in place (the client's own values
+ * that matter were read before the first attempt) and prints it. Returns a
+ * malloc'd string. */
 static char *upstream_body(gw_exchange_t *ex, const gw_route_cfg_t *r)
 {
-    cJSON *copy = cJSON_Duplicate(ex->body, 1);
-    if (!copy)
-        abort();
-    cJSON_ReplaceItemInObjectCaseSensitive(copy, "model", cJSON_CreateString(r->upstream_model));
-    if (ex->stream) {
-        cJSON *so = cJSON_GetObjectItemCaseSensitive(copy, "stream_options");
+    cJSON *body = ex->body;
+    cJSON_ReplaceItemInObjectCaseSensitive(body, "model", cJSON_CreateString(r->upstream_model));
+    if (ex->stream && ex->rec.attempts == 0) {
+        cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
         if (!cJSON_IsObject(so)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(copy, "stream_options");
-            so = cJSON_AddObjectToObject(copy, "stream_options");
+            cJSON_DeleteItemFromObjectCaseSensitive(body, "stream_options");
+            so = cJSON_AddObjectToObject(body, "stream_options");
         }
         cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
         cJSON_AddTrueToObject(so, "include_usage");
     }
-    char *text = cJSON_PrintUnformatted(copy);
-    cJSON_Delete(copy);
+    char *text = cJSON_PrintUnformatted(body);
     if (!text)
         abort();
     return text;
@@ -672,8 +782,8 @@ static void attempt_next(gw_exchange_t *ex)
         exchange_fail(ex, 499, "api_error", "client_closed", NULL, "");
         return;
     }
-    while (ex->next_route < ex->model->n_routes) {
-        ex->route = ex->next_route++;
+    while (ex->next_in_plan < ex->plan.n) {
+        ex->route = ex->plan.routes[ex->next_in_plan++];
         const gw_route_cfg_t *r = &ex->model->routes[ex->route];
         const gw_provider_cfg_t *p = &cfg->providers[r->provider];
         if (ex->w->stopping && ex->rec.attempts > 0)
@@ -709,6 +819,7 @@ static void attempt_next(gw_exchange_t *ex)
         ex->conn = conn;
         ex->up = up;
         ex->up_status = 0;
+        ex->up_header_us = 0;
         ex->up_failed = false;
         ex->up_discard = false;
         ex->rec.attempts++;
@@ -722,6 +833,7 @@ static void attempt_next(gw_exchange_t *ex)
             tg_warn("request %s: cannot send to provider %s", ex->rec.request_id, p->name);
             continue;
         }
+        ex->attempt_sent_us = now_us();
         if (!ex->first_byte_timer)
             ex->first_byte_timer = evtimer_new(ex->w->base, on_first_byte_timeout, ex);
         struct timeval tv = {p->first_byte_timeout_ms / 1000,
@@ -730,6 +842,12 @@ static void attempt_next(gw_exchange_t *ex)
         return;
     }
     /* no route left */
+    if (ex->plan.n == 0) {
+        usage_nothing_used(&ex->rec);
+        exchange_fail(ex, ex->plan.status, ex->plan.type, ex->plan.code,
+                      ex->plan.param[0] ? ex->plan.param : NULL, ex->plan.message);
+        return;
+    }
     int status = 502;
     const char *code = "upstream_unavailable";
     if (ex->last_fail == FAIL_TIMEOUT) {
@@ -826,7 +944,19 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         exchange_fail(ex, 403, "permission_error", "model_not_allowed", "model", msg);
         return;
     }
+    ex->prompt = gw_prompt_count(w->server->model_tokenizer[ex->model_index], ex->body,
+                                 endpoint == GW_ENDPOINT_CHAT);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_completion_tokens");
+    if (!cJSON_IsNumber(mt))
+        mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_tokens");
+    ex->max_tokens = cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : 0;
     ex->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex->body, "stream"));
+    gw_route_request_t rq = {ex->model, ex->model_index, &ex->key, ex->prompt.tokens,
+                             ex->prompt.exact, ex->max_tokens, ex->stream, now_us()};
+    gw_route_plan(w, &rq, &ex->plan);
+    if (ex->plan.n == 0 && !ex->plan.param[0])
+        snprintf(ex->plan.param, sizeof ex->plan.param, "%s",
+                 endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt");
     ex->rec.streamed = ex->stream;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(ex->body, "stream_options");
     ex->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));

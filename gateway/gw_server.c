@@ -140,7 +140,10 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_worker_t *w = arg;
     if (w->n_exchanges == 0) {
-        event_base_loopexit(w->base, NULL);
+        /* The last answers are queued but maybe not written yet: give the
+         * loop a moment to flush them before the connections are freed. */
+        struct timeval flush = {0, 250000};
+        event_base_loopexit(w->base, &flush);
         return;
     }
     struct timeval tv = {0, 20000};
@@ -189,7 +192,13 @@ static int worker_init(gw_server_t *s, gw_worker_t *w, int fd, char *err, size_t
     const gw_config_t *cfg = s->cfg;
     w->server = s;
     w->listen_fd = fd;
-    w->base = event_base_new();
+    /* The changelist batches libevent's many enable/disable calls per event
+     * into one epoll_ctl each loop turn (profiling showed ~10% of CPU in
+     * epoll_ctl without it). Safe here: we never dup() sockets. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (!w->base) {
         snprintf(err, errlen, "event_base_new failed");
         return -1;
@@ -326,7 +335,7 @@ static void on_workers_check(evutil_socket_t fd, short what, void *arg)
 }
 
 gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage_writer_t *usage,
-                             char *err, size_t errlen)
+                             gw_pricebook_t *prices, char *err, size_t errlen)
 {
     evthread_use_pthreads();
     gw_server_t *s = calloc(1, sizeof *s);
@@ -335,6 +344,7 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
     s->cfg = cfg;
     s->keystore = ks;
     s->usage = usage;
+    s->prices = prices;
     gw_metrics_init(cfg);
     for (int p = 0; p < cfg->n_providers; p++) {
         if (!cfg->providers[p].tls)
@@ -347,6 +357,24 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
         s->listener_ssl = listener_ssl_new(cfg, err, errlen);
         if (!s->listener_ssl)
             goto fail;
+    }
+    for (int m = 0; m < cfg->n_models; m++) {
+        const char *path = cfg->models[m].tokenizer;
+        if (!path[0])
+            continue;
+        for (int t = 0; t < s->n_tokenizers && !s->model_tokenizer[m]; t++)
+            if (!strcmp(s->tokenizers[t].path, path))
+                s->model_tokenizer[m] = &s->tokenizers[t];
+        if (s->model_tokenizer[m])
+            continue;
+        char terr[600];
+        if (gw_tokenizer_load(&s->tokenizers[s->n_tokenizers], path, terr, sizeof terr) < 0) {
+            snprintf(err, errlen, "model %s: %s", cfg->models[m].name, terr);
+            goto fail;
+        }
+        s->model_tokenizer[m] = &s->tokenizers[s->n_tokenizers++];
+        tg_info("model %s: exact prompt counts with the tokenizer in %s%s", cfg->models[m].name,
+                path, s->model_tokenizer[m]->chat ? " (with its chat template)" : "");
     }
     s->main_base = event_base_new();
     if (!s->main_base) {
@@ -408,6 +436,11 @@ void gw_server_run(gw_server_t *s)
         pthread_join(s->workers[i].thread, NULL);
     event_free(sigterm);
     event_free(sigint);
+    /* Freeing the signal events restored the default action: a second
+     * SIGTERM now would kill the process while it writes the last usage rows
+     * (bounded by their own deadline), so from here on it is ignored. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 void gw_server_free(gw_server_t *s)
@@ -438,6 +471,8 @@ void gw_server_free(gw_server_t *s)
         event_base_free(s->main_base);
     for (int p = 0; p < GW_MAX_PROVIDERS; p++)
         SSL_CTX_free(s->provider_ssl[p]);
+    for (int t = 0; t < s->n_tokenizers; t++)
+        gw_tokenizer_free(&s->tokenizers[t]);
     SSL_CTX_free(s->listener_ssl);
     free(s);
 }

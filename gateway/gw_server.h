@@ -13,6 +13,8 @@
 
 #include "gw_config.h"
 #include "gw_keystore.h"
+#include "gw_pricebook.h"
+#include "gw_prompt.h"
 #include "gw_upstream.h"
 #include "gw_usage.h"
 
@@ -40,8 +42,12 @@ struct gw_server {
     const gw_config_t *cfg;
     gw_keystore_t *keystore;
     gw_usage_writer_t *usage;
+    gw_pricebook_t *prices;
     SSL_CTX *provider_ssl[GW_MAX_PROVIDERS];
     SSL_CTX *listener_ssl;       /* public TLS, NULL = plain */
+    gw_tokenizer_t tokenizers[GW_MAX_MODELS]; /* distinct ones, loaded at start */
+    int n_tokenizers;
+    const gw_tokenizer_t *model_tokenizer[GW_MAX_MODELS]; /* NULL = estimate */
     gw_worker_t *workers;
     int n_workers;
     int public_port;             /* resolved (port 0 in the config picks one) */
@@ -51,11 +57,11 @@ struct gw_server {
     _Atomic int workers_running;
 };
 
-/* Creates listeners, worker threads and the admin listener. The keystore and
- * usage writer are owned by the caller and must outlive the server. Returns
- * NULL with a message in err. */
+/* Creates listeners, worker threads and the admin listener. The keystore,
+ * usage writer and price book are owned by the caller and must outlive the
+ * server. Returns NULL with a message in err. */
 gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage_writer_t *usage,
-                             char *err, size_t errlen);
+                             gw_pricebook_t *prices, char *err, size_t errlen);
 
 /* Runs the main thread's loop (admin listener, signals) until SIGTERM/SIGINT
  * has been handled and every worker has drained or hit the grace deadline. */

@@ -1,6 +1,8 @@
 /* tollgatectl: the admin CLI. Takes the global options (--db, --actor)
  * from anywhere on the line, then hands the rest to a subcommand group. */
 #include "ctl.h"
+#include "ctl_price.h"
+#include "tok_cli.h"
 
 #include <pwd.h>
 #include <stdio.h>
@@ -14,12 +16,24 @@ typedef struct ctl_group {
     const char *summary;
 } ctl_group_t;
 
-/* The subcommand groups. To add one (e.g. the tokenizer's "tokens"), add a
- * line here; a group that needs no database can ignore ctx. */
+/* "tokens count|encode|decode": the tokenizer's own CLI; needs no database. */
+static int ctl_tokens_main(ctl_ctx_t *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    return tok_cli_main(argc, argv);
+}
+
+/* The subcommand groups. To add one, add a line here; a group that needs no
+ * database can ignore ctx. */
 static const ctl_group_t ctl_groups[] = {
     {"migrate", ctl_migrate_main, "apply pending database migrations (--status to inspect)"},
     {"team", ctl_team_main, "create and list teams"},
     {"key", ctl_key_main, "create, list and revoke API keys"},
+    {"price", ctl_price_main, "price cards: add, list, history, preview, quote, seed"},
+    {"window", ctl_window_main, "discount windows on price cards: add, list, end"},
+    {"provider", ctl_provider_main, "per-provider price settings (tier instant)"},
+    {"calendar", ctl_calendar_main, "holiday calendars for discount windows"},
+    {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
     {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify"},
 };
 

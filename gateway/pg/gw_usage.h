@@ -46,6 +46,9 @@ typedef struct gw_usage_record {
     __extension__ __int128 cost_pico[4]; /* cache hit, cache miss, output, reasoning */
     __extension__ __int128 charge_pico;  /* their sum, exact */
     unsigned pricing_flags;              /* PR_FLAG_*: non-zero = priced on incomplete counts */
+    /* Why this provider: policy, chosen, runner-up and reason, as compact
+     * JSON written by gateway/gw_route.c; "" when no decision was made. */
+    char route_explain[512];
 } gw_usage_record_t;
 
 typedef struct gw_usage_writer gw_usage_writer_t;

@@ -1,4 +1,5 @@
-/* Engine test helpers: file I/O, golden fixture loading, temp directories. */
+/* Engine test helpers: file I/O, loading the golden fixtures (golden.json and
+ * its logits files), relative error, and temp directories for broken models. */
 #include "eng_test_util.h"
 
 #include <cjson/cJSON.h>

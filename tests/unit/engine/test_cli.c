@@ -150,6 +150,23 @@ int main(int argc, char **argv)
                                 "--dtype f8", fx, tmp);
     expect(args, 2, "--dtype must be");
     expect("init-random --out /tmp/x", 2, "--config FILE and --out DIR are required");
+    /* a config far larger than memory is refused before allocating */
+    snprintf(args, sizeof args, "%s/huge.json", tmp);
+    {
+        const char *huge =
+            "{\"model_type\":\"deepseek_v3\",\"hidden_size\":65536,\"num_hidden_layers\":64,"
+            "\"num_attention_heads\":128,\"vocab_size\":1000000,\"intermediate_size\":65536,"
+            "\"kv_lora_rank\":512,\"qk_nope_head_dim\":128,\"qk_rope_head_dim\":64,"
+            "\"v_head_dim\":128}";
+        CHECK(tu_write_file(args, huge, strlen(huge)) == 0);
+    }
+    {
+        char a2[8400];
+        snprintf(a2, sizeof a2, "init-random --config '%s' --out '%s/big'", args, tmp);
+        expect(a2, 1, "use a smaller config");
+        snprintf(a2, sizeof a2, "generate --random-init '%s' --ids 1 --greedy", args);
+        expect(a2, 1, "use a smaller config");
+    }
     snprintf(args, sizeof args, "generate --model '%s/v3_tiny' --ids 1 --greedy --logits-out", fx);
     expect(args, 2, "needs a value");
 

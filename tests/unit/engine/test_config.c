@@ -154,6 +154,7 @@ int main(void)
     expect_refused(",\"rope_interleave\":\"yes\"", "rope_interleave");
     expect_refused_edit("\"rope_type\":\"yarn\"", "\"rope_type\":\"dynamic\"", "rope_type");
     expect_refused_edit("\"factor\":4.0", "\"factor\":-1", "factor");
+    expect_refused_edit("\"factor\":4.0", "\"factor\":\"4\"", "inside 'rope_parameters'");
     expect_refused_edit("\"model_type\":\"deepseek_v3\"", "\"model_type\":\"llama\"",
                         "model_type");
     expect_refused_edit("\"hidden_size\":64,", "", "hidden_size");

@@ -78,10 +78,10 @@ static void test_v3(void)
     c.norm_topk = true;
     c.routed_scale = 2.5f;
     float lg[8] = {3.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 0.9f, -2.0f};
-    /* Without bias, group 0 (sig 3 + sig 0 = 1.45) beats group 1 (2 sig 1 = 1.46?):
-     * sig(3)=0.953, sig(0)=0.5 -> 1.453; sig(1)=0.731 -> 1.462: group 1 wins.
-     * The bias lifts expert 1 so group 0 wins, then selection uses biased scores
-     * but the weights use the unbiased sigmoid. */
+    /* Group scores (sum of the two best): group 0 sig(3) + sig(0) = 0.953 + 0.5 =
+     * 1.453, group 1 2 sig(1) = 1.462, so without bias group 1 wins. A bias of
+     * 0.3 on expert 1 lifts group 0 to 1.753: it wins, experts 0 and 1 are
+     * chosen by biased score, and their weights use the unbiased sigmoid. */
     float bias[8] = {0, 0.3f, 0, 0, 0, 0, 0, 0};
     int idx[2];
     float w[2];

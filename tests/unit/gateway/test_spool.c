@@ -201,6 +201,7 @@ static void test_codec(void)
     r.cost_pico[3] = 0;
     r.charge_pico = r.cost_pico[0] + r.cost_pico[1] + 1;
     r.pricing_flags = 0x5;
+    memset(r.route_explain, 'e', sizeof r.route_explain - 1); /* the longest text field */
     uint8_t buf[GW_SPOOL_REC_MAX];
     size_t len = gw_spool_rec_encode(&r, buf);
     char err[256];

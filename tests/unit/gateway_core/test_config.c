@@ -41,7 +41,7 @@ int main(void)
     write_file("key.txt", "sk-file\n");
     char text[2048];
     snprintf(text, sizeof text,
-             "# comment\n[gateway]\nlisten = 127.0.0.1:0\nworkers = 3\npostgres = dbname=x\n"
+             "# comment\n[gateway]\nlisten = 127.0.0.1:0   # trailing comment\nworkers = 3\t# tab comment\npostgres = dbname=x\n"
              "admin_token = env:TG_TEST_SECRET\n\n"
              "[provider a]\nkind = deepseek\nbase_url = https://api.example.com/v1/\n"
              "api_key = file:%s/key.txt\n"

@@ -1,0 +1,129 @@
+/* tok_internal: the tokenizer's private structures, shared by the loader,
+ * the encoder and the decoder. Not for use outside tokenizer/. */
+#ifndef TOK_INTERNAL_H
+#define TOK_INTERNAL_H
+
+#include "tok.h"
+
+#include <pthread.h>
+#include <stdio.h>
+
+/* ---- memory: out of memory aborts (the team's rule) ---- */
+void *tok_xmalloc(size_t n);
+void *tok_xcalloc(size_t n, size_t size);
+void *tok_xrealloc(void *p, size_t n);
+void tok_ids_push(tok_ids_t *ids, uint32_t id);
+
+/* ---- u64 -> u64 open-addressing map (keys != UINT64_MAX) ---- */
+typedef struct tok_map64 {
+    uint64_t *keys, *vals;
+    size_t mask, count;
+} tok_map64_t;
+
+void tok_map64_init(tok_map64_t *m, size_t expected);
+void tok_map64_free(tok_map64_t *m);
+/* Inserts or overwrites. */
+void tok_map64_put(tok_map64_t *m, uint64_t key, uint64_t val);
+/* Returns a pointer to the value of key, or NULL. */
+static inline const uint64_t *tok_map64_get(const tok_map64_t *m, uint64_t key)
+{
+    uint64_t h = key * 0x9e3779b97f4a7c15ull;
+    size_t i = (size_t)(h >> 20) & m->mask;
+    for (;;) {
+        uint64_t k = m->keys[i];
+        if (k == key)
+            return &m->vals[i];
+        if (k == UINT64_MAX)
+            return NULL;
+        i = (i + 1) & m->mask;
+    }
+}
+
+/* ---- string -> u32 map over borrowed strings ---- */
+typedef struct tok_strmap {
+    const char **strs;
+    uint32_t *lens, *vals;
+    size_t mask, count;
+} tok_strmap_t;
+
+void tok_strmap_init(tok_strmap_t *m, size_t expected);
+void tok_strmap_free(tok_strmap_t *m);
+/* Inserts (s must outlive the map) or overwrites. */
+void tok_strmap_put(tok_strmap_t *m, const char *s, size_t len, uint32_t val);
+/* Returns 1 and sets *val when present, else 0. */
+int tok_strmap_get(const tok_strmap_t *m, const char *s, size_t len, uint32_t *val);
+
+/* ---- added-token matcher: a byte trie, leftmost-longest ---- */
+typedef struct tok_trie {
+    tok_map64_t edges;   /* (node << 8 | byte) -> child node */
+    int64_t *term;       /* node -> token id, or -1 */
+    size_t nodes, cap;
+    uint8_t first[256];  /* 1 when some token starts with this byte */
+} tok_trie_t;
+
+void tok_trie_init(tok_trie_t *t);
+void tok_trie_free(tok_trie_t *t);
+void tok_trie_add(tok_trie_t *t, const char *s, size_t len, uint32_t id);
+/* Length of the longest token starting at s[0..n) (its id in *id), or 0. */
+size_t tok_trie_match(const tok_trie_t *t, const unsigned char *s, size_t n, uint32_t *id);
+
+/* ---- pre-tokenizer splits (native versions of known regexes) ---- */
+typedef enum {
+    TOK_SPLIT_DIGITS3,  /* \p{N}{1,3} */
+    TOK_SPLIT_CJK,      /* [一-龥぀-ゟ゠-ヿ]+ */
+    TOK_SPLIT_DS3_WORDS, /* DeepSeek V3's word/punctuation/space pattern */
+    TOK_SPLIT_GPT2,      /* GPT-2's (ByteLevel use_regex) */
+    TOK_SPLIT_LLAMA3,    /* Llama 3's: contractions, words, \p{N}{1,3}, ... */
+    TOK_SPLIT_QWEN2      /* Qwen2's: as Llama 3 with single digits */
+} tok_split_kind_t;
+
+/* Maps a Split regex source to its native kind; returns -1 when unknown. */
+int tok_split_kind_of(const char *regex);
+
+/* Finds the first match of kind in s[pos..n) (valid UTF-8, the match is
+ * relative to the whole piece s[0..n)). Returns 1 and sets [*ms, *me), else 0. */
+int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos,
+                   size_t *ms, size_t *me);
+
+/* ---- the tokenizer ---- */
+#define TOK_MAX_SPLITS 8
+
+struct tok_tokenizer {
+    uint32_t nids;          /* largest id + 1 */
+    char *arena;            /* token texts and decoded bytes */
+    uint32_t *tok_off;      /* id -> offset of its text (UTF-8 as in the JSON) */
+    uint32_t *tok_len;      /* id -> length; UINT32_MAX when the id is unused */
+    uint32_t *dec_off;      /* id -> offset of its decoded bytes */
+    uint32_t *dec_len;
+    bool *is_special;       /* id -> added token marked special */
+    tok_strmap_t vocab;     /* model token text -> id */
+    tok_map64_t merges;     /* (a << 32 | b) -> (rank << 32 | new id) */
+    int64_t byte_id[256];   /* raw byte -> id of its byte-level symbol, or -1 */
+    bool ignore_merges;
+    tok_trie_t added_raw;   /* added tokens with normalized = false */
+    tok_trie_t added_norm;  /* added tokens with normalized = true */
+    tok_strmap_t added;     /* added token text -> id */
+    int nsplits;
+    tok_split_kind_t splits[TOK_MAX_SPLITS];
+    /* Per-thread cache of short pieces' ids (tok_bpe.c): the tokenizer itself
+     * stays immutable, each thread fills its own cache. */
+    pthread_key_t cache_key;
+    bool has_cache_key;
+};
+
+/* Creates / releases the per-thread piece caches of t (tok_bpe.c).
+ * tok_bpe_cache_fini frees the calling thread's cache; other threads' caches
+ * are freed when those threads exit. */
+void tok_bpe_cache_init(tok_tokenizer_t *t);
+void tok_bpe_cache_fini(tok_tokenizer_t *t);
+
+/* GPT-2 byte-level alphabet: byte -> code point, and back (-1: not a symbol). */
+uint32_t tok_bytelevel_char(unsigned char b);
+int tok_bytelevel_byte(uint32_t cp);
+
+/* Runs BPE over the raw bytes p[0..n) of one pre-tokenized piece, appending
+ * ids (or only counting when out->ids is not to be written: see tok_encode.c). */
+void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
+                   size_t *count);
+
+#endif
