@@ -670,6 +670,14 @@ out:
     return rc;
 }
 
+bool gw_spool_has_room(gw_spool_t *s, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    bool room = s->st.bytes + GW_SPOOL_FRAME_HEADER + len <= s->o.max_bytes;
+    pthread_mutex_unlock(&s->mu);
+    return room;
+}
+
 size_t gw_spool_read(gw_spool_t *s, size_t max, gw_spool_visit_fn visit, void *arg,
                      gw_spool_pos_t *end)
 {

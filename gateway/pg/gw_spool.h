@@ -70,6 +70,10 @@ gw_spool_t *gw_spool_open(const gw_spool_opts_t *o, char *err, size_t errlen);
  * or a write error; each case logged, counted in refused, nothing written). */
 int gw_spool_append(gw_spool_t *s, const void *payload, size_t len);
 
+/* True when an append of len bytes would fit the budget now (a hint for
+ * admission: another thread may take the room first). Thread-safe. */
+bool gw_spool_has_room(gw_spool_t *s, size_t len);
+
 /* Called for each record by gw_spool_read; payload valid only during the call. */
 typedef void (*gw_spool_visit_fn)(void *arg, const uint8_t *payload, size_t len);
 

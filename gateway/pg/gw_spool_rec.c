@@ -70,6 +70,7 @@ size_t gw_spool_rec_encode(const gw_usage_record_t *r, uint8_t *buf)
         w_i128(&w, r->cost_pico[i]);
     w_i128(&w, r->charge_pico);
     w_u64(&w, (uint64_t)r->pricing_flags);
+    w_str(&w, r->route_explain, sizeof r->route_explain);
     return w.n;
 }
 
@@ -164,6 +165,7 @@ int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *out, ch
         x.cost_pico[i] = r_i128(&r);
     x.charge_pico = r_i128(&r);
     x.pricing_flags = (unsigned)r_u64(&r);
+    r_str(&r, x.route_explain, sizeof x.route_explain);
     if (r.bad || r.n != len) {
         snprintf(err, errlen, "malformed spool record (%zu bytes, %s)", len,
                  r.bad ? "truncated or a string too long" : "bytes left over");

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define GW_SPOOL_REC_VERSION 1
-#define GW_SPOOL_REC_MAX 1024 /* bytes; every record fits */
+#define GW_SPOOL_REC_MAX 2048 /* bytes; every record fits (about 1200 at most) */
 
 /* Encodes *r into buf (at least GW_SPOOL_REC_MAX bytes). Returns the length. */
 size_t gw_spool_rec_encode(const gw_usage_record_t *r, uint8_t *buf);

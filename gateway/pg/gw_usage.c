@@ -415,6 +415,7 @@ static void *uw_thread_spool(void *arg)
         gw_spool_stats(w->spool, &st);
         if (st.pending == 0) {
             w->oldest_ms = -1;
+            w->unsignalled = 0; /* so that the next submit wakes us */
             if (w->stopping)
                 break;
             struct timespec ts = uw_abs_time(uw_now_ms() + 1000);
@@ -617,6 +618,11 @@ void gw_usage_writer_spool_stats(gw_usage_writer_t *w, gw_spool_stats_t *out)
         gw_spool_stats(w->spool, out);
     else
         memset(out, 0, sizeof *out);
+}
+
+bool gw_usage_writer_accepting(gw_usage_writer_t *w)
+{
+    return !w->spool || gw_spool_has_room(w->spool, GW_SPOOL_REC_MAX);
 }
 
 uint64_t gw_usage_writer_spool_bytes(gw_usage_writer_t *w)

@@ -45,7 +45,7 @@ typedef struct gw_usage_record {
     char charge_currency[4];             /* ISO code, "" when not priced */
     __extension__ __int128 cost_pico[4]; /* cache hit, cache miss, output, reasoning */
     __extension__ __int128 charge_pico;  /* their sum, exact */
-    unsigned pricing_flags;     /* PR_FLAG_*: non-zero = priced on incomplete counts */
+    unsigned pricing_flags;              /* PR_FLAG_*: non-zero = priced on incomplete counts */
     /* Why this provider: policy, chosen, runner-up and reason, as compact
      * JSON written by gateway/gw_route.c; "" when no decision was made. */
     char route_explain[512];
@@ -83,6 +83,13 @@ gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char 
  * disk write error; logged and counted): the caller must treat the request as
  * not metered (e.g. answer 503). With spool_full = block it waits for room. */
 int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec);
+
+/* False when the spool has no room for another record (PostgreSQL down for
+ * long enough to fill spool_max_bytes): a gateway that must not serve
+ * unmetered requests refuses new ones (e.g. 503) before calling a provider,
+ * instead of learning it from submit's -1 after the provider has answered.
+ * Always true without a spool. */
+bool gw_usage_writer_accepting(gw_usage_writer_t *w);
 
 /* Spool counters (all zero without a spool); see gw_spool_stats_t. */
 void gw_usage_writer_spool_stats(gw_usage_writer_t *w, gw_spool_stats_t *out);

@@ -193,10 +193,12 @@ int main(void)
     printf("spool of 65536 bytes took %d records before refusing\n", accepted);
     CHECK(accepted > 50 && accepted < 1000);
     CHECK(st.refused == (uint64_t)(1000 - accepted) && st.bytes <= 65536);
+    CHECK(!gw_usage_writer_accepting(w));
     gw_usage_writer_stop(w, 0);
     w = writer(db.conninfo, dir, 65536, GW_SPOOL_FULL_REFUSE);
     CHECK(usage_wait_drained(w, 20000));
     CHECK(usage_count(c, "full-%") == accepted);
+    CHECK(gw_usage_writer_accepting(w));
     gw_usage_writer_stop(w, 1000);
     spool_rmdir(dir);
 

@@ -201,6 +201,7 @@ static void test_codec(void)
     r.cost_pico[3] = 0;
     r.charge_pico = r.cost_pico[0] + r.cost_pico[1] + 1;
     r.pricing_flags = 0x5;
+    memset(r.route_explain, 'e', sizeof r.route_explain - 1); /* the longest text field */
     uint8_t buf[GW_SPOOL_REC_MAX];
     size_t len = gw_spool_rec_encode(&r, buf);
     char err[256];
@@ -414,7 +415,9 @@ static void test_budget(void)
     CHECK(st.refused == 1 && st.bytes <= 65536 && st.bytes + 1012 > 65536);
     CHECK(st.pending == (uint64_t)took);
     CHECK(append_range(s, 5000, 5001, 1000) == 5000); /* still full */
+    CHECK(!gw_spool_has_room(s, 1000) && gw_spool_has_room(s, 100));
     CHECK(drain(s) == (size_t)took);
+    CHECK(gw_spool_has_room(s, 1000));
     CHECK(append_range(s, 2000, 2010, 1000) == 2010); /* room again */
     gw_spool_close(s);
     spool_rmdir(dir);

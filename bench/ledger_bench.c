@@ -1,0 +1,196 @@
+/* ledger_bench: usage-ledger throughput into PostgreSQL, against a plain COPY
+ * of the same kind of rows into the same table in the same run. Run through
+ * bench/ledger.sh (which starts PostgreSQL and migrates). Prints events/s for
+ * COPY, the writer with the spool (interval and always sync) and without it,
+ * and the ratios to COPY. */
+#include "gw_usage.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t team_id, key_id;
+
+/* A realistic priced record; run-unique request ids. */
+static gw_usage_record_t rec(const char *run, int i)
+{
+    gw_usage_record_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.request_id, sizeof r.request_id, "%s-%09d", run, i);
+    r.team_id = team_id;
+    r.key_id = key_id;
+    snprintf(r.model_requested, sizeof r.model_requested, "deepseek-chat");
+    snprintf(r.provider, sizeof r.provider, "deepseek");
+    snprintf(r.upstream_model, sizeof r.upstream_model, "deepseek-chat");
+    snprintf(r.endpoint, sizeof r.endpoint, "chat.completions");
+    r.attempts = 1;
+    r.streamed = i % 2;
+    r.http_status = 200;
+    r.received_at_us = (int64_t)time(NULL) * 1000000 - 1000000 + i % 1000000;
+    r.first_byte_at_us = r.received_at_us + 150000;
+    r.completed_at_us = r.received_at_us + 900000;
+    r.prompt_tokens = 1000 + i % 100;
+    r.cache_hit_tokens = 640;
+    r.cache_miss_tokens = r.prompt_tokens - 640;
+    r.completion_tokens = 50 + i % 30;
+    r.reasoning_tokens = 0;
+    r.usage_complete = true;
+    return r;
+}
+
+static void die(PGconn *c, const char *what)
+{
+    fprintf(stderr, "ledger_bench: %s: %s", what, PQerrorMessage(c));
+    exit(1);
+}
+
+static void ts_text(char *buf, size_t size, int64_t us)
+{
+    time_t s = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%06d+00", (int)(us % 1000000));
+}
+
+/* The peer: one COPY of n rows (text format) into usage_events. */
+static double bench_copy(PGconn *c, int n)
+{
+    double t0 = now_s();
+    PGresult *res = PQexec(c, "COPY usage_events (request_id, team_id, key_id, model_requested,"
+                              " provider, upstream_model, attempts, endpoint, streamed,"
+                              " http_status, error_type, received_at, first_byte_at, completed_at,"
+                              " prompt_tokens, cache_hit_tokens, cache_miss_tokens,"
+                              " completion_tokens, reasoning_tokens, usage_complete) FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        die(c, "COPY");
+    PQclear(res);
+    char line[2048], ra[40], fb[40], ca[40];
+    for (int i = 0; i < n; i++) {
+        gw_usage_record_t r = rec("copy", i);
+        ts_text(ra, sizeof ra, r.received_at_us);
+        ts_text(fb, sizeof fb, r.first_byte_at_us);
+        ts_text(ca, sizeof ca, r.completed_at_us);
+        int len = snprintf(line, sizeof line,
+                           "%s\t%" PRId64 "\t%" PRId64 "\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t\\N\t%s\t%s\t%s"
+                           "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\tt\n",
+                           r.request_id, r.team_id, r.key_id, r.model_requested, r.provider,
+                           r.upstream_model, r.attempts, r.endpoint, r.streamed ? "t" : "f",
+                           r.http_status, ra, fb, ca, r.prompt_tokens, r.cache_hit_tokens,
+                           r.cache_miss_tokens, r.completion_tokens, r.reasoning_tokens);
+        if (PQputCopyData(c, line, len) != 1)
+            die(c, "COPY data");
+    }
+    if (PQputCopyEnd(c, NULL) != 1)
+        die(c, "COPY end");
+    res = PQgetResult(c);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        die(c, "COPY result");
+    PQclear(res);
+    return n / (now_s() - t0);
+}
+
+/* The ledger: submit n records (one thread, as fast as it can) and wait
+ * until every one is committed. Returns events/s; *submit_us the mean time
+ * one submit took. */
+static double bench_writer(const char *conninfo, const char *run, const char *spool_dir,
+                           gw_spool_sync_t sync, int n, double *submit_us)
+{
+    gw_usage_writer_opts_t o;
+    char err[512];
+    gw_usage_writer_opts_default(&o);
+    o.conninfo = conninfo;
+    o.batch_max = 5000;
+    o.flush_ms = 20;
+    if (spool_dir) {
+        snprintf(o.spool.dir, sizeof o.spool.dir, "%s", spool_dir);
+        o.spool.sync = sync;
+        o.spool.max_bytes = (uint64_t)4 << 30;
+    }
+    gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "ledger_bench: %s\n", err);
+        exit(1);
+    }
+    double t0 = now_s(), submit = 0;
+    for (int i = 0; i < n; i++) {
+        gw_usage_record_t r = rec(run, i);
+        double s0 = now_s();
+        if (gw_usage_writer_submit(w, &r) != 0) {
+            fprintf(stderr, "ledger_bench: submit refused\n");
+            exit(1);
+        }
+        submit += now_s() - s0;
+    }
+    while (gw_usage_writer_pending(w) > 0)
+        usleep(1000);
+    double rate = n / (now_s() - t0);
+    if (gw_usage_writer_written(w) != (uint64_t)n) {
+        fprintf(stderr, "ledger_bench: %s wrote %" PRIu64 " rows of %d\n", run,
+                gw_usage_writer_written(w), n);
+        exit(1);
+    }
+    gw_usage_writer_stop(w, 5000);
+    *submit_us = submit / n * 1e6;
+    return rate;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conninfo = getenv("TG_PG_CONNINFO");
+    if (argc < 3 || !conninfo) {
+        fprintf(stderr, "usage: TG_PG_CONNINFO=... ledger_bench N SPOOL_DIR [N_ALWAYS]\n");
+        return 2;
+    }
+    int n = atoi(argv[1]), n_always = argc > 3 ? atoi(argv[3]) : n / 20;
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(c, "connect");
+    PGresult *res = PQexec(c, "INSERT INTO teams (name) VALUES ('ledgerbench') RETURNING id");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        die(c, "team");
+    team_id = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO api_keys (team_id, key_sha256, display_prefix) VALUES (%" PRId64
+             ", sha256('ledgerbench'), 'tg-bench') RETURNING id",
+             team_id);
+    res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        die(c, "key");
+    key_id = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    char d1[1024], d2[1024];
+    snprintf(d1, sizeof d1, "%s/interval", argv[2]);
+    snprintf(d2, sizeof d2, "%s/always", argv[2]);
+    double su_int, su_mem, su_always;
+    double copy = bench_copy(c, n);
+    double spool = bench_writer(conninfo, "spool", d1, GW_SPOOL_SYNC_INTERVAL, n, &su_int);
+    double mem = bench_writer(conninfo, "memory", NULL, GW_SPOOL_SYNC_INTERVAL, n, &su_mem);
+    double always = bench_writer(conninfo, "always", d2, GW_SPOOL_SYNC_ALWAYS, n_always, &su_always);
+    printf("rows per run: %d (always: %d), one submitting thread, batches of 5000\n", n, n_always);
+    printf("%-34s %12.0f events/s\n", "COPY (peer, same table)", copy);
+    printf("%-34s %12.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
+           "ledger, spool sync=interval", spool, spool / copy, su_int);
+    printf("%-34s %12.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
+           "ledger, no spool (memory)", mem, mem / copy, su_mem);
+    printf("%-34s %12.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
+           "ledger, spool sync=always", always, always / copy, su_always);
+    printf("target: ledger (spool, interval) >= 50000 events/s: %s\n",
+           spool >= 50000 ? "met" : "NOT met");
+    PQfinish(c);
+    return 0;
+}
