@@ -4,6 +4,7 @@
 #include "rt_route.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,8 @@ static void put_candidate(out_t *o, const rt_eval_t *e)
         if (e->window_id)
             put(o, ",\"win\":%lld", (long long)e->window_id);
     }
-    put(o, ",\"ms\":%.0f", e->latency_ms);
+    double ms = e->latency_ms;
+    put(o, ",\"ms\":%.0f", isfinite(ms) && ms >= 0 && ms < 1e12 ? ms : -1.0); /* always JSON */
     if (e->dropped)
         put(o, ",\"drop\":\"%s\"", e->dropped);
     put(o, "}");
@@ -91,6 +93,10 @@ void rt_explain_compact(const rt_decision_t *d, char *buf, size_t len)
     if (d->n == 0)
         put(&o, ",\"error\":\"%s\"", d->code);
     put(&o, ",\"c\":[");
+    if (o.full) { /* even the frame does not fit: an empty object is still JSON */
+        snprintf(buf, len, "%s", len >= 3 ? "{}" : "");
+        return;
+    }
     size_t keep = o.used;
     int written = 0;
     for (int i = 0; i < d->n_evals; i++) {
@@ -111,8 +117,8 @@ void rt_explain_compact(const rt_decision_t *d, char *buf, size_t len)
         put(&o, "],\"more\":%d}", d->n_evals - written);
     else
         put(&o, "]}");
-    if (o.full) /* even the frame does not fit: an empty object is still JSON */
-        snprintf(buf, len, "{}");
+    if (o.full)
+        snprintf(buf, len, "%s", len >= 3 ? "{}" : "");
 }
 
 int rt_parse_latency_ms(const char *s, int64_t *out, char *err, size_t errlen)

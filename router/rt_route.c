@@ -288,7 +288,8 @@ void rt_route_decide(const rt_request_t *rq, const rt_candidate_t *cands, int n_
             e->dropped = "not_allowed";
         else if (rq->deny && list_has(rq->deny, c->provider))
             e->dropped = "denied";
-        else if (c->stats && !rt_stats_usable(c->stats, bcfg, rq->now_us, &why))
+        else if (rq->policy != RT_POLICY_ORDERED && c->stats &&
+                 !rt_stats_usable(c->stats, bcfg, rq->now_us, &why))
             e->dropped = why;
         if (!e->dropped) {
             hard_ok[i] = true;

@@ -23,7 +23,8 @@ typedef enum {
     /* baselines, for comparison (bench/router.sh): needs are not considered */
     RT_POLICY_ROUND_ROBIN,  /* rotate over the usable candidates */
     RT_POLICY_LIST_PRICE,   /* least static list price (miss + output per 1M) */
-    RT_POLICY_ORDERED,      /* the configured order (the gateway's old behaviour) */
+    RT_POLICY_ORDERED,      /* the configured order, context filter only: the gateway's
+                             * behaviour before the router (no health filter either) */
     RT_POLICY_COUNT
 } rt_policy_t;
 

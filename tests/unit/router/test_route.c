@@ -2,8 +2,18 @@
  * cache hits and a discount window at the completion instant, policies,
  * needs and their errors, near-tie spreading, the compact explanation and the
  * header parsers. Pure: the clock and the measurements are data. */
+#include <cjson/cJSON.h>
+
 #include "rt_route.h"
 #include "rt_test.h"
+
+/* The explanation goes into a jsonb column: it must always parse. */
+static bool json_ok(const char *s)
+{
+    cJSON *j = cJSON_Parse(s);
+    cJSON_Delete(j);
+    return j != NULL;
+}
 
 static char err[512];
 static pr_book_t *book;
@@ -199,6 +209,11 @@ static void test_health(void)
     CHECK_STR(d.code, "no_healthy_provider");
     CHECK_HAS(d.message, "cheap (circuit_open)");
     CHECK_HAS(d.message, "fast (retry_after)");
+    /* the ordered policy (the gateway's old behaviour) keeps every route */
+    r.policy = RT_POLICY_ORDERED;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.n == 3 && d.order[0] == 0);
+    r.policy = RT_POLICY_CHEAPEST;
     /* after the cool-down the probe is allowed back */
     r.now_us = T0 + bc.cooldown_us;
     rt_route_decide(&r, cands, 3, book, &d);
@@ -377,6 +392,7 @@ static void test_explain(void)
     CHECK_HAS(buf, "{\"p\":\"cheap\",\"cost\":\"");
     CHECK_HAS(buf, "\"drop\":\"context_window\"");
     CHECK(buf[strlen(buf) - 1] == '}');
+    CHECK(json_ok(buf));
     /* too small a buffer: candidates left out and counted, still valid JSON */
     char small[120];
     rt_explain_compact(&d, small, sizeof small);
@@ -384,6 +400,12 @@ static void test_explain(void)
     CHECK(strlen(small) < sizeof small);
     CHECK_HAS(small, "\"more\":");
     CHECK(small[strlen(small) - 1] == '}');
+    CHECK(json_ok(small));
+    for (size_t cap = 3; cap <= 400; cap++) { /* every size gives JSON that fits */
+        char b[400];
+        rt_explain_compact(&d, b, cap);
+        CHECK(strlen(b) < cap && json_ok(b));
+    }
     char tiny[8];
     rt_explain_compact(&d, tiny, sizeof tiny);
     CHECK_STR(tiny, "{}");
@@ -392,12 +414,14 @@ static void test_explain(void)
     rt_route_decide(&r, cands, 3, book, &d);
     rt_explain_compact(&d, buf, sizeof buf);
     CHECK_HAS(buf, "\"error\":\"latency_target_unmet\"");
+    CHECK(json_ok(buf));
     /* names are escaped */
     rt_candidate_t q[1] = {{"we\"ird\\", "m", 100000, false, 0, 1, 1, NULL}};
     r = req();
     rt_route_decide(&r, q, 1, book, &d);
     rt_explain_compact(&d, buf, sizeof buf);
     CHECK_HAS(buf, "\"chosen\":\"we\\\"ird\\\\\"");
+    CHECK(json_ok(buf));
 }
 
 static void test_parsers(void)
