@@ -432,7 +432,10 @@ static void attempt_report(gw_exchange_t *ex, bool ok)
     int provider = ex->model->routes[ex->route].provider;
     gw_metrics_upstream_attempt(provider, ok);
     gw_route_outcome_t o = {provider, ok, ex->up_status,
-                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0};
+                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0,
+                            ex->model_index, ex->route, ex->stream, ex->attempt_sent_us,
+                            ex->rec.first_byte_at_us, ex->rec.completion_tokens,
+                            ex->retry_after, ex->next_in_plan == 1};
     gw_route_observe(ex->w, &o);
 }
 
@@ -974,8 +977,10 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         return;
     }
     gw_route_request_t rq = {ex->model, ex->model_index, &ex->key, ex->prompt.tokens,
-                             ex->prompt.exact, ex->max_tokens, ex->stream, now_us()};
+                             ex->prompt.exact, ex->max_tokens, ex->stream, now_us(),
+                             evhttp_request_get_input_headers(req)};
     gw_route_plan(w, &rq, &ex->plan);
+    snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", ex->plan.explain);
     if (ex->plan.n == 0 && !ex->plan.param[0])
         snprintf(ex->plan.param, sizeof ex->plan.param, "%s",
                  endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt");

@@ -25,6 +25,7 @@
 #include "gw_http.h"
 #include "gw_metrics.h"
 #include "gw_proxy.h"
+#include "gw_route.h"
 #include "tg_log.h"
 
 /* Opens a listening TCP socket on host:port with SO_REUSEPORT so that every
@@ -287,6 +288,10 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
                           "text/plain; version=0.0.4");
         evhttp_send_reply(req, 200, "OK", b);
         evbuffer_free(b);
+        return;
+    }
+    if (!strcmp(path, "/route/explain")) { /* docs/router.md */
+        gw_route_explain_http(s, req);
         return;
     }
     gw_http_send_error(req, 404, "invalid_request_error", "unknown_url", NULL,
