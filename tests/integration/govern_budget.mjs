@@ -91,7 +91,11 @@ test('three instances, 150 concurrent requests, a small budget: never past the h
   console.log(`budget test: burst ${ok.length} admitted, ${quota.length} refused; then ${more} more; charged ${charged} of ${hardPico} pico`);
   // another team's key sees only its own (no budget)
   const other = h.createKey(db, 'outsider');
-  const ob = await getBudget(gws[0], other);
+  // a new key reaches every instance within a second (LISTEN/NOTIFY)
+  const ob = await h.waitFor('the new key on instance 0', async () => {
+    const x = await getBudget(gws[0], other);
+    return x.status === 401 ? null : x;
+  }, 1000, 20);
   assert.equal(ob.status, 200);
   assert.deepEqual(ob.json.budgets, []);
 });
