@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef enum { SEC_NONE, SEC_GATEWAY, SEC_PROVIDER, SEC_MODEL } section_t;
 
@@ -266,6 +267,18 @@ static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const ch
     if (!strcmp(k, "admin_token")) {
         free(c->admin_token);
         return resolve_secret(ctx, k, v, false, &c->admin_token);
+    }
+    if (!strcmp(k, "test_clock")) {
+        const char *allow = getenv("TOLLGATE_TEST_CLOCK");
+        if (!allow || strcmp(allow, "1"))
+            return fail(ctx, "test_clock is for tests only (it moves the instants that decide "
+                             "prices): remove it, or set TOLLGATE_TEST_CLOCK=1 in a test");
+        struct tm tm = {0};
+        char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end)
+            return fail(ctx, "test_clock must look like 2025-03-01T17:00:00Z, got '%s'", v);
+        c->test_clock_us = (int64_t)timegm(&tm) * 1000000;
+        return 0;
     }
     if (!strcmp(k, "tls_cert"))
         return copy_str(ctx, c->tls_cert, sizeof c->tls_cert, k, v);

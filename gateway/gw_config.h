@@ -67,6 +67,7 @@ typedef struct gw_config {
     int usage_batch;
     int usage_flush_ms;
     gw_spool_opts_t spool;  /* the durable usage journal (spool_* keys) */
+    int64_t test_clock_us;  /* tests only: "now" at start (0 = the real clock) */
     /* routing (issue 7, docs/router.md) */
     char route_policy[16];   /* default policy: ordered (see gw_config_policy_valid) */
     int route_percentile;    /* TTFT percentile checked against latency targets; 90 */

@@ -16,6 +16,7 @@
 #include <sys/time.h>
 
 #include "gw_govern.h"
+#include "gw_clock.h"
 #include "gw_http.h"
 #include "gw_route.h"
 #include "gw_metrics.h"
@@ -85,9 +86,7 @@ struct gw_exchange {
 
 static int64_t now_us(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    return gw_clock_now_us();
 }
 
 static void attempt_next(gw_exchange_t *ex);
