@@ -42,6 +42,10 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
 
 void tok_free(tok_tokenizer_t *tok);
 
+/* Version of the Unicode Character Database the character classes were
+ * generated from at build time (e.g. "15.0.0"). */
+const char *tok_unicode_version(void);
+
 /* Number of ids the tokenizer knows (largest id + 1). */
 uint32_t tok_vocab_size(const tok_tokenizer_t *tok);
 

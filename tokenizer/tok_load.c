@@ -12,6 +12,7 @@
 #include "tg_log.h"
 
 #define TOK_MAX_FILE (512u << 20)
+#define TOK_MAX_IDS (1u << 24)
 
 __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
                                                           const char *fmt, ...)
@@ -363,6 +364,12 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
     }
     if (nvocab == 0) {
         set_err(err, errlen, "model.vocab: empty");
+        return -1;
+    }
+    /* Ids index flat tables: a stray huge id must not cost gigabytes. */
+    if (maxid >= TOK_MAX_IDS) {
+        set_err(err, errlen, "token id %u is too large (ids must be below %u)", maxid,
+                TOK_MAX_IDS);
         return -1;
     }
     t->nids = maxid + 1;

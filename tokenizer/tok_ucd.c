@@ -2,3 +2,8 @@
  * tok_ucd_gen from the UCD (the lookup itself is inline in tok_ucd.h). */
 #include "tok_ucd.h"
 #include "tok_ucd_tables.h"
+
+const char *tok_unicode_version(void)
+{
+    return TOK_UCD_VERSION;
+}

@@ -190,6 +190,8 @@ int main(void)
     expect_err(&b, "added_tokens[0].lstrip", "lstrip");
     build(&b, NULL, NULL, NULL, NULL, NULL, "[{\"id\":-1,\"content\":\"<|x|>\"}]");
     expect_err(&b, "added_tokens[0]: needs an integer id", "negative added id");
+    build(&b, NULL, NULL, NULL, NULL, NULL, "[{\"id\":2000000000,\"content\":\"<|x|>\"}]");
+    expect_err(&b, "token id 2000000000 is too large", "huge added id");
     build(&b, NULL, NULL, NULL, NULL, NULL, "{}");
     expect_err(&b, "added_tokens: expected an array", "added object");
 
