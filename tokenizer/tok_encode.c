@@ -1,7 +1,7 @@
 /* tok_encode: text -> ids. The order is HF tokenizers': split out added
- * tokens (first those matched on raw text, then those matched on normalized
- * text), run the pre-tokenizer splits level by level over the rest, then BPE
- * each piece. Invalid UTF-8 is repaired to U+FFFD first. */
+ * tokens matched on raw text, normalize the rest (NFC when configured), split
+ * out added tokens matched on normalized text, run the pre-tokenizer splits
+ * level by level, then BPE each piece. Invalid UTF-8 becomes U+FFFD first. */
 #include "tok_internal.h"
 #include "tok_utf8.h"
 
@@ -69,10 +69,21 @@ static void after_added(const tok_tokenizer_t *t, const unsigned char *s, size_t
     split_level(t, 0, s, n, k);
 }
 
+/* Text between raw-matched added tokens: normalized, then split on the
+ * added tokens that match normalized text. */
 static void after_raw(const tok_tokenizer_t *t, const unsigned char *s, size_t n, sink_t *k)
 {
-    if (n)
-        split_added(t, &t->added_norm, s, n, k, after_added);
+    if (!n)
+        return;
+    if (t->nfc && !tok_nfc_is_trivial(s, n)) {
+        tok_buf_t norm = {0};
+        tok_nfc(s, n, &norm);
+        split_added(t, &t->added_norm, (const unsigned char *)norm.data, norm.len, k,
+                    after_added);
+        tok_buf_free(&norm);
+        return;
+    }
+    split_added(t, &t->added_norm, s, n, k, after_added);
 }
 
 static void encode(const tok_tokenizer_t *t, const char *text, size_t len, sink_t *k)

@@ -67,6 +67,13 @@ void tok_trie_add(tok_trie_t *t, const char *s, size_t len, uint32_t id);
 /* Length of the longest token starting at s[0..n) (its id in *id), or 0. */
 size_t tok_trie_match(const tok_trie_t *t, const unsigned char *s, size_t n, uint32_t *id);
 
+/* ---- NFC normalization (tok_nfc.c) ---- */
+
+/* True when s[0..n) (valid UTF-8) is certainly unchanged by NFC. */
+bool tok_nfc_is_trivial(const unsigned char *s, size_t n);
+/* Appends the NFC form of s[0..n) (valid UTF-8) to out. */
+void tok_nfc(const unsigned char *s, size_t n, tok_buf_t *out);
+
 /* ---- pre-tokenizer splits (native versions of known regexes) ---- */
 typedef enum {
     TOK_SPLIT_DIGITS3,  /* \p{N}{1,3} */
@@ -100,6 +107,7 @@ struct tok_tokenizer {
     tok_map64_t merges;     /* (a << 32 | b) -> (rank << 32 | new id) */
     int64_t byte_id[256];   /* raw byte -> id of its byte-level symbol, or -1 */
     bool ignore_merges;
+    bool nfc;               /* normalizer: NFC */
     tok_trie_t added_raw;   /* added tokens with normalized = false */
     tok_trie_t added_norm;  /* added tokens with normalized = true */
     tok_strmap_t added;     /* added token text -> id */

@@ -63,13 +63,18 @@ static int off_or_absent(const cJSON *obj, const char *key)
     return is_null(v) || cJSON_IsFalse(v);
 }
 
-/* Accepts "no normalization": null, or a Sequence whose members are all
- * no-ops (nested empty Sequences). */
-static int check_normalizer(const cJSON *n, const char *where, char *err, size_t errlen)
+/* Accepts null (no normalization), NFC, or a Sequence of those (nested
+ * Sequences included); sets t->nfc when NFC is applied. */
+static int load_normalizer(tok_tokenizer_t *t, const cJSON *n, const char *where, char *err,
+                           size_t errlen)
 {
     if (is_null(n))
         return 0;
     const char *type = type_of(n);
+    if (type && strcmp(type, "NFC") == 0) {
+        t->nfc = true;
+        return 0;
+    }
     if (type && strcmp(type, "Sequence") == 0) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
         if (!cJSON_IsArray(list)) {
@@ -82,12 +87,12 @@ static int check_normalizer(const cJSON *n, const char *where, char *err, size_t
         {
             char sub[128];
             snprintf(sub, sizeof sub, "%s.normalizers[%d]", where, i++);
-            if (check_normalizer(m, sub, err, errlen) != 0)
+            if (load_normalizer(t, m, sub, err, errlen) != 0)
                 return -1;
         }
         return 0;
     }
-    set_err(err, errlen, "%s: normalizer type '%s' is not supported (only none)", where,
+    set_err(err, errlen, "%s: normalizer type '%s' is not supported (only NFC)", where,
             type ? type : "?");
     return -1;
 }
@@ -530,8 +535,8 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
         set_err(err, errlen, "model: missing or not an object");
         goto err;
     }
-    if (check_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", err,
-                         errlen) != 0 ||
+    if (load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer",
+                        err, errlen) != 0 ||
         load_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen) != 0 ||
         check_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
                              "post_processor", err, errlen) != 0)

@@ -9,8 +9,9 @@
 // and OUTDIR/decode_expected.json ([{"ids": [...], "hex": HF decode's UTF-8
 // in hex (the text may hold NUL, which JSON parsers in C cut at)}]) for
 // seeded random id sequences (any token, special ones, cut characters).
-// With VARIANTS_JSON ({name: pre_tokenizer}), also the ids of the same
-// vocabulary under other families' pre-tokenizers (GPT-2, Llama 3, Qwen2),
+// With VARIANTS_JSON ({name: {pre_tokenizer?, normalizer?}}), also the ids of
+// the same vocabulary under other families' pre-tokenizers (GPT-2, Llama 3,
+// Qwen2) and the NFC normalizer,
 // compactly as hashes: OUTDIR/variants/<name>/<file>.json
 // ({"whole": h, "lines": [h...]}, h = idsHash below).
 "use strict";
@@ -83,8 +84,8 @@ async function main() {
   if (variantsPath) {
     const variants = JSON.parse(fs.readFileSync(variantsPath, "utf8"));
     const base = JSON.parse(fs.readFileSync(tokPath, "utf8"));
-    for (const [vname, pretok] of Object.entries(variants)) {
-      const vt = Tokenizer.fromString(JSON.stringify({ ...base, pre_tokenizer: pretok }));
+    for (const [vname, parts] of Object.entries(variants)) {
+      const vt = Tokenizer.fromString(JSON.stringify({ ...base, ...parts }));
       const venc = async (s) => idsHash(Array.from((await vt.encode(s, null, { addSpecialTokens: false })).getIds()));
       const vdir = path.join(outDir, "variants", vname);
       fs.mkdirSync(vdir, { recursive: true });

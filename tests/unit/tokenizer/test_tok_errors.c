@@ -119,8 +119,13 @@ int main(void)
     expect_err(&b, "model.merges[0]: expected", "merge array of one");
     build(&b, "{}", NULL, NULL, NULL, NULL, NULL);
     expect_err(&b, "model.merges: missing or not an array", "merges object");
+    build(&b, NULL, "{\"type\":\"NFKC\"}", NULL, NULL, NULL, NULL);
+    expect_err(&b, "normalizer: normalizer type 'NFKC' is not supported", "NFKC normalizer");
+    /* NFC: "e" + U+0301 composes to U+00E9, which has no merges here: its two
+     * UTF-8 bytes (0xC3 0xA9) are two byte tokens. */
     build(&b, NULL, "{\"type\":\"NFC\"}", NULL, NULL, NULL, NULL);
-    expect_err(&b, "normalizer: normalizer type 'NFC' is not supported", "NFC normalizer");
+    const uint32_t nfc_want[] = {0xc3, 0xa9};
+    expect_ok_ids(&b, "e\xcc\x81", nfc_want, 2, "NFC normalizer");
     build(&b, NULL, "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Lowercase\"}]}", NULL,
           NULL, NULL, NULL);
     expect_err(&b, "normalizer.normalizers[0]: normalizer type 'Lowercase'", "nested normalizer");
