@@ -172,6 +172,14 @@ typedef struct cache_slot {
     uint32_t ids[CACHE_IDS];
 } cache_slot_t;
 
+/* A thread's cache for one tokenizer, tagged with the tokenizer's load
+ * number: should a pthread key be reused after tok_free, a cache left by the
+ * old tokenizer is never read for the new one. */
+typedef struct cache {
+    uint64_t owner;
+    cache_slot_t slots[CACHE_SLOTS];
+} cache_t;
+
 static void cache_destroy(void *c)
 {
     free(c);
@@ -179,6 +187,8 @@ static void cache_destroy(void *c)
 
 void tok_bpe_cache_init(tok_tokenizer_t *t)
 {
+    static _Atomic uint64_t loads;
+    t->load_id = ++loads;
     t->has_cache_key = pthread_key_create(&t->cache_key, cache_destroy) == 0;
 }
 
@@ -206,9 +216,14 @@ void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, t
         bpe_uncached(t, p, n, out, count);
         return;
     }
-    cache_slot_t *cache = pthread_getspecific(t->cache_key);
+    cache_t *cache = pthread_getspecific(t->cache_key);
+    if (cache && cache->owner != t->load_id) {
+        memset(cache, 0, sizeof *cache); /* left by a freed tokenizer */
+        cache->owner = t->load_id;
+    }
     if (!cache) {
-        cache = tok_xcalloc(CACHE_SLOTS, sizeof *cache);
+        cache = tok_xcalloc(1, sizeof *cache);
+        cache->owner = t->load_id;
         if (pthread_setspecific(t->cache_key, cache) != 0) {
             free(cache);
             bpe_uncached(t, p, n, out, count);
@@ -216,7 +231,7 @@ void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, t
         }
     }
     uint64_t h = piece_hash(p, n);
-    cache_slot_t *s = &cache[h & (CACHE_SLOTS - 1)];
+    cache_slot_t *s = &cache->slots[h & (CACHE_SLOTS - 1)];
     if (s->len == n && s->hash == h && memcmp(s->key, p, n) == 0) {
         for (unsigned i = 0; i < s->nids; i++)
             emit(out, count, s->ids[i]);

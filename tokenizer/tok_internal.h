@@ -117,6 +117,7 @@ struct tok_tokenizer {
      * stays immutable, each thread fills its own cache. */
     pthread_key_t cache_key;
     bool has_cache_key;
+    uint64_t load_id;       /* unique per loaded tokenizer (tags the caches) */
 };
 
 /* Creates / releases the per-thread piece caches of t (tok_bpe.c).
