@@ -11,6 +11,7 @@
 typedef struct sink {
     tok_ids_t *out;
     size_t *count;
+    tok_cache_t *cache; /* borrowed for this call, or NULL */
 } sink_t;
 
 static void emit_id(sink_t *k, uint32_t id)
@@ -29,7 +30,7 @@ static void split_level(const tok_tokenizer_t *t, int lvl, const unsigned char *
     if (n == 0)
         return;
     if (lvl == t->nsplits) {
-        tok_bpe_piece(t, s, n, k->out, k->count);
+        tok_bpe_piece(t, k->cache, s, n, k->out, k->count);
         return;
     }
     size_t pos = 0, ms, me;
@@ -95,20 +96,23 @@ static void encode(const tok_tokenizer_t *t, const char *text, size_t len, sink_
         len = tok_utf8_repair(s, len, fixed);
         s = fixed;
     }
+    int slot;
+    k->cache = tok_bpe_cache_borrow(t, &slot);
     split_added(t, &t->added_raw, s, len, k, after_raw);
+    tok_bpe_cache_return(t, slot);
     free(fixed);
 }
 
 void tok_encode(const tok_tokenizer_t *t, const char *text, size_t len, tok_ids_t *out)
 {
-    sink_t k = {out, NULL};
+    sink_t k = {out, NULL, NULL};
     encode(t, text, len, &k);
 }
 
 size_t tok_count(const tok_tokenizer_t *t, const char *text, size_t len)
 {
     size_t n = 0;
-    sink_t k = {NULL, &n};
+    sink_t k = {NULL, &n, NULL};
     encode(t, text, len, &k);
     return n;
 }

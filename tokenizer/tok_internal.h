@@ -5,7 +5,6 @@
 
 #include "tok.h"
 
-#include <pthread.h>
 #include <stdio.h>
 
 /* ---- memory: out of memory aborts (the team's rule) ---- */
@@ -113,26 +112,31 @@ struct tok_tokenizer {
     tok_strmap_t added;     /* added token text -> id */
     int nsplits;
     tok_split_kind_t splits[TOK_MAX_SPLITS];
-    /* Per-thread cache of short pieces' ids (tok_bpe.c): the tokenizer itself
-     * stays immutable, each thread fills its own cache. */
-    pthread_key_t cache_key;
-    bool has_cache_key;
-    uint64_t load_id;       /* unique per loaded tokenizer (tags the caches) */
+    /* Caches of short pieces' ids (tok_bpe.c), lent to one encode call at a
+     * time: the only state that changes after loading. */
+    struct tok_cache_pool *pool;
 };
 
-/* Creates / releases the per-thread piece caches of t (tok_bpe.c).
- * tok_bpe_cache_fini frees the calling thread's cache; other threads' caches
- * are freed when those threads exit. */
+#define TOK_CACHE_POOL 16
+typedef struct tok_cache tok_cache_t;
+
+/* Creates / frees t's cache pool (tok_free: no encode may be running). */
 void tok_bpe_cache_init(tok_tokenizer_t *t);
 void tok_bpe_cache_fini(tok_tokenizer_t *t);
+
+/* Borrows a free cache for one encode call (NULL when all are in use; the
+ * call then runs uncached); give it back with tok_bpe_cache_return(slot). */
+tok_cache_t *tok_bpe_cache_borrow(const tok_tokenizer_t *t, int *slot);
+void tok_bpe_cache_return(const tok_tokenizer_t *t, int slot);
 
 /* GPT-2 byte-level alphabet: byte -> code point, and back (-1: not a symbol). */
 uint32_t tok_bytelevel_char(unsigned char b);
 int tok_bytelevel_byte(uint32_t cp);
 
-/* Runs BPE over the raw bytes p[0..n) of one pre-tokenized piece, appending
- * ids (or only counting when out->ids is not to be written: see tok_encode.c). */
-void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
-                   size_t *count);
+/* Runs BPE over the raw bytes p[0..n) of one pre-tokenized piece: appends
+ * the ids to out (when not NULL) and adds their number to *count (when not
+ * NULL). cache (may be NULL) must be borrowed by the caller. */
+void tok_bpe_piece(const tok_tokenizer_t *t, tok_cache_t *cache, const unsigned char *p,
+                   size_t n, tok_ids_t *out, size_t *count);
 
 #endif

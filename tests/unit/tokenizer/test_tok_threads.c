@@ -1,7 +1,7 @@
 /* Concurrent use of one tokenizer: four threads encode the corpus files at
  * the same time (each with its own piece cache) and must get exactly the ids
- * of a single-threaded run. Then a thread that cached pieces for a tokenizer
- * since freed must not see them with a new one (pthread keys get reused).
+ * of a single-threaded run. Then a thread that cached pieces with a tokenizer
+ * since freed must not see them when it encodes with a new one.
  * Usage: test_tok_threads TOKENIZER_JSON CORPUS_DIR */
 #include <dirent.h>
 #include <pthread.h>
