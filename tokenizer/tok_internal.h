@@ -91,6 +91,24 @@ int tok_split_kind_of(const char *regex);
 int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos,
                    size_t *ms, size_t *me);
 
+/* ---- loading helpers (tok_load_pipeline.c) ---- */
+
+/* True when j is absent or JSON null. */
+int tok_json_is_null(const cJSON *j);
+/* obj["type"] when it is a string, else NULL. */
+const char *tok_json_type(const cJSON *obj);
+/* True when obj[key] is absent, null or false. */
+int tok_json_off(const cJSON *obj, const char *key);
+
+struct tok_tokenizer;
+/* Each reads one part of tokenizer.json into t (or checks it); 0, or -1 with
+ * err naming the field that is malformed or not supported. */
+int tok_load_normalizer(struct tok_tokenizer *t, const cJSON *n, const char *where, char *err,
+                        size_t errlen);
+int tok_load_pretok(struct tok_tokenizer *t, const cJSON *p, char *err, size_t errlen);
+int tok_check_post_processor(const cJSON *j, const char *field, char *err, size_t errlen);
+int tok_check_decoder(const cJSON *j, const char *field, char *err, size_t errlen);
+
 /* ---- the tokenizer ---- */
 #define TOK_MAX_SPLITS 8
 
