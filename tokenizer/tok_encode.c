@@ -89,6 +89,8 @@ static void after_raw(const tok_tokenizer_t *t, const unsigned char *s, size_t n
 
 static void encode(const tok_tokenizer_t *t, const char *text, size_t len, sink_t *k)
 {
+    if (len == 0)
+        return; /* text may be NULL then */
     const unsigned char *s = (const unsigned char *)text;
     unsigned char *fixed = NULL;
     if (tok_utf8_valid_prefix(s, len) != len) {

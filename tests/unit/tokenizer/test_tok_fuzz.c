@@ -134,6 +134,14 @@ int main(int argc, char **argv)
         tok_buf_free(&dec);
         tok_ids_free(&ids);
     }
+    /* Empty input, also as a NULL pointer: no ids. */
+    tok_ids_t none = {0};
+    tok_encode(t, NULL, 0, &none);
+    if (none.len != 0 || tok_count(t, "", 0) != 0) {
+        failures++;
+        fprintf(stderr, "FAIL: empty input gave ids\n");
+    }
+    tok_ids_free(&none);
     /* One very long piece (a 300 kB word): BPE must stay fast, not quadratic. */
     size_t big = 300000;
     char *word = malloc(big);
