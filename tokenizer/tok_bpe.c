@@ -74,8 +74,8 @@ static inline void emit(tok_ids_t *out, size_t *count, uint32_t id)
 }
 
 /* Merges one piece without the cache. */
-static void bpe_uncached(const tok_tokenizer_t *t, const unsigned char *p, size_t n,
-                         tok_ids_t *out, size_t *count)
+static void bpe_uncached(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
+                         size_t *count)
 {
     if (t->ignore_merges) {
         /* The whole piece as one vocabulary entry wins (HF ignore_merges). */
@@ -236,8 +236,8 @@ static inline uint64_t piece_hash(const unsigned char *p, size_t n)
     return h ^ (h >> 32);
 }
 
-void tok_bpe_piece(const tok_tokenizer_t *t, tok_cache_t *cache, const unsigned char *p,
-                   size_t n, tok_ids_t *out, size_t *count)
+void tok_bpe_piece(const tok_tokenizer_t *t, tok_cache_t *cache, const unsigned char *p, size_t n,
+                   tok_ids_t *out, size_t *count)
 {
     if (n > CACHE_KEY || !cache) {
         bpe_uncached(t, p, n, out, count);

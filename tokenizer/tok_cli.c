@@ -44,8 +44,8 @@ static int render_chat(const char *tokenizer_path, const tok_buf_t *text, tok_bu
         return 1;
     }
     cJSON *req = cJSON_ParseWithLength(text->data, text->len);
-    const cJSON *msgs = cJSON_IsObject(req) ? cJSON_GetObjectItemCaseSensitive(req, "messages")
-                                            : req;
+    const cJSON *msgs =
+        cJSON_IsObject(req) ? cJSON_GetObjectItemCaseSensitive(req, "messages") : req;
     int rc = 0;
     if (!req) {
         fprintf(stderr, "tokens: --chat: the input is not valid JSON\n");
@@ -169,8 +169,10 @@ int tok_cli_main(int argc, char **argv)
     }
     char path[4096], err[512];
     if (!resolve(tokenizer, path, sizeof path)) {
-        fprintf(stderr, "tokens: no tokenizer named '%s' (tried $TG_TOKENIZER_DIR/%s and "
-                        "data/tokenizers/%s)\n", tokenizer, tokenizer, tokenizer);
+        fprintf(stderr,
+                "tokens: no tokenizer named '%s' (tried $TG_TOKENIZER_DIR/%s and "
+                "data/tokenizers/%s)\n",
+                tokenizer, tokenizer, tokenizer);
         return 1;
     }
     FILE *in = stdin;

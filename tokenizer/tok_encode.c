@@ -79,8 +79,7 @@ static void after_raw(const tok_tokenizer_t *t, const unsigned char *s, size_t n
     if (t->nfc && !tok_nfc_is_trivial(s, n)) {
         tok_buf_t norm = {0};
         tok_nfc(s, n, &norm);
-        split_added(t, &t->added_norm, (const unsigned char *)norm.data, norm.len, k,
-                    after_added);
+        split_added(t, &t->added_norm, (const unsigned char *)norm.data, norm.len, k, after_added);
         tok_buf_free(&norm);
         return;
     }
@@ -130,8 +129,8 @@ int64_t tok_added_token_id(const tok_tokenizer_t *t, const char *content)
     return tok_strmap_get(&t->added, content, strlen(content), &id) ? (int64_t)id : -1;
 }
 
-int tok_decode(const tok_tokenizer_t *t, const uint32_t *ids, size_t n, tok_buf_t *out,
-               char *err, size_t errlen)
+int tok_decode(const tok_tokenizer_t *t, const uint32_t *ids, size_t n, tok_buf_t *out, char *err,
+               size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids[i];

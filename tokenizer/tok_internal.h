@@ -54,10 +54,10 @@ int tok_strmap_get(const tok_strmap_t *m, const char *s, size_t len, uint32_t *v
 
 /* ---- added-token matcher: a byte trie, leftmost-longest ---- */
 typedef struct tok_trie {
-    tok_map64_t edges;   /* (node << 8 | byte) -> child node */
-    int64_t *term;       /* node -> token id, or -1 */
+    tok_map64_t edges; /* (node << 8 | byte) -> child node */
+    int64_t *term;     /* node -> token id, or -1 */
     size_t nodes, cap;
-    uint8_t first[256];  /* 1 when some token starts with this byte */
+    uint8_t first[256]; /* 1 when some token starts with this byte */
 } tok_trie_t;
 
 void tok_trie_init(tok_trie_t *t);
@@ -75,8 +75,8 @@ void tok_nfc(const unsigned char *s, size_t n, tok_buf_t *out);
 
 /* ---- pre-tokenizer splits (native versions of known regexes) ---- */
 typedef enum {
-    TOK_SPLIT_DIGITS3,  /* \p{N}{1,3} */
-    TOK_SPLIT_CJK,      /* [一-龥぀-ゟ゠-ヿ]+ */
+    TOK_SPLIT_DIGITS3,   /* \p{N}{1,3} */
+    TOK_SPLIT_CJK,       /* [一-龥぀-ゟ゠-ヿ]+ */
     TOK_SPLIT_DS3_WORDS, /* DeepSeek V3's word/punctuation/space pattern */
     TOK_SPLIT_GPT2,      /* GPT-2's (ByteLevel use_regex) */
     TOK_SPLIT_LLAMA3,    /* Llama 3's: contractions, words, \p{N}{1,3}, ... */
@@ -88,8 +88,8 @@ int tok_split_kind_of(const char *regex);
 
 /* Finds the first match of kind in s[pos..n) (valid UTF-8, the match is
  * relative to the whole piece s[0..n)). Returns 1 and sets [*ms, *me), else 0. */
-int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos,
-                   size_t *ms, size_t *me);
+int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos, size_t *ms,
+                   size_t *me);
 
 /* ---- loading helpers (tok_load_pipeline.c) ---- */
 
@@ -113,21 +113,21 @@ int tok_check_decoder(const cJSON *j, const char *field, char *err, size_t errle
 #define TOK_MAX_SPLITS 8
 
 struct tok_tokenizer {
-    uint32_t nids;          /* largest id + 1 */
-    char *arena;            /* token texts and decoded bytes */
-    uint32_t *tok_off;      /* id -> offset of its text (UTF-8 as in the JSON) */
-    uint32_t *tok_len;      /* id -> length; UINT32_MAX when the id is unused */
-    uint32_t *dec_off;      /* id -> offset of its decoded bytes */
+    uint32_t nids;     /* largest id + 1 */
+    char *arena;       /* token texts and decoded bytes */
+    uint32_t *tok_off; /* id -> offset of its text (UTF-8 as in the JSON) */
+    uint32_t *tok_len; /* id -> length; UINT32_MAX when the id is unused */
+    uint32_t *dec_off; /* id -> offset of its decoded bytes */
     uint32_t *dec_len;
-    bool *is_special;       /* id -> added token marked special */
-    tok_strmap_t vocab;     /* model token text -> id */
-    tok_map64_t merges;     /* (a << 32 | b) -> (rank << 32 | new id) */
-    int64_t byte_id[256];   /* raw byte -> id of its byte-level symbol, or -1 */
+    bool *is_special;     /* id -> added token marked special */
+    tok_strmap_t vocab;   /* model token text -> id */
+    tok_map64_t merges;   /* (a << 32 | b) -> (rank << 32 | new id) */
+    int64_t byte_id[256]; /* raw byte -> id of its byte-level symbol, or -1 */
     bool ignore_merges;
-    bool nfc;               /* normalizer: NFC */
-    tok_trie_t added_raw;   /* added tokens with normalized = false */
-    tok_trie_t added_norm;  /* added tokens with normalized = true */
-    tok_strmap_t added;     /* added token text -> id */
+    bool nfc;              /* normalizer: NFC */
+    tok_trie_t added_raw;  /* added tokens with normalized = false */
+    tok_trie_t added_norm; /* added tokens with normalized = true */
+    tok_strmap_t added;    /* added token text -> id */
     int nsplits;
     tok_split_kind_t splits[TOK_MAX_SPLITS];
     /* Caches of short pieces' ids (tok_bpe.c), lent to one encode call at a
@@ -154,7 +154,7 @@ int tok_bytelevel_byte(uint32_t cp);
 /* Runs BPE over the raw bytes p[0..n) of one pre-tokenized piece: appends
  * the ids to out (when not NULL) and adds their number to *count (when not
  * NULL). cache (may be NULL) must be borrowed by the caller. */
-void tok_bpe_piece(const tok_tokenizer_t *t, tok_cache_t *cache, const unsigned char *p,
-                   size_t n, tok_ids_t *out, size_t *count);
+void tok_bpe_piece(const tok_tokenizer_t *t, tok_cache_t *cache, const unsigned char *p, size_t n,
+                   tok_ids_t *out, size_t *count);
 
 #endif

@@ -16,8 +16,8 @@
 #define TOK_MAX_FILE (512u << 20)
 #define TOK_MAX_IDS (1u << 24)
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -186,8 +186,7 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
     }
     /* Ids index flat tables: a stray huge id must not cost gigabytes. */
     if (maxid >= TOK_MAX_IDS) {
-        set_err(err, errlen, "token id %u is too large (ids must be below %u)", maxid,
-                TOK_MAX_IDS);
+        set_err(err, errlen, "token id %u is too large (ids must be below %u)", maxid, TOK_MAX_IDS);
         return -1;
     }
     t->nids = maxid + 1;
@@ -281,8 +280,9 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
     if (!tok_json_is_null(unk))
         for (int b = 0; b < 256; b++)
             if (t->byte_id[b] < 0) {
-                set_err(err, errlen, "model.unk_token: unknown-token handling is not supported "
-                                     "and the vocabulary lacks some byte symbols");
+                set_err(err, errlen,
+                        "model.unk_token: unknown-token handling is not supported "
+                        "and the vocabulary lacks some byte symbols");
                 return -1;
             }
     /* Merges: rank = position in the list (a later duplicate wins, as in HF). */
@@ -306,9 +306,10 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
         if (cat != small)
             free(cat);
         if (!ok) {
-            set_err(err, errlen, "model.merges[%u]: \"%.*s\" + \"%.*s\" or their join is not "
-                                 "in model.vocab", rank, (int)(xl < 40 ? xl : 40), x,
-                    (int)(yl < 40 ? yl : 40), y);
+            set_err(err, errlen,
+                    "model.merges[%u]: \"%.*s\" + \"%.*s\" or their join is not "
+                    "in model.vocab",
+                    rank, (int)(xl < 40 ? xl : 40), x, (int)(yl < 40 ? yl : 40), y);
             return -1;
         }
         tok_map64_put(&t->merges, (uint64_t)xi << 32 | yi, (uint64_t)rank << 32 | zi);
@@ -349,10 +350,11 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
         goto err;
     }
     if (tok_load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer",
-                        err, errlen) != 0 ||
-        tok_load_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen) != 0 ||
+                            err, errlen) != 0 ||
+        tok_load_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen) !=
+            0 ||
         tok_check_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
-                             "post_processor", err, errlen) != 0)
+                                 "post_processor", err, errlen) != 0)
         goto err;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
     if (tok_json_is_null(dec)) {

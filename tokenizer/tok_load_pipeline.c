@@ -7,8 +7,8 @@
 #include <stdarg.h>
 #include <string.h>
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -39,7 +39,7 @@ int tok_json_off(const cJSON *obj, const char *key)
 /* Accepts null (no normalization), NFC, or a Sequence of those (nested
  * Sequences included); sets t->nfc when NFC is applied. */
 int tok_load_normalizer(tok_tokenizer_t *t, const cJSON *n, const char *where, char *err,
-                           size_t errlen)
+                        size_t errlen)
 {
     if (tok_json_is_null(n))
         return 0;

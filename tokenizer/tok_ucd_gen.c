@@ -64,13 +64,20 @@ static void expand(long cp, long *out, int *n)
 static int major_of(const char *gc)
 {
     switch (gc[0]) {
-    case 'L': return C_L;
-    case 'M': return C_M;
-    case 'N': return C_N;
-    case 'P': return C_P;
-    case 'S': return C_S;
-    case 'Z': return C_Z;
-    default: return C_C;
+    case 'L':
+        return C_L;
+    case 'M':
+        return C_M;
+    case 'N':
+        return C_N;
+    case 'P':
+        return C_P;
+    case 'S':
+        return C_S;
+    case 'Z':
+        return C_Z;
+    default:
+        return C_C;
     }
 }
 
@@ -283,8 +290,10 @@ int main(int argc, char **argv)
     long nw = read_white_space(argv[2]);
     long nx = read_exclusions(argv[3]);
     if (nd < 30000 || nw < 5 || nx < 10 || ndecs < 1000) {
-        fprintf(stderr, "tok_ucd_gen: implausible UCD input (%ld records, %ld White_Space, %ld "
-                        "exclusions, %d decompositions)\n", nd, nw, nx, ndecs);
+        fprintf(stderr,
+                "tok_ucd_gen: implausible UCD input (%ld records, %ld White_Space, %ld "
+                "exclusions, %d decompositions)\n",
+                nd, nw, nx, ndecs);
         return 1;
     }
     FILE *o = fopen(argv[4], "w");

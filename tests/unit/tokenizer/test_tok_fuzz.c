@@ -50,10 +50,40 @@ static size_t put_cp(unsigned char *p, uint32_t cp)
 }
 
 static const char *const FRAGMENTS[] = {
-    " ", "  ", "\t", "\n", "\r\n", "a", "Z", "1", "12", "!", "'", "-", ".", "é", "\xcc\x81",
-    "\xe4\xbd\xa0", "\xe3\x82\xab", "\xf0\x9f\x98\x80", "\xc2\xa0", "\xe3\x80\x80", "\xe2\x80\x8b",
-    "<", "\xef\xbd\x9c", "<\xef\xbd\x9cUser\xef\xbd\x9c>", "<think>", "\xe2\x96\x81", "\xc3",
-    "\xe4\xbd", "\xf0\x9f", "\x80", "\xff", "\xed\xa0\x80", "\xc0\xaf", "\0",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    "a",
+    "Z",
+    "1",
+    "12",
+    "!",
+    "'",
+    "-",
+    ".",
+    "é",
+    "\xcc\x81",
+    "\xe4\xbd\xa0",
+    "\xe3\x82\xab",
+    "\xf0\x9f\x98\x80",
+    "\xc2\xa0",
+    "\xe3\x80\x80",
+    "\xe2\x80\x8b",
+    "<",
+    "\xef\xbd\x9c",
+    "<\xef\xbd\x9cUser\xef\xbd\x9c>",
+    "<think>",
+    "\xe2\x96\x81",
+    "\xc3",
+    "\xe4\xbd",
+    "\xf0\x9f",
+    "\x80",
+    "\xff",
+    "\xed\xa0\x80",
+    "\xc0\xaf",
+    "\0",
 };
 
 /* Fills buf with one random input of one of four kinds; returns its length. */
@@ -156,7 +186,7 @@ int main(int argc, char **argv)
     }
     free(word);
     tok_free(t);
-    printf("%ld inputs, %zu bytes in %.2fs; 300 kB word: %zu tokens in %.3fs; %d failures\n",
-           iters, total, (double)(clock() - t0) / CLOCKS_PER_SEC, cnt, secs, failures);
+    printf("%ld inputs, %zu bytes in %.2fs; 300 kB word: %zu tokens in %.3fs; %d failures\n", iters,
+           total, (double)(clock() - t0) / CLOCKS_PER_SEC, cnt, secs, failures);
     return failures ? 1 : 0;
 }
