@@ -287,6 +287,17 @@ static void group_api(int port)
     CHECK(a[0] && !strcmp(a, b2), "same seed: '%s' vs '%s'", a, b2);
     CHECK(strcmp(a, c) != 0, "another seed, another text");
     CHECK(strcmp(a, whole) != 0, "sampling differs from greedy");
+    /* no seed: the server picks a fresh one per request */
+    char u[2][4096];
+    for (int i = 0; i < 2; i++) {
+        body = chat_body(msg, "\"temperature\":1.0,\"max_tokens\":10");
+        j = post_json(port, "/v1/chat/completions", body, &st);
+        free(body);
+        const char *t = jstr(j, "choices.0.message.content");
+        snprintf(u[i], sizeof u[i], "%s", t ? t : "");
+        cJSON_Delete(j);
+    }
+    CHECK(u[0][0] && strcmp(u[0], u[1]) != 0, "unseeded requests differ: '%s'", u[0]);
 
     /* stop string: take a piece from the middle of the greedy text */
     size_t wl = strlen(whole), p0 = wl / 2;
