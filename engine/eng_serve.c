@@ -59,6 +59,7 @@ struct srv {
     eng_serve_limits_t lim;
     call_t *calls;
     unsigned long next_id;
+    eng_rng_t seeds; /* seeds of requests that give none */
     /* counters, loop thread only */
     unsigned long long req_ok[2], req_bad, req_failed, req_cancelled;
     unsigned long long gen_tokens, prompt_tokens, hit_tokens;
@@ -319,6 +320,8 @@ static void handle_generate(srv_t *s, struct evhttp_request *req, bool chat)
     c->evcon = evhttp_request_get_connection(req);
     c->created = (long long)time(NULL);
     snprintf(c->id, sizeof c->id, "%s-eng%lu", chat ? "chatcmpl" : "cmpl", ++s->next_id);
+    if (!c->rq.has_seed)
+        c->rq.params.sample.seed = eng_rng_next(&s->seeds);
     c->buf = malloc((size_t)c->rq.params.max_tokens * sizeof(int32_t));
     if (!c->buf)
         abort();
@@ -543,6 +546,10 @@ int eng_serve_run(const eng_serve_opts_t *o, eng_backend_t *be, const tok_tokeni
                                  .default_max = o->default_max_tokens,
                                  .eos_id = cfg->eos_id,
                                  .n_allowed = (int)tv < cfg->vocab ? (int)tv : cfg->vocab};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    eng_rng_seed(&s.seeds, (uint64_t)now.tv_sec * 1000000007u ^ (uint64_t)now.tv_nsec ^
+                               (uint64_t)getpid() << 32);
     int port = 0;
     evutil_socket_t fd = listen_on(o->host, o->port, &port, err, sizeof err);
     if (fd < 0) {

@@ -219,6 +219,7 @@ int eng_serve_req_parse(const char *body, size_t len, bool chat, const tok_token
         goto out;
     }
     p->sample.seed = (uint64_t)seed;
+    r->has_seed = sd && !cJSON_IsNull(sd);
     long long n = 1;
     const cJSON *nn = cJSON_GetObjectItemCaseSensitive(root, "n");
     if (nn && !cJSON_IsNull(nn) && (!get_int(nn, 1, 1e9, &n) || n != 1)) {

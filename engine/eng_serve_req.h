@@ -24,6 +24,7 @@ typedef struct eng_serve_limits {
 
 typedef struct eng_serve_req {
     bool chat, stream, include_usage;
+    bool has_seed; /* the request gave a seed (else the server picks one) */
     char model[128];
     tok_ids_t ids; /* the prompt */
     eng_req_params_t params;

@@ -10,6 +10,9 @@
  *              context_length_exceeded (context and KV cache)
  *   disconnect a client that goes away is cancelled and its blocks freed
  *              (streamed and not); SIGTERM with a request running exits 0
+ *   cli        --help, usage errors (exit 2), a missing tokenizer (exit 1);
+ *              a prompt beyond the model's context (KV cache larger) is
+ *              context_length_exceeded naming the context
  * Usage: test_engine_serve BIN DEMO_CONFIG TOKENIZER_DIR GROUP */
 #include "../sim/sim_test_client.h"
 
@@ -284,6 +287,17 @@ static void group_api(int port)
     CHECK(a[0] && !strcmp(a, b2), "same seed: '%s' vs '%s'", a, b2);
     CHECK(strcmp(a, c) != 0, "another seed, another text");
     CHECK(strcmp(a, whole) != 0, "sampling differs from greedy");
+    /* no seed: the server picks a fresh one per request */
+    char u[2][4096];
+    for (int i = 0; i < 2; i++) {
+        body = chat_body(msg, "\"temperature\":1.0,\"max_tokens\":10");
+        j = post_json(port, "/v1/chat/completions", body, &st);
+        free(body);
+        const char *t = jstr(j, "choices.0.message.content");
+        snprintf(u[i], sizeof u[i], "%s", t ? t : "");
+        cJSON_Delete(j);
+    }
+    CHECK(u[0][0] && strcmp(u[0], u[1]) != 0, "unseeded requests differ: '%s'", u[0]);
 
     /* stop string: take a piece from the middle of the greedy text */
     size_t wl = strlen(whole), p0 = wl / 2;
@@ -617,6 +631,101 @@ static void group_disconnect(int port)
     cJSON_Delete(j);
 }
 
+
+/* ---- cli --------------------------------------------------------------- */
+
+/* Runs the binary with args (NULL-terminated, after the program name);
+ * returns its exit status and the start of its stdout+stderr in out. */
+static int run_bin(const char *const *args, char *out, size_t cap)
+{
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        return -1;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = g_bin;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(g_bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    ssize_t k;
+    while ((k = read(pfd[0], out + got, cap - 1 - got)) > 0 && got + (size_t)k < cap - 1)
+        got += (size_t)k;
+    if (k > 0)
+        got += (size_t)k;
+    out[got] = '\0';
+    char sink[4096];
+    while (read(pfd[0], sink, sizeof sink) > 0)
+        ;
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void group_cli(void)
+{
+    char out[8192];
+    const char *help[] = {"serve", "--help", NULL};
+    CHECK(run_bin(help, out, sizeof out) == 0 && strstr(out, "usage: tollgate-engine serve") &&
+              strstr(out, "--kv-blocks"),
+          "serve --help: %s", out);
+    const char *top[] = {"--help", NULL};
+    CHECK(run_bin(top, out, sizeof out) == 0 && strstr(out, "serve"), "top-level help lists serve");
+    const char *bad[][12] = {
+        {"serve", "--bogus", NULL},
+        {"serve", "--random-init", g_cfg, NULL},
+        {"serve", "--random-init", g_cfg, "--tokenizer", g_tokdir, "--listen", "nowhere", NULL},
+        {"serve", "--random-init", g_cfg, "--tokenizer", g_tokdir, "--kv-blocks", "0", NULL},
+        {"serve", "--random-init", g_cfg, "--tokenizer", g_tokdir, "--threads", "x", NULL},
+        {"serve", "--random-init", g_cfg, "--tokenizer", g_tokdir, "--log-level", "loud", NULL},
+        {"serve", "--random-init", g_cfg, "--tokenizer", g_tokdir, "--port-file", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = run_bin(bad[i], out, sizeof out);
+        CHECK(rc == 2 && strstr(out, "tollgate-engine serve:"), "usage error %zu: exit %d: %s", i, rc, out);
+    }
+    const char *notok[] = {"serve", "--random-init", g_cfg, "--tokenizer", "/nonexistent-dir", NULL};
+    int rc = run_bin(notok, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "/nonexistent-dir/tokenizer.json"), "missing tokenizer: %d %s", rc, out);
+    const char *nomodel[] = {"serve", "--model", "/nonexistent-model", "--tokenizer", g_tokdir, NULL};
+    rc = run_bin(nomodel, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "/nonexistent-model"), "missing model: %d %s", rc, out);
+
+    /* a cache larger than the context: the context is the limit */
+    const char *big_kv[] = {"--kv-blocks", "100", NULL};
+    t_sim_t srv;
+    if (start(&srv, big_kv) != 0) {
+        CHECK(0, "server start");
+        return;
+    }
+    size_t cap = 64 * 1024;
+    char *b = malloc(cap);
+    int n = snprintf(b, cap, "{\"model\":\"m\",\"prompt\":[");
+    for (int i = 0; i < 4096; i++)
+        n += snprintf(b + n, cap - (size_t)n, "%s%d", i ? "," : "", 100 + i % 1000);
+    snprintf(b + n, cap - (size_t)n, "]}");
+    int st;
+    cJSON *j = post_json(srv.port, "/v1/completions", b, &st);
+    free(b);
+    const cJSON *e = cJSON_GetObjectItem(j, "error");
+    CHECK(st == 400 && jstr(e, "code") && !strcmp(jstr(e, "code"), "context_length_exceeded"),
+          "4096-token prompt: %d", st);
+    CHECK(jstr(e, "message") && strstr(jstr(e, "message"), "context length is 4096"), "names the context");
+    cJSON_Delete(j);
+    CHECK(t_sim_stop(&srv) == 0, "clean stop");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -635,6 +744,17 @@ int main(int argc, char **argv)
     if (!g_tok || !g_chat) {
         fprintf(stderr, "FAIL: the DeepSeek V3 tokenizer is missing (%s); scripts/setup fetches it\n", err);
         return 1;
+    }
+    if (!strcmp(group, "cli")) {
+        group_cli();
+        tok_chat_free(g_chat);
+        tok_free(g_tok);
+        if (t_failures) {
+            fprintf(stderr, "%d checks failed\n", t_failures);
+            return 1;
+        }
+        printf("serve cli ok\n");
+        return 0;
     }
     const char *kv_small[] = {"--kv-blocks", "4", NULL};
     t_sim_t srv;
