@@ -16,7 +16,7 @@ after(h.cleanup);
 
 const root = process.env.TG_SOURCE_ROOT;
 // build/gateway/tollgate -> build/engine/tollgate-engine
-const engineBin = join(dirname(dirname(h.BIN.tollgate)), 'engine', 'tollgate-engine');
+const engineBin = process.env.ENGINE_BIN;
 const tokDir = join(root, 'data', 'tokenizers', 'deepseek-v3');
 assert.ok(existsSync(engineBin), `the engine binary is missing at ${engineBin}`);
 assert.ok(existsSync(join(tokDir, 'tokenizer.json')),
