@@ -15,7 +15,6 @@ h.requireEnv();
 after(h.cleanup);
 
 const root = process.env.TG_SOURCE_ROOT;
-// build/gateway/tollgate -> build/engine/tollgate-engine
 const engineBin = process.env.ENGINE_BIN;
 const tokDir = join(root, 'data', 'tokenizers', 'deepseek-v3');
 assert.ok(existsSync(engineBin), `the engine binary is missing at ${engineBin}`);
