@@ -86,6 +86,9 @@ workers = 2
 postgres = env:TG_PG_CONNINFO
 admin_token = none
 log_level = warn
+# the durable usage journal, as in production (etc/tollgate.conf): at
+# saturation PostgreSQL may fall behind, and the backlog waits on disk
+spool_dir = $work/spool
 [provider sim]
 base_url = http://127.0.0.1:$sim_port/v1
 api_key = none
@@ -99,7 +102,8 @@ provider = simstream
 CONF
 build/gateway/tollgate --config "$work/tollgate.conf" --port-file "$work/ports" 2>"$work/tollgate.log" &
 tg_pid=$!; pids+=($tg_pid)
-for _ in $(seq 1 100); do [ -s "$work/ports" ] && break; sleep 0.05; done
+for _ in $(seq 1 200); do [ -s "$work/ports" ] && break; sleep 0.05; done
+[ -s "$work/ports" ] || { echo "bench: tollgate did not start:" >&2; cat "$work/tollgate.log" >&2; exit 1; }
 tg_port=$(head -n1 "$work/ports")
 nginx_pids=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
 
@@ -189,11 +193,19 @@ Latency run at $half req/s; usage rows written during the run: $rows.
 TABLE
 
 if [ "$soak" -gt 0 ]; then
-    echo "== soak: ${soak}s at saturation, tollgate RSS every 10 s (KiB)"
-    BODY="$body" wrk -t1 -c"$conns" -d"${soak}s" -s "$work/post.lua" "http://127.0.0.1:$tg_port/v1/chat/completions" >/dev/null &
-    wpid=$!
-    while kill -0 $wpid 2>/dev/null; do
-        awk '/VmRSS/{printf "%s ", $2}' /proc/$tg_pid/status; sleep 10
+    # Memory over a long run at a steady, sustainable load (half of the
+    # maximum, like the latency run): RSS and the usage backlog every 10 s.
+    admin=$(sed -n 2p "$work/ports")
+    echo "== soak: ${soak}s at $half req/s; every 10 s: tollgate RSS (KiB) / usage rows pending"
+    q=$(awk -v r="$half" 'BEGIN{q=int(r/8); if(q<1)q=1; print q}')
+    hey -z "${soak}s" -c 8 -q "$q" -m POST -T application/json -H "Authorization: Bearer $key" \
+        -d "$body" "http://127.0.0.1:$tg_port/v1/chat/completions" > "$work/soak.out" &
+    hpid=$!
+    while kill -0 $hpid 2>/dev/null; do
+        rss=$(awk '/VmRSS/{print $2}' /proc/$tg_pid/status)
+        pend=$(curl -s "127.0.0.1:$admin/metrics" | awk '/^tollgate_usage_rows_pending/{print $2}')
+        printf '%s/%s ' "$rss" "$pend"; sleep 10
     done
     echo
+    grep -E "Requests/sec|99% in|\[[0-9]+\]" "$work/soak.out" | sed 's/^/    /'
 fi

@@ -7,6 +7,7 @@
 int eng_cli_generate(int argc, char **argv);
 int eng_cli_init_random(int argc, char **argv);
 int eng_cli_bench(int argc, char **argv);
+int eng_cli_serve(int argc, char **argv);
 
 
 #include "eng_model.h"

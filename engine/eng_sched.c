@@ -18,7 +18,8 @@ typedef struct req {
     eng_finish_t finish;
     int32_t *prompt;
     int n_prompt, done_prompt; /* prompt tokens in the cache */
-    int max_tokens, stop_id;
+    eng_req_params_t p;
+    eng_rng_t rng;
     int blocks_need; /* cache blocks it can occupy at most: prompt + max_tokens */
     int32_t *out;
     int n_out;
@@ -33,6 +34,7 @@ struct eng_sched {
     eng_backend_t *be;
     int budget, max_running, running, next_id, active;
     int reserved; /* sum of blocks_need over admitted requests */
+    eng_sample_scratch_t *scratch;
     req_t *head, *tail;
 };
 
@@ -51,6 +53,7 @@ eng_sched_t *eng_sched_create(eng_backend_t *be, int token_budget, int max_runni
     s->budget = token_budget > 0 ? token_budget : 1;
     s->max_running = max_running > 0 ? max_running : 1;
     s->next_id = 1;
+    s->scratch = eng_sample_scratch_new(be->model->cfg.vocab);
     return s;
 }
 
@@ -93,13 +96,29 @@ void eng_sched_free(eng_sched_t *s)
         finish(s, r, ENG_FINISH_CANCELLED, NULL);
         req_free(r);
     }
+    eng_sample_scratch_free(s->scratch);
     free(s);
 }
 
 int eng_sched_submit(eng_sched_t *s, const int32_t *prompt, int n_prompt, int max_tokens,
                      int stop_id, char *err, size_t errlen)
 {
+    eng_req_params_t p = {.max_tokens = max_tokens, .sample = eng_sample_defaults()};
+    p.sample.temperature = 0;
+    if (stop_id >= 0)
+        p.stop_ids[p.n_stop_ids++] = stop_id;
+    return eng_sched_submit_params(s, prompt, n_prompt, &p, err, errlen);
+}
+
+int eng_sched_submit_params(eng_sched_t *s, const int32_t *prompt, int n_prompt,
+                            const eng_req_params_t *p, char *err, size_t errlen)
+{
     int V = s->be->model->cfg.vocab;
+    int max_tokens = p->max_tokens;
+    if (p->n_stop_ids < 0 || p->n_stop_ids > ENG_MAX_STOP_IDS) {
+        snprintf(err, errlen, "at most %d stop token ids", ENG_MAX_STOP_IDS);
+        return -1;
+    }
     if (n_prompt < 1) {
         snprintf(err, errlen, "the prompt is empty");
         return -1;
@@ -119,8 +138,8 @@ int eng_sched_submit(eng_sched_t *s, const int32_t *prompt, int n_prompt, int ma
     r->prompt = xcalloc((size_t)n_prompt, sizeof(int32_t));
     memcpy(r->prompt, prompt, (size_t)n_prompt * sizeof(int32_t));
     r->n_prompt = n_prompt;
-    r->max_tokens = max_tokens;
-    r->stop_id = stop_id;
+    r->p = *p;
+    eng_rng_seed(&r->rng, p->sample.seed);
     r->blocks_need = (n_prompt + max_tokens + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
     r->out = xcalloc((size_t)max_tokens, sizeof(int32_t));
     if (s->tail)
@@ -175,7 +194,7 @@ static void admit(eng_sched_t *s)
         s->running++;
         s->reserved += r->blocks_need;
         r->state = ENG_REQ_PREFILL;
-        if (be->ops->seq_create(be, r->n_prompt + r->max_tokens, &r->seq, err, sizeof err)) {
+        if (be->ops->seq_create(be, r->n_prompt + r->p.max_tokens, &r->seq, err, sizeof err)) {
             finish(s, r, ENG_FINISH_ERROR, err);
             continue;
         }
@@ -189,9 +208,12 @@ static void admit(eng_sched_t *s)
 static void emit(eng_sched_t *s, req_t *r, int32_t tok)
 {
     r->out[r->n_out++] = tok;
-    if (tok == r->stop_id)
-        finish(s, r, ENG_FINISH_STOP, NULL);
-    else if (r->n_out >= r->max_tokens)
+    for (int i = 0; i < r->p.n_stop_ids; i++)
+        if (tok == r->p.stop_ids[i]) {
+            finish(s, r, ENG_FINISH_STOP, NULL);
+            return;
+        }
+    if (r->n_out >= r->p.max_tokens)
         finish(s, r, ENG_FINISH_LENGTH, NULL);
 }
 
@@ -249,13 +271,13 @@ ran:
     for (int i = 0; i < n; i++) {
         req_t *r = who[i];
         if (r->state == ENG_REQ_DECODE) {
-            emit(s, r, eng_argmax(r->logits, V));
+            emit(s, r, eng_sample(r->logits, V, &r->p.sample, &r->rng, s->scratch));
             continue;
         }
         r->done_prompt += items[i].n;
         if (r->done_prompt == r->n_prompt) {
             r->state = ENG_REQ_DECODE;
-            emit(s, r, eng_argmax(r->logits, V));
+            emit(s, r, eng_sample(r->logits, V, &r->p.sample, &r->rng, s->scratch));
         }
     }
     advanced = n;
@@ -302,4 +324,9 @@ void eng_sched_release(eng_sched_t *s, int id)
 int eng_sched_active(const eng_sched_t *s)
 {
     return s->active;
+}
+
+int eng_sched_running(const eng_sched_t *s)
+{
+    return s->running;
 }

@@ -4,13 +4,15 @@
  * budget (chunked prefill). A request is admitted only when the cache can
  * hold all of it (prompt + max_tokens) next to the running ones; otherwise it
  * waits, in arrival order. Prompts start from cached prefix blocks when the
- * backend has them (reported as cache hits). Decoding is greedy; a request
- * ends at max_tokens, at its stop token, or when cancelled. Single-threaded:
+ * backend has them (reported as cache hits). Each request samples with its
+ * own parameters and seeded generator (eng_sample); it ends at max_tokens,
+ * at one of its stop tokens, or when cancelled. Single-threaded:
  * the caller (a server loop) calls step() and reads results between steps. */
 #ifndef ENG_SCHED_H
 #define ENG_SCHED_H
 
 #include "eng_backend.h"
+#include "eng_sample.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,7 +51,24 @@ eng_sched_t *eng_sched_create(eng_backend_t *be, int token_budget, int max_runni
 /* Frees the scheduler and every request's cache blocks. */
 void eng_sched_free(eng_sched_t *s);
 
-/* Queues a request; the prompt is copied. stop_id < 0: none. Returns its id
+#define ENG_MAX_STOP_IDS 8
+
+/* What a request asks for: its length, stop token ids (the stop token is
+ * included in the output) and how to sample. */
+typedef struct eng_req_params {
+    int max_tokens;
+    int n_stop_ids;
+    int32_t stop_ids[ENG_MAX_STOP_IDS];
+    eng_sample_params_t sample;
+} eng_req_params_t;
+
+/* Queues a request with its parameters; the prompt is copied. Returns its
+ * id (> 0) or -1 with err (empty prompt, token outside the vocabulary,
+ * max_tokens < 1, too many stop ids). */
+int eng_sched_submit_params(eng_sched_t *s, const int32_t *prompt, int n_prompt,
+                            const eng_req_params_t *p, char *err, size_t errlen);
+
+/* Queues a greedy request; the prompt is copied. stop_id < 0: none. Returns its id
  * (> 0) or -1 with err (empty prompt, token outside the vocabulary,
  * max_tokens < 1). */
 int eng_sched_submit(eng_sched_t *s, const int32_t *prompt, int n_prompt, int max_tokens,
@@ -72,5 +91,8 @@ void eng_sched_release(eng_sched_t *s, int id);
 
 /* Requests neither finished nor released. */
 int eng_sched_active(const eng_sched_t *s);
+
+/* Admitted requests (prefill or decode) now. */
+int eng_sched_running(const eng_sched_t *s);
 
 #endif

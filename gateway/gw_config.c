@@ -167,8 +167,75 @@ static int parse_base_url(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *va
     return 0;
 }
 
+
+/* ---- routing keys (issue 7, docs/router.md) ------------------------------ */
+
+static const char *const route_policies[] = {"cheapest",    "fastest",    "balanced",
+                                             "round_robin", "list_price", "ordered"};
+
+bool gw_config_policy_valid(const char *name)
+{
+    for (size_t i = 0; i < sizeof route_policies / sizeof route_policies[0]; i++)
+        if (!strcmp(name, route_policies[i]))
+            return true;
+    return false;
+}
+
+static int set_policy(parse_ctx_t *ctx, char *dst, size_t cap, const char *k, const char *v)
+{
+    if (!gw_config_policy_valid(v))
+        return fail(ctx,
+                    "%s must be cheapest, fastest, balanced, round_robin, list_price or ordered, "
+                    "got '%s'",
+                    k, v);
+    return copy_str(ctx, dst, cap, k, v);
+}
+
+/* [gateway] routing keys; 1 when `k` is not one of them. */
+static int set_gateway_routing(parse_ctx_t *ctx, gw_config_t *c, const char *k, const char *v)
+{
+    if (!strcmp(k, "route_policy"))
+        return set_policy(ctx, c->route_policy, sizeof c->route_policy, k, v);
+    if (!strcmp(k, "route_percentile"))
+        return parse_int_field(ctx, k, v, 50, 100, &c->route_percentile);
+    if (!strcmp(k, "breaker_failures"))
+        return parse_int_field(ctx, k, v, 1, 1000, &c->breaker_failures);
+    if (!strcmp(k, "breaker_cooldown_ms"))
+        return parse_int_field(ctx, k, v, 10, 3600000, &c->breaker_cooldown_ms);
+    return 1;
+}
+
+/* [provider] routing keys; 1 when `k` is not one of them. */
+static int set_provider_routing(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *k,
+                                const char *v)
+{
+    if (!strcmp(k, "expect_ttft_ms"))
+        return parse_int_field(ctx, k, v, 0, 3600000, &p->expect_ttft_ms);
+    if (!strcmp(k, "expect_tokens_per_s"))
+        return parse_int_field(ctx, k, v, 1, 1000000, &p->expect_tokens_per_s);
+    if (!strcmp(k, "cache_hit_percent"))
+        return parse_int_field(ctx, k, v, 0, 100, &p->cache_hit_percent);
+    return 1;
+}
+
+/* [model] routing keys; 1 when `k` is not one of them. */
+static int set_model_routing(parse_ctx_t *ctx, gw_model_cfg_t *m, const char *k, const char *v)
+{
+    if (!strcmp(k, "policy"))
+        return set_policy(ctx, m->policy, sizeof m->policy, k, v);
+    return 1;
+}
+
+/* ---- end of routing keys -------------------------------------------------- */
+
 static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const char *v)
 {
+    char serr[256];
+    int spool = gw_spool_opts_parse(&c->spool, k, v, serr, sizeof serr);
+    if (spool < 0)
+        return fail(ctx, "%s", serr);
+    if (spool > 0)
+        return 0;
     if (!strcmp(k, "listen"))
         return parse_hostport(ctx, k, v, c->listen_host, sizeof c->listen_host, &c->listen_port);
     if (!strcmp(k, "admin_listen")) {
@@ -209,6 +276,9 @@ static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const ch
             return fail(ctx, "log_level must be debug, info, warn or error, got '%s'", v);
         return copy_str(ctx, c->log_level, sizeof c->log_level, k, v);
     }
+    int rr = set_gateway_routing(ctx, c, k, v);
+    if (rr <= 0)
+        return rr;
     return fail(ctx, "unknown key '%s' in [gateway]", k);
 }
 
@@ -239,6 +309,9 @@ static int set_provider(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *k, c
         return parse_int_field(ctx, k, v, 10, 3600000, &p->first_byte_timeout_ms);
     if (!strcmp(k, "ca_file"))
         return copy_str(ctx, p->ca_file, sizeof p->ca_file, k, v);
+    int rr = set_provider_routing(ctx, p, k, v);
+    if (rr <= 0)
+        return rr;
     return fail(ctx, "unknown key '%s' in [provider %s]", k, p->name);
 }
 
@@ -296,7 +369,12 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->shutdown_grace_ms = 10000;
     c->usage_batch = 500;
     c->usage_flush_ms = 50;
+    gw_spool_opts_default(&c->spool);
     strcpy(c->log_level, "info");
+    strcpy(c->route_policy, "ordered"); /* routing defaults (docs/router.md) */
+    c->route_percentile = 90;
+    c->breaker_failures = 5;
+    c->breaker_cooldown_ms = 10000;
 }
 
 static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
@@ -359,6 +437,8 @@ static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *s
             p->max_connections = 64;
             p->idle_timeout_ms = 30000;
             p->first_byte_timeout_ms = 60000;
+            p->expect_ttft_ms = 1000; /* routing priors (docs/router.md) */
+            p->expect_tokens_per_s = 50;
             *sec = SEC_PROVIDER;
             return copy_str(ctx, p->name, sizeof p->name, "provider name", name);
         }
@@ -391,8 +471,12 @@ static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *s
             gw_model_cfg_t *m = &c->models[c->n_models - 1];
             return copy_str(ctx, m->tokenizer, sizeof m->tokenizer, k, v);
         }
+        int rr = set_model_routing(ctx, &c->models[c->n_models - 1], k, v);
+        if (rr <= 0)
+            return rr;
         if (strcmp(k, "provider"))
-            return fail(ctx, "unknown key '%s' in [model] (expected provider or tokenizer)", k);
+            return fail(ctx, "unknown key '%s' in [model] (expected provider, tokenizer or policy)",
+                        k);
         return add_route(ctx, c, &c->models[c->n_models - 1], v);
     default:
         return fail(ctx, "'%s' appears before any section", k);

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw_spool.h"
+
 #define GW_MAX_PROVIDERS 64
 #define GW_MAX_MODELS 128
 #define GW_MAX_ROUTES 8
@@ -26,6 +28,10 @@ typedef struct gw_provider_cfg {
     int idle_timeout_ms;    /* connect and read inactivity */
     int first_byte_timeout_ms; /* response headers must arrive within this */
     char ca_file[512];      /* extra CA bundle for this provider, "" = system store only */
+    /* routing (issue 7, docs/router.md): what to expect before anything is measured */
+    int expect_ttft_ms;      /* time to first token; default 1000 */
+    int expect_tokens_per_s; /* output speed; default 50 */
+    int cache_hit_percent;   /* expected cache-hit share of prompts, 0..100; default 0 */
 } gw_provider_cfg_t;
 
 typedef struct gw_route_cfg {
@@ -39,6 +45,7 @@ typedef struct gw_model_cfg {
     gw_route_cfg_t routes[GW_MAX_ROUTES]; /* in order of preference */
     int n_routes;
     char tokenizer[512];    /* tokenizer folder or file; "" = estimate prompt tokens */
+    char policy[16];        /* routing policy (docs/router.md); "" = the gateway's route_policy */
 } gw_model_cfg_t;
 
 typedef struct gw_config {
@@ -59,6 +66,12 @@ typedef struct gw_config {
     char log_level[16];
     int usage_batch;
     int usage_flush_ms;
+    gw_spool_opts_t spool;  /* the durable usage journal (spool_* keys) */
+    /* routing (issue 7, docs/router.md) */
+    char route_policy[16];   /* default policy: ordered (see gw_config_policy_valid) */
+    int route_percentile;    /* TTFT percentile checked against latency targets; 90 */
+    int breaker_failures;    /* consecutive failures that open a provider's circuit; 5 */
+    int breaker_cooldown_ms; /* open -> one probe after this; 10000 */
     gw_provider_cfg_t providers[GW_MAX_PROVIDERS];
     int n_providers;
     gw_model_cfg_t models[GW_MAX_MODELS];
@@ -73,6 +86,9 @@ int gw_config_load(const char *path, gw_config_t *cfg, char *err, size_t errlen)
 
 /* Frees the resolved strings inside *cfg (not cfg itself). */
 void gw_config_free(gw_config_t *cfg);
+
+/* Whether `name` is a routing policy the gateway knows. */
+bool gw_config_policy_valid(const char *name);
 
 /* Finds a model by client-facing name; NULL if none. */
 const gw_model_cfg_t *gw_config_model(const gw_config_t *cfg, const char *name);

@@ -85,12 +85,27 @@ int main(int argc, char **argv)
                 "libpq defaults");
 
     gw_keystore_t *ks = gw_keystore_start(cfg.postgres);
-    gw_usage_writer_t *uw = gw_usage_writer_start(cfg.postgres, cfg.usage_batch,
-                                                  cfg.usage_flush_ms);
-    if (!ks || !uw) {
-        tg_error("cannot start the key store or the usage writer");
+    gw_usage_writer_opts_t uwo;
+    gw_usage_writer_opts_default(&uwo);
+    uwo.conninfo = cfg.postgres;
+    uwo.batch_max = cfg.usage_batch;
+    uwo.flush_ms = cfg.usage_flush_ms;
+    uwo.spool = cfg.spool;
+    gw_usage_writer_t *uw = gw_usage_writer_start2(&uwo, err, sizeof err);
+    if (!uw) {
+        tg_error("cannot start the usage writer: %s", err);
+        if (ks)
+            gw_keystore_stop(ks);
+        gw_config_free(&cfg);
         return 1;
     }
+    if (!ks) {
+        tg_error("cannot start the key store");
+        return 1;
+    }
+    if (!cfg.spool.dir[0])
+        tg_warn("no spool_dir configured: usage rows wait in memory while PostgreSQL is "
+                "unreachable and are lost if the process is killed meanwhile");
     gw_pricebook_t *pb = gw_pricebook_start(cfg.postgres, NULL);
     if (!pb) {
         tg_error("cannot start the price book");

@@ -159,4 +159,19 @@ void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
                         "tollgate_api_keys_loaded %zu\n",
                         extra->usage_pending, (unsigned long long)extra->usage_written,
                         extra->keys_loaded);
+    evbuffer_add_printf(out,
+                        "# HELP tollgate_spool_bytes Bytes of the usage journal on disk.\n"
+                        "# TYPE tollgate_spool_bytes gauge\ntollgate_spool_bytes %llu\n"
+                        "# HELP tollgate_spool_corrupted_total Damaged journal regions skipped.\n"
+                        "# TYPE tollgate_spool_corrupted_total counter\n"
+                        "tollgate_spool_corrupted_total %llu\n"
+                        "# HELP tollgate_spool_torn_total Torn journal tails truncated at start.\n"
+                        "# TYPE tollgate_spool_torn_total counter\ntollgate_spool_torn_total %llu\n"
+                        "# HELP tollgate_spool_refused_total Usage records the journal refused.\n"
+                        "# TYPE tollgate_spool_refused_total counter\n"
+                        "tollgate_spool_refused_total %llu\n",
+                        (unsigned long long)extra->spool_bytes,
+                        (unsigned long long)extra->spool_corrupted,
+                        (unsigned long long)extra->spool_torn,
+                        (unsigned long long)extra->spool_refused);
 }

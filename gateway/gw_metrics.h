@@ -22,6 +22,7 @@ void gw_metrics_upstream_conns_add(int provider, int delta);
 void gw_metrics_upstream_attempt(int provider, int ok);
 
 typedef struct gw_metrics_extra {
+    uint64_t spool_bytes, spool_corrupted, spool_torn, spool_refused;
     size_t usage_pending;
     uint64_t usage_written;
     size_t keys_loaded;

@@ -70,6 +70,7 @@ struct gw_exchange {
     bool saw_done; /* the upstream's [DONE]: held back, sent after settling */
     bool settled;  /* the usage record has been submitted */
     int charge_minor; /* decimals of the charge's currency */
+    bool unmetered;   /* the usage writer refused the record (spool full) */
     fail_kind_t last_fail;
     int last_fail_status;
     char last_fail_msg[160];
@@ -199,7 +200,11 @@ static void exchange_settle(gw_exchange_t *ex, int status, const char *error_typ
     if (ex->key.key_id) {
         ex->rec.team_id = ex->key.team_id;
         ex->rec.key_id = ex->key.key_id;
-        gw_usage_writer_submit(ex->w->server->usage, &ex->rec);
+        if (gw_usage_writer_submit(ex->w->server->usage, &ex->rec) < 0) {
+            ex->unmetered = true; /* logged by the writer; the answer is withheld */
+            tg_error("request %s: its usage record could not be stored (spool full or disk "
+                     "error)", ex->rec.request_id);
+        }
     }
 }
 
@@ -427,7 +432,10 @@ static void attempt_report(gw_exchange_t *ex, bool ok)
     int provider = ex->model->routes[ex->route].provider;
     gw_metrics_upstream_attempt(provider, ok);
     gw_route_outcome_t o = {provider, ok, ex->up_status,
-                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0};
+                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0,
+                            ex->model_index, ex->route, ex->stream, ex->attempt_sent_us,
+                            ex->rec.first_byte_at_us, ex->rec.completion_tokens,
+                            ex->retry_after, ex->next_in_plan == 1};
     gw_route_observe(ex->w, &o);
 }
 
@@ -641,6 +649,15 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
     client_detach(ex);
     usage_close(ex);
     exchange_settle(ex, 200, NULL);
+    if (ex->unmetered) {
+        /* spool_full = refuse: an answer that cannot be metered is not given */
+        gw_http_send_error(ex->client, 503, "api_error", "usage_ledger_full", NULL,
+                           "The gateway cannot record usage right now (its usage journal is "
+                           "full). Retry later.");
+        ex->client = NULL;
+        cJSON_Delete(j);
+        return true;
+    }
     char charge[96];
     charge_text(ex, charge, sizeof charge);
     if (charge[0])
@@ -951,9 +968,19 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_tokens");
     ex->max_tokens = cJSON_IsNumber(mt) ? (int64_t)mt->valuedouble : 0;
     ex->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ex->body, "stream"));
+    const gw_spool_opts_t *spool = &w->server->cfg->spool;
+    if (spool->dir[0] && spool->full == GW_SPOOL_FULL_REFUSE &&
+        gw_usage_writer_spool_bytes(w->server->usage) >= spool->max_bytes) {
+        exchange_fail(ex, 503, "api_error", "usage_ledger_full", NULL,
+                      "The gateway cannot record usage right now (its usage journal is full). "
+                      "Retry later.");
+        return;
+    }
     gw_route_request_t rq = {ex->model, ex->model_index, &ex->key, ex->prompt.tokens,
-                             ex->prompt.exact, ex->max_tokens, ex->stream, now_us()};
+                             ex->prompt.exact, ex->max_tokens, ex->stream, now_us(),
+                             evhttp_request_get_input_headers(req)};
     gw_route_plan(w, &rq, &ex->plan);
+    snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", ex->plan.explain);
     if (ex->plan.n == 0 && !ex->plan.param[0])
         snprintf(ex->plan.param, sizeof ex->plan.param, "%s",
                  endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt");

@@ -1,11 +1,11 @@
 /* gw_route: the seam between the request path and routing policy. At the
  * start of an exchange the proxy asks for a plan: the model's routes in the
  * order to try them (the rest are the fallbacks), or, when none can serve the
- * request, the error to give. After each attempt the proxy reports what it
- * saw, so that a policy can learn from live traffic. Today's policy: the
- * configured order, minus routes whose context window cannot hold an exactly
- * counted prompt + max_tokens. The cost/latency router (issue 7) plugs in
- * here, on top of the pure library in router/. */
+ * request, the error to give, and the decision's explanation for the usage
+ * row. After each attempt the proxy reports what it saw; the statistics
+ * (latency, speed, errors, circuit breakers) are shared by all workers. The
+ * policy is the pure library in router/ (docs/router.md); this file adapts
+ * the gateway's config, keys, price book and request headers to it. */
 #ifndef GW_ROUTE_H
 #define GW_ROUTE_H
 
@@ -16,6 +16,9 @@
 #include "gw_keystore.h"
 
 typedef struct gw_worker gw_worker_t;
+typedef struct gw_server gw_server_t;
+struct evkeyvalq;
+struct evhttp_request;
 
 typedef struct gw_route_request {
     const gw_model_cfg_t *model;
@@ -26,6 +29,7 @@ typedef struct gw_route_request {
     int64_t max_tokens;   /* 0 when the request did not say */
     bool stream;
     int64_t now_us;
+    const struct evkeyvalq *headers; /* the client's request headers (needs); NULL = none */
 } gw_route_request_t;
 
 typedef struct gw_route_plan {
@@ -33,10 +37,14 @@ typedef struct gw_route_plan {
     int n;
     /* when n == 0: the client's error */
     int status;
-    char type[32], code[48], param[16], message[320];
+    char type[32], code[48], param[48], message[320];
+    char explain[512]; /* compact JSON for the usage row's route_explain */
 } gw_route_plan_t;
 
-/* Decides the order of routes for one request (see above). */
+/* Decides the order of routes for one request (see above). Reads the needs
+ * from the headers x-tollgate-latency-target-ms, x-tollgate-max-cost and
+ * x-tollgate-preference (a bad value: n = 0, status 400 naming the header).
+ * Counts the first route as in flight until its outcome is observed. */
 void gw_route_plan(gw_worker_t *w, const gw_route_request_t *rq, gw_route_plan_t *plan);
 
 typedef struct gw_route_outcome {
@@ -44,9 +52,23 @@ typedef struct gw_route_outcome {
     bool ok;               /* the attempt answered (any HTTP status but 429/5xx) */
     int http_status;       /* 0 when no response */
     int64_t first_byte_us; /* request sent -> response headers; 0 when none */
+    int model_index;       /* which model and route the attempt used */
+    int route;
+    bool stream;
+    int64_t sent_at_us;              /* when the attempt was sent */
+    int64_t client_first_byte_at_us; /* streams: first event relayed; 0 = none */
+    int64_t completion_tokens;       /* GW_USAGE_UNKNOWN (-1) when not reported */
+    const char *retry_after;         /* the provider's Retry-After, "" or NULL = none */
+    bool first_choice;               /* the attempt was the plan's first route */
 } gw_route_outcome_t;
 
 /* Reports one finished attempt (for health and latency statistics). */
 void gw_route_observe(gw_worker_t *w, const gw_route_outcome_t *o);
+
+/* The admin endpoint GET /route/explain?model=M&prompt_tokens=N&max_tokens=N
+ * [&stream=1][&preference=P][&latency_target_ms=N][&max_cost=D]: each
+ * candidate's expected cost and latency, its measured state, why it was
+ * dropped, and the decision; nothing is counted as in flight. Answers req. */
+void gw_route_explain_http(gw_server_t *s, struct evhttp_request *req);
 
 #endif

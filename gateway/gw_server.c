@@ -25,6 +25,7 @@
 #include "gw_http.h"
 #include "gw_metrics.h"
 #include "gw_proxy.h"
+#include "gw_route.h"
 #include "tg_log.h"
 
 /* Opens a listening TCP socket on host:port with SO_REUSEPORT so that every
@@ -272,15 +273,25 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!strcmp(path, "/metrics")) {
-        gw_metrics_extra_t extra = {gw_usage_writer_pending(s->usage),
-                                    gw_usage_writer_written(s->usage),
-                                    gw_keystore_size(s->keystore)};
+        gw_spool_stats_t sp;
+        gw_usage_writer_spool_stats(s->usage, &sp);
+        gw_metrics_extra_t extra = {.spool_bytes = sp.bytes,
+                                    .spool_corrupted = sp.corrupted,
+                                    .spool_torn = sp.torn,
+                                    .spool_refused = sp.refused,
+                                    .usage_pending = gw_usage_writer_pending(s->usage),
+                                    .usage_written = gw_usage_writer_written(s->usage),
+                                    .keys_loaded = gw_keystore_size(s->keystore)};
         struct evbuffer *b = evbuffer_new();
         gw_metrics_render(b, &extra);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                           "text/plain; version=0.0.4");
         evhttp_send_reply(req, 200, "OK", b);
         evbuffer_free(b);
+        return;
+    }
+    if (!strcmp(path, "/route/explain")) { /* docs/router.md */
+        gw_route_explain_http(s, req);
         return;
     }
     gw_http_send_error(req, 404, "invalid_request_error", "unknown_url", NULL,

@@ -5,6 +5,8 @@
  * PostgreSQL is unreachable; it also keeps the monthly partitions of
  * usage_events made ahead (migration 0004). See gw_usage.h. */
 #include "gw_usage.h"
+
+#include <cjson/cJSON.h>
 #include "gw_spool_rec.h"
 #include "pr_money.h"
 
@@ -19,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#define UW_COLS 30
+#define UW_COLS 31
 #define UW_BATCH_LIMIT 5000 /* rows per statement, at most */
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
@@ -44,6 +46,7 @@ struct gw_usage_writer {
     int64_t stop_deadline_ms;
     PGconn *conn;             /* writer thread only */
     int64_t partitions_at_ms; /* writer thread only: last usage_partitions_ensure() */
+    bool has_route_explain;   /* writer thread only: the schema has migration 0010 */
     gw_spool_t *spool;        /* NULL: the in-memory queue above */
     int64_t oldest_ms;    /* spool mode: when the oldest unsent record came (-1: none, 0: due) */
     unsigned unsignalled; /* spool mode: appends since the thread was last woken */
@@ -198,6 +201,12 @@ static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
             uw_buf_put(&col[24 + c], "NULL", 4);
     }
     uw_arr_int(&col[29], priced ? (int64_t)r->pricing_flags : -1, true);
+    /* The route explanation goes to a jsonb column: text that is not valid
+     * JSON would make PostgreSQL refuse the whole row, so it is checked here
+     * and stored as NULL instead (a usage row is never lost over it). */
+    cJSON *explain = r->route_explain[0] ? cJSON_Parse(r->route_explain) : NULL;
+    uw_arr_text(&col[30], explain ? r->route_explain : NULL);
+    cJSON_Delete(explain);
 }
 
 /* One statement for any batch size: each column travels as one array and
@@ -205,29 +214,40 @@ static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
  * parse and plan cost does not grow with the batch (a multi-row VALUES list
  * of 20 x n parameters was 4x slower). Timestamps travel as integer
  * microseconds and become timestamptz exactly (no floating point). */
+#define UW_COLUMNS                                                                         \
+    "request_id, team_id, key_id, model_requested, provider, upstream_model, attempts,"    \
+    " endpoint, streamed, http_status, error_type, received_at, first_byte_at,"            \
+    " completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens," \
+    " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"                \
+    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"      \
+    " cost_output_pico, cost_reasoning_pico, charge_pico, pricing_flags"
+#define UW_VALUES                                                                          \
+    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"                                      \
+    " timestamptz 'epoch' + ra * interval '1 microsecond',"                                \
+    " timestamptz 'epoch' + fb * interval '1 microsecond',"                                \
+    " timestamptz 'epoch' + ca * interval '1 microsecond',"                                \
+    " pt, cht, cmt, ct, rt, uc, pcid, dwid,"                                               \
+    " timestamptz 'epoch' + pat * interval '1 microsecond',"                               \
+    " cur, chit, cmiss, cout, creas, ctot, pfl"
+#define UW_ARRAYS                                                                          \
+    "$1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"          \
+    " $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"       \
+    " $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"          \
+    " $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"         \
+    " $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"         \
+    " $28::numeric[], $29::numeric[], $30::int[]"
+#define UW_NAMES                                                                           \
+    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt, uc," \
+    " pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl"
+/* The schema since migration 0010 (route_explain), and the one before it: a
+ * gateway newer than its database keeps writing rows (rolling upgrades). */
 static const char uw_insert_sql[] =
-    "INSERT INTO usage_events (request_id, team_id, key_id, model_requested, provider,"
-    " upstream_model, attempts, endpoint, streamed, http_status, error_type, received_at,"
-    " first_byte_at, completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens,"
-    " completion_tokens, reasoning_tokens, usage_complete, price_card_id, discount_window_id,"
-    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"
-    " cost_output_pico, cost_reasoning_pico, charge_pico, pricing_flags)"
-    " SELECT rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"
-    "  timestamptz 'epoch' + ra * interval '1 microsecond',"
-    "  timestamptz 'epoch' + fb * interval '1 microsecond',"
-    "  timestamptz 'epoch' + ca * interval '1 microsecond',"
-    "  pt, cht, cmt, ct, rt, uc, pcid, dwid,"
-    "  timestamptz 'epoch' + pat * interval '1 microsecond',"
-    "  cur, chit, cmiss, cout, creas, ctot, pfl"
-    " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
-    "  $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"
-    "  $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"
-    "  $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"
-    "  $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"
-    "  $28::numeric[], $29::numeric[], $30::int[])"
-    "  AS v(rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt,"
-    "  uc, pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl)"
-    " ON CONFLICT DO NOTHING";
+    "INSERT INTO usage_events (" UW_COLUMNS ", route_explain) SELECT " UW_VALUES
+    ", rex::jsonb FROM unnest(" UW_ARRAYS ", $31::text[]) AS v(" UW_NAMES
+    ", rex) ON CONFLICT DO NOTHING";
+static const char uw_insert_sql_before_0010[] =
+    "INSERT INTO usage_events (" UW_COLUMNS ") SELECT " UW_VALUES " FROM unnest(" UW_ARRAYS
+    ") AS v(" UW_NAMES ") ON CONFLICT DO NOTHING";
 
 /* Calls usage_partitions_ensure() (migration 0004) when the schema has it:
  * month partitions ahead of time, rows parked in the default partition moved
@@ -267,6 +287,14 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
             return UW_RETRY;
         }
         tg_info("usage writer: connected to PostgreSQL");
+        PGresult *probe = PQexec(w->conn, "SELECT 1 FROM pg_attribute WHERE attrelid ="
+                                          " to_regclass('usage_events') AND attname ="
+                                          " 'route_explain' AND NOT attisdropped");
+        w->has_route_explain = PQresultStatus(probe) == PGRES_TUPLES_OK && PQntuples(probe) == 1;
+        PQclear(probe);
+        if (!w->has_route_explain)
+            tg_warn("usage writer: the database has no usage_events.route_explain column "
+                    "(migration 0010): rows are written without it; run tollgatectl migrate");
         uw_partitions_ensure(w);
     } else if (uw_now_ms() - w->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
         uw_partitions_ensure(w);
@@ -285,7 +313,10 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
         uw_buf_put(&col[c], "}", 1);
         v[c] = col[c].s;
     }
-    PGresult *res = PQexecParams(w->conn, uw_insert_sql, UW_COLS, NULL, v, NULL, NULL, 0);
+    PGresult *res = w->has_route_explain
+                        ? PQexecParams(w->conn, uw_insert_sql, UW_COLS, NULL, v, NULL, NULL, 0)
+                        : PQexecParams(w->conn, uw_insert_sql_before_0010, UW_COLS - 1, NULL, v,
+                                       NULL, NULL, 0);
     for (size_t c = 0; c < UW_COLS; c++)
         free(col[c].s);
     uw_result_t out = UW_DONE;

@@ -99,14 +99,15 @@ export async function startSim(...args) {
   return sim;
 }
 
-// Writes a config from `text` (placeholders: none; pass complete text) and
-// starts tollgate on free ports. Resolves once the port file exists.
+// Writes a config from `text` (@SPOOL@ becomes a spool folder private to this
+// gateway) and starts tollgate on free ports. Resolves once the port file
+// exists.
 export async function startGateway(text, env = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tg-gw-'));
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const conf = join(dir, 'tollgate.conf');
   const portFile = join(dir, 'ports');
-  writeFileSync(conf, text);
+  writeFileSync(conf, text.replaceAll('@SPOOL@', join(dir, 'spool')));
   const proc = spawn(BIN.tollgate, ['--config', conf, '--port-file', portFile],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let logs = '';
@@ -144,7 +145,8 @@ export async function startGateway(text, env = {}) {
 // providers: [{name, url, kind?, extra?}]; models: {name: [[provider, upstream, context]]}
 export function gatewayConfig({ conninfo, providers, models, gateway = '' }) {
   let s = `[gateway]\nlisten = 127.0.0.1:0\nadmin_listen = 127.0.0.1:0\nworkers = 2\n` +
-    `postgres = ${conninfo}\nadmin_token = none\nusage_flush_ms = 10\nshutdown_grace_ms = 5000\n${gateway}\n`;
+    `postgres = ${conninfo}\nadmin_token = none\nusage_flush_ms = 10\nshutdown_grace_ms = 5000\n` +
+    `spool_dir = @SPOOL@\n${gateway}\n`;
   for (const p of providers) {
     s += `[provider ${p.name}]\nkind = ${p.kind || 'openai'}\nbase_url = ${p.url}/v1\n` +
       `api_key = ${p.apiKey || 'none'}\nfirst_byte_timeout_ms = ${p.firstByteMs || 5000}\n` +

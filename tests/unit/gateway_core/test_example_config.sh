@@ -8,6 +8,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "sk-backup" > "$tmp/backup.key"
 sed -e "s#/usr/share/tollgate/tokenizers/deepseek-v3#$src/data/tokenizers/deepseek-v3#" \
     -e "s#file:/etc/tollgate/secrets/backup.key#file:$tmp/backup.key#" \
+    -e "s#/var/lib/tollgate/spool#$tmp/spool#" \
     "$src/etc/tollgate.conf" > "$tmp/ok.conf"
 DEEPSEEK_API_KEY=sk-x TG_ADMIN_TOKEN=t TG_PG_CONNINFO=dbname=x "$tollgate" --check-config --config "$tmp/ok.conf"
 # a typo is reported with file and line, exit 1
