@@ -119,8 +119,8 @@ int main(int argc, char **argv)
             tok_encode(t, texts[i], lens[i], &ids);
             reps++;
         } while ((el = now() - t0) < 0.1);
-        printf("file %s bytes=%zu tokens=%zu tokens_per_s=%.0f mb_per_s=%.2f\n", names[i],
-               lens[i], ft, (double)ft * reps / el, (double)lens[i] * reps / el / 1e6);
+        printf("file %s bytes=%zu tokens=%zu tokens_per_s=%.0f mb_per_s=%.2f\n", names[i], lens[i],
+               ft, (double)ft * reps / el, (double)lens[i] * reps / el / 1e6);
     }
 
     /* A typical 2,000-token chat prompt: system + 3 turns + a new question,
@@ -135,8 +135,8 @@ int main(int argc, char **argv)
     if (!eng || englen < 9000)
         return 1;
     cJSON *msgs = cJSON_CreateArray();
-    const char *roles[] = {"system", "user", "assistant", "user", "assistant", "user",
-                           "assistant", "user"};
+    const char *roles[] = {"system",    "user", "assistant", "user",
+                           "assistant", "user", "assistant", "user"};
     size_t off = 0, sizes[] = {600, 1400, 1000, 1200, 900, 1500, 1100, 800};
     for (int i = 0; i < 8; i++) {
         cJSON *m = cJSON_CreateObject();
@@ -163,8 +163,8 @@ int main(int argc, char **argv)
         }
         reqs += 100;
     } while ((el = now() - t0) < secs / 2);
-    printf("chat_prompt tokens=%zu bytes=%zu blocks=%zu us_per_request=%.1f\n", ptoks,
-           prompt.len, ptoks / TOK_BLOCK_TOKENS, el / (double)reqs * 1e6);
+    printf("chat_prompt tokens=%zu bytes=%zu blocks=%zu us_per_request=%.1f\n", ptoks, prompt.len,
+           ptoks / TOK_BLOCK_TOKENS, el / (double)reqs * 1e6);
     cJSON_Delete(msgs);
     tok_buf_free(&prompt);
     tok_ids_free(&ids);

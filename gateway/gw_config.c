@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef enum { SEC_NONE, SEC_GATEWAY, SEC_PROVIDER, SEC_MODEL } section_t;
 
@@ -267,10 +268,82 @@ static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const ch
         free(c->admin_token);
         return resolve_secret(ctx, k, v, false, &c->admin_token);
     }
+    if (!strcmp(k, "test_clock")) {
+        const char *allow = getenv("TOLLGATE_TEST_CLOCK");
+        if (!allow || strcmp(allow, "1"))
+            return fail(ctx, "test_clock is for tests only (it moves the instants that decide "
+                             "prices): remove it, or set TOLLGATE_TEST_CLOCK=1 in a test");
+        struct tm tm = {0};
+        char *end = strptime(v, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end)
+            return fail(ctx, "test_clock must look like 2025-03-01T17:00:00Z, got '%s'", v);
+        c->test_clock_us = (int64_t)timegm(&tm) * 1000000;
+        return 0;
+    }
     if (!strcmp(k, "tls_cert"))
         return copy_str(ctx, c->tls_cert, sizeof c->tls_cert, k, v);
     if (!strcmp(k, "tls_key"))
         return copy_str(ctx, c->tls_key, sizeof c->tls_key, k, v);
+    if (!strcmp(k, "redis")) {
+        free(c->redis);
+        if (resolve_secret(ctx, k, v, true, &c->redis) < 0)
+            return -1;
+        if (c->redis && strncmp(c->redis, "redis://", 8) != 0)
+            return fail(ctx, "redis must be redis://HOST:PORT[/DB], env:NAME or none");
+        return 0;
+    }
+    if (!strcmp(k, "governance")) {
+        if (strcmp(v, "on") && strcmp(v, "off"))
+            return fail(ctx, "governance must be on or off, got '%s'", v);
+        c->governance = !strcmp(v, "on");
+        return 0;
+    }
+    if (!strcmp(k, "redis_failure")) {
+        if (strcmp(v, "closed") && strcmp(v, "open"))
+            return fail(ctx, "redis_failure must be closed or open, got '%s'", v);
+        c->redis_fail_open = !strcmp(v, "open");
+        return 0;
+    }
+    if (!strcmp(k, "redis_open_fraction")) {
+        /* a percentage ("25%") or a decimal fraction with at most 2 digits ("0.25") */
+        size_t l = strlen(v);
+        int pct = -1;
+        if (l > 1 && v[l - 1] == '%') {
+            char num[16];
+            if (l - 1 >= sizeof num)
+                return fail(ctx, "redis_open_fraction is too long");
+            memcpy(num, v, l - 1);
+            num[l - 1] = '\0';
+            return parse_int_field(ctx, k, num, 1, 100, &c->redis_open_percent);
+        }
+        if (!strcmp(v, "1") || !strcmp(v, "1.0") || !strcmp(v, "1.00"))
+            pct = 100;
+        else if (v[0] == '0' && v[1] == '.' && l >= 3 && l <= 4 && isdigit((unsigned char)v[2]) &&
+                 (l == 3 || isdigit((unsigned char)v[3])))
+            pct = (v[2] - '0') * 10 + (l == 4 ? v[3] - '0' : 0);
+        if (pct < 1)
+            return fail(ctx, "redis_open_fraction must be between 0.01 and 1 (or 1%%..100%%), got '%s'",
+                        v);
+        c->redis_open_percent = pct;
+        return 0;
+    }
+    if (!strcmp(k, "redis_timeout_ms"))
+        return parse_int_field(ctx, k, v, 10, 60000, &c->redis_timeout_ms);
+    if (!strcmp(k, "redis_namespace")) {
+        size_t l = strlen(v);
+        if (l == 0 || l > 32 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != l)
+            return fail(ctx, "redis_namespace must be 1 to 32 letters, digits, '_' or '-'");
+        return copy_str(ctx, c->redis_namespace, sizeof c->redis_namespace, k, v);
+    }
+    if (!strcmp(k, "hold_ttl_ms"))
+        return parse_int_field(ctx, k, v, 1000, 86400000, &c->hold_ttl_ms);
+    if (!strcmp(k, "default_max_tokens")) {
+        long long mt;
+        if (parse_int(ctx, k, v, 1, 10000000, &mt) < 0)
+            return -1;
+        c->default_max_tokens = mt;
+        return 0;
+    }
     if (!strcmp(k, "log_level")) {
         if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
             return fail(ctx, "log_level must be debug, info, warn or error, got '%s'", v);
@@ -370,6 +443,11 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->usage_batch = 500;
     c->usage_flush_ms = 50;
     gw_spool_opts_default(&c->spool);
+    c->redis_open_percent = 50;
+    c->redis_timeout_ms = 500;
+    c->hold_ttl_ms = 600000;
+    c->default_max_tokens = 8192;
+    strcpy(c->redis_namespace, "tollgate");
     strcpy(c->log_level, "info");
     strcpy(c->route_policy, "ordered"); /* routing defaults (docs/router.md) */
     c->route_percentile = 90;
@@ -394,6 +472,10 @@ static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
         c->postgres = strdup(env ? env : "");
         if (!c->postgres)
             abort();
+    }
+    if (c->governance && !c->redis) {
+        ctx->line = 0;
+        return fail(ctx, "governance = on needs redis = redis://HOST:PORT (or env:NAME)");
     }
     return 0;
 }
@@ -523,6 +605,8 @@ void gw_config_free(gw_config_t *cfg)
     cfg->postgres = NULL;
     free(cfg->admin_token);
     cfg->admin_token = NULL;
+    free(cfg->redis);
+    cfg->redis = NULL;
 }
 
 const gw_model_cfg_t *gw_config_model(const gw_config_t *cfg, const char *name)

@@ -67,11 +67,21 @@ typedef struct gw_config {
     int usage_batch;
     int usage_flush_ms;
     gw_spool_opts_t spool;  /* the durable usage journal (spool_* keys) */
+    int64_t test_clock_us;  /* tests only: "now" at start (0 = the real clock) */
     /* routing (issue 7, docs/router.md) */
     char route_policy[16];   /* default policy: ordered (see gw_config_policy_valid) */
     int route_percentile;    /* TTFT percentile checked against latency targets; 90 */
     int breaker_failures;    /* consecutive failures that open a provider's circuit; 5 */
     int breaker_cooldown_ms; /* open -> one probe after this; 10000 */
+    /* governance (docs/governance.md) */
+    char *redis;               /* redis://host:port[/db] (resolved; env: allowed), NULL = none */
+    bool governance;           /* rate limits and budgets on (needs redis) */
+    bool redis_fail_open;      /* Redis unreachable: false = refuse (503), true = local limits */
+    int redis_open_percent;    /* fail open: local limits at this percent of the shared ones */
+    int redis_timeout_ms;      /* connect and per-command timeout */
+    int hold_ttl_ms;           /* a budget hold / in-flight slot expires after this */
+    int64_t default_max_tokens; /* worst case when a request states no max_tokens */
+    char redis_namespace[40];   /* prefix of governance keys (deployments sharing a Redis) */
     gw_provider_cfg_t providers[GW_MAX_PROVIDERS];
     int n_providers;
     gw_model_cfg_t models[GW_MAX_MODELS];

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw_clock.h"
 #include "gw_config.h"
 #include "gw_keystore.h"
 #include "gw_pricebook.h"
@@ -79,6 +80,11 @@ int main(int argc, char **argv)
     tg_log_level_t level = TG_LOG_INFO;
     tg_log_level_parse(cfg.log_level, &level);
     tg_log_init("tollgate", level);
+    if (cfg.test_clock_us) {
+        gw_clock_start_at(cfg.test_clock_us);
+        tg_warn("TEST CLOCK: instants (and so prices) are shifted to start at the configured "
+                "test_clock; never use this in production");
+    }
     signal(SIGPIPE, SIG_IGN);
     if (!cfg.postgres[0])
         tg_warn("no PostgreSQL connection configured (postgres = or TG_PG_CONNINFO): using "

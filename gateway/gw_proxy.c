@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "gw_govern.h"
+#include "gw_clock.h"
 #include "gw_http.h"
 #include "gw_route.h"
 #include "gw_metrics.h"
@@ -76,13 +78,15 @@ struct gw_exchange {
     char last_fail_msg[160];
     char retry_after[32];
     gw_usage_record_t rec;
+    /* governance (gw_govern): the admission waiting for Redis (cancelled in
+     * exchange_finish) and what settle gives back */
+    gw_govern_ticket_t *gov_ticket;
+    gw_govern_hold_t gov_hold;
 };
 
 static int64_t now_us(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    return gw_clock_now_us();
 }
 
 static void attempt_next(gw_exchange_t *ex);
@@ -197,6 +201,7 @@ static void exchange_settle(gw_exchange_t *ex, int status, const char *error_typ
     if (error_type)
         snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
     exchange_price(ex);
+    gw_govern_settle(ex->w, &ex->gov_hold, &ex->rec); /* hold -> actual charge */
     if (ex->key.key_id) {
         ex->rec.team_id = ex->key.team_id;
         ex->rec.key_id = ex->key.key_id;
@@ -213,6 +218,10 @@ static void exchange_settle(gw_exchange_t *ex, int status, const char *error_typ
 static void exchange_finish(gw_exchange_t *ex, int status, const char *error_type)
 {
     gw_worker_t *w = ex->w;
+    if (ex->gov_ticket) { /* the client left while Redis was deciding */
+        gw_govern_cancel(w, ex->gov_ticket);
+        ex->gov_ticket = NULL;
+    }
     client_detach(ex);
     if (ex->first_byte_timer)
         event_free(ex->first_byte_timer);
@@ -889,6 +898,86 @@ static void attempt_next(gw_exchange_t *ex)
     exchange_fail(ex, status, "api_error", code, NULL, msg);
 }
 
+/* ---- governance: admission between the route plan and the first attempt - */
+
+/* Soft threshold, policy downgrade: serve `to` instead of the requested
+ * model (same body; the row keeps the requested model, the upstream model
+ * actually used, and the reason in route_explain). */
+static void governance_downgrade(gw_exchange_t *ex, const char *to)
+{
+    const gw_config_t *cfg = ex->w->server->cfg;
+    const gw_model_cfg_t *m = gw_config_model(cfg, to);
+    gw_route_plan_t plan;
+    if (m) {
+        gw_route_request_t rq = {m,
+                                 (int)(m - cfg->models),
+                                 &ex->key,
+                                 ex->prompt.tokens,
+                                 ex->prompt.exact,
+                                 ex->max_tokens,
+                                 ex->stream,
+                                 now_us(),
+                                 ex->client ? evhttp_request_get_input_headers(ex->client) : NULL};
+        gw_route_plan(ex->w, &rq, &plan);
+    }
+    if (!m || plan.n == 0) {
+        tg_warn("request %s: budget downgrade to '%s' impossible (%s); keeping %s",
+                ex->rec.request_id, to, m ? "no route can take it" : "no such model",
+                ex->model->name);
+        return;
+    }
+    ex->model = m;
+    ex->model_index = (int)(m - cfg->models);
+    ex->plan = plan;
+    char why[sizeof ex->rec.route_explain];
+    const char *rest = ex->rec.route_explain[0] == '{' ? ex->rec.route_explain + 1 : "}";
+    snprintf(why, sizeof why, "{\"budget\":\"downgraded %s -> %s (soft threshold)\"%s%s",
+             ex->rec.model_requested, to, rest[0] == '}' ? "" : ",", rest);
+    snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", why);
+}
+
+static void on_governed(const gw_govern_result_t *res, void *arg)
+{
+    gw_exchange_t *ex = arg;
+    ex->gov_ticket = NULL;
+    if (res->header[0] && ex->client)
+        evhttp_add_header(evhttp_request_get_output_headers(ex->client), "x-tollgate-budget",
+                          res->header);
+    if (!res->allow) {
+        usage_nothing_used(&ex->rec);
+        snprintf(ex->retry_after, sizeof ex->retry_after, "%s", res->retry_after);
+        exchange_fail(ex, res->status, res->type, res->code, NULL, res->message);
+        return;
+    }
+    if (res->downgrade_to[0])
+        governance_downgrade(ex, res->downgrade_to);
+    if (res->cheaper_only)
+        gw_govern_cheapest(ex->w, ex->model, &ex->plan, ex->prompt.tokens, ex->max_tokens,
+                           now_us());
+    attempt_next(ex);
+}
+
+/* Rate limits and the budget hold, one Redis round trip (gw_govern); the
+ * exchange waits for the answer, or goes on at once when none is needed. */
+static void governance_admit(gw_exchange_t *ex)
+{
+    if (!gw_govern_enabled(ex->w->server->cfg) || ex->plan.n == 0) {
+        attempt_next(ex);
+        return;
+    }
+    /* an estimated count is no bound: a token is at least one byte of the body */
+    int64_t bound = ex->prompt.tokens;
+    size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(ex->client));
+    if (!ex->prompt.exact && (int64_t)body > bound)
+        bound = (int64_t)body;
+    gw_govern_request_t rq = {&ex->key, ex->model, &ex->plan, ex->prompt.tokens, bound,
+                              ex->max_tokens, ex->rec.request_id, now_us()};
+    gw_govern_result_t res;
+    ex->gov_ticket = gw_govern_admit(ex->w, &rq, &ex->gov_hold, on_governed, ex, &res);
+    if (!ex->gov_ticket)
+        on_governed(&res, ex);
+}
+
 /* ---- the client side ---------------------------------------------------- */
 
 /* The client's connection closed before we finished: stop the upstream work
@@ -991,7 +1080,15 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
     ex->rec.usage_complete = false;
     evhttp_connection_set_closecb(ex->client_conn, on_client_close, ex);
-    attempt_next(ex);
+    governance_admit(ex); /* then attempt_next() */
+}
+
+void gw_proxy_budget(gw_worker_t *w, struct evhttp_request *req)
+{
+    gw_key_info_t key;
+    if (!authenticate(w, req, &key))
+        return;
+    gw_govern_serve_budget(w, req, &key);
 }
 
 void gw_proxy_list_models(gw_worker_t *w, struct evhttp_request *req)

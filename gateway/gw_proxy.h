@@ -19,6 +19,9 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
 /* Serves GET /v1/models: the models this key may use. */
 void gw_proxy_list_models(gw_worker_t *w, struct evhttp_request *req);
 
+/* Serves GET /v1/tollgate/budget: the caller's team's budgets (gw_govern). */
+void gw_proxy_budget(gw_worker_t *w, struct evhttp_request *req);
+
 /* Ends every exchange still in flight on w (shutdown deadline): upstream
  * requests are cancelled, clients get what they got, and each usage row is
  * written as incomplete. */

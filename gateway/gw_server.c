@@ -110,6 +110,15 @@ static void on_public_request(struct evhttp_request *req, void *arg)
         gw_proxy_list_models(w, req);
         return;
     }
+    if (!strcmp(path, "/v1/tollgate/budget")) { /* governance: the caller's team budget */
+        if (method != EVHTTP_REQ_GET) {
+            gw_http_send_error(req, 405, "invalid_request_error", "method_not_allowed", NULL,
+                               "Use GET for /v1/tollgate/budget.");
+            return;
+        }
+        gw_proxy_budget(w, req);
+        return;
+    }
     if (!strcmp(path, "/healthz")) {
         struct evbuffer *b = evbuffer_new();
         evbuffer_add_printf(b, "{\"status\":\"ok\"}");

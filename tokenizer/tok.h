@@ -42,6 +42,10 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
 
 void tok_free(tok_tokenizer_t *tok);
 
+/* Version of the Unicode Character Database the character classes were
+ * generated from at build time (e.g. "15.0.0"). */
+const char *tok_unicode_version(void);
+
 /* Number of ids the tokenizer knows (largest id + 1). */
 uint32_t tok_vocab_size(const tok_tokenizer_t *tok);
 
@@ -60,8 +64,8 @@ size_t tok_count(const tok_tokenizer_t *tok, const char *text, size_t len);
 /* Appends the bytes of ids[0..n) to out (raw bytes: a sequence cut inside a
  * character yields partial UTF-8, which streaming callers may hold back).
  * Returns 0, or -1 with err set when an id is out of range. */
-int tok_decode(const tok_tokenizer_t *tok, const uint32_t *ids, size_t n, tok_buf_t *out,
-               char *err, size_t errlen);
+int tok_decode(const tok_tokenizer_t *tok, const uint32_t *ids, size_t n, tok_buf_t *out, char *err,
+               size_t errlen);
 
 /* As tok_decode, then replaces invalid UTF-8 with U+FFFD as HF's decode does. */
 int tok_decode_text(const tok_tokenizer_t *tok, const uint32_t *ids, size_t n, tok_buf_t *out,

@@ -5,6 +5,7 @@
 #include "tok_internal.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,8 +74,8 @@ static inline void emit(tok_ids_t *out, size_t *count, uint32_t id)
 }
 
 /* Merges one piece without the cache. */
-static void bpe_uncached(const tok_tokenizer_t *t, const unsigned char *p, size_t n,
-                         tok_ids_t *out, size_t *count)
+static void bpe_uncached(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
+                         size_t *count)
 {
     if (t->ignore_merges) {
         /* The whole piece as one vocabulary entry wins (HF ignore_merges). */
@@ -158,9 +159,13 @@ static void bpe_uncached(const tok_tokenizer_t *t, const unsigned char *p, size_
         free(heap);
 }
 
-/* ---- per-thread cache of short pieces ---- */
+/* ---- a pool of piece caches ---- */
 
-#define CACHE_SLOTS 4096 /* direct-mapped; about 300 kB per thread */
+/* Each encode call borrows one cache from the tokenizer's pool (a try-lock per
+ * cache), so threads never share one and the tokenizer stays usable from any
+ * number of threads; all caches are freed with the tokenizer. */
+
+#define CACHE_SLOTS 4096 /* direct-mapped; about 300 kB per cache */
 #define CACHE_KEY 24     /* longest piece cached, in bytes */
 #define CACHE_IDS 8      /* most ids cached per piece */
 
@@ -172,23 +177,55 @@ typedef struct cache_slot {
     uint32_t ids[CACHE_IDS];
 } cache_slot_t;
 
-static void cache_destroy(void *c)
-{
-    free(c);
-}
+struct tok_cache {
+    cache_slot_t slots[CACHE_SLOTS];
+};
+
+struct tok_cache_pool {
+    atomic_int busy[TOK_CACHE_POOL];
+    tok_cache_t *caches[TOK_CACHE_POOL]; /* allocated by the first borrower */
+};
 
 void tok_bpe_cache_init(tok_tokenizer_t *t)
 {
-    t->has_cache_key = pthread_key_create(&t->cache_key, cache_destroy) == 0;
+    t->pool = tok_xcalloc(1, sizeof *t->pool);
 }
 
 void tok_bpe_cache_fini(tok_tokenizer_t *t)
 {
-    if (!t->has_cache_key)
+    if (!t->pool)
         return;
-    free(pthread_getspecific(t->cache_key));
-    pthread_key_delete(t->cache_key);
-    t->has_cache_key = false;
+    for (int i = 0; i < TOK_CACHE_POOL; i++)
+        free(t->pool->caches[i]);
+    free(t->pool);
+    t->pool = NULL;
+}
+
+tok_cache_t *tok_bpe_cache_borrow(const tok_tokenizer_t *t, int *slot)
+{
+    *slot = -1;
+    if (!t->pool)
+        return NULL;
+    /* Start where this thread's stack address points, to spread threads. */
+    int here = 0;
+    unsigned start = (unsigned)(((uintptr_t)&here >> 12) % TOK_CACHE_POOL);
+    for (unsigned i = 0; i < TOK_CACHE_POOL; i++) {
+        unsigned k = (start + i) % TOK_CACHE_POOL;
+        if (atomic_load_explicit(&t->pool->busy[k], memory_order_relaxed) ||
+            atomic_exchange_explicit(&t->pool->busy[k], 1, memory_order_acquire))
+            continue;
+        if (!t->pool->caches[k])
+            t->pool->caches[k] = tok_xcalloc(1, sizeof(tok_cache_t));
+        *slot = (int)k;
+        return t->pool->caches[k];
+    }
+    return NULL; /* all busy: this call runs without a cache */
+}
+
+void tok_bpe_cache_return(const tok_tokenizer_t *t, int slot)
+{
+    if (slot >= 0)
+        atomic_store_explicit(&t->pool->busy[slot], 0, memory_order_release);
 }
 
 static inline uint64_t piece_hash(const unsigned char *p, size_t n)
@@ -199,24 +236,15 @@ static inline uint64_t piece_hash(const unsigned char *p, size_t n)
     return h ^ (h >> 32);
 }
 
-void tok_bpe_piece(const tok_tokenizer_t *t, const unsigned char *p, size_t n, tok_ids_t *out,
-                   size_t *count)
+void tok_bpe_piece(const tok_tokenizer_t *t, tok_cache_t *cache, const unsigned char *p, size_t n,
+                   tok_ids_t *out, size_t *count)
 {
-    if (n > CACHE_KEY || !t->has_cache_key) {
+    if (n > CACHE_KEY || !cache) {
         bpe_uncached(t, p, n, out, count);
         return;
     }
-    cache_slot_t *cache = pthread_getspecific(t->cache_key);
-    if (!cache) {
-        cache = tok_xcalloc(CACHE_SLOTS, sizeof *cache);
-        if (pthread_setspecific(t->cache_key, cache) != 0) {
-            free(cache);
-            bpe_uncached(t, p, n, out, count);
-            return;
-        }
-    }
     uint64_t h = piece_hash(p, n);
-    cache_slot_t *s = &cache[h & (CACHE_SLOTS - 1)];
+    cache_slot_t *s = &cache->slots[h & (CACHE_SLOTS - 1)];
     if (s->len == n && s->hash == h && memcmp(s->key, p, n) == 0) {
         for (unsigned i = 0; i < s->nids; i++)
             emit(out, count, s->ids[i]);

@@ -24,8 +24,8 @@ struct tok_chat {
     const char *family;
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -118,8 +118,8 @@ void tok_chat_free(tok_chat_t *chat)
 }
 
 /* The string at obj[key], or NULL with err naming messages[i].key. */
-static const char *need_str(const cJSON *obj, const char *key, const char *where, int i,
-                            char *err, size_t errlen)
+static const char *need_str(const cJSON *obj, const char *key, const char *where, int i, char *err,
+                            size_t errlen)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (cJSON_IsString(v))

@@ -14,15 +14,49 @@
 
 static void usage(FILE *to)
 {
-    fputs("usage: tokens count|encode|decode --tokenizer PATH_OR_NAME [FILE]\n"
+    fputs("usage: tokens count|encode|decode --tokenizer PATH_OR_NAME [--chat] [FILE]\n"
           "  count   print the number of tokens of the text\n"
           "  encode  print the token ids of the text, one per line\n"
           "  decode  read token ids (decimal, separated by white space) and print the text\n"
+          "  --chat  the input is a chat request (an OpenAI request body or its messages\n"
+          "          array): render the model's chat template (from tokenizer_config.json\n"
+          "          beside tokenizer.json, with the generation prompt) and count/encode that\n"
+          "          or, with decode, print the rendered prompt\n"
           "FILE defaults to standard input. PATH_OR_NAME is a tokenizer.json file, a folder\n"
           "holding one, or a name looked up as $TG_TOKENIZER_DIR/NAME/tokenizer.json and then\n"
           "data/tokenizers/NAME/tokenizer.json (e.g. deepseek-v3).\n"
           "Added and special tokens written in the text (e.g. <｜User｜>) count as one token.\n",
           to);
+}
+
+/* Renders the chat request in text (request object or messages array) with
+ * the template in tokenizer_config.json beside tokenizer_path into out.
+ * Returns 0, or 1 with a message printed. */
+static int render_chat(const char *tokenizer_path, const tok_buf_t *text, tok_buf_t *out)
+{
+    char cfg[4200], err[512];
+    const char *slash = strrchr(tokenizer_path, '/');
+    int dl = slash ? (int)(slash - tokenizer_path) : 1;
+    snprintf(cfg, sizeof cfg, "%.*s/tokenizer_config.json", dl, slash ? tokenizer_path : ".");
+    tok_chat_t *chat = tok_chat_load_file(cfg, err, sizeof err);
+    if (!chat) {
+        fprintf(stderr, "tokens: %s\n", err);
+        return 1;
+    }
+    cJSON *req = cJSON_ParseWithLength(text->data, text->len);
+    const cJSON *msgs =
+        cJSON_IsObject(req) ? cJSON_GetObjectItemCaseSensitive(req, "messages") : req;
+    int rc = 0;
+    if (!req) {
+        fprintf(stderr, "tokens: --chat: the input is not valid JSON\n");
+        rc = 1;
+    } else if (tok_chat_render(chat, msgs, true, out, err, sizeof err) != 0) {
+        fprintf(stderr, "tokens: --chat: %s\n", err);
+        rc = 1;
+    }
+    cJSON_Delete(req);
+    tok_chat_free(chat);
+    return rc;
 }
 
 static int is_dir(const char *p)
@@ -103,12 +137,15 @@ static int parse_ids(const char *s, tok_ids_t *ids)
 int tok_cli_main(int argc, char **argv)
 {
     const char *cmd = NULL, *tokenizer = NULL, *file = NULL;
+    int chat = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
             tokenizer = argv[++i];
+        } else if (strcmp(argv[i], "--chat") == 0) {
+            chat = 1;
         } else if (strncmp(argv[i], "--tokenizer=", 12) == 0) {
             tokenizer = argv[i] + 12;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
@@ -132,8 +169,10 @@ int tok_cli_main(int argc, char **argv)
     }
     char path[4096], err[512];
     if (!resolve(tokenizer, path, sizeof path)) {
-        fprintf(stderr, "tokens: no tokenizer named '%s' (tried $TG_TOKENIZER_DIR/%s and "
-                        "data/tokenizers/%s)\n", tokenizer, tokenizer, tokenizer);
+        fprintf(stderr,
+                "tokens: no tokenizer named '%s' (tried $TG_TOKENIZER_DIR/%s and "
+                "data/tokenizers/%s)\n",
+                tokenizer, tokenizer, tokenizer);
         return 1;
     }
     FILE *in = stdin;
@@ -150,6 +189,21 @@ int tok_cli_main(int argc, char **argv)
                 CLI_MAX_INPUT >> 20);
         tok_buf_free(&text);
         return 1;
+    }
+    if (chat) {
+        tok_buf_t prompt = {0};
+        if (render_chat(path, &text, &prompt) != 0) {
+            tok_buf_free(&text);
+            tok_buf_free(&prompt);
+            return 1;
+        }
+        tok_buf_free(&text);
+        text = prompt;
+        if (strcmp(cmd, "decode") == 0) { /* the rendered prompt itself */
+            fwrite(text.data, 1, text.len, stdout);
+            tok_buf_free(&text);
+            return fflush(stdout) == 0 ? 0 : 1;
+        }
     }
     tok_tokenizer_t *tok = tok_load_file(path, err, sizeof err);
     if (!tok) {

@@ -1,7 +1,7 @@
 /* tok_encode: text -> ids. The order is HF tokenizers': split out added
- * tokens (first those matched on raw text, then those matched on normalized
- * text), run the pre-tokenizer splits level by level over the rest, then BPE
- * each piece. Invalid UTF-8 is repaired to U+FFFD first. */
+ * tokens matched on raw text, normalize the rest (NFC when configured), split
+ * out added tokens matched on normalized text, run the pre-tokenizer splits
+ * level by level, then BPE each piece. Invalid UTF-8 becomes U+FFFD first. */
 #include "tok_internal.h"
 #include "tok_utf8.h"
 
@@ -11,6 +11,7 @@
 typedef struct sink {
     tok_ids_t *out;
     size_t *count;
+    tok_cache_t *cache; /* borrowed for this call, or NULL */
 } sink_t;
 
 static void emit_id(sink_t *k, uint32_t id)
@@ -29,7 +30,7 @@ static void split_level(const tok_tokenizer_t *t, int lvl, const unsigned char *
     if (n == 0)
         return;
     if (lvl == t->nsplits) {
-        tok_bpe_piece(t, s, n, k->out, k->count);
+        tok_bpe_piece(t, k->cache, s, n, k->out, k->count);
         return;
     }
     size_t pos = 0, ms, me;
@@ -69,14 +70,26 @@ static void after_added(const tok_tokenizer_t *t, const unsigned char *s, size_t
     split_level(t, 0, s, n, k);
 }
 
+/* Text between raw-matched added tokens: normalized, then split on the
+ * added tokens that match normalized text. */
 static void after_raw(const tok_tokenizer_t *t, const unsigned char *s, size_t n, sink_t *k)
 {
-    if (n)
-        split_added(t, &t->added_norm, s, n, k, after_added);
+    if (!n)
+        return;
+    if (t->nfc && !tok_nfc_is_trivial(s, n)) {
+        tok_buf_t norm = {0};
+        tok_nfc(s, n, &norm);
+        split_added(t, &t->added_norm, (const unsigned char *)norm.data, norm.len, k, after_added);
+        tok_buf_free(&norm);
+        return;
+    }
+    split_added(t, &t->added_norm, s, n, k, after_added);
 }
 
 static void encode(const tok_tokenizer_t *t, const char *text, size_t len, sink_t *k)
 {
+    if (len == 0)
+        return; /* text may be NULL then */
     const unsigned char *s = (const unsigned char *)text;
     unsigned char *fixed = NULL;
     if (tok_utf8_valid_prefix(s, len) != len) {
@@ -84,20 +97,23 @@ static void encode(const tok_tokenizer_t *t, const char *text, size_t len, sink_
         len = tok_utf8_repair(s, len, fixed);
         s = fixed;
     }
+    int slot;
+    k->cache = tok_bpe_cache_borrow(t, &slot);
     split_added(t, &t->added_raw, s, len, k, after_raw);
+    tok_bpe_cache_return(t, slot);
     free(fixed);
 }
 
 void tok_encode(const tok_tokenizer_t *t, const char *text, size_t len, tok_ids_t *out)
 {
-    sink_t k = {out, NULL};
+    sink_t k = {out, NULL, NULL};
     encode(t, text, len, &k);
 }
 
 size_t tok_count(const tok_tokenizer_t *t, const char *text, size_t len)
 {
     size_t n = 0;
-    sink_t k = {NULL, &n};
+    sink_t k = {NULL, &n, NULL};
     encode(t, text, len, &k);
     return n;
 }
@@ -113,8 +129,8 @@ int64_t tok_added_token_id(const tok_tokenizer_t *t, const char *content)
     return tok_strmap_get(&t->added, content, strlen(content), &id) ? (int64_t)id : -1;
 }
 
-int tok_decode(const tok_tokenizer_t *t, const uint32_t *ids, size_t n, tok_buf_t *out,
-               char *err, size_t errlen)
+int tok_decode(const tok_tokenizer_t *t, const uint32_t *ids, size_t n, tok_buf_t *out, char *err,
+               size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t id = ids[i];

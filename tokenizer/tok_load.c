@@ -1,6 +1,8 @@
 /* tok_load: reads a HuggingFace tokenizer.json (byte-level BPE family) into
- * the immutable tables of tok_tokenizer_t. Anything the encoder would not
- * reproduce exactly is refused with an error naming the JSON field. */
+ * the immutable tables of tok_tokenizer_t: the model (vocabulary, merges,
+ * added tokens, decoded bytes of every id) here, the normalizer/pre-tokenizer/
+ * post-processor/decoder in tok_load_pipeline.c. Anything the encoder would
+ * not reproduce exactly is refused with an error naming the JSON field. */
 #include "tok_internal.h"
 #include "tok_utf8.h"
 
@@ -12,9 +14,10 @@
 #include "tg_log.h"
 
 #define TOK_MAX_FILE (512u << 20)
+#define TOK_MAX_IDS (1u << 24)
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -42,190 +45,6 @@ static uint32_t arena_put(arena_t *a, const void *p, size_t n)
     uint32_t off = (uint32_t)a->len;
     a->len += n;
     return off;
-}
-
-static int is_null(const cJSON *j)
-{
-    return !j || cJSON_IsNull(j);
-}
-
-static const char *type_of(const cJSON *obj)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-/* True when obj[key] is absent, null or false. */
-static int off_or_absent(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return is_null(v) || cJSON_IsFalse(v);
-}
-
-/* Accepts "no normalization": null, or a Sequence whose members are all
- * no-ops (nested empty Sequences). */
-static int check_normalizer(const cJSON *n, const char *where, char *err, size_t errlen)
-{
-    if (is_null(n))
-        return 0;
-    const char *type = type_of(n);
-    if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list)) {
-            set_err(err, errlen, "%s.normalizers: expected an array", where);
-            return -1;
-        }
-        int i = 0;
-        const cJSON *m;
-        cJSON_ArrayForEach(m, list)
-        {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.normalizers[%d]", where, i++);
-            if (check_normalizer(m, sub, err, errlen) != 0)
-                return -1;
-        }
-        return 0;
-    }
-    set_err(err, errlen, "%s: normalizer type '%s' is not supported (only none)", where,
-            type ? type : "?");
-    return -1;
-}
-
-/* The ByteLevel pre-tokenizer: its own GPT-2 split when use_regex is true
- * or absent (HF's default), then the byte mapping (done by tok_bpe). */
-static int load_bytelevel(tok_tokenizer_t *t, const cJSON *p, const char *where, char *err,
-                          size_t errlen)
-{
-    if (!off_or_absent(p, "add_prefix_space")) {
-        set_err(err, errlen, "%s.add_prefix_space: true is not supported", where);
-        return -1;
-    }
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
-    if (!re || cJSON_IsTrue(re)) {
-        if (t->nsplits == TOK_MAX_SPLITS) {
-            set_err(err, errlen, "%s: more than %d splits", where, TOK_MAX_SPLITS);
-            return -1;
-        }
-        t->splits[t->nsplits++] = TOK_SPLIT_GPT2;
-    } else if (!cJSON_IsFalse(re)) {
-        set_err(err, errlen, "%s.use_regex: expected true or false", where);
-        return -1;
-    }
-    return 0;
-}
-
-/* Reads pre_tokenizer: Sequence[Split(Regex, Isolated)..., ByteLevel]. */
-static int load_pretok(tok_tokenizer_t *t, const cJSON *p, char *err, size_t errlen)
-{
-    const char *type = is_null(p) ? NULL : type_of(p);
-    if (!type) {
-        set_err(err, errlen, "pre_tokenizer: missing (a ByteLevel pre-tokenizer is required)");
-        return -1;
-    }
-    if (strcmp(type, "ByteLevel") == 0)
-        return load_bytelevel(t, p, "pre_tokenizer", err, errlen);
-    if (strcmp(type, "Sequence") != 0) {
-        set_err(err, errlen, "pre_tokenizer: type '%s' is not supported", type);
-        return -1;
-    }
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-    if (!cJSON_IsArray(list)) {
-        set_err(err, errlen, "pre_tokenizer.pretokenizers: expected an array");
-        return -1;
-    }
-    int n = cJSON_GetArraySize(list), i = 0;
-    const cJSON *s;
-    cJSON_ArrayForEach(s, list)
-    {
-        char where[64];
-        snprintf(where, sizeof where, "pre_tokenizer.pretokenizers[%d]", i);
-        const char *st = type_of(s);
-        if (st && strcmp(st, "ByteLevel") == 0) {
-            if (i != n - 1) {
-                set_err(err, errlen, "%s: ByteLevel must be the last pre-tokenizer", where);
-                return -1;
-            }
-            return load_bytelevel(t, s, where, err, errlen);
-        }
-        if (!st || strcmp(st, "Split") != 0) {
-            set_err(err, errlen, "%s: type '%s' is not supported", where, st ? st : "?");
-            return -1;
-        }
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(s, "pattern");
-        const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-        if (!cJSON_IsString(re)) {
-            set_err(err, errlen, "%s.pattern: only {\"Regex\": ...} patterns are supported", where);
-            return -1;
-        }
-        int kind = tok_split_kind_of(re->valuestring);
-        if (kind < 0) {
-            set_err(err, errlen,
-                    "%s.pattern.Regex: no native implementation of the pattern \"%.80s\"", where,
-                    re->valuestring);
-            return -1;
-        }
-        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(s, "behavior");
-        if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0) {
-            set_err(err, errlen, "%s.behavior: only \"Isolated\" is supported", where);
-            return -1;
-        }
-        if (!off_or_absent(s, "invert")) {
-            set_err(err, errlen, "%s.invert: true is not supported", where);
-            return -1;
-        }
-        if (t->nsplits == TOK_MAX_SPLITS) {
-            set_err(err, errlen, "%s: more than %d splits", where, TOK_MAX_SPLITS);
-            return -1;
-        }
-        t->splits[t->nsplits++] = (tok_split_kind_t)kind;
-        i++;
-    }
-    set_err(err, errlen, "pre_tokenizer.pretokenizers: no ByteLevel step (byte-level BPE only)");
-    return -1;
-}
-
-/* Post-processors only add special tokens around an encoding (HF
- * add_special_tokens=True); tok_encode never does, so the kinds that do
- * nothing else are accepted and not applied. */
-static int check_post_processor(const cJSON *j, const char *field, char *err, size_t errlen)
-{
-    if (is_null(j))
-        return 0;
-    const char *type = type_of(j);
-    if (type && (strcmp(type, "ByteLevel") == 0 || strcmp(type, "TemplateProcessing") == 0 ||
-                 strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0))
-        return 0;
-    if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "processors");
-        if (!cJSON_IsArray(list)) {
-            set_err(err, errlen, "%s.processors: expected an array", field);
-            return -1;
-        }
-        int i = 0;
-        const cJSON *m;
-        cJSON_ArrayForEach(m, list)
-        {
-            char sub[96];
-            snprintf(sub, sizeof sub, "%s.processors[%d]", field, i++);
-            if (check_post_processor(m, sub, err, errlen) != 0)
-                return -1;
-        }
-        return 0;
-    }
-    set_err(err, errlen, "%s: type '%s' is not supported", field, type ? type : "?");
-    return -1;
-}
-
-static int check_optional_bytelevel(const cJSON *j, const char *field, char *err, size_t errlen)
-{
-    if (is_null(j))
-        return 0;
-    const char *type = type_of(j);
-    if (type && strcmp(type, "ByteLevel") == 0)
-        return 0;
-    set_err(err, errlen, "%s: type '%s' is not supported (only ByteLevel)", field,
-            type ? type : "?");
-    return -1;
 }
 
 /* Reads a JSON number that must be an integer id in [0, 2^31). */
@@ -296,29 +115,29 @@ static int merge_parts(const cJSON *m, const char **a, size_t *al, const char **
 static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added, arena_t *a,
                       char *err, size_t errlen)
 {
-    const char *type = type_of(model);
+    const char *type = tok_json_type(model);
     if (!type || strcmp(type, "BPE") != 0) {
         set_err(err, errlen, "model.type: '%s' is not supported (only BPE)", type ? type : "?");
         return -1;
     }
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (!is_null(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0)) {
+    if (!tok_json_is_null(dropout) && !(cJSON_IsNumber(dropout) && dropout->valuedouble == 0)) {
         set_err(err, errlen, "model.dropout: BPE dropout is not supported");
         return -1;
     }
     static const char *const must_be_null[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (size_t i = 0; i < 2; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, must_be_null[i]);
-        if (!is_null(v) && !(cJSON_IsString(v) && v->valuestring[0] == '\0')) {
+        if (!tok_json_is_null(v) && !(cJSON_IsString(v) && v->valuestring[0] == '\0')) {
             set_err(err, errlen, "model.%s: not supported", must_be_null[i]);
             return -1;
         }
     }
-    if (!off_or_absent(model, "byte_fallback")) {
+    if (!tok_json_off(model, "byte_fallback")) {
         set_err(err, errlen, "model.byte_fallback: true is not supported");
         return -1;
     }
-    t->ignore_merges = !off_or_absent(model, "ignore_merges");
+    t->ignore_merges = !tok_json_off(model, "ignore_merges");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (!cJSON_IsObject(vocab)) {
@@ -354,7 +173,7 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
         }
         static const char *const flags[] = {"single_word", "lstrip", "rstrip"};
         for (size_t f = 0; f < 3; f++)
-            if (!off_or_absent(e, flags[f])) {
+            if (!tok_json_off(e, flags[f])) {
                 set_err(err, errlen, "added_tokens[%d].%s: true is not supported", i, flags[f]);
                 return -1;
             }
@@ -363,6 +182,11 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
     }
     if (nvocab == 0) {
         set_err(err, errlen, "model.vocab: empty");
+        return -1;
+    }
+    /* Ids index flat tables: a stray huge id must not cost gigabytes. */
+    if (maxid >= TOK_MAX_IDS) {
+        set_err(err, errlen, "token id %u is too large (ids must be below %u)", maxid, TOK_MAX_IDS);
         return -1;
     }
     t->nids = maxid + 1;
@@ -453,11 +277,12 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
         t->byte_id[b] = tok_strmap_get(&t->vocab, s, n, &id) ? (int64_t)id : -1;
     }
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-    if (!is_null(unk))
+    if (!tok_json_is_null(unk))
         for (int b = 0; b < 256; b++)
             if (t->byte_id[b] < 0) {
-                set_err(err, errlen, "model.unk_token: unknown-token handling is not supported "
-                                     "and the vocabulary lacks some byte symbols");
+                set_err(err, errlen,
+                        "model.unk_token: unknown-token handling is not supported "
+                        "and the vocabulary lacks some byte symbols");
                 return -1;
             }
     /* Merges: rank = position in the list (a later duplicate wins, as in HF). */
@@ -481,9 +306,10 @@ static int load_model(tok_tokenizer_t *t, const cJSON *model, const cJSON *added
         if (cat != small)
             free(cat);
         if (!ok) {
-            set_err(err, errlen, "model.merges[%u]: \"%.*s\" + \"%.*s\" or their join is not "
-                                 "in model.vocab", rank, (int)(xl < 40 ? xl : 40), x,
-                    (int)(yl < 40 ? yl : 40), y);
+            set_err(err, errlen,
+                    "model.merges[%u]: \"%.*s\" + \"%.*s\" or their join is not "
+                    "in model.vocab",
+                    rank, (int)(xl < 40 ? xl : 40), x, (int)(yl < 40 ? yl : 40), y);
             return -1;
         }
         tok_map64_put(&t->merges, (uint64_t)xi << 32 | yi, (uint64_t)rank << 32 | zi);
@@ -509,12 +335,12 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
     }
     static const char *const unsupported_if_set[] = {"truncation", "padding"};
     for (size_t i = 0; i < 2; i++)
-        if (!is_null(cJSON_GetObjectItemCaseSensitive(root, unsupported_if_set[i]))) {
+        if (!tok_json_is_null(cJSON_GetObjectItemCaseSensitive(root, unsupported_if_set[i]))) {
             set_err(err, errlen, "%s: must be null (not supported)", unsupported_if_set[i]);
             goto err;
         }
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    if (!is_null(added) && !cJSON_IsArray(added)) {
+    if (!tok_json_is_null(added) && !cJSON_IsArray(added)) {
         set_err(err, errlen, "added_tokens: expected an array");
         goto err;
     }
@@ -523,18 +349,19 @@ tok_tokenizer_t *tok_load_json(const char *json, size_t len, char *err, size_t e
         set_err(err, errlen, "model: missing or not an object");
         goto err;
     }
-    if (check_normalizer(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer", err,
-                         errlen) != 0 ||
-        load_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen) != 0 ||
-        check_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
-                             "post_processor", err, errlen) != 0)
+    if (tok_load_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer",
+                            err, errlen) != 0 ||
+        tok_load_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, errlen) !=
+            0 ||
+        tok_check_post_processor(cJSON_GetObjectItemCaseSensitive(root, "post_processor"),
+                                 "post_processor", err, errlen) != 0)
         goto err;
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "decoder");
-    if (is_null(dec)) {
+    if (tok_json_is_null(dec)) {
         set_err(err, errlen, "decoder: missing (ByteLevel required)");
         goto err;
     }
-    if (check_optional_bytelevel(dec, "decoder", err, errlen) != 0 ||
+    if (tok_check_decoder(dec, "decoder", err, errlen) != 0 ||
         load_model(t, model, added, &a, err, errlen) != 0)
         goto err;
     cJSON_Delete(root);

@@ -21,9 +21,8 @@ static const char RE_GPT2[] =
 static const char RE_LLAMA3[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char RE_QWEN2[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* Regex sources are compared with CR and LF written as the escapes \r and
  * \n: tokenizer.json files spell them either way (DeepSeek V3 as raw
@@ -59,8 +58,7 @@ int tok_split_kind_of(const char *raw)
 }
 
 /* Class byte of the code point at s[i] (ASCII fast path); *len its length. */
-static inline unsigned cls_at(const unsigned char *s, size_t n, size_t i, uint32_t *cp,
-                              size_t *len)
+static inline unsigned cls_at(const unsigned char *s, size_t n, size_t i, uint32_t *cp, size_t *len)
 {
     *cp = tok_utf8_next(s + i, n - i, len);
     return tok_ucd_class(*cp);
@@ -287,14 +285,14 @@ static size_t llama3_match_at(const unsigned char *s, size_t n, size_t i, int di
     return i;
 }
 
-int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos,
-                   size_t *ms, size_t *me)
+int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size_t pos, size_t *ms,
+                   size_t *me)
 {
     size_t i = pos;
     while (i < n) {
         /* Fast skip: no ASCII byte starts a CJK match, only 0-9 a number. */
-        if (s[i] < 0x80 && (kind == TOK_SPLIT_CJK ||
-                            (kind == TOK_SPLIT_DIGITS3 && (s[i] < '0' || s[i] > '9')))) {
+        if (s[i] < 0x80 &&
+            (kind == TOK_SPLIT_CJK || (kind == TOK_SPLIT_DIGITS3 && (s[i] < '0' || s[i] > '9')))) {
             i++;
             continue;
         }
@@ -338,9 +336,9 @@ int tok_split_find(tok_split_kind_t kind, const unsigned char *s, size_t n, size
         case TOK_SPLIT_LLAMA3:
         case TOK_SPLIT_QWEN2: {
             size_t e = kind == TOK_SPLIT_DS3_WORDS ? ds3_match_at(s, n, i)
-                       : kind == TOK_SPLIT_GPT2    ? gpt2_match_at(s, n, i)
-                                                   : llama3_match_at(s, n, i,
-                                                                     kind == TOK_SPLIT_LLAMA3 ? 3 : 1);
+                       : kind == TOK_SPLIT_GPT2
+                           ? gpt2_match_at(s, n, i)
+                           : llama3_match_at(s, n, i, kind == TOK_SPLIT_LLAMA3 ? 3 : 1);
             if (e > i) {
                 *ms = i;
                 *me = e;

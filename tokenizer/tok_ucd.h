@@ -4,6 +4,7 @@
 #ifndef TOK_UCD_H
 #define TOK_UCD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Major General_Category (low 3 bits of a class byte). */
@@ -29,6 +30,24 @@ static inline unsigned tok_ucd_class(uint32_t cp)
         return TOK_UCD_C;
     return tok_ucd_stage2[tok_ucd_stage1[cp >> 8]][cp & 0xff];
 }
+
+extern const unsigned short tok_ucd_ccc_stage1[0x110000 / 256];
+extern const unsigned char tok_ucd_ccc_stage2[][256];
+
+/* Canonical_Combining_Class of cp (0 for starters). */
+static inline unsigned tok_ucd_ccc(uint32_t cp)
+{
+    if (cp >= 0x110000)
+        return 0;
+    return tok_ucd_ccc_stage2[tok_ucd_ccc_stage1[cp >> 8]][cp & 0xff];
+}
+
+/* Full canonical decomposition of cp (not Hangul): sets *out to its code
+ * points and returns how many, or 0 when cp does not decompose. */
+size_t tok_ucd_decompose(uint32_t cp, const uint32_t **out);
+
+/* Primary composite of the pair (a, b) (not Hangul), or 0 when none. */
+uint32_t tok_ucd_compose(uint32_t a, uint32_t b);
 
 /* Returns the major category of cp, one of TOK_UCD_L .. TOK_UCD_C. */
 static inline unsigned tok_ucd_major(uint32_t cp)

@@ -1,6 +1,7 @@
 /* tollgatectl: the admin CLI. Takes the global options (--db, --actor)
  * from anywhere on the line, then hands the rest to a subcommand group. */
 #include "ctl.h"
+#include "ctl_budget.h"
 #include "ctl_price.h"
 #include "tok_cli.h"
 
@@ -33,6 +34,8 @@ static const ctl_group_t ctl_groups[] = {
     {"window", ctl_window_main, "discount windows on price cards: add, list, end"},
     {"provider", ctl_provider_main, "per-provider price settings (tier instant)"},
     {"calendar", ctl_calendar_main, "holiday calendars for discount windows"},
+    {"budget", ctl_budget_main, "team and key budgets: set, show, list (audited)"},
+    {"limit", ctl_limit_main, "rate limits per team or key: set, show (audited)"},
     {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
     {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify"},
 };

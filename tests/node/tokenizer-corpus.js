@@ -123,3 +123,37 @@ const write = (name, data) => fs.writeFileSync(path.join(out, name), data);
     "ab".repeat(3000), "的".repeat(3000), "😀".repeat(1000), "\u0301".repeat(2000), "ааааааааааа".repeat(300)];
   write("gen_long_words.txt", lines.join("\n") + "\n");
 }
+
+// Normalization: combining marks in every order, Hangul jamo, singletons,
+// composition exclusions (for tokenizers with an NFC normalizer).
+{
+  const bases = ["a", "e", "o", "u", "A", "E", "O", "U", "i", "n", "c", "s", "z", "α", "ω", "Α", "ι", "у", "ж", "あ", "か", "ウ", "ハ", "ב", "ש", "ก", "क", "ぁ", " ", "1", "."];
+  const marks = ["\u0300", "\u0301", "\u0302", "\u0303", "\u0308", "\u030a", "\u030c", "\u0323", "\u0327", "\u0328", "\u031b", "\u0316", "\u0345", "\u0342", "\u0313", "\u0314", "\u05b7", "\u05bc", "\u05c1", "\u0e38", "\u0e48", "\u093c", "\u3099", "\u309a", "\u0f71", "\u0f72", "\u0f80", "\u1dce", "\u20d2", "\u034f"];
+  const special = ["\u212b", "\u2126", "\u212a", "\u0340", "\u0341", "\u0343", "\u0344", "\u0374", "\u037e", "\u0387", "\u0958", "\u095f", "\ufb1d", "\ufb2a", "\u2adc", "\u{1d15e}", "\u{1d160}", "\uf900", "\uf9ff", "\u{2f800}", "\u0f73", "\u0f75", "\u0f81", "ﬁ", "①", "ｶ", "\u1e9b\u0323", "\u00c5", "\u00e9", "\u1ea5", "\u01d5"];
+  const jamoL = 0x1100, jamoV = 0x1161, jamoT = 0x11a8;
+  const lines = [];
+  for (let i = 0; i < 1500; i++) {
+    let s = "";
+    const n = 1 + int(6);
+    for (let k = 0; k < n; k++) {
+      const r = rnd();
+      if (r < 0.45) {
+        s += pick(bases);
+        const m = int(5);
+        for (let j = 0; j < m; j++) s += pick(marks);
+      } else if (r < 0.65) {
+        s += String.fromCodePoint(jamoL + int(19), jamoV + int(21));
+        if (rnd() < 0.5) s += String.fromCodePoint(jamoT + int(27));
+        if (rnd() < 0.2) s += pick(marks);
+      } else if (r < 0.75) {
+        s += String.fromCodePoint(0xac00 + int(11172) - (rnd() < 0.5 ? 0 : 0)) + (rnd() < 0.5 ? String.fromCodePoint(jamoT + int(27)) : "");
+      } else if (r < 0.9) {
+        s += pick(special) + (rnd() < 0.4 ? pick(marks) : "");
+      } else {
+        s += pick([" ", "  ", "\n", "x", "word", "'s", "123"]);
+      }
+    }
+    lines.push(s);
+  }
+  write("gen_normalization.txt", lines.join("\n") + "\n");
+}

@@ -5,9 +5,13 @@
 //    published Jinja template run by its JavaScript Jinja engine).
 // Usage: node tests/node/tokenizer-expected.js TOKENIZER_JSON CORPUS_DIR CHAT_CASES OUTDIR [VARIANTS_JSON]
 // Writes OUTDIR/<corpus file>.json ({"whole": [ids], "lines": [[ids]...]})
-// and OUTDIR/chat_expected.json ([{"name", "text"} or {"name", "error"}]).
-// With VARIANTS_JSON ({name: pre_tokenizer}), also the ids of the same
-// vocabulary under other families' pre-tokenizers (GPT-2, Llama 3, Qwen2),
+// and OUTDIR/chat_expected.json ([{"name", "text"} or {"name", "error"}])
+// and OUTDIR/decode_expected.json ([{"ids": [...], "hex": HF decode's UTF-8
+// in hex (the text may hold NUL, which JSON parsers in C cut at)}]) for
+// seeded random id sequences (any token, special ones, cut characters).
+// With VARIANTS_JSON ({name: {pre_tokenizer?, normalizer?}}), also the ids of
+// the same vocabulary under other families' pre-tokenizers (GPT-2, Llama 3,
+// Qwen2) and the NFC normalizer,
 // compactly as hashes: OUTDIR/variants/<name>/<file>.json
 // ({"whole": h, "lines": [h...]}, h = idsHash below).
 "use strict";
@@ -56,11 +60,32 @@ async function main() {
     for (const l of lines) res.lines.push(await enc(l));
     fs.writeFileSync(path.join(outDir, name + ".json"), JSON.stringify(res));
   }
+  {
+    let seed = 0xdec0de;
+    const rnd = (n) => { // xorshift32
+      seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+      return seed % n;
+    };
+    const size = tok.getVocabSize(true);
+    const cases = [];
+    while (cases.length < 400) {
+      const ids = [];
+      const n = 1 + rnd(24);
+      while (ids.length < n) {
+        // Mostly byte tokens and short ids (cut characters), some of anything.
+        const r = rnd(4);
+        const id = r === 0 ? rnd(256) : r === 1 ? 128000 + rnd(size - 128000) : rnd(size);
+        if (tok.idToToken(id) !== null) ids.push(id);
+      }
+      cases.push({ ids, hex: Buffer.from(await tok.decode(ids, false), "utf8").toString("hex") });
+    }
+    fs.writeFileSync(path.join(outDir, "decode_expected.json"), JSON.stringify(cases));
+  }
   if (variantsPath) {
     const variants = JSON.parse(fs.readFileSync(variantsPath, "utf8"));
     const base = JSON.parse(fs.readFileSync(tokPath, "utf8"));
-    for (const [vname, pretok] of Object.entries(variants)) {
-      const vt = Tokenizer.fromString(JSON.stringify({ ...base, pre_tokenizer: pretok }));
+    for (const [vname, parts] of Object.entries(variants)) {
+      const vt = Tokenizer.fromString(JSON.stringify({ ...base, ...parts }));
       const venc = async (s) => idsHash(Array.from((await vt.encode(s, null, { addSpecialTokens: false })).getIds()));
       const vdir = path.join(outDir, "variants", vname);
       fs.mkdirSync(vdir, { recursive: true });

@@ -73,6 +73,38 @@ int main(void)
     CHECK(gw_config_model(&cfg, "nope") == NULL);
     gw_config_free(&cfg);
 
+    /* governance keys */
+    setenv("TG_TEST_REDIS", "redis://127.0.0.1:6379/2", 1);
+    rc = gw_config_load(write_file("gov.conf", "[gateway]\nredis = env:TG_TEST_REDIS\ngovernance = on\n"
+                                               "redis_failure = open\nredis_open_fraction = 0.25\n"
+                                               "redis_timeout_ms = 200\nhold_ttl_ms = 5000\n"
+                                               "default_max_tokens = 4096\nredis_namespace = prod-eu\n"),
+                        &cfg, err, sizeof err);
+    CHECK(rc == 0);
+    if (rc == 0) {
+        CHECK_STR(cfg.redis, "redis://127.0.0.1:6379/2");
+        CHECK(cfg.governance && cfg.redis_fail_open && cfg.redis_open_percent == 25);
+        CHECK_STR(cfg.redis_namespace, "prod-eu");
+        CHECK(cfg.redis_timeout_ms == 200 && cfg.hold_ttl_ms == 5000 &&
+              cfg.default_max_tokens == 4096);
+        gw_config_free(&cfg);
+    }
+    rc = gw_config_load(write_file("gov2.conf", "[gateway]\nredis_open_fraction = 40%\n"), &cfg, err,
+                        sizeof err);
+    CHECK(rc == 0 && !cfg.governance && !cfg.redis && !cfg.redis_fail_open &&
+          cfg.redis_open_percent == 40 && cfg.redis_timeout_ms == 500);
+    if (rc == 0)
+        gw_config_free(&cfg);
+    expect_error("[gateway]\nredis_namespace = a:b\n", "redis_namespace must be");
+    expect_error("[gateway]\ngovernance = on\n", "governance = on needs redis");
+    expect_error("[gateway]\ngovernance = maybe\n", "governance must be on or off");
+    expect_error("[gateway]\nredis = http://x:1\n", "redis must be redis://");
+    expect_error("[gateway]\nredis_failure = ajar\n", "redis_failure must be closed or open");
+    expect_error("[gateway]\nredis_open_fraction = 1.5\n", "redis_open_fraction must be between");
+    expect_error("[gateway]\nredis_open_fraction = 0\n", "redis_open_fraction must be between");
+    expect_error("[gateway]\nredis_open_fraction = 0%\n", "between 1 and 100");
+    expect_error("[gateway]\nredis_timeout_ms = 5\n", "between 10 and 60000");
+    expect_error("[gateway]\ndefault_max_tokens = -1\n", "default_max_tokens must be between");
     expect_error("[gateway]\nworkers = many\n", "bad.conf:2: workers must be an integer");
     expect_error("[gateway]\nworkers = 0\n", "between 1 and 256");
     expect_error("listen = 1:2\n", ":1: 'listen' appears before any section");

@@ -52,8 +52,8 @@ int main(int argc, char **argv)
         const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
         bool gen = cJSON_IsTrue(cJSON_GetObjectItem(c, "add_generation_prompt"));
         tok_buf_t out = {0};
-        int rc = tok_chat_render(chat, cJSON_GetObjectItem(c, "messages"), gen, &out, err,
-                                 sizeof err);
+        int rc =
+            tok_chat_render(chat, cJSON_GetObjectItem(c, "messages"), gen, &out, err, sizeof err);
         const cJSON *text = cJSON_GetObjectItem(e, "text");
         if (cJSON_GetObjectItem(e, "error")) {
             errors++;

@@ -29,6 +29,20 @@ cmp -s "$tmp/back" "$corpus/mixed.txt" || fail "encode | decode round trip of mi
 n=$("$bin" count --tokenizer "$dir" "$corpus/mixed.txt")
 [ "$n" = "$(wc -l < "$tmp/ids")" ] || fail "count $n disagrees with encode"
 
+# --chat: a request body is rendered with the chat template, then counted.
+echo '{"model":"deepseek-chat","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}' > "$tmp/req.json"
+got=$("$bin" decode --chat --tokenizer "$dir" "$tmp/req.json")
+[ "$got" = "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>" ] || fail "--chat render: got '$got'"
+printf '%s' "$got" > "$tmp/prompt.txt"
+want_n=$("$bin" count --tokenizer "$dir" "$tmp/prompt.txt")
+got=$("$bin" count --chat --tokenizer "$dir" < "$tmp/req.json")
+[ "$got" = "$want_n" ] && [ "$got" -gt 3 ] || fail "--chat count: got '$got', want '$want_n'"
+echo '[{"role":"user","content":"Hi"}]' | "$bin" encode --chat --tokenizer "$dir" | head -1 | grep -qx 0 || fail "--chat encode starts with BOS id 0"
+echo '[{"role":"user"}]' | "$bin" count --chat --tokenizer "$dir" 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "messages\[0\].content: missing" "$tmp/err" || fail "--chat bad message: rc $rc, $(cat "$tmp/err")"
+echo 'not json' | "$bin" count --chat --tokenizer "$dir" 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "not valid JSON" "$tmp/err" || fail "--chat bad JSON: rc $rc"
+
 "$bin" --help | grep -q "usage: tokens count|encode|decode" || fail "--help"
 "$bin" frobnicate --tokenizer "$dir" </dev/null 2>/dev/null; [ $? = 2 ] || fail "bad command not exit 2"
 "$bin" count </dev/null 2>/dev/null; [ $? = 2 ] || fail "missing --tokenizer not exit 2"

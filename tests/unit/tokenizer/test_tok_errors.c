@@ -18,10 +18,12 @@ static void build(tok_buf_t *b, const char *merges, const char *normalizer, cons
                   const char *decoder, const char *model_extra, const char *added)
 {
     b->len = 0;
-    tok_buf_appends(b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":");
-    tok_buf_appends(b, added ? added
-                             : "[{\"id\":258,\"content\":\"<|x|>\",\"single_word\":false,\"lstrip\":"
-                               "false,\"rstrip\":false,\"normalized\":false,\"special\":true}]");
+    tok_buf_appends(b,
+                    "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":");
+    tok_buf_appends(b, added
+                           ? added
+                           : "[{\"id\":258,\"content\":\"<|x|>\",\"single_word\":false,\"lstrip\":"
+                             "false,\"rstrip\":false,\"normalized\":false,\"special\":true}]");
     tok_buf_appends(b, ",\"normalizer\":");
     tok_buf_appends(b, normalizer ? normalizer : "null");
     tok_buf_appends(b, ",\"pre_tokenizer\":");
@@ -77,8 +79,7 @@ static void expect_err(const tok_buf_t *b, const char *needle, const char *what)
     tok_tokenizer_t *t = tok_load_json(b->data, b->len, err, sizeof err);
     if (t || !strstr(err, needle)) {
         failures++;
-        fprintf(stderr, "FAIL: %s: expected an error with \"%s\", got \"%s\"\n", what, needle,
-                err);
+        fprintf(stderr, "FAIL: %s: expected an error with \"%s\", got \"%s\"\n", what, needle, err);
     } else {
         printf("%-28s -> %s\n", what, err);
     }
@@ -119,8 +120,13 @@ int main(void)
     expect_err(&b, "model.merges[0]: expected", "merge array of one");
     build(&b, "{}", NULL, NULL, NULL, NULL, NULL);
     expect_err(&b, "model.merges: missing or not an array", "merges object");
+    build(&b, NULL, "{\"type\":\"NFKC\"}", NULL, NULL, NULL, NULL);
+    expect_err(&b, "normalizer: normalizer type 'NFKC' is not supported", "NFKC normalizer");
+    /* NFC: "e" + U+0301 composes to U+00E9, which has no merges here: its two
+     * UTF-8 bytes (0xC3 0xA9) are two byte tokens. */
     build(&b, NULL, "{\"type\":\"NFC\"}", NULL, NULL, NULL, NULL);
-    expect_err(&b, "normalizer: normalizer type 'NFC' is not supported", "NFC normalizer");
+    const uint32_t nfc_want[] = {0xc3, 0xa9};
+    expect_ok_ids(&b, "e\xcc\x81", nfc_want, 2, "NFC normalizer");
     build(&b, NULL, "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Lowercase\"}]}", NULL,
           NULL, NULL, NULL);
     expect_err(&b, "normalizer.normalizers[0]: normalizer type 'Lowercase'", "nested normalizer");
@@ -141,14 +147,12 @@ int main(void)
           "\"\\\\p{N}{1,3}\"},\"behavior\":\"Removed\"},{\"type\":\"ByteLevel\"}]}",
           NULL, NULL, NULL);
     expect_err(&b, "pretokenizers[0].behavior: only \"Isolated\"", "Removed behavior");
-    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", NULL, NULL,
-          NULL);
+    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", NULL, NULL, NULL);
     expect_err(&b, "pre_tokenizer.add_prefix_space: true", "ByteLevel add_prefix_space");
     build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"use_regex\":1}", NULL, NULL, NULL);
     expect_err(&b, "pre_tokenizer.use_regex: expected true or false", "ByteLevel use_regex 1");
     /* use_regex absent = true (HF's default): the GPT-2 split, "abc" "'s" ... */
-    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}", NULL, NULL,
-          NULL);
+    build(&b, NULL, NULL, "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}", NULL, NULL, NULL);
     const uint32_t gpt2_want[] = {257, '\'', 's', ' ', 256};
     expect_ok_ids(&b, "abc's ab", gpt2_want, 5, "ByteLevel with the GPT-2 split");
     build(&b, NULL, NULL, "{\"type\":\"Sequence\",\"pretokenizers\":[]}", NULL, NULL, NULL);
@@ -159,9 +163,10 @@ int main(void)
     build(&b, NULL, NULL, NULL, NULL, NULL, NULL);
     {
         cJSON *root = cJSON_Parse(b.data);
-        cJSON_ReplaceItemInObject(root, "post_processor",
-                                  cJSON_Parse("{\"type\":\"Sequence\",\"processors\":[{\"type\":"
-                                              "\"ByteLevel\"},{\"type\":\"TemplateProcessing\"}]}"));
+        cJSON_ReplaceItemInObject(
+            root, "post_processor",
+            cJSON_Parse("{\"type\":\"Sequence\",\"processors\":[{\"type\":"
+                        "\"ByteLevel\"},{\"type\":\"TemplateProcessing\"}]}"));
         char *j = cJSON_PrintUnformatted(root);
         b.len = 0;
         tok_buf_appends(&b, j);
@@ -185,11 +190,12 @@ int main(void)
     expect_err(&b, "model.dropout", "dropout");
     build(&b, NULL, NULL, NULL, NULL, ",\"continuing_subword_prefix\":\"##\"", NULL);
     expect_err(&b, "model.continuing_subword_prefix", "subword prefix");
-    build(&b, NULL, NULL, NULL, NULL, NULL,
-          "[{\"id\":258,\"content\":\"<|x|>\",\"lstrip\":true}]");
+    build(&b, NULL, NULL, NULL, NULL, NULL, "[{\"id\":258,\"content\":\"<|x|>\",\"lstrip\":true}]");
     expect_err(&b, "added_tokens[0].lstrip", "lstrip");
     build(&b, NULL, NULL, NULL, NULL, NULL, "[{\"id\":-1,\"content\":\"<|x|>\"}]");
     expect_err(&b, "added_tokens[0]: needs an integer id", "negative added id");
+    build(&b, NULL, NULL, NULL, NULL, NULL, "[{\"id\":2000000000,\"content\":\"<|x|>\"}]");
+    expect_err(&b, "token id 2000000000 is too large", "huge added id");
     build(&b, NULL, NULL, NULL, NULL, NULL, "{}");
     expect_err(&b, "added_tokens: expected an array", "added object");
 

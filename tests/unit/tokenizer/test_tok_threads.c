@@ -1,9 +1,11 @@
 /* Concurrent use of one tokenizer: four threads encode the corpus files at
  * the same time (each with its own piece cache) and must get exactly the ids
- * of a single-threaded run.
+ * of a single-threaded run. Then a thread that cached pieces with a tokenizer
+ * since freed must not see them when it encodes with a new one.
  * Usage: test_tok_threads TOKENIZER_JSON CORPUS_DIR */
 #include <dirent.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,85 @@ static void *worker(void *arg)
             tok_ids_free(&ids);
         }
     return (void *)bad;
+}
+
+/* ---- stale cache check ---- */
+
+static sem_t go_worker, go_main;
+static tok_tokenizer_t *current;
+static const char *const sample = "Hello world, tokenizers cache words like these words.";
+static tok_ids_t seen[2];
+
+/* Encodes sample with the current tokenizer twice, waiting between. */
+static void *stale_worker(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 2; round++) {
+        sem_wait(&go_worker);
+        tok_encode(current, sample, strlen(sample), &seen[round]);
+        sem_post(&go_main);
+    }
+    return NULL;
+}
+
+/* The DeepSeek tokenizer with only its first 50 merges: other ids. */
+static tok_tokenizer_t *load_truncated(const char *path)
+{
+    tok_buf_t b = {0};
+    tt_read_file(path, &b);
+    cJSON *root = cJSON_Parse(b.data);
+    cJSON *model = cJSON_GetObjectItem(root, "model");
+    cJSON *merges = cJSON_GetObjectItem(model, "merges"), *few = cJSON_CreateArray(), *m;
+    int k = 0;
+    cJSON_ArrayForEach(m, merges)
+    {
+        if (k++ == 50)
+            break;
+        cJSON_AddItemToArray(few, cJSON_Duplicate(m, 1));
+    }
+    cJSON_ReplaceItemInObject(model, "merges", few);
+    char *json = cJSON_PrintUnformatted(root), err[256];
+    tok_tokenizer_t *t = tok_load_json(json, strlen(json), err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "FAIL: truncated tokenizer: %s\n", err);
+        exit(1);
+    }
+    free(json);
+    cJSON_Delete(root);
+    tok_buf_free(&b);
+    return t;
+}
+
+static int check_stale_cache(const char *path)
+{
+    sem_init(&go_worker, 0, 0);
+    sem_init(&go_main, 0, 0);
+    pthread_t th;
+    current = tt_load(path);
+    pthread_create(&th, NULL, stale_worker, NULL);
+    sem_post(&go_worker); /* the worker fills its cache for tokenizer 1 */
+    sem_wait(&go_main);
+    tok_free(current);
+    current = load_truncated(path);
+    sem_post(&go_worker); /* same text, tokenizer 2, same thread */
+    sem_wait(&go_main);
+    pthread_join(th, NULL);
+    tok_ids_t want = {0};
+    tok_encode(current, sample, strlen(sample), &want);
+    int bad = want.len != seen[1].len ||
+              memcmp(want.ids, seen[1].ids, want.len * sizeof *want.ids) != 0 ||
+              seen[0].len == seen[1].len;
+    if (bad)
+        fprintf(stderr, "FAIL: a thread's cache outlived its tokenizer (%zu vs %zu ids)\n",
+                seen[1].len, want.len);
+    else
+        printf("freed tokenizer's caches unused: %zu ids before, %zu after\n", seen[0].len,
+               seen[1].len);
+    tok_ids_free(&want);
+    tok_ids_free(&seen[0]);
+    tok_ids_free(&seen[1]);
+    tok_free(current);
+    return bad;
 }
 
 int main(int argc, char **argv)
@@ -77,7 +158,9 @@ int main(int argc, char **argv)
     }
     tok_free(tok);
     printf("%d threads x %d files x 3 rounds: %ld mismatches\n", NTHREADS, nfiles, bad);
+    bad += check_stale_cache(argv[1]);
     if (bad)
-        fprintf(stderr, "FAIL: concurrent encodes differ from the single-threaded ids\n");
+        fprintf(stderr, "FAIL: concurrent encodes differ from the single-threaded ids, or a "
+                        "stale cache was used\n");
     return bad ? 1 : 0;
 }

@@ -37,8 +37,9 @@ static inline tok_tokenizer_t *tt_load(const char *path)
     return t;
 }
 
-/* Loads TOKENIZER_JSON with its pre_tokenizer replaced by variants[name]
- * (tests/unit/tokenizer/variants.json), or exits with a message. */
+/* Loads TOKENIZER_JSON with the parts given in variants[name] (pre_tokenizer
+ * and/or normalizer; tests/unit/tokenizer/variants.json) replaced, or exits
+ * with a message. */
 static inline tok_tokenizer_t *tt_load_variant(const char *path, const char *variants,
                                                const char *name)
 {
@@ -46,12 +47,15 @@ static inline tok_tokenizer_t *tt_load_variant(const char *path, const char *var
     tt_read_file(path, &base);
     tt_read_file(variants, &vb);
     cJSON *root = cJSON_Parse(base.data), *vars = cJSON_Parse(vb.data);
-    cJSON *pre = cJSON_DetachItemFromObject(vars, name);
-    if (!root || !pre) {
+    cJSON *parts = cJSON_GetObjectItem(vars, name), *part;
+    if (!root || !cJSON_IsObject(parts)) {
         fprintf(stderr, "FAIL: no variant %s in %s\n", name, variants);
         exit(1);
     }
-    cJSON_ReplaceItemInObject(root, "pre_tokenizer", pre);
+    cJSON_ArrayForEach(part, parts)
+    {
+        cJSON_ReplaceItemInObject(root, part->string, cJSON_Duplicate(part, 1));
+    }
     char *json = cJSON_PrintUnformatted(root), err[512];
     tok_tokenizer_t *t = tok_load_json(json, strlen(json), err, sizeof err);
     if (!t) {
