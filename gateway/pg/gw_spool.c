@@ -34,14 +34,18 @@ struct gw_spool {
     uint64_t seg_max; /* rotate the active segment past this size */
     int dirfd, lockfd;
     pthread_mutex_t mu;
-    pthread_cond_t space_cv; /* appends waiting for budget */
-    pthread_cond_t sync_cv;  /* CLOCK_MONOTONIC; the interval syncer sleeps on it */
+    pthread_cond_t space_cv;  /* appends waiting for budget */
+    pthread_cond_t sync_cv;   /* CLOCK_MONOTONIC; the interval syncer sleeps on it */
+    pthread_cond_t synced_cv; /* always mode: appends waiting for the group's fdatasync */
     /* Under mu: */
     int afd;         /* active segment, O_APPEND */
     uint64_t aseg;   /* its number */
     uint64_t asize;  /* its size (every byte below is a complete frame) */
     uint64_t oldest; /* lowest segment number that may still exist */
     bool dirty;      /* appended since the last fdatasync */
+    uint64_t seq;    /* bytes appended since open, all segments */
+    uint64_t synced; /* always mode: seq known to be on disk */
+    bool syncing;    /* always mode: an appender is running the group's fdatasync */
     bool closing, unblocked, full_logged;
     gw_spool_stats_t st;
     /* Reader thread only: */
@@ -476,6 +480,7 @@ static void *sp_syncer(void *arg)
             close(fd);
         }
         pthread_mutex_lock(&s->mu);
+        s->st.syncs++;
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -499,6 +504,7 @@ gw_spool_t *gw_spool_open(const gw_spool_opts_t *o, char *err, size_t errlen)
         abort();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->space_cv, NULL);
+    pthread_cond_init(&s->synced_cv, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -582,6 +588,7 @@ fail:
         close(s->dirfd);
     pthread_cond_destroy(&s->sync_cv);
     pthread_cond_destroy(&s->space_cv);
+    pthread_cond_destroy(&s->synced_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->rbuf);
     free(s);
@@ -591,10 +598,15 @@ fail:
 /* Seals the active segment and starts the next. Caller holds mu. */
 static int sp_rotate(gw_spool_t *s)
 {
-    /* Interval mode: the sealed segment must not wait for a syncer that
-     * only ever looks at the active one. */
-    if (s->dirty && fdatasync(s->afd) != 0)
-        tg_error("usage spool: fdatasync failed: %s", strerror(errno));
+    /* A sealed segment is synced here: the interval syncer and the group
+     * commit of always mode only look at the active one. (In always mode an
+     * fdatasync of another appender may be in flight: this one is not
+     * skipped, so every byte of a sealed segment is on disk.) */
+    if (s->dirty || s->o.sync == GW_SPOOL_SYNC_ALWAYS) {
+        if (fdatasync(s->afd) != 0)
+            tg_error("usage spool: fdatasync failed: %s", strerror(errno));
+        s->st.syncs++;
+    }
     s->dirty = false;
     close(s->afd);
     s->afd = -1;
@@ -608,6 +620,38 @@ static int sp_rotate(gw_spool_t *s)
         return -1;
     }
     return 0;
+}
+
+/* Always mode: returns once every byte up to seq `mine` is on disk. The
+ * first appender to find no fdatasync running starts one for everything
+ * appended so far (on a dup of the fd, without the lock, so others append
+ * meanwhile); the others wait for it and, if it did not cover them, start
+ * the next. Caller holds mu. A failed fdatasync is logged and counts as done:
+ * the record is in the file, only the power-loss promise is weakened. */
+static void sp_sync_upto(gw_spool_t *s, uint64_t mine)
+{
+    while (s->synced < mine) {
+        if (s->syncing) {
+            pthread_cond_wait(&s->synced_cv, &s->mu);
+            continue;
+        }
+        s->syncing = true;
+        uint64_t target = s->seq;
+        int fd = dup(s->afd);
+        s->dirty = false;
+        pthread_mutex_unlock(&s->mu);
+        int r = fd >= 0 ? fdatasync(fd) : -1, e = errno;
+        if (fd >= 0)
+            close(fd);
+        pthread_mutex_lock(&s->mu);
+        s->st.syncs++;
+        if (r != 0)
+            tg_error("usage spool: fdatasync failed: %s", strerror(e));
+        if (target > s->synced)
+            s->synced = target;
+        s->syncing = false;
+        pthread_cond_broadcast(&s->synced_cv);
+    }
 }
 
 int gw_spool_append(gw_spool_t *s, const void *payload, size_t len)
@@ -652,14 +696,11 @@ int gw_spool_append(gw_spool_t *s, const void *payload, size_t len)
     s->st.bytes += flen;
     s->st.pending++;
     s->st.appended++;
-    if (s->o.sync == GW_SPOOL_SYNC_ALWAYS) {
-        /* The record is in the file (a killed process loses nothing); a
-         * failed sync only weakens the power-loss promise: logged. */
-        if (fdatasync(s->afd) != 0)
-            tg_error("usage spool: fdatasync failed: %s", strerror(errno));
-    } else {
-        s->dirty = true;
-    }
+    s->seq += flen;
+    s->dirty = true;
+    /* The record is in the file now: a killed process loses nothing. */
+    if (s->o.sync == GW_SPOOL_SYNC_ALWAYS)
+        sp_sync_upto(s, s->seq);
     rc = 0;
 out:
     if (rc != 0)
@@ -797,6 +838,7 @@ void gw_spool_close(gw_spool_t *s)
     close(s->dirfd);
     pthread_cond_destroy(&s->sync_cv);
     pthread_cond_destroy(&s->space_cv);
+    pthread_cond_destroy(&s->synced_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->rbuf);
     free(s);

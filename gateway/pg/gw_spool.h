@@ -53,6 +53,7 @@ typedef struct gw_spool_stats {
     uint64_t corrupted; /* damaged regions skipped (each one is logged) */
     uint64_t torn;      /* torn tails truncated at open (each one is logged) */
     uint64_t refused;   /* appends refused: over budget or a write error */
+    uint64_t syncs;     /* fdatasync calls (always mode: one covers every append waiting) */
 } gw_spool_stats_t;
 
 /* Opens (creating if needed) the spool directory, takes an exclusive lock on
@@ -65,7 +66,8 @@ gw_spool_t *gw_spool_open(const gw_spool_opts_t *o, char *err, size_t errlen);
 
 /* Appends one payload (1..GW_SPOOL_PAYLOAD_MAX bytes) with write(2): once
  * this returns 0 the record survives the process being killed; with sync
- * "always" it has also been fdatasync'd. Thread-safe. Returns 0, or -1 when
+ * "always" it has also been fdatasync'd (group commit: appends from several
+ * threads that wait at the same time share one fdatasync). Thread-safe. Returns 0, or -1 when
  * refused (over the budget in refuse mode, the spool closing while blocked,
  * or a write error; each case logged, counted in refused, nothing written). */
 int gw_spool_append(gw_spool_t *s, const void *payload, size_t len);

@@ -1,6 +1,6 @@
 /* gw_usage: usage records and the writer that takes them to PostgreSQL
  * (table usage_events) off the request's hot path. Every record submitted is
- * written exactly once (INSERT ... ON CONFLICT (request_id) DO NOTHING), in
+ * written exactly once (INSERT ... ON CONFLICT DO NOTHING), in
  * batches, by a background thread. With a spool directory (start2) each
  * record is first appended to a durable journal (gw_spool.h) inside submit,
  * and the thread drains the journal, surviving crashes and restarts; without

@@ -3,8 +3,8 @@
 // middle of the load and restarted on the same spool. Then every request
 // whose response completed at the client has exactly one usage row, no
 // request id has two, and `tollgatectl usage verify --spool` reports zero
-// differences. Needs the gateway to read the spool_* keys (docs/ledger.md)
-// and to submit the record before the response's last byte.
+// differences. Relies on the gateway submitting the record before the
+// response's last byte (gw_proxy.c, exchange_settle).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
