@@ -164,12 +164,28 @@ export function chatBody(extra = {}) {
   return { model: 'chat', messages: [{ role: 'user', content: 'Hello there, how are you?' }], ...extra };
 }
 
+// True for a failure to reach the server at all (no response): e.g. a pooled
+// keep-alive connection that the gateway closed while idle, just as it was reused.
+function isConnectionReset(e) {
+  const c = e && e.cause;
+  return e instanceof TypeError && c && (c.code === 'ECONNRESET' || c.code === 'UND_ERR_SOCKET' || c.code === 'EPIPE');
+}
+
 export async function post(gw, path, key, body, headers = {}) {
-  const res = await fetch(gw.url + path, {
+  const init = {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}), ...headers },
     body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
-  });
+  };
+  let res;
+  try {
+    res = await fetch(gw.url + path, init);
+  } catch (e) {
+    // The gateway closes idle client connections after client_timeout_ms; a
+    // request racing that close never reached it. Retried once, as clients do.
+    if (!isConnectionReset(e)) throw e;
+    res = await fetch(gw.url + path, init);
+  }
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* SSE or garbage */ }
