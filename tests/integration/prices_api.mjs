@@ -263,3 +263,30 @@ test('a card added over HTTP charges the next request through the gateway within
   const q = await get('/quote?model=apimodel&prompt_tokens=1000000&max_tokens=1000000');
   assert.equal(q.json.routes[0].total, '5');
 });
+
+test('PostgreSQL unreachable: clear 503 errors, nothing crashes', async () => {
+  // a second gateway whose database does not answer (nothing listens on port 1)
+  const dead = await h.startGateway(h.gatewayConfig({
+    conninfo: 'host=127.0.0.1 port=1 dbname=none user=tollgate connect_timeout=1',
+    providers: [{ name: 'deepseek', url: sim.url, kind: 'deepseek' }],
+    models: { 'deepseek-chat': [['deepseek', 'deepseek-chat']] },
+  }));
+  const call = async (method, path, body) => {
+    const res = await fetch(dead.adminUrl + path, { method, headers: { 'x-tollgate-actor': 'alice' },
+      body: body && JSON.stringify(body) });
+    return { status: res.status, text: await res.text(), json: null };
+  };
+  for (const [method, path, body, re] of [
+    ['GET', '/prices', undefined, /cannot connect to PostgreSQL/],
+    ['GET', '/prices/preview?provider=deepseek&model=deepseek-chat&at=2025-03-01&hit=1&miss=1&output=1', undefined, /cannot connect/],
+    ['POST', '/prices/cards', { provider: 'p', model: 'm', currency: 'USD', hit: '1', miss: '1', output: '1', from: '2030-01-01' }, /Nothing was read or saved/],
+    ['GET', '/quote?model=deepseek-chat&prompt_tokens=1&max_tokens=1', undefined, /price book/],
+  ]) {
+    const r = await call(method, path, body);
+    r.json = JSON.parse(r.text);
+    refused(r, 503, re);
+    assert.equal(r.json.error.type, 'api_error');
+  }
+  const health = await fetch(dead.adminUrl + '/healthz');
+  assert.equal(health.status, 200, 'the admin listener still answers');
+});
