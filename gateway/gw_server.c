@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gw_admin_prices.h"
 #include "gw_http.h"
 #include "gw_metrics.h"
 #include "gw_proxy.h"
@@ -301,6 +302,10 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
     }
     if (!strcmp(path, "/route/explain")) { /* docs/router.md */
         gw_route_explain_http(s, req);
+        return;
+    }
+    if (gw_admin_prices_owns(path)) { /* /prices..., /quote: docs/prices-admin.md */
+        gw_admin_prices_handle(s, req, path);
         return;
     }
     gw_http_send_error(req, 404, "invalid_request_error", "unknown_url", NULL,

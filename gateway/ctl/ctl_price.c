@@ -4,6 +4,8 @@
  * whole price book before COMMIT (ctl_price_util.c) and audited by trigger. */
 #include "ctl_price.h"
 
+#include "gw_price_admin.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,43 +126,22 @@ static int ctl_price_add(ctl_ctx_t *ctx, int argc, char **argv)
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    char hit[24], miss[24], out[24], reas[24], fromtxt[40];
-    snprintf(hit, sizeof hit, "%lld", (long long)pr.cache_hit);
-    snprintf(miss, sizeof miss, "%lld", (long long)pr.cache_miss);
-    snprintf(out, sizeof out, "%lld", (long long)pr.output);
-    snprintf(reas, sizeof reas, "%lld", (long long)pr.reasoning);
-    pr_instant_format(from, fromtxt, sizeof fromtxt);
-    const char *params[] = {o[P].value,
-                            o[M].value,
-                            o[C].value,
-                            hit,
-                            miss,
-                            out,
-                            pr.reasoning < 0 ? NULL : reas,
-                            fromtxt,
-                            o[NOTE].present ? o[NOTE].value : NULL,
-                            ctx->actor};
-    int rc = CTL_FAIL;
-    PGresult *res = NULL;
-    if (ctl_price_begin(conn, ctx) != 0)
-        goto done;
-    res = ctl_price_exec(conn, "price add",
-                         "INSERT INTO price_cards (provider, model, currency, cache_hit_price,"
-                         " cache_miss_price, output_price, reasoning_price, effective_from, note,"
-                         " created_by) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint,"
-                         " $7::bigint, $8::timestamptz, $9, $10) RETURNING id",
-                         10, params, PGRES_TUPLES_OK);
-    if (!res) {
-        ctl_price_rollback(conn);
-        goto done;
+    gw_price_card_new_t card = {.provider = o[P].value,
+                                .model = o[M].value,
+                                .currency = o[C].value,
+                                .prices = pr,
+                                .from_us = from,
+                                .note = o[NOTE].present ? o[NOTE].value : NULL};
+    int64_t id;
+    char msg[1536], fromtxt[40];
+    int rc = CTL_OK;
+    if (gw_price_admin_card_add(conn, ctx->actor, &card, &id, msg, sizeof msg) != 0) {
+        ctl_error("%s", msg);
+        rc = CTL_FAIL;
+    } else {
+        printf("added price card %lld: %s/%s in %s from %s\n", (long long)id, o[P].value,
+               o[M].value, o[C].value, pr_instant_format(from, fromtxt, sizeof fromtxt));
     }
-    if (ctl_price_commit_checked(conn, "price add") != 0)
-        goto done;
-    printf("added price card %s: %s/%s in %s from %s\n", PQgetvalue(res, 0, 0), o[P].value,
-           o[M].value, o[C].value, fromtxt);
-    rc = CTL_OK;
-done:
-    PQclear(res);
     PQfinish(conn);
     return rc;
 }
@@ -409,18 +390,6 @@ static int ctl_price_preview(ctl_ctx_t *ctx, int argc, char **argv)
     return rc;
 }
 
-/* Exact worst-case cost at `prices`: prompt all at the miss price, max tokens
- * at the dearer of output and reasoning. Returns 0, or -1 with err. */
-static int ctl_price_worst(const pr_prices_t *p, int64_t prompt, int64_t max_tokens, pr_pico_t *in,
-                           pr_pico_t *outc, pr_pico_t *total, char *err, size_t errlen)
-{
-    int64_t out_price = p->reasoning > p->output ? p->reasoning : p->output;
-    if (pr_cost(prompt, p->cache_miss, in, err, errlen) != 0 ||
-        pr_cost(max_tokens, out_price, outc, err, errlen) != 0)
-        return -1;
-    return pr_pico_add(*in, *outc, total, err, errlen);
-}
-
 static int ctl_price_quote(ctl_ctx_t *ctx, int argc, char **argv)
 {
     enum { P, M, PROMPT, MAX, AT, N };
@@ -463,26 +432,17 @@ static int ctl_price_quote(ctl_ctx_t *ctx, int argc, char **argv)
     PQfinish(conn);
     if (!book)
         return CTL_FAIL;
-    const pr_card_t *card;
-    const pr_window_t *win;
     int rc = CTL_FAIL;
-    pr_pico_t in_c, out_c, total, w_in, w_out, w_total;
-    if (pr_book_find(book, o[P].value, o[M].value, at, &card, &win, err, sizeof err) != 0 ||
-        ctl_price_worst(&card->prices, prompt, max_tokens, &in_c, &out_c, &total, err,
-                        sizeof err) != 0 ||
-        (win && ctl_price_worst(&win->prices, prompt, max_tokens, &w_in, &w_out, &w_total, err,
-                                sizeof err) != 0)) {
+    gw_price_quote_t q;
+    if (gw_price_admin_quote(book, o[P].value, o[M].value, at, prompt, max_tokens, &q, err,
+                             sizeof err) != 0) {
         ctl_error("price quote: %s", err);
         goto done;
     }
-    /* The window in force at `at` may have ended by the time the request
-     * completes (or not yet begun when it starts): the dearer of the two. */
-    bool use_window = win && w_total > total;
-    if (use_window) {
-        in_c = w_in;
-        out_c = w_out;
-        total = w_total;
-    }
+    const pr_card_t *card = q.card;
+    const pr_window_t *win = q.window;
+    bool use_window = q.use_window;
+    pr_pico_t in_c = q.prompt_cost, out_c = q.completion_cost, total = q.total;
     char a[64], b[64], t[40];
     const char *cur = card->currency->code;
     printf("quote for %s/%s at %s (worst case)\n", card->provider, card->model,

@@ -3,6 +3,8 @@
  * validated with the whole price book before COMMIT and audited by trigger. */
 #include "ctl_price.h"
 
+#include "gw_price_admin.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +50,9 @@ enum {
     W_N
 };
 
-/* Fills the columns of a window from parsed options; -1 after printing why. */
-typedef struct ctl_win_cols {
-    char card[24], kind[8], prec[16], from[40], until[40], zone[128], start[16], end[16],
-        weekdays[8], calendar[24], pct[16], hit[24], miss[24], out[24], reas[24];
-    bool has_from, has_until, has_zone, has_cal, has_pct, has_prices, has_reas;
-} ctl_win_cols_t;
-
-static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
+/* Fills a window definition from parsed options; -1 after printing why. The
+ * zone and note point into the options. */
+static int ctl_window_cols(ctl_opt_t *o, gw_price_window_new_t *c)
 {
     char err[512];
     int64_t v;
@@ -71,31 +68,34 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
     }
     if (ctl_price_id_parse("--card", o[W_CARD].value, &v, err, sizeof err) != 0)
         goto bad;
-    snprintf(c->card, sizeof c->card, "%lld", (long long)v);
+    c->card_id = v;
     if (ctl_price_int_parse("--precedence", o[W_PREC].value, -1000000, 1000000, &v, err,
                             sizeof err) != 0)
         goto bad;
-    snprintf(c->prec, sizeof c->prec, "%lld", (long long)v);
+    c->precedence = (int32_t)v;
     int64_t from = 0, until = 0;
+    char ftxt[40], utxt[40];
     if (o[W_FROM].present) {
         if (ctl_price_instant_parse("--from", o[W_FROM].value, &from, err, sizeof err) != 0)
             goto bad;
-        pr_instant_format(from, c->from, sizeof c->from);
+        c->from_us = from;
         c->has_from = true;
     }
     if (o[W_UNTIL].present) {
         if (ctl_price_instant_parse("--until", o[W_UNTIL].value, &until, err, sizeof err) != 0)
             goto bad;
-        pr_instant_format(until, c->until, sizeof c->until);
+        c->until_us = until;
         c->has_until = true;
     }
     if (c->has_from && c->has_until && until <= from) {
-        ctl_error("window add: --until (%s) must be after --from (%s)", c->until, c->from);
+        ctl_error("window add: --until (%s) must be after --from (%s)",
+                  pr_instant_format(until, utxt, sizeof utxt),
+                  pr_instant_format(from, ftxt, sizeof ftxt));
         return -1;
     }
-    strcpy(c->weekdays, "127");
+    c->weekdays = PR_WEEKDAYS_ALL;
     if (o[W_ONCE].present) {
-        strcpy(c->kind, "once");
+        c->kind = PR_WIN_ONCE;
         if (!c->has_from || !c->has_until) {
             ctl_error("window add: --once needs --from and --until (the promotion's range)");
             return -1;
@@ -107,7 +107,7 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
             return -1;
         }
     } else if (o[W_DAILY].present) {
-        strcpy(c->kind, "daily");
+        c->kind = PR_WIN_DAILY;
         if (!o[W_ZONE].present || !o[W_START].present || !o[W_END].present) {
             ctl_error("window add: --daily needs --zone, --start and --end");
             return -1;
@@ -119,7 +119,7 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
         }
         pr_tz_t *tz = NULL;
         char msg[384];
-        if (strlen(o[W_ZONE].value) >= sizeof c->zone ||
+        if (strlen(o[W_ZONE].value) >= 128 ||
             pr_tz_load(o[W_ZONE].value, NULL, &tz, msg, sizeof msg) != 0) {
             ctl_error("window add: unknown time zone '%s': give an IANA zone from the tz "
                       "database such as UTC, Asia/Shanghai or America/New_York",
@@ -127,8 +127,7 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
             return -1;
         }
         pr_tz_free(tz);
-        snprintf(c->zone, sizeof c->zone, "%s", o[W_ZONE].value);
-        c->has_zone = true;
+        c->zone = o[W_ZONE].value;
         int32_t s, e;
         if (ctl_price_clock_parse("--start", o[W_START].value, false, &s, err, sizeof err) != 0 ||
             ctl_price_clock_parse("--end", o[W_END].value, true, &e, err, sizeof err) != 0)
@@ -138,22 +137,21 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
                       "(a whole day is --start 00:00 --end 24:00)");
             return -1;
         }
-        snprintf(c->start, sizeof c->start, "%d", (int)s);
-        snprintf(c->end, sizeof c->end, "%d", (int)e);
+        c->start_sec = s;
+        c->end_sec = e;
         if (o[W_WEEKDAYS].present) {
             uint8_t mask;
             if (ctl_price_weekdays_parse(o[W_WEEKDAYS].value, &mask, err, sizeof err) != 0)
                 goto bad;
-            snprintf(c->weekdays, sizeof c->weekdays, "%u", (unsigned)mask);
+            c->weekdays = mask;
         }
         if (o[W_EXCL].present) {
             if (ctl_price_id_parse("--exclude-calendar", o[W_EXCL].value, &v, err, sizeof err) != 0)
                 goto bad;
-            snprintf(c->calendar, sizeof c->calendar, "%lld", (long long)v);
-            c->has_cal = true;
+            c->calendar_id = v;
         }
     } else {
-        strcpy(c->kind, "holiday");
+        c->kind = PR_WIN_HOLIDAY;
         if (!o[W_CAL].present) {
             ctl_error("window add: --holiday needs --calendar ID (see: tollgatectl calendar "
                       "list)");
@@ -167,8 +165,7 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
         }
         if (ctl_price_id_parse("--calendar", o[W_CAL].value, &v, err, sizeof err) != 0)
             goto bad;
-        snprintf(c->calendar, sizeof c->calendar, "%lld", (long long)v);
-        c->has_cal = true;
+        c->calendar_id = v;
     }
     bool explicit_prices =
         o[W_HIT].present || o[W_MISS].present || o[W_OUT].present || o[W_REAS].present;
@@ -181,27 +178,21 @@ static int ctl_window_cols(ctl_opt_t *o, ctl_win_cols_t *c)
         int32_t bp;
         if (ctl_price_percent_parse(o[W_PCT].value, &bp, err, sizeof err) != 0)
             goto bad;
-        snprintf(c->pct, sizeof c->pct, "%d", (int)bp);
-        c->has_pct = true;
+        c->percent_off_bp = bp;
+        c->use_percent = true;
     } else {
         if (!o[W_HIT].present || !o[W_MISS].present || !o[W_OUT].present) {
             ctl_error("window add: explicit prices need --hit, --miss and --output");
             return -1;
         }
-        int64_t p[4];
+        int64_t p[4] = {0, 0, 0, -1};
         if (ctl_price_money_parse("--hit", o[W_HIT].value, &p[0], err, sizeof err) != 0 ||
             ctl_price_money_parse("--miss", o[W_MISS].value, &p[1], err, sizeof err) != 0 ||
             ctl_price_money_parse("--output", o[W_OUT].value, &p[2], err, sizeof err) != 0 ||
             (o[W_REAS].present &&
              ctl_price_money_parse("--reasoning", o[W_REAS].value, &p[3], err, sizeof err) != 0))
             goto bad;
-        snprintf(c->hit, sizeof c->hit, "%lld", (long long)p[0]);
-        snprintf(c->miss, sizeof c->miss, "%lld", (long long)p[1]);
-        snprintf(c->out, sizeof c->out, "%lld", (long long)p[2]);
-        if (o[W_REAS].present)
-            snprintf(c->reas, sizeof c->reas, "%lld", (long long)p[3]);
-        c->has_prices = true;
-        c->has_reas = o[W_REAS].present;
+        c->prices = (pr_prices_t){p[0], p[1], p[2], p[3]};
     }
     return 0;
 bad:
@@ -237,66 +228,31 @@ static int ctl_window_add(ctl_ctx_t *ctx, int argc, char **argv)
         return CTL_USAGE;
     if (ctl_price_help(help, ctl_window_usage))
         return CTL_OK;
-    ctl_win_cols_t c;
+    gw_price_window_new_t c;
     if (ctl_window_cols(o, &c) != 0)
         return CTL_FAIL;
+    c.note = o[W_NOTE].present ? o[W_NOTE].value : NULL;
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    const char *params[] = {c.card,
-                            c.kind,
-                            c.prec,
-                            c.has_from ? c.from : NULL,
-                            c.has_until ? c.until : NULL,
-                            c.has_zone ? c.zone : NULL,
-                            c.has_zone ? c.start : NULL,
-                            c.has_zone ? c.end : NULL,
-                            c.weekdays,
-                            c.has_cal ? c.calendar : NULL,
-                            c.has_pct ? c.pct : NULL,
-                            c.has_prices ? c.hit : NULL,
-                            c.has_prices ? c.miss : NULL,
-                            c.has_prices ? c.out : NULL,
-                            c.has_reas ? c.reas : NULL,
-                            o[W_NOTE].present ? o[W_NOTE].value : NULL,
-                            ctx->actor};
-    int rc = CTL_FAIL;
-    PGresult *res = NULL;
-    if (ctl_price_begin(conn, ctx) != 0)
-        goto done;
-    res = ctl_price_exec(
-        conn, "window add",
-        "INSERT INTO discount_windows (card_id, kind, precedence, valid_from, valid_until, zone,"
-        " start_second, end_second, weekdays, calendar_id, percent_off_bp, cache_hit_price,"
-        " cache_miss_price, output_price, reasoning_price, note, created_by)"
-        " SELECT c.id, $2, $3::integer, COALESCE($4::timestamptz, c.effective_from),"
-        " $5::timestamptz, $6, $7::integer, $8::integer, $9::smallint, $10::bigint, $11::integer,"
-        " $12::bigint, $13::bigint, $14::bigint, $15::bigint, $16, $17"
-        " FROM price_cards c WHERE c.id = $1::bigint"
-        " RETURNING id, cache_hit_price, cache_miss_price, output_price,"
-        " COALESCE(reasoning_price, output_price)",
-        17, params, PGRES_TUPLES_OK);
-    if (!res) {
-        ctl_price_rollback(conn);
-        goto done;
+    static const char *kinds[] = {"once", "daily", "holiday"};
+    char msg[1536];
+    int64_t id;
+    pr_prices_t saved;
+    int rc = CTL_OK;
+    if (gw_price_admin_window_add(conn, ctx->actor, &c, &id, &saved, msg, sizeof msg) != 0) {
+        ctl_error("%s", msg);
+        rc = CTL_FAIL;
+    } else {
+        char b[4][64];
+        printf("added %s window %lld on card %lld: hit %s, miss %s, output %s, reasoning %s per "
+               "1M\n",
+               kinds[c.kind], (long long)id, (long long)c.card_id,
+               ctl_price_micro_format(saved.cache_hit, b[0]),
+               ctl_price_micro_format(saved.cache_miss, b[1]),
+               ctl_price_micro_format(saved.output, b[2]),
+               ctl_price_micro_format(saved.reasoning, b[3]));
     }
-    if (PQntuples(res) != 1) {
-        ctl_price_rollback(conn);
-        ctl_error("window add: no price card with id %s (see: tollgatectl price list or price "
-                  "history). Nothing was saved.",
-                  c.card);
-        goto done;
-    }
-    if (ctl_price_commit_checked(conn, "window add") != 0)
-        goto done;
-    char b[4][64];
-    for (int k = 0; k < 4; k++)
-        ctl_price_micro_format(strtoll(PQgetvalue(res, 0, 1 + k), NULL, 10), b[k]);
-    printf("added %s window %s on card %s: hit %s, miss %s, output %s, reasoning %s per 1M\n",
-           c.kind, PQgetvalue(res, 0, 0), c.card, b[0], b[1], b[2], b[3]);
-    rc = CTL_OK;
-done:
-    PQclear(res);
     PQfinish(conn);
     return rc;
 }
@@ -381,57 +337,24 @@ static int ctl_window_end(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_error("window end: give the window's id and --at INSTANT");
         return CTL_USAGE;
     }
-    char err[512], id[24], at[40];
+    char err[512], at[40];
     int64_t v, us;
     if (ctl_price_id_parse("window id", pos[0], &v, err, sizeof err) != 0 ||
         ctl_price_instant_parse("--at", o[0].value, &us, err, sizeof err) != 0) {
         ctl_error("window end: %s", err);
         return CTL_FAIL;
     }
-    snprintf(id, sizeof id, "%lld", (long long)v);
-    pr_instant_format(us, at, sizeof at);
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    const char *params[] = {id, at};
-    int rc = CTL_FAIL;
-    PGresult *res = NULL;
-    if (ctl_price_begin(conn, ctx) != 0)
-        goto done;
-    res = ctl_price_exec(conn, "window end",
-                         "SELECT to_char(valid_from AT TIME ZONE 'UTC',"
-                         " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), valid_from < $2::timestamptz"
-                         " FROM discount_windows WHERE id = $1::bigint FOR UPDATE",
-                         2, params, PGRES_TUPLES_OK);
-    if (!res) {
-        ctl_price_rollback(conn);
-        goto done;
+    char msg[1536];
+    int rc = CTL_OK;
+    if (gw_price_admin_window_end(conn, ctx->actor, v, us, msg, sizeof msg) != 0) {
+        ctl_error("%s", msg);
+        rc = CTL_FAIL;
+    } else {
+        printf("window %lld now ends at %s\n", (long long)v, pr_instant_format(us, at, sizeof at));
     }
-    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] != 't') {
-        ctl_price_rollback(conn);
-        if (PQntuples(res) != 1)
-            ctl_error("window end: no window with id %s (see: tollgatectl window list)", id);
-        else
-            ctl_error("window end: --at %s is not after the window's start %s; nothing was "
-                      "saved",
-                      at, PQgetvalue(res, 0, 0));
-        goto done;
-    }
-    PQclear(res);
-    res = ctl_price_exec(conn, "window end",
-                         "UPDATE discount_windows SET valid_until = $2::timestamptz"
-                         " WHERE id = $1::bigint",
-                         2, params, PGRES_COMMAND_OK);
-    if (!res) {
-        ctl_price_rollback(conn);
-        goto done;
-    }
-    if (ctl_price_commit_checked(conn, "window end") != 0)
-        goto done;
-    printf("window %s now ends at %s\n", id, at);
-    rc = CTL_OK;
-done:
-    PQclear(res);
     PQfinish(conn);
     return rc;
 }
