@@ -80,7 +80,11 @@ static void evaluate(const rt_request_t *rq, const rt_candidate_t *c, const pr_b
     double tps = rt_stats_tps(st, c->prior_tps);
     double gen_ms = tps > 0 && out > 1 ? (double)(out - 1) * 1000.0 / tps : 0;
     ev->total_ms = ev->ttft_ms + gen_ms;
-    ev->latency_ms = rq->stream ? ev->ttft_ms : ev->total_ms;
+    /* a target on a whole answer is checked against the longest answer the
+     * request allows (max_tokens), not the average one: a promise, not a bet */
+    int64_t bound = rq->max_tokens > 0 ? rq->max_tokens : out;
+    double bound_ms = ev->ttft_ms + (tps > 0 && bound > 1 ? (double)(bound - 1) * 1000.0 / tps : 0);
+    ev->latency_ms = rq->stream ? ev->ttft_ms : bound_ms;
     if (!book)
         return;
     int64_t hit = 0;

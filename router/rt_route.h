@@ -69,7 +69,8 @@ typedef struct rt_eval {
     int64_t window_id;        /* discount window expected to apply; 0 = none */
     int64_t list_price;       /* static miss + output price per 1M (micro); -1 unknown */
     double ttft_ms;           /* expected (percentile) time to first token */
-    double latency_ms;        /* what the target is checked against */
+    double latency_ms;        /* what a target is checked against: streams the TTFT,
+                               * else TTFT + max_tokens (or expected) at the speed */
     double total_ms;          /* expected time to the last token */
     int64_t score;            /* lower is better (policy-specific) */
 } rt_eval_t;

@@ -13,6 +13,19 @@ h.requireEnv();
 after(h.cleanup);
 
 const tokenizerDir = `${process.env.TG_SOURCE_ROOT}/data/tokenizers/deepseek-v3`;
+// A simulator that can be stopped and restarted mid-run (an outage). It is
+// stopped with SIGTERM (the simulator drops its calls and exits 0 at once):
+// the harness's own cleanup then sees an exit code; after a SIGKILL it would
+// wait for an exit event that has already happened.
+async function startStoppableSim(...args) {
+  const sim = await h.startSim(...args);
+  const proc = sim.proc;
+  const gone = new Promise((r) => proc.once('exit', r));
+  sim.stop = async () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM'); await gone; };
+  h.onCleanup(sim.stop); // runs before the harness's own (last registered first)
+  return sim;
+}
+
 const db = h.createDatabase();
 const key = h.createKey(db, 'router');
 const from = '2020-01-01T00:00:00Z';
@@ -20,7 +33,7 @@ for (const [p, hit, miss, out] of [['cheap', '0.028', '0.28', '0.42'], ['fast', 
   h.ctl(db, 'price', 'add', '--provider', p, '--model', 'm', '--currency', 'USD', '--hit', hit, '--miss', miss,
     '--output', out, '--from', from);
 
-let cheap = await h.startSim('--name', 'cheap', '--ttft-ms', '300', '--tokens-per-s', '1000', '--completion-tokens', '8');
+let cheap = await startStoppableSim('--name', 'cheap', '--ttft-ms', '300', '--tokens-per-s', '1000', '--completion-tokens', '8');
 const fast = await h.startSim('--name', 'fast', '--ttft-ms', '5', '--tokens-per-s', '5000', '--completion-tokens', '8');
 const big = await h.startSim('--name', 'big', '--ttft-ms', '120', '--tokens-per-s', '2000', '--completion-tokens', '8');
 const cheapPort = cheap.port;
@@ -194,7 +207,7 @@ test('outage: the circuit opens, requests go elsewhere without client errors, a 
   assert.equal(ex.candidates[0].state.circuit, 'open');
   assert.equal(ex.candidates[0].dropped, 'circuit_open');
   // the provider comes back on the same port; after the cool-down one probe closes the circuit
-  cheap = await h.startSim('--listen', `127.0.0.1:${cheapPort}`, '--name', 'cheap', '--ttft-ms', '300',
+  cheap = await startStoppableSim('--listen', `127.0.0.1:${cheapPort}`, '--name', 'cheap', '--ttft-ms', '300',
     '--tokens-per-s', '1000', '--completion-tokens', '8');
   await h.sleep(1600);
   const probe = await chat();

@@ -79,6 +79,17 @@ static void test_cost_and_latency(void)
     CHECK(d.evals[0].ttft_ms == 2000);
     CHECK(d.evals[0].total_ms > 3979.9 && d.evals[0].total_ms < 3980.1);
     CHECK(d.evals[0].latency_ms == d.evals[0].total_ms); /* not streamed: whole answer */
+    /* a target is checked against the longest answer allowed, cost on the expected one */
+    r.expected_output = 20;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.evals[0].total_ms > 2379.9 && d.evals[0].total_ms < 2380.1);
+    CHECK(d.evals[0].latency_ms > 3979.9 && d.evals[0].latency_ms < 3980.1);
+    CHECK(d.evals[0].cost == (pr_pico_t)1000 * 280000 + (pr_pico_t)20 * 420000);
+    r.max_tokens = 0; /* no bound: the expected length */
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.evals[0].latency_ms == d.evals[0].total_ms);
+    r.max_tokens = 100;
+    r.expected_output = 100;
     r.stream = true;
     rt_route_decide(&r, cands, 3, book, &d);
     CHECK(d.evals[0].latency_ms == 2000);
