@@ -208,6 +208,11 @@ static void fail_needs(const rt_request_t *rq, int n, rt_decision_t *d, const bo
              "(x-tollgate-latency-target-ms): the fastest, %s, is expected at %.0f ms.",
              (long long)rq->latency_target_ms, what, d->evals[fastest].provider,
              d->evals[fastest].latency_ms);
+    } else if (rq->has_max_cost && n_cost == 0 && cheapest < 0) {
+        fail(d, 422, "max_cost_unmet", "x-tollgate-max-cost",
+             "No provider can promise the cost ceiling of %s (x-tollgate-max-cost): none has a "
+             "price card for this model.",
+             ceiling);
     } else if (rq->has_max_cost && n_cost == 0) {
         fail(d, 422, "max_cost_unmet", "x-tollgate-max-cost",
              "No provider can serve this request within the cost ceiling of %s "

@@ -36,6 +36,9 @@ for (const [p, hit, miss, out] of [['cheap', '0.028', '0.28', '0.42'], ['fast', 
 let cheap = await startStoppableSim('--name', 'cheap', '--ttft-ms', '300', '--tokens-per-s', '1000', '--completion-tokens', '8');
 const fast = await h.startSim('--name', 'fast', '--ttft-ms', '5', '--tokens-per-s', '5000', '--completion-tokens', '8');
 const big = await h.startSim('--name', 'big', '--ttft-ms', '120', '--tokens-per-s', '2000', '--completion-tokens', '8');
+const house = await h.startSim('--name', 'house', '--completion-tokens', '8'); // our own engine
+h.ctl(db, 'team', 'create', 'secret', '--private');
+const privateKey = h.ctl(db, 'key', 'create', '--team', 'secret').trim();
 const cheapPort = cheap.port;
 const conf = h.gatewayConfig({
   conninfo: db,
@@ -44,8 +47,9 @@ const conf = h.gatewayConfig({
     { name: 'cheap', url: cheap.url, kind: 'deepseek', extra: 'expect_ttft_ms = 300\nexpect_tokens_per_s = 1000\n' },
     { name: 'fast', url: fast.url, extra: 'expect_ttft_ms = 5\nexpect_tokens_per_s = 5000\n' },
     { name: 'big', url: big.url, extra: 'expect_ttft_ms = 120\nexpect_tokens_per_s = 2000\n' },
+    { name: 'house', url: house.url, kind: 'engine' },
   ],
-  models: { chat: [['cheap', 'm', 2048], ['fast', 'm', 8192], ['big', 'm', 100000]] },
+  models: { chat: [['cheap', 'm', 2048], ['fast', 'm', 8192], ['big', 'm', 100000]], mixed: [['cheap', 'm', 2048], ['house', 'm', 8192]] },
 }).replace('[model chat]\n', `[model chat]\ntokenizer = ${tokenizerDir}\n`);
 const gw = await h.startGateway(conf);
 
@@ -189,6 +193,18 @@ test('every decision is on its usage row', { skip: !writerStoresExplain && 'the 
   assert.equal(e.chosen, 'big');
   assert.equal(e.runner_up, 'fast');
   assert.equal(e.c.find((c) => c.p === 'cheap').drop, 'latency_target');
+});
+
+test('a private team: in-house providers only, or 403 naming why', async () => {
+  const pub = await h.post(gw, '/v1/chat/completions', key, h.chatBody({ model: 'mixed', max_tokens: 8 }));
+  assert.equal(served(pub), 'cheap');
+  const priv = await h.post(gw, '/v1/chat/completions', privateKey, h.chatBody({ model: 'mixed', max_tokens: 8 }));
+  assert.equal(priv.status, 200, priv.text);
+  assert.equal(served(priv), 'house');
+  const none = await h.post(gw, '/v1/chat/completions', privateKey, h.chatBody({ max_tokens: 8 }));
+  assert.equal(none.status, 403, none.text);
+  assert.equal(none.json.error.code, 'no_permitted_provider');
+  assert.match(none.json.error.message, /cheap \(private_key\)/);
 });
 
 test('outage: the circuit opens, requests go elsewhere without client errors, a probe brings it back', async () => {

@@ -300,6 +300,11 @@ static void test_needs(void)
     r.max_cost = (pr_pico_t)1 << 60;
     rt_route_decide(&r, c, 3, book, &d);
     CHECK_STR(d.evals[0].dropped, "cost_unknown");
+    /* no prices at all: the ceiling is refused, saying why */
+    rt_route_decide(&r, cands, 3, NULL, &d);
+    CHECK(d.n == 0 && d.status == 422);
+    CHECK_STR(d.code, "max_cost_unmet");
+    CHECK_HAS(d.message, "none has a price card");
     /* baselines ignore needs */
     r = req();
     r.latency_target_ms = 1;
