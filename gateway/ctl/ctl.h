@@ -69,5 +69,6 @@ int ctl_key_generate(char key[CTL_KEY_LEN + 1], char display[CTL_KEY_DISPLAY_LEN
 int ctl_migrate_main(ctl_ctx_t *ctx, int argc, char **argv);
 int ctl_team_main(ctl_ctx_t *ctx, int argc, char **argv);
 int ctl_key_main(ctl_ctx_t *ctx, int argc, char **argv);
+int ctl_route_main(ctl_ctx_t *ctx, int argc, char **argv); /* ctl_route.c: no database */
 
 #endif

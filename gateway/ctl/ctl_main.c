@@ -34,6 +34,7 @@ static const ctl_group_t ctl_groups[] = {
     {"provider", ctl_provider_main, "per-provider price settings (tier instant)"},
     {"calendar", ctl_calendar_main, "holiday calendars for discount windows"},
     {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
+    {"route", ctl_route_main, "explain a running gateway's routing decision (admin listener)"},
 };
 
 static void ctl_usage(FILE *out)

@@ -185,6 +185,27 @@ test('the admin explanation: each candidate, its expected cost and latency, and 
   }
 });
 
+test('tollgatectl route explain: the same explanation as a table, or JSON', async () => {
+  const { execFileSync, spawnSync } = await import('node:child_process');
+  const out = execFileSync(h.BIN.ctl, ['route', 'explain', '--admin', gw.adminUrl, '--model', 'chat',
+    '--prompt-tokens', '5000', '--max-tokens', '10', '--stream'], { encoding: 'utf8' });
+  assert.match(out, /chosen: big \(least expected cost\); runner-up: fast/);
+  assert.match(out, /^cheap\s+0\.\d+ USD .* context_window$/m);
+  assert.match(out, /^big\s+0\.\d+ USD .* #1$/m);
+  const json = JSON.parse(execFileSync(h.BIN.ctl, ['route', 'explain', '--admin', gw.adminUrl, '--model', 'chat',
+    '--prompt-tokens', '10', '--latency-target-ms', '1', '--json'], { encoding: 'utf8' }));
+  assert.equal(json.decision.code, 'latency_target_unmet');
+  const bad = spawnSync(h.BIN.ctl, ['route', 'explain', '--admin', gw.adminUrl, '--model', 'nope', '--prompt-tokens', '1'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /answered 404: The model 'nope' does not exist/);
+  const down = spawnSync(h.BIN.ctl, ['route', 'explain', '--admin', 'http://127.0.0.1:1', '--model', 'chat', '--prompt-tokens', '1'], { encoding: 'utf8' });
+  assert.equal(down.status, 1);
+  assert.match(down.stderr, /cannot connect/);
+  const usage = spawnSync(h.BIN.ctl, ['route', 'explain', '--model', 'chat'], { encoding: 'utf8' });
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--admin, --model and --prompt-tokens are required/);
+});
+
 test('every decision is on its usage row', { skip: !writerStoresExplain && 'the usage writer does not store route_explain on this branch' }, async () => {
   const r = await chat({ stream: true }, { 'x-tollgate-latency-target-ms': '250' });
   const row = await explainRow(r);
