@@ -148,6 +148,7 @@ void gw_route_plan(gw_worker_t *w, const gw_route_request_t *rq, gw_route_plan_t
     r.private_only = rq->key && rq->key->team_private;
     r.seed = atomic_fetch_add(&seq, 1);
     r.percentile = cfg->route_percentile;
+    r.target_margin_pct = cfg->route_target_margin_pct;
     r.breaker = &bc;
     if (read_needs(rq->headers, &r, plan) != 0)
         return;
@@ -337,6 +338,7 @@ void gw_route_explain_http(gw_server_t *srv, struct evhttp_request *req)
         r.policy = model_policy(cfg, m);
         r.seed = atomic_load(&seq);
         r.percentile = cfg->route_percentile;
+        r.target_margin_pct = cfg->route_target_margin_pct;
         r.breaker = &bc;
         gw_route_plan_t err;
         memset(&err, 0, sizeof err);

@@ -111,6 +111,13 @@ static void evaluate(const rt_request_t *rq, const rt_candidate_t *c, const pr_b
         ev->list_price = card->prices.cache_miss + card->prices.output;
 }
 
+/* Whether the expected latency, with the safety margin, is within the target. */
+static bool meets_target(const rt_request_t *rq, const rt_eval_t *e)
+{
+    int m = rq->target_margin_pct > 0 ? rq->target_margin_pct : 0;
+    return e->latency_ms * (100.0 + m) / 100.0 <= (double)rq->latency_target_ms;
+}
+
 static bool is_need_policy(rt_policy_t p)
 {
     return p == RT_POLICY_CHEAPEST || p == RT_POLICY_FASTEST || p == RT_POLICY_BALANCED;
@@ -191,7 +198,7 @@ static void fail_needs(const rt_request_t *rq, int n, rt_decision_t *d, const bo
             fastest = i;
         if (e->cost_known && (cheapest < 0 || e->cost < d->evals[cheapest].cost))
             cheapest = i;
-        bool lat_ok = !rq->latency_target_ms || e->latency_ms <= (double)rq->latency_target_ms;
+        bool lat_ok = !rq->latency_target_ms || meets_target(rq, e);
         bool cost_ok = !rq->has_max_cost || (e->cost_known && e->cost <= rq->max_cost);
         n_lat += lat_ok;
         n_cost += cost_ok;
@@ -319,7 +326,7 @@ void rt_route_decide(const rt_request_t *rq, const rt_candidate_t *cands, int n_
         if (!hard_ok[i])
             continue;
         rt_eval_t *e = &d->evals[i];
-        if (needs && rq->latency_target_ms && e->latency_ms > (double)rq->latency_target_ms)
+        if (needs && rq->latency_target_ms && !meets_target(rq, e))
             e->dropped = "latency_target";
         else if (needs && rq->has_max_cost && !e->cost_known)
             e->dropped = "cost_unknown"; /* a ceiling cannot be promised without a price */

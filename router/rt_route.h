@@ -55,6 +55,7 @@ typedef struct rt_request {
     const char *deny;         /* comma-separated provider names; NULL/"" = none */
     uint64_t seed;            /* spreads near-ties; round-robin position */
     int percentile;           /* TTFT percentile checked against targets (e.g. 90) */
+    int target_margin_pct;    /* a target is met when latency x (100 + this) / 100 <= it */
     const rt_breaker_cfg_t *breaker; /* NULL = rt_breaker_defaults */
 } rt_request_t;
 

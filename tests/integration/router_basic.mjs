@@ -255,3 +255,22 @@ test('outage: the circuit opens, requests go elsewhere without client errors, a 
   const ex2 = await (await fetch(`${gw.adminUrl}/route/explain?model=chat&prompt_tokens=10`)).json();
   assert.equal(ex2.candidates[0].state.circuit, 'closed');
 });
+
+test('a discount window in force at the expected completion makes its provider the cheapest', async () => {
+  const [[bigCard]] = h.psql(db, "select id from price_cards where provider = 'big'");
+  const iso = (ms) => new Date(ms).toISOString();
+  const out = h.ctl(db, 'window', 'add', '--card', bigCard, '--once', '--from', iso(Date.now() + 1000), // charged history is never re-priced: from the future
+    '--until', iso(Date.now() + 600000), '--precedence', '10', '--percent-off', '90');
+  const winId = Number(out.match(/window (\d+)/)?.[1] ?? h.psql(db, `select max(id) from discount_windows`)[0][0]);
+  const ex = await h.waitFor('the gateway to load the window', async () => {
+    const j = await (await fetch(`${gw.adminUrl}/route/explain?model=chat&prompt_tokens=30&max_tokens=8`)).json();
+    return j.decision.chosen === 'big' ? j : null;
+  }, 5000, 100);
+  const big = ex.candidates.find((c) => c.provider === 'big');
+  assert.equal(big.discount_window_id, winId);
+  assert.equal(ex.decision.runner_up, 'cheap');
+  const r = await chat();
+  assert.equal(served(r), 'big');
+  const row = await explainRow(r);
+  assert.equal(Number(row.discount_window_id), winId, 'charged with the window the router expected');
+});

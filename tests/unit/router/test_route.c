@@ -245,6 +245,15 @@ static void test_needs(void)
     CHECK_STR(chosen(&d), "big");
     CHECK_STR(d.evals[0].dropped, "latency_target");
     CHECK(d.n == 2);
+    /* a safety margin: big's 800 ms x 1.3 = 1040 > 1000: now only the dear one */
+    r.target_margin_pct = 30;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK_STR(chosen(&d), "fast");
+    CHECK_STR(d.evals[2].dropped, "latency_target");
+    r.target_margin_pct = 25; /* 800 x 1.25 = 1000: met (a target is inclusive) */
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK_STR(chosen(&d), "big");
+    r.target_margin_pct = 0;
     /* 500: only the dear one */
     r.latency_target_ms = 500;
     rt_route_decide(&r, cands, 3, book, &d);
