@@ -186,7 +186,9 @@ void gw_route_observe(gw_worker_t *w, const gw_route_outcome_t *o)
     ob.now_us = now;
     ob.ok = o->ok;
     ob.http_status = o->http_status;
-    if (o->retry_after && *o->retry_after) {
+    /* the proxy keeps the last 429's Retry-After for the exchange: only a 429
+     * attempt's own value is this provider's */
+    if (o->http_status == 429 && o->retry_after && *o->retry_after) {
         long long s = strtoll(o->retry_after, NULL, 10); /* delta-seconds; a date reads as 0 */
         ob.retry_after_s = s > 0 ? s : 0;
     }

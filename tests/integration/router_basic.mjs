@@ -259,7 +259,8 @@ test('outage: the circuit opens, requests go elsewhere without client errors, a 
 test('a discount window in force at the expected completion makes its provider the cheapest', async () => {
   const [[bigCard]] = h.psql(db, "select id from price_cards where provider = 'big'");
   const iso = (ms) => new Date(ms).toISOString();
-  const out = h.ctl(db, 'window', 'add', '--card', bigCard, '--once', '--from', iso(Date.now() + 1000), // charged history is never re-priced: from the future
+  const from = Date.now() + 1000; // charged history is never re-priced: from the future
+  const out = h.ctl(db, 'window', 'add', '--card', bigCard, '--once', '--from', iso(from),
     '--until', iso(Date.now() + 600000), '--precedence', '10', '--percent-off', '90');
   const winId = Number(out.match(/window (\d+)/)?.[1] ?? h.psql(db, `select max(id) from discount_windows`)[0][0]);
   const ex = await h.waitFor('the gateway to load the window', async () => {
@@ -269,6 +270,9 @@ test('a discount window in force at the expected completion makes its provider t
   const big = ex.candidates.find((c) => c.provider === 'big');
   assert.equal(big.discount_window_id, winId);
   assert.equal(ex.decision.runner_up, 'cheap');
+  // the router prices at the EXPECTED completion instant, which may fall in the
+  // window a little before the actual one does: send once the window has begun
+  await h.sleep(Math.max(0, from + 100 - Date.now()));
   const r = await chat();
   assert.equal(served(r), 'big');
   const row = await explainRow(r);
