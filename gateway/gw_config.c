@@ -199,6 +199,8 @@ static int set_gateway_routing(parse_ctx_t *ctx, gw_config_t *c, const char *k, 
         return set_policy(ctx, c->route_policy, sizeof c->route_policy, k, v);
     if (!strcmp(k, "route_percentile"))
         return parse_int_field(ctx, k, v, 50, 100, &c->route_percentile);
+    if (!strcmp(k, "route_target_margin_pct"))
+        return parse_int_field(ctx, k, v, 0, 100, &c->route_target_margin_pct);
     if (!strcmp(k, "breaker_failures"))
         return parse_int_field(ctx, k, v, 1, 1000, &c->breaker_failures);
     if (!strcmp(k, "breaker_cooldown_ms"))
@@ -451,6 +453,7 @@ static void set_defaults(gw_config_t *c, const char *path)
     strcpy(c->log_level, "info");
     strcpy(c->route_policy, "ordered"); /* routing defaults (docs/router.md) */
     c->route_percentile = 90;
+    c->route_target_margin_pct = 10;
     c->breaker_failures = 5;
     c->breaker_cooldown_ms = 10000;
 }

@@ -71,6 +71,7 @@ typedef struct gw_config {
     /* routing (issue 7, docs/router.md) */
     char route_policy[16];   /* default policy: ordered (see gw_config_policy_valid) */
     int route_percentile;    /* TTFT percentile checked against latency targets; 90 */
+    int route_target_margin_pct; /* safety margin on latency predictions for targets; 10 */
     int breaker_failures;    /* consecutive failures that open a provider's circuit; 5 */
     int breaker_cooldown_ms; /* open -> one probe after this; 10000 */
     /* governance (docs/governance.md) */

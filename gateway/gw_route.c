@@ -148,6 +148,7 @@ void gw_route_plan(gw_worker_t *w, const gw_route_request_t *rq, gw_route_plan_t
     r.private_only = rq->key && rq->key->team_private;
     r.seed = atomic_fetch_add(&seq, 1);
     r.percentile = cfg->route_percentile;
+    r.target_margin_pct = cfg->route_target_margin_pct;
     r.breaker = &bc;
     if (read_needs(rq->headers, &r, plan) != 0)
         return;
@@ -185,7 +186,9 @@ void gw_route_observe(gw_worker_t *w, const gw_route_outcome_t *o)
     ob.now_us = now;
     ob.ok = o->ok;
     ob.http_status = o->http_status;
-    if (o->retry_after && *o->retry_after) {
+    /* the proxy keeps the last 429's Retry-After for the exchange: only a 429
+     * attempt's own value is this provider's */
+    if (o->http_status == 429 && o->retry_after && *o->retry_after) {
         long long s = strtoll(o->retry_after, NULL, 10); /* delta-seconds; a date reads as 0 */
         ob.retry_after_s = s > 0 ? s : 0;
     }
@@ -337,6 +340,7 @@ void gw_route_explain_http(gw_server_t *srv, struct evhttp_request *req)
         r.policy = model_policy(cfg, m);
         r.seed = atomic_load(&seq);
         r.percentile = cfg->route_percentile;
+        r.target_margin_pct = cfg->route_target_margin_pct;
         r.breaker = &bc;
         gw_route_plan_t err;
         memset(&err, 0, sizeof err);

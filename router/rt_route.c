@@ -80,7 +80,11 @@ static void evaluate(const rt_request_t *rq, const rt_candidate_t *c, const pr_b
     double tps = rt_stats_tps(st, c->prior_tps);
     double gen_ms = tps > 0 && out > 1 ? (double)(out - 1) * 1000.0 / tps : 0;
     ev->total_ms = ev->ttft_ms + gen_ms;
-    ev->latency_ms = rq->stream ? ev->ttft_ms : ev->total_ms;
+    /* a target on a whole answer is checked against the longest answer the
+     * request allows (max_tokens), not the average one: a promise, not a bet */
+    int64_t bound = rq->max_tokens > 0 ? rq->max_tokens : out;
+    double bound_ms = ev->ttft_ms + (tps > 0 && bound > 1 ? (double)(bound - 1) * 1000.0 / tps : 0);
+    ev->latency_ms = rq->stream ? ev->ttft_ms : bound_ms;
     if (!book)
         return;
     int64_t hit = 0;
@@ -105,6 +109,13 @@ static void evaluate(const rt_request_t *rq, const rt_candidate_t *c, const pr_b
     const pr_window_t *win;
     if (pr_book_find(book, c->provider, c->model, rq->now_us, &card, &win, err, sizeof err) == 0)
         ev->list_price = card->prices.cache_miss + card->prices.output;
+}
+
+/* Whether the expected latency, with the safety margin, is within the target. */
+static bool meets_target(const rt_request_t *rq, const rt_eval_t *e)
+{
+    int m = rq->target_margin_pct > 0 ? rq->target_margin_pct : 0;
+    return e->latency_ms * (100.0 + m) / 100.0 <= (double)rq->latency_target_ms;
 }
 
 static bool is_need_policy(rt_policy_t p)
@@ -187,7 +198,7 @@ static void fail_needs(const rt_request_t *rq, int n, rt_decision_t *d, const bo
             fastest = i;
         if (e->cost_known && (cheapest < 0 || e->cost < d->evals[cheapest].cost))
             cheapest = i;
-        bool lat_ok = !rq->latency_target_ms || e->latency_ms <= (double)rq->latency_target_ms;
+        bool lat_ok = !rq->latency_target_ms || meets_target(rq, e);
         bool cost_ok = !rq->has_max_cost || (e->cost_known && e->cost <= rq->max_cost);
         n_lat += lat_ok;
         n_cost += cost_ok;
@@ -204,6 +215,11 @@ static void fail_needs(const rt_request_t *rq, int n, rt_decision_t *d, const bo
              "(x-tollgate-latency-target-ms): the fastest, %s, is expected at %.0f ms.",
              (long long)rq->latency_target_ms, what, d->evals[fastest].provider,
              d->evals[fastest].latency_ms);
+    } else if (rq->has_max_cost && n_cost == 0 && cheapest < 0) {
+        fail(d, 422, "max_cost_unmet", "x-tollgate-max-cost",
+             "No provider can promise the cost ceiling of %s (x-tollgate-max-cost): none has a "
+             "price card for this model.",
+             ceiling);
     } else if (rq->has_max_cost && n_cost == 0) {
         fail(d, 422, "max_cost_unmet", "x-tollgate-max-cost",
              "No provider can serve this request within the cost ceiling of %s "
@@ -310,7 +326,7 @@ void rt_route_decide(const rt_request_t *rq, const rt_candidate_t *cands, int n_
         if (!hard_ok[i])
             continue;
         rt_eval_t *e = &d->evals[i];
-        if (needs && rq->latency_target_ms && e->latency_ms > (double)rq->latency_target_ms)
+        if (needs && rq->latency_target_ms && !meets_target(rq, e))
             e->dropped = "latency_target";
         else if (needs && rq->has_max_cost && !e->cost_known)
             e->dropped = "cost_unknown"; /* a ceiling cannot be promised without a price */

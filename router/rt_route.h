@@ -55,6 +55,7 @@ typedef struct rt_request {
     const char *deny;         /* comma-separated provider names; NULL/"" = none */
     uint64_t seed;            /* spreads near-ties; round-robin position */
     int percentile;           /* TTFT percentile checked against targets (e.g. 90) */
+    int target_margin_pct;    /* a target is met when latency x (100 + this) / 100 <= it */
     const rt_breaker_cfg_t *breaker; /* NULL = rt_breaker_defaults */
 } rt_request_t;
 
@@ -69,7 +70,8 @@ typedef struct rt_eval {
     int64_t window_id;        /* discount window expected to apply; 0 = none */
     int64_t list_price;       /* static miss + output price per 1M (micro); -1 unknown */
     double ttft_ms;           /* expected (percentile) time to first token */
-    double latency_ms;        /* what the target is checked against */
+    double latency_ms;        /* what a target is checked against: streams the TTFT,
+                               * else TTFT + max_tokens (or expected) at the speed */
     double total_ms;          /* expected time to the last token */
     int64_t score;            /* lower is better (policy-specific) */
 } rt_eval_t;

@@ -70,5 +70,6 @@ int ctl_migrate_main(ctl_ctx_t *ctx, int argc, char **argv);
 int ctl_team_main(ctl_ctx_t *ctx, int argc, char **argv);
 int ctl_key_main(ctl_ctx_t *ctx, int argc, char **argv);
 int ctl_usage_main(ctl_ctx_t *ctx, int argc, char **argv);
+int ctl_route_main(ctl_ctx_t *ctx, int argc, char **argv); /* ctl_route.c: no database */
 
 #endif

@@ -38,6 +38,7 @@ static const ctl_group_t ctl_groups[] = {
     {"limit", ctl_limit_main, "rate limits per team or key: set, show (audited)"},
     {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
     {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify"},
+    {"route", ctl_route_main, "explain a running gateway's routing decision (admin listener)"},
 };
 
 static void ctl_usage(FILE *out)

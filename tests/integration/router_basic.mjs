@@ -13,6 +13,19 @@ h.requireEnv();
 after(h.cleanup);
 
 const tokenizerDir = `${process.env.TG_SOURCE_ROOT}/data/tokenizers/deepseek-v3`;
+// A simulator that can be stopped and restarted mid-run (an outage). It is
+// stopped with SIGTERM (the simulator drops its calls and exits 0 at once):
+// the harness's own cleanup then sees an exit code; after a SIGKILL it would
+// wait for an exit event that has already happened.
+async function startStoppableSim(...args) {
+  const sim = await h.startSim(...args);
+  const proc = sim.proc;
+  const gone = new Promise((r) => proc.once('exit', r));
+  sim.stop = async () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM'); await gone; };
+  h.onCleanup(sim.stop); // runs before the harness's own (last registered first)
+  return sim;
+}
+
 const db = h.createDatabase();
 const key = h.createKey(db, 'router');
 const from = '2020-01-01T00:00:00Z';
@@ -20,9 +33,12 @@ for (const [p, hit, miss, out] of [['cheap', '0.028', '0.28', '0.42'], ['fast', 
   h.ctl(db, 'price', 'add', '--provider', p, '--model', 'm', '--currency', 'USD', '--hit', hit, '--miss', miss,
     '--output', out, '--from', from);
 
-let cheap = await h.startSim('--name', 'cheap', '--ttft-ms', '300', '--tokens-per-s', '1000', '--completion-tokens', '8');
+let cheap = await startStoppableSim('--name', 'cheap', '--ttft-ms', '300', '--tokens-per-s', '1000', '--completion-tokens', '8');
 const fast = await h.startSim('--name', 'fast', '--ttft-ms', '5', '--tokens-per-s', '5000', '--completion-tokens', '8');
 const big = await h.startSim('--name', 'big', '--ttft-ms', '120', '--tokens-per-s', '2000', '--completion-tokens', '8');
+const house = await h.startSim('--name', 'house', '--completion-tokens', '8'); // our own engine
+h.ctl(db, 'team', 'create', 'secret', '--private');
+const privateKey = h.ctl(db, 'key', 'create', '--team', 'secret').trim();
 const cheapPort = cheap.port;
 const conf = h.gatewayConfig({
   conninfo: db,
@@ -31,8 +47,9 @@ const conf = h.gatewayConfig({
     { name: 'cheap', url: cheap.url, kind: 'deepseek', extra: 'expect_ttft_ms = 300\nexpect_tokens_per_s = 1000\n' },
     { name: 'fast', url: fast.url, extra: 'expect_ttft_ms = 5\nexpect_tokens_per_s = 5000\n' },
     { name: 'big', url: big.url, extra: 'expect_ttft_ms = 120\nexpect_tokens_per_s = 2000\n' },
+    { name: 'house', url: house.url, kind: 'engine' },
   ],
-  models: { chat: [['cheap', 'm', 2048], ['fast', 'm', 8192], ['big', 'm', 100000]] },
+  models: { chat: [['cheap', 'm', 2048], ['fast', 'm', 8192], ['big', 'm', 100000]], mixed: [['cheap', 'm', 2048], ['house', 'm', 8192]] },
 }).replace('[model chat]\n', `[model chat]\ntokenizer = ${tokenizerDir}\n`);
 const gw = await h.startGateway(conf);
 
@@ -168,6 +185,27 @@ test('the admin explanation: each candidate, its expected cost and latency, and 
   }
 });
 
+test('tollgatectl route explain: the same explanation as a table, or JSON', async () => {
+  const { execFileSync, spawnSync } = await import('node:child_process');
+  const out = execFileSync(h.BIN.ctl, ['route', 'explain', '--admin', gw.adminUrl, '--model', 'chat',
+    '--prompt-tokens', '5000', '--max-tokens', '10', '--stream'], { encoding: 'utf8' });
+  assert.match(out, /chosen: big \(least expected cost\); runner-up: fast/);
+  assert.match(out, /^cheap\s+0\.\d+ USD .* context_window$/m);
+  assert.match(out, /^big\s+0\.\d+ USD .* #1$/m);
+  const json = JSON.parse(execFileSync(h.BIN.ctl, ['route', 'explain', '--admin', gw.adminUrl, '--model', 'chat',
+    '--prompt-tokens', '10', '--latency-target-ms', '1', '--json'], { encoding: 'utf8' }));
+  assert.equal(json.decision.code, 'latency_target_unmet');
+  const bad = spawnSync(h.BIN.ctl, ['route', 'explain', '--admin', gw.adminUrl, '--model', 'nope', '--prompt-tokens', '1'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /answered 404: The model 'nope' does not exist/);
+  const down = spawnSync(h.BIN.ctl, ['route', 'explain', '--admin', 'http://127.0.0.1:1', '--model', 'chat', '--prompt-tokens', '1'], { encoding: 'utf8' });
+  assert.equal(down.status, 1);
+  assert.match(down.stderr, /cannot connect/);
+  const usage = spawnSync(h.BIN.ctl, ['route', 'explain', '--model', 'chat'], { encoding: 'utf8' });
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--admin, --model and --prompt-tokens are required/);
+});
+
 test('every decision is on its usage row', { skip: !writerStoresExplain && 'the usage writer does not store route_explain on this branch' }, async () => {
   const r = await chat({ stream: true }, { 'x-tollgate-latency-target-ms': '250' });
   const row = await explainRow(r);
@@ -176,6 +214,18 @@ test('every decision is on its usage row', { skip: !writerStoresExplain && 'the 
   assert.equal(e.chosen, 'big');
   assert.equal(e.runner_up, 'fast');
   assert.equal(e.c.find((c) => c.p === 'cheap').drop, 'latency_target');
+});
+
+test('a private team: in-house providers only, or 403 naming why', async () => {
+  const pub = await h.post(gw, '/v1/chat/completions', key, h.chatBody({ model: 'mixed', max_tokens: 8 }));
+  assert.equal(served(pub), 'cheap');
+  const priv = await h.post(gw, '/v1/chat/completions', privateKey, h.chatBody({ model: 'mixed', max_tokens: 8 }));
+  assert.equal(priv.status, 200, priv.text);
+  assert.equal(served(priv), 'house');
+  const none = await h.post(gw, '/v1/chat/completions', privateKey, h.chatBody({ max_tokens: 8 }));
+  assert.equal(none.status, 403, none.text);
+  assert.equal(none.json.error.code, 'no_permitted_provider');
+  assert.match(none.json.error.message, /cheap \(private_key\)/);
 });
 
 test('outage: the circuit opens, requests go elsewhere without client errors, a probe brings it back', async () => {
@@ -194,7 +244,7 @@ test('outage: the circuit opens, requests go elsewhere without client errors, a 
   assert.equal(ex.candidates[0].state.circuit, 'open');
   assert.equal(ex.candidates[0].dropped, 'circuit_open');
   // the provider comes back on the same port; after the cool-down one probe closes the circuit
-  cheap = await h.startSim('--listen', `127.0.0.1:${cheapPort}`, '--name', 'cheap', '--ttft-ms', '300',
+  cheap = await startStoppableSim('--listen', `127.0.0.1:${cheapPort}`, '--name', 'cheap', '--ttft-ms', '300',
     '--tokens-per-s', '1000', '--completion-tokens', '8');
   await h.sleep(1600);
   const probe = await chat();
@@ -204,4 +254,27 @@ test('outage: the circuit opens, requests go elsewhere without client errors, a 
   assert.equal(served(next), 'cheap');
   const ex2 = await (await fetch(`${gw.adminUrl}/route/explain?model=chat&prompt_tokens=10`)).json();
   assert.equal(ex2.candidates[0].state.circuit, 'closed');
+});
+
+test('a discount window in force at the expected completion makes its provider the cheapest', async () => {
+  const [[bigCard]] = h.psql(db, "select id from price_cards where provider = 'big'");
+  const iso = (ms) => new Date(ms).toISOString();
+  const from = Date.now() + 1000; // charged history is never re-priced: from the future
+  const out = h.ctl(db, 'window', 'add', '--card', bigCard, '--once', '--from', iso(from),
+    '--until', iso(Date.now() + 600000), '--precedence', '10', '--percent-off', '90');
+  const winId = Number(out.match(/window (\d+)/)?.[1] ?? h.psql(db, `select max(id) from discount_windows`)[0][0]);
+  const ex = await h.waitFor('the gateway to load the window', async () => {
+    const j = await (await fetch(`${gw.adminUrl}/route/explain?model=chat&prompt_tokens=30&max_tokens=8`)).json();
+    return j.decision.chosen === 'big' ? j : null;
+  }, 5000, 100);
+  const big = ex.candidates.find((c) => c.provider === 'big');
+  assert.equal(big.discount_window_id, winId);
+  assert.equal(ex.decision.runner_up, 'cheap');
+  // the router prices at the EXPECTED completion instant, which may fall in the
+  // window a little before the actual one does: send once the window has begun
+  await h.sleep(Math.max(0, from + 100 - Date.now()));
+  const r = await chat();
+  assert.equal(served(r), 'big');
+  const row = await explainRow(r);
+  assert.equal(Number(row.discount_window_id), winId, 'charged with the window the router expected');
 });

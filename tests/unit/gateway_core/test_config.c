@@ -125,6 +125,7 @@ int main(void)
     /* routing keys (issue 7): defaults, values and bad values */
     CHECK(gw_config_load(write_file("ok.conf", text), &cfg, err, sizeof err) == 0);
     CHECK_STR(cfg.route_policy, "ordered");
+    CHECK(cfg.route_target_margin_pct == 10);
     CHECK(cfg.route_percentile == 90 && cfg.breaker_failures == 5 &&
           cfg.breaker_cooldown_ms == 10000);
     CHECK(cfg.providers[0].expect_ttft_ms == 1000 && cfg.providers[0].expect_tokens_per_s == 50 &&
@@ -133,12 +134,14 @@ int main(void)
     gw_config_free(&cfg);
     CHECK(gw_config_load(write_file("route.conf",
                                     "[gateway]\nroute_policy = round_robin\nroute_percentile = 99\n"
+                                    "route_target_margin_pct = 0\n"
                                     "breaker_failures = 2\nbreaker_cooldown_ms = 500\n"
                                     "[provider p]\nbase_url = http://x\nexpect_ttft_ms = 0\n"
                                     "expect_tokens_per_s = 300\ncache_hit_percent = 40\n"
                                     "[model m]\npolicy = balanced\nprovider = p\n"),
                          &cfg, err, sizeof err) == 0);
     CHECK_STR(cfg.route_policy, "round_robin");
+    CHECK(cfg.route_target_margin_pct == 0);
     CHECK(cfg.route_percentile == 99 && cfg.breaker_failures == 2 &&
           cfg.breaker_cooldown_ms == 500);
     CHECK(cfg.providers[0].expect_ttft_ms == 0 && cfg.providers[0].expect_tokens_per_s == 300 &&
@@ -149,6 +152,7 @@ int main(void)
     expect_error("[gateway]\nroute_policy = cheap\n", "route_policy must be cheapest, fastest");
     expect_error("[gateway]\nroute_percentile = 10\n", "between 50 and 100");
     expect_error("[gateway]\nbreaker_failures = 0\n", "between 1 and 1000");
+    expect_error("[gateway]\nroute_target_margin_pct = 101\n", "between 0 and 100");
     expect_error("[gateway]\nbreaker_cooldown_ms = x\n", "must be an integer");
     expect_error("[provider p]\nbase_url = http://x\ncache_hit_percent = 101\n", "between 0 and 100");
     expect_error("[provider p]\nbase_url = http://x\nexpect_tokens_per_s = 0\n",

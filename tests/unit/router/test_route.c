@@ -79,6 +79,17 @@ static void test_cost_and_latency(void)
     CHECK(d.evals[0].ttft_ms == 2000);
     CHECK(d.evals[0].total_ms > 3979.9 && d.evals[0].total_ms < 3980.1);
     CHECK(d.evals[0].latency_ms == d.evals[0].total_ms); /* not streamed: whole answer */
+    /* a target is checked against the longest answer allowed, cost on the expected one */
+    r.expected_output = 20;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.evals[0].total_ms > 2379.9 && d.evals[0].total_ms < 2380.1);
+    CHECK(d.evals[0].latency_ms > 3979.9 && d.evals[0].latency_ms < 3980.1);
+    CHECK(d.evals[0].cost == (pr_pico_t)1000 * 280000 + (pr_pico_t)20 * 420000);
+    r.max_tokens = 0; /* no bound: the expected length */
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.evals[0].latency_ms == d.evals[0].total_ms);
+    r.max_tokens = 100;
+    r.expected_output = 100;
     r.stream = true;
     rt_route_decide(&r, cands, 3, book, &d);
     CHECK(d.evals[0].latency_ms == 2000);
@@ -234,6 +245,15 @@ static void test_needs(void)
     CHECK_STR(chosen(&d), "big");
     CHECK_STR(d.evals[0].dropped, "latency_target");
     CHECK(d.n == 2);
+    /* a safety margin: big's 800 ms x 1.3 = 1040 > 1000: now only the dear one */
+    r.target_margin_pct = 30;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK_STR(chosen(&d), "fast");
+    CHECK_STR(d.evals[2].dropped, "latency_target");
+    r.target_margin_pct = 25; /* 800 x 1.25 = 1000: met (a target is inclusive) */
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK_STR(chosen(&d), "big");
+    r.target_margin_pct = 0;
     /* 500: only the dear one */
     r.latency_target_ms = 500;
     rt_route_decide(&r, cands, 3, book, &d);
@@ -289,6 +309,11 @@ static void test_needs(void)
     r.max_cost = (pr_pico_t)1 << 60;
     rt_route_decide(&r, c, 3, book, &d);
     CHECK_STR(d.evals[0].dropped, "cost_unknown");
+    /* no prices at all: the ceiling is refused, saying why */
+    rt_route_decide(&r, cands, 3, NULL, &d);
+    CHECK(d.n == 0 && d.status == 422);
+    CHECK_STR(d.code, "max_cost_unmet");
+    CHECK_HAS(d.message, "none has a price card");
     /* baselines ignore needs */
     r = req();
     r.latency_target_ms = 1;
