@@ -6,7 +6,6 @@
 // client errors, and a probe brings the provider back.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import * as h from './lib/harness.mjs';
 
 h.requireEnv();
@@ -59,9 +58,6 @@ const explainRow = async (r) => {
   const [row] = await h.waitForRows(db, 1, `request_id = '${r.headers.get('x-request-id')}'`);
   return row;
 };
-// The usage writer stores route_explain once the lead wires it (gateway/pg/gw_usage.c,
-// not this branch): until then the row check is skipped, and says so.
-const writerStoresExplain = readFileSync(`${process.env.TG_SOURCE_ROOT}/gateway/pg/gw_usage.c`, 'utf8').includes('route_explain');
 
 test('no needs: the cheapest expected cost, streamed or not', async () => {
   for (const stream of [false, true]) {
@@ -206,7 +202,7 @@ test('tollgatectl route explain: the same explanation as a table, or JSON', asyn
   assert.match(usage.stderr, /--admin, --model and --prompt-tokens are required/);
 });
 
-test('every decision is on its usage row', { skip: !writerStoresExplain && 'the usage writer does not store route_explain on this branch' }, async () => {
+test('every decision is on its usage row', async () => {
   const r = await chat({ stream: true }, { 'x-tollgate-latency-target-ms': '250' });
   const row = await explainRow(r);
   const e = typeof row.route_explain === 'string' ? JSON.parse(row.route_explain) : row.route_explain;
