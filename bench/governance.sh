@@ -69,13 +69,18 @@ api_key = none
 [model deepseek-chat]
 provider = deepseek upstream=deepseek-chat context=65536
 CONF
-    build/gateway/tollgate --config "$work/$1.conf" --port-file "$work/$1.ports" 2>"$work/$1.log" &
+    build/gateway/tollgate --config "$work/$1.conf" --port-file "$work/$1.ports" \
+        >/dev/null 2>"$work/$1.log" &
     pids+=($!)
     for _ in $(seq 1 200); do [ -s "$work/$1.ports" ] && break; sleep 0.05; done
-    head -n1 "$work/$1.ports"
+    [ -s "$work/$1.ports" ] || { echo "bench: gateway $1 did not start: $(cat "$work/$1.log")" >&2; exit 1; }
 }
-off_port=$(start_gw off off)
-on_port=$(start_gw on on)
+start_gw off off
+off_pid=${pids[-1]}
+start_gw on on
+on_pid=${pids[-1]}
+off_port=$(head -n1 "$work/off.ports")
+on_port=$(head -n1 "$work/on.ports")
 sleep 1.5 # budgets loaded, Redis connected
 
 body='{"model":"deepseek-chat","max_tokens":16,"messages":[{"role":"user","content":"Write one sentence about benchmarks."}]}'
@@ -97,15 +102,25 @@ run() {
     ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else printf "%.3f", v*1000 }'; }
     echo "$rps $(ms "$p50") $(ms "$p99") $bad $req"
 }
+proc_cpu() { awk '{printf "%.3f", ($14 + $15) / 100}' "/proc/$1/stat"; } # utime+stime, s (HZ 100)
+redis_cpu() { redis-cli -u "$TG_REDIS_URL" INFO cpu | awk -F: '/used_cpu_(user|sys):/ {s += $2} END {printf "%.3f", s}'; }
 evalsha() { redis-cli -u "$TG_REDIS_URL" INFO commandstats | awk -F'[=,:]' '/cmdstat_evalsha/ {print $3}' | tr -d '\r'; }
 
 run "$off_port" >/dev/null; run "$on_port" >/dev/null # warm up
-offs=(); ons=(); governed=0; cmds=0
+offs=(); ons=(); governed=0; cmds=0; rcpu=0; ocpu=0; gcpu=0; oreq=0
 for r in $(seq 1 "$rounds"); do
+    p0=$(proc_cpu "$off_pid")
     offs+=("$(run "$off_port")")
-    before=$(evalsha); before=${before:-0}
+    p1=$(proc_cpu "$off_pid")
+    ocpu=$(awk -v a="$ocpu" -v b="$p0" -v c="$p1" 'BEGIN {printf "%.3f", a + c - b}')
+    oreq=$((oreq + $(awk '{print $5}' <<<"${offs[-1]}")))
+    g0=$(proc_cpu "$on_pid")
+    before=$(evalsha); before=${before:-0}; c0=$(redis_cpu)
     line=$(run "$on_port")
-    sleep 0.3; after=$(evalsha)
+    sleep 0.3; after=$(evalsha); c1=$(redis_cpu)
+    rcpu=$(awk -v a="$rcpu" -v b="$c0" -v c="$c1" 'BEGIN {printf "%.3f", a + c - b}')
+    g1=$(proc_cpu "$on_pid")
+    gcpu=$(awk -v a="$gcpu" -v b="$g0" -v c="$g1" 'BEGIN {printf "%.3f", a + c - b}')
     ons+=("$line")
     governed=$((governed + $(awk '{print $5}' <<<"$line"))); cmds=$((cmds + after - before))
     echo "round $r: off ${offs[-1]%% *} req/s, on ${line%% *} req/s"
@@ -124,4 +139,7 @@ printf "%-16s %10.0f %10.3f %10.3f\n" "governance on" "$g_rps" "$g50" "$g99"
 awk -v o="$o_rps" -v g="$g_rps" -v o99="$o99" -v g99="$g99" 'BEGIN {
     printf "ratio on/off: %.3f req/s (%.1f%% fewer; target <= 15%%), p99 added %.3f ms\n", g/o, 100*(1-g/o), g99-o99 }'
 awk -v c="$cmds" -v n="$governed" 'BEGIN { printf "Redis EVALSHA per governed request: %.2f (1 admission on the request path + 1 settle after the answer)\n", (n ? c/n : 0) }'
+awk -v c="$rcpu" -v n="$governed" 'BEGIN { printf "Redis CPU per 1000 governed requests: %.1f ms\n", (n ? 1000000*c/n : 0) }'
+awk -v o="$ocpu" -v on="$oreq" -v g="$gcpu" -v gn="$governed" 'BEGIN {
+    printf "gateway CPU per 1000 requests: off %.1f ms, on %.1f ms\n", (on ? 1000000*o/on : 0), (gn ? 1000000*g/gn : 0) }'
 echo "non-2xx answers during the runs: $bad"

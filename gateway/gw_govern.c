@@ -187,7 +187,7 @@ static void settle_send(gov_worker_t *gw, const gw_govern_hold_t *h, int64_t com
         abort();
     p->gw = gw;
     p->script = GW_LUA_SETTLE;
-    p->argv = calloc((size_t)(5 + h->n_scopes + 1 + 2 * h->n_budgets), sizeof *p->argv);
+    p->argv = calloc((size_t)(5 + 2 * h->n_scopes + 1 + 3 * h->n_budgets), sizeof *p->argv);
     if (!p->argv)
         abort();
     char **a = p->argv;
@@ -196,12 +196,15 @@ static void settle_send(gov_worker_t *gw, const gw_govern_hold_t *h, int64_t com
     a[n++] = dup_str(h->request_id);
     a[n++] = fmt_i64(completion_tokens > 0 ? completion_tokens : 0);
     a[n++] = fmt_i64(h->n_scopes);
-    for (int i = 0; i < h->n_scopes; i++)
+    for (int i = 0; i < h->n_scopes; i++) {
         a[n++] = dup_str(h->scopes[i]);
+        a[n++] = fmt_i64(h->scope_flags[i]);
+    }
     a[n++] = fmt_i64(h->n_budgets);
     for (int i = 0; i < h->n_budgets; i++) {
         a[n++] = dup_str(h->bkeys[i]);
         a[n++] = fmt_i64(charge_micro ? charge_micro[i] : 0);
+        a[n++] = fmt_i64(h->holds[i]);
     }
     p->argc = n;
     pending_send(p);
@@ -310,12 +313,21 @@ static int build_admit(gw_govern_ticket_t *t, const gw_gov_snapshot_t *snap,
     }
     if (nl == 0 && nb == 0)
         return 1;
-    /* every admitted request takes an in-flight slot in both scopes */
-    h->n_scopes = 2;
-    snprintf(h->scopes[0], sizeof h->scopes[0], "%s:t:%" PRId64, cfg->redis_namespace,
-             rq->key->team_id);
-    snprintf(h->scopes[1], sizeof h->scopes[1], "%s:k:%" PRId64, cfg->redis_namespace,
-             rq->key->key_id);
+    /* only scopes with a limit are counted (the team's row, the key's row) */
+    const gw_gov_limit_t *scope_lim[GW_GOV_MAX_SCOPES];
+    h->n_scopes = 0;
+    for (int i = 0; i < nl; i++) {
+        const gw_gov_limit_t *l = lims[i];
+        int k = h->n_scopes++;
+        scope_lim[k] = l;
+        if (l->key_id)
+            snprintf(h->scopes[k], sizeof h->scopes[k], "%s:k:%" PRId64, cfg->redis_namespace,
+                     l->key_id);
+        else
+            snprintf(h->scopes[k], sizeof h->scopes[k], "%s:t:%" PRId64, cfg->redis_namespace,
+                     l->team_id);
+        h->scope_flags[k] = (l->concurrent > 0 ? 1 : 0) | (l->tpm > 0 ? 2 : 0);
+    }
     int64_t max_tokens = rq->max_tokens > 0 ? rq->max_tokens : cfg->default_max_tokens;
     const pr_book_t *book = gw_pricebook_acquire(t->gw->w->server->prices);
     for (int i = 0; i < nb; i++) {
@@ -342,6 +354,7 @@ static int build_admit(gw_govern_ticket_t *t, const gw_gov_snapshot_t *snap,
         if (b->period_end_s != INT64_MAX)
             ttl = b->period_end_s - snap->taken_at_us / 1000000 + 86400;
         h->period_ttl_s[i] = ttl;
+        h->holds[i] = hold;
         if (hold > h->hold_micro)
             h->hold_micro = hold;
     }
@@ -359,15 +372,11 @@ static int build_admit(gw_govern_ticket_t *t, const gw_gov_snapshot_t *snap,
     a[n++] = fmt_i64(rq->prompt_tokens > 0 ? rq->prompt_tokens : 0);
     a[n++] = fmt_i64(h->n_scopes);
     for (int s = 0; s < h->n_scopes; s++) {
-        int64_t want_key = s == 0 ? 0 : rq->key->key_id;
-        const gw_gov_limit_t *l = NULL;
-        for (int i = 0; i < nl; i++)
-            if (lims[i]->key_id == want_key)
-                l = lims[i];
+        const gw_gov_limit_t *l = scope_lim[s];
         a[n++] = dup_str(h->scopes[s]);
-        a[n++] = fmt_i64(l ? l->rpm : 0);
-        a[n++] = fmt_i64(l ? l->tpm : 0);
-        a[n++] = fmt_i64(l ? l->concurrent : 0);
+        a[n++] = fmt_i64(l->rpm);
+        a[n++] = fmt_i64(l->tpm);
+        a[n++] = fmt_i64(l->concurrent);
     }
     a[n++] = fmt_i64(nb);
     for (int i = 0; i < nb; i++) {

@@ -34,12 +34,14 @@ typedef struct gw_govern_hold {
     char request_id[40];
     int n_scopes;
     char scopes[GW_GOV_MAX_SCOPES][64];
+    int scope_flags[GW_GOV_MAX_SCOPES];  /* 1: concurrency limited, 2: tokens limited */
     int local_scopes[GW_GOV_MAX_SCOPES]; /* local: slot indexes */
     int n_budgets;
     char bkeys[GW_GOV_MAX_BUDGETS][96]; /* "<namespace>:b:<id>:<period id>" */
     char currency[GW_GOV_MAX_BUDGETS][4];
     int64_t period_ttl_s[GW_GOV_MAX_BUDGETS];
-    int64_t hold_micro;
+    int64_t hold_micro;                /* the largest of holds[] */
+    int64_t holds[GW_GOV_MAX_BUDGETS]; /* each budget's hold */
     int local_budgets[GW_GOV_MAX_BUDGETS];
     int64_t local_holds[GW_GOV_MAX_BUDGETS];
 } gw_govern_hold_t;

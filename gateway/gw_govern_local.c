@@ -166,6 +166,9 @@ void gov_local_admit(gov_worker_t *gw, const gw_gov_snapshot_t *snap, const gw_g
     snprintf(hold->request_id, sizeof hold->request_id, "%s", rq->request_id);
     hold->n_scopes = 2;
     for (int s = 0; s < 2; s++) {
+        /* flags 0: the shared settle later touches no counter of this scope
+         * (the local admission took no slot there) */
+        hold->scope_flags[s] = 0;
         snprintf(hold->scopes[s], sizeof hold->scopes[s], "%s", names[s]);
         hold->local_scopes[s] = (int)(sc[s] - gw->scopes);
         sc[s]->requests++;

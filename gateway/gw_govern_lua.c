@@ -5,9 +5,12 @@
  *   tg:rl:<scope>:<minute>   hash r (requests), t (tokens) for one minute
  *   tg:if:<scope>            zset of in-flight request ids, score = expiry ms
  *   tg:<bkey>:spent          the period's settled spend (missing = rebuild)
- *   tg:<bkey>:held           hash request id -> hold
- *   tg:<bkey>:exp            zset request id -> hold expiry ms
+ *   tg:<bkey>:held           the sum of the holds in the set below
+ *   tg:<bkey>:exp            zset "<request id>:<hold>" -> hold expiry ms
  *   tg:<bkey>:alert          set once the soft threshold was crossed
+ * Only what a limit needs is read or written (a scope without a requests or
+ * tokens limit keeps no minute counters; one without a concurrency limit no
+ * in-flight set): Redis CPU is the cost of governance.
  * Rates use a sliding minute: previous minute * (unelapsed share) + this one. */
 #include "gw_govern_lua.h"
 
@@ -17,7 +20,8 @@
  * -> {code, retry_after_s, what, {over_soft, crossed, spent, held} * n_budgets}
  * code: 0 admitted, 1 requests/min, 2 tokens/min, 3 concurrency, 4 budget,
  * 5 spend lost and no ledger figure to rebuild it from yet. Nothing is
- * changed unless the request is admitted (except a rebuilt spend). */
+ * changed unless the request is admitted (except a rebuilt spend and the
+ * removal of expired holds). */
 static const char admit_lua[] =
     "local now = tonumber(ARGV[1]); local rid = ARGV[2]; local ttl = tonumber(ARGV[3])\n"
     "local ptok = tonumber(ARGV[4]); local ns = tonumber(ARGV[5]); local i = 6\n"
@@ -27,20 +31,22 @@ static const char admit_lua[] =
     "for s = 1, ns do\n"
     "  local name = ARGV[i]; local rpm = tonumber(ARGV[i+1]); local tpm = tonumber(ARGV[i+2])\n"
     "  local conc = tonumber(ARGV[i+3]); i = i + 4\n"
-    "  local cur = 'tg:rl:' .. name .. ':' .. minute\n"
-    "  local prev = 'tg:rl:' .. name .. ':' .. (minute - 1)\n"
-    "  local c = redis.call('HMGET', cur, 'r', 't'); local p = redis.call('HMGET', prev, 'r', "
-    "'t')\n"
-    "  local wr = tonumber(p[1] or '0') * (1 - frac) + tonumber(c[1] or '0')\n"
-    "  local wt = tonumber(p[2] or '0') * (1 - frac) + tonumber(c[2] or '0')\n"
-    "  if rpm > 0 and wr + 1 > rpm then return {1, wait, name} end\n"
-    "  if tpm > 0 and wt + ptok > tpm then return {2, wait, name} end\n"
-    "  local ifk = 'tg:if:' .. name\n"
+    "  local cur = false; local ifk = false\n"
+    "  if rpm > 0 or tpm > 0 then\n"
+    "    cur = 'tg:rl:' .. name .. ':' .. minute\n"
+    "    local c = redis.call('HMGET', cur, 'r', 't')\n"
+    "    local p = redis.call('HMGET', 'tg:rl:' .. name .. ':' .. (minute - 1), 'r', 't')\n"
+    "    local wr = tonumber(p[1] or '0') * (1 - frac) + tonumber(c[1] or '0')\n"
+    "    local wt = tonumber(p[2] or '0') * (1 - frac) + tonumber(c[2] or '0')\n"
+    "    if rpm > 0 and wr + 1 > rpm then return {1, wait, name} end\n"
+    "    if tpm > 0 and wt + ptok > tpm then return {2, wait, name} end\n"
+    "  end\n"
     "  if conc > 0 then\n"
+    "    ifk = 'tg:if:' .. name\n"
     "    redis.call('ZREMRANGEBYSCORE', ifk, '-inf', now)\n"
     "    if redis.call('ZCARD', ifk) + 1 > conc then return {3, 1, name} end\n"
     "  end\n"
-    "  rl[s] = {cur, ifk, conc}\n"
+    "  rl[s] = {cur, ifk}\n"
     "end\n"
     "local nb = tonumber(ARGV[i]); i = i + 1\n"
     "local bs = {}\n"
@@ -51,7 +57,8 @@ static const char admit_lua[] =
     "  local holds = ARGV[i+3]; i = i + 6\n"
     "  local sk = 'tg:' .. bk .. ':spent'; local hk = 'tg:' .. bk .. ':held'\n"
     "  local ek = 'tg:' .. bk .. ':exp'\n"
-    "  local spent = redis.call('GET', sk)\n"
+    "  local v = redis.call('MGET', sk, hk)\n"
+    "  local spent = v[1]\n"
     "  if not spent then\n"
     "    if tonumber(ledger) < 0 then return {5, 1, bk} end\n"
     "    if pttl > 0 then redis.call('SET', sk, ledger, 'EX', pttl) else redis.call('SET', sk, "
@@ -59,28 +66,37 @@ static const char admit_lua[] =
     "    spent = ledger\n"
     "  end\n"
     "  spent = tonumber(spent)\n"
-    "  local old = redis.call('ZRANGEBYSCORE', ek, '-inf', now, 'LIMIT', 0, 1000)\n"
-    "  for _, m in ipairs(old) do redis.call('HDEL', hk, m); redis.call('ZREM', ek, m) end\n"
-    "  local held = 0\n"
-    "  for _, v in ipairs(redis.call('HVALS', hk)) do held = held + tonumber(v) end\n"
+    "  local held = tonumber(v[2] or '0')\n"
+    "  local old = redis.call('ZRANGEBYSCORE', ek, '-inf', now, 'LIMIT', 0, 100)\n"
+    "  if #old > 0 then\n"
+    "    local gone = 0\n"
+    "    for _, m in ipairs(old) do gone = gone + tonumber(string.match(m, ':(%d+)$') or '0') end\n"
+    "    redis.call('ZREM', ek, unpack(old))\n"
+    "    held = tonumber(redis.call('DECRBY', hk, gone))\n"
+    "  end\n"
+    "  if held < 0 then held = 0 end\n"
     "  if spent + held + hold > hard then return {4, 0, bk, spent, held} end\n"
     "  bs[b] = {bk, hk, ek, spent, held, hold, holds, soft, pttl}\n"
     "end\n"
     "local out = {0, 0, ''}\n"
     "for s = 1, ns do\n"
     "  local r = rl[s]\n"
-    "  redis.call('HINCRBY', r[1], 'r', 1)\n"
-    "  if ptok > 0 then redis.call('HINCRBY', r[1], 't', ptok) end\n"
-    "  redis.call('PEXPIRE', r[1], 130000)\n"
-    "  redis.call('ZADD', r[2], now + ttl, rid)\n"
-    "  redis.call('PEXPIRE', r[2], ttl + 60000)\n"
+    "  if r[1] then\n"
+    "    if redis.call('HINCRBY', r[1], 'r', 1) == 1 then redis.call('PEXPIRE', r[1], 130000) end\n"
+    "    if ptok > 0 then redis.call('HINCRBY', r[1], 't', ptok) end\n"
+    "  end\n"
+    "  if r[2] then\n"
+    "    redis.call('ZADD', r[2], now + ttl, rid); redis.call('PEXPIRE', r[2], ttl + 60000)\n"
+    "  end\n"
     "end\n"
     "for b = 1, nb do\n"
     "  local x = bs[b]\n"
-    "  redis.call('HSET', x[2], rid, x[7]); redis.call('ZADD', x[3], now + ttl, rid)\n"
-    "  local keep = math.floor(ttl / 1000) + 60\n"
-    "  if x[9] > keep then keep = x[9] end\n"
-    "  redis.call('EXPIRE', x[2], keep); redis.call('EXPIRE', x[3], keep)\n"
+    "  redis.call('ZADD', x[3], now + ttl, rid .. ':' .. x[7])\n"
+    "  if tonumber(redis.call('INCRBY', x[2], x[7])) == x[6] and x[9] > 0 then\n"
+    "    local keep = math.floor(ttl / 1000) + 60\n"
+    "    if x[9] > keep then keep = x[9] end\n"
+    "    redis.call('EXPIRE', x[2], keep); redis.call('EXPIRE', x[3], keep)\n"
+    "  end\n"
     "  local over = 0; local crossed = 0\n"
     "  if x[8] > 0 and x[4] + x[5] + x[6] >= x[8] then\n"
     "    over = 1\n"
@@ -95,27 +111,31 @@ static const char admit_lua[] =
     "end\n"
     "return out\n";
 
-/* SETTLE: now_ms, request_id, completion_tokens, n_scopes, scope * n_scopes,
- *   n_budgets, {bkey, charge} * n_budgets -> 1.
- * A charge is added only where the spend exists: a lost spend is rebuilt from
- * the ledger, which holds this request's row. */
+/* SETTLE: now_ms, request_id, completion_tokens, n_scopes,
+ *   {scope, flags (1: concurrency limited, 2: tokens limited)} * n_scopes,
+ *   n_budgets, {bkey, charge, hold} * n_budgets -> 1.
+ * A hold already dropped as expired is not subtracted twice. A charge is
+ * added only where the spend exists: a lost spend is rebuilt from the
+ * ledger, which holds this request's row. */
 static const char settle_lua[] =
     "local now = tonumber(ARGV[1]); local rid = ARGV[2]; local ctok = tonumber(ARGV[3])\n"
     "local ns = tonumber(ARGV[4]); local i = 5\n"
     "local minute = math.floor(now / 60000)\n"
     "for s = 1, ns do\n"
-    "  local name = ARGV[i]; i = i + 1\n"
-    "  redis.call('ZREM', 'tg:if:' .. name, rid)\n"
-    "  if ctok > 0 then\n"
+    "  local name = ARGV[i]; local flags = tonumber(ARGV[i+1]); i = i + 2\n"
+    "  if flags % 2 == 1 then redis.call('ZREM', 'tg:if:' .. name, rid) end\n"
+    "  if flags >= 2 and ctok > 0 then\n"
     "    local cur = 'tg:rl:' .. name .. ':' .. minute\n"
-    "    redis.call('HINCRBY', cur, 't', ctok); redis.call('PEXPIRE', cur, 130000)\n"
+    "    if tonumber(redis.call('HINCRBY', cur, 't', ctok)) == ctok then redis.call('PEXPIRE', "
+    "cur, 130000) end\n"
     "  end\n"
     "end\n"
     "local nb = tonumber(ARGV[i]); i = i + 1\n"
     "for b = 1, nb do\n"
-    "  local bk = ARGV[i]; local charge = ARGV[i+1]; i = i + 2\n"
-    "  redis.call('HDEL', 'tg:' .. bk .. ':held', rid); redis.call('ZREM', 'tg:' .. bk .. ':exp', "
-    "rid)\n"
+    "  local bk = ARGV[i]; local charge = ARGV[i+1]; local hold = ARGV[i+2]; i = i + 3\n"
+    "  if redis.call('ZREM', 'tg:' .. bk .. ':exp', rid .. ':' .. hold) == 1 then\n"
+    "    redis.call('DECRBY', 'tg:' .. bk .. ':held', hold)\n"
+    "  end\n"
     "  local sk = 'tg:' .. bk .. ':spent'\n"
     "  if tonumber(charge) > 0 and redis.call('EXISTS', sk) == 1 then redis.call('INCRBY', sk, "
     "charge) end\n"
@@ -123,17 +143,18 @@ static const char settle_lua[] =
     "return 1\n";
 
 /* STATUS: now_ms, n_budgets, bkey * n_budgets -> {spent (-1 = lost), held} * n.
- * Read only: expired holds are not counted (nor removed). */
+ * Read only: holds past their expiry are not counted (nor removed). */
 static const char status_lua[] =
     "local now = tonumber(ARGV[1]); local nb = tonumber(ARGV[2]); local out = {}\n"
     "for b = 1, nb do\n"
     "  local bk = ARGV[2 + b]\n"
-    "  local spent = redis.call('GET', 'tg:' .. bk .. ':spent')\n"
-    "  local held = 0\n"
-    "  local live = redis.call('ZRANGEBYSCORE', 'tg:' .. bk .. ':exp', now, '+inf')\n"
-    "  for _, m in ipairs(live) do held = held + tonumber(redis.call('HGET', 'tg:' .. bk .. "
-    "':held', m) or '0') end\n"
-    "  table.insert(out, tonumber(spent or '-1')); table.insert(out, held)\n"
+    "  local v = redis.call('MGET', 'tg:' .. bk .. ':spent', 'tg:' .. bk .. ':held')\n"
+    "  local held = tonumber(v[2] or '0')\n"
+    "  for _, m in ipairs(redis.call('ZRANGEBYSCORE', 'tg:' .. bk .. ':exp', '-inf', now)) do\n"
+    "    held = held - tonumber(string.match(m, ':(%d+)$') or '0')\n"
+    "  end\n"
+    "  if held < 0 then held = 0 end\n"
+    "  table.insert(out, tonumber(v[1] or '-1')); table.insert(out, held)\n"
     "end\n"
     "return out\n";
 
