@@ -11,6 +11,7 @@
 #include "eng_text.h"
 #include "eng_worker.h"
 #include "tg_log.h"
+#include "tg_net.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -464,61 +465,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- start and stop ----------------------------------------------------- */
 
-/* A listening socket on host:port; the bound port in *bound. -1 with err. */
-static evutil_socket_t listen_on(const char *host, int port, int *bound, char *err, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    int rc = getaddrinfo(host, ps, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return -1;
-    }
-    evutil_socket_t fd = -1;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-            break;
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                            : ((struct sockaddr_in *)&ss)->sin_port);
-    evutil_make_socket_nonblocking(fd);
-    return fd;
-}
-
-static int write_port_file(const char *path, int port)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int ok = fprintf(f, "%d\n", port) > 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -551,7 +497,7 @@ int eng_serve_run(const eng_serve_opts_t *o, eng_backend_t *be, const tok_tokeni
     eng_rng_seed(&s.seeds, (uint64_t)now.tv_sec * 1000000007u ^ (uint64_t)now.tv_nsec ^
                                (uint64_t)getpid() << 32);
     int port = 0;
-    evutil_socket_t fd = listen_on(o->host, o->port, &port, err, sizeof err);
+    evutil_socket_t fd = tg_listen_tcp(o->host, o->port, false, &port, err, sizeof err);
     if (fd < 0) {
         fprintf(stderr, "tollgate-engine serve: %s\n", err);
         return 1;
@@ -583,7 +529,7 @@ int eng_serve_run(const eng_serve_opts_t *o, eng_backend_t *be, const tok_tokeni
     evsignal_add(sigint, NULL);
     s.w = eng_worker_start(be, o->max_batch_tokens, o->max_running, notify_from_worker, &s);
     int rc = 0;
-    if (o->port_file && write_port_file(o->port_file, port) < 0) {
+    if (o->port_file && tg_port_file_write(o->port_file, port) < 0) {
         fprintf(stderr, "tollgate-engine serve: cannot write the port file %s: %s\n",
                 o->port_file, strerror(errno));
         rc = 1;

@@ -28,53 +28,7 @@
 #include "gw_proxy.h"
 #include "gw_route.h"
 #include "tg_log.h"
-
-/* Opens a listening TCP socket on host:port with SO_REUSEPORT so that every
- * worker can own one. Returns the fd or -1 with a message in err. */
-static int listen_socket(const char *host, int port, char *err, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char portstr[8];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        freeaddrinfo(res);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    /* Accepted sockets inherit TCP_NODELAY: without it, relaying SSE events as
-     * small writes meets the client's delayed ACKs and stalls ~40 ms. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
-        close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-static int socket_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
+#include "tg_net.h"
 
 /* ---- public requests ----------------------------------------------------- */
 
@@ -413,10 +367,9 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
     int port = cfg->listen_port;
     for (int i = 0; i < s->n_workers; i++) {
         s->workers[i].index = i;
-        int fd = listen_socket(cfg->listen_host, port, err, errlen);
+        int fd = tg_listen_tcp(cfg->listen_host, port, true, &port, err, errlen);
         if (fd < 0)
-            goto fail;
-        port = socket_port(fd); /* port 0: the others join the port the first got */
+            goto fail; /* port 0: the first picks a free port, the others join it */
         if (worker_init(s, &s->workers[i], fd, err, errlen) < 0)
             goto fail;
     }
@@ -424,10 +377,10 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
     s->admin_port = -1;
     if (cfg->admin_port >= 0) {
         s->admin_http = evhttp_new(s->main_base);
-        int fd = listen_socket(cfg->admin_host, cfg->admin_port, err, errlen);
+        int fd = tg_listen_tcp(cfg->admin_host, cfg->admin_port, false, &s->admin_port, err,
+                               errlen);
         if (fd < 0)
             goto fail;
-        s->admin_port = socket_port(fd);
         evhttp_set_gencb(s->admin_http, on_admin_request, s);
         evhttp_set_timeout(s->admin_http, 10);
         if (!evhttp_accept_socket_with_handle(s->admin_http, fd)) {

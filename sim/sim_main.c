@@ -4,6 +4,7 @@
 #include "sim_opts.h"
 #include "sim_server.h"
 #include "tg_log.h"
+#include "tg_net.h"
 
 #include <event2/event.h>
 #include <errno.h>
@@ -25,67 +26,6 @@ typedef struct sim_worker {
     sim_loop_t *loop;
     pthread_t thread;
 } sim_worker_t;
-
-/* Binds and listens on host:port. Returns the socket and the bound port in
- * *bound, or -1 with a message in err. */
-static evutil_socket_t listen_on(const char *host, int port, int *bound, char *err, size_t errlen)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char ps[16];
-    snprintf(ps, sizeof(ps), "%d", port);
-    int rc = getaddrinfo(host, ps, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return -1;
-    }
-    evutil_socket_t fd = -1;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        /* Linux hands TCP_NODELAY down to accepted sockets: without it a
-         * stream's headers and first events meet Nagle + delayed ACK (40 ms). */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
-            break;
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                            : ((struct sockaddr_in *)&ss)->sin_port);
-    evutil_make_socket_nonblocking(fd);
-    return fd;
-}
-
-/* Writes the port to path through a temporary file and a rename, so a
- * reader never sees a partial number. Returns 0 or -1. */
-static int write_port_file(const char *path, int port)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int ok = fprintf(f, "%d\n", port) > 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
 
 static void *worker_main(void *arg)
 {
@@ -125,7 +65,7 @@ int main(int argc, char **argv)
     }
 
     int port = 0;
-    evutil_socket_t fd = listen_on(opts.host, opts.port, &port, err, sizeof(err));
+    evutil_socket_t fd = tg_listen_tcp(opts.host, opts.port, false, &port, err, sizeof(err));
     if (fd < 0) {
         tg_error("%s", err);
         return 1;
@@ -160,7 +100,7 @@ int main(int argc, char **argv)
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
 
-    if (opts.port_file[0] && write_port_file(opts.port_file, port) < 0) {
+    if (opts.port_file[0] && tg_port_file_write(opts.port_file, port) < 0) {
         tg_error("cannot write the port file %s: %s", opts.port_file, strerror(errno));
         event_free(sigterm);
         event_free(sigint);

@@ -9,8 +9,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -231,25 +229,12 @@ static void ks_follow(gw_keystore_t *ks, PGconn *conn)
     char err[512];
     int64_t last_load = ks_now_ms();
     while (!atomic_load(&ks->stopping)) {
-        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-        int ready = pfd.fd < 0 ? -1 : poll(&pfd, 1, KS_POLL_MS);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready < 0) {
-            tg_warn("key store: lost the PostgreSQL connection; reconnecting");
-            return;
-        }
-        if (!PQconsumeInput(conn)) {
+        int notified = gw_pg_wait_notify(conn, KS_POLL_MS, err, sizeof err);
+        if (notified < 0) {
             tg_warn("key store: lost the PostgreSQL connection: %s; keeping the last key "
                     "table and reconnecting",
-                    gw_pg_message(conn, NULL, err, sizeof err));
+                    err);
             return;
-        }
-        bool notified = false;
-        PGnotify *n;
-        while ((n = PQnotifies(conn)) != NULL) {
-            notified = true;
-            PQfreemem(n);
         }
         if (notified || ks_now_ms() - last_load >= KS_SAFETY_RELOAD_S * 1000) {
             if (ks_reload(ks, conn, err, sizeof err) != 0) {

@@ -1,6 +1,8 @@
 /* gw_pgconn: one way to open a PostgreSQL connection and to describe its
  * failures, shared by the key store, the usage writer and tollgatectl. */
 #include "gw_pgconn.h"
+#include <errno.h>
+#include <poll.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -82,4 +84,31 @@ int gw_pg_backoff_next(int cur_ms, int min_ms, int max_ms)
     if (cur_ms >= max_ms / 2)
         return max_ms;
     return cur_ms * 2;
+}
+
+int gw_pg_wait_notify(PGconn *conn, int poll_ms, char *err, size_t errlen)
+{
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    if (pfd.fd < 0) {
+        snprintf(err, errlen, "no socket");
+        return -1;
+    }
+    int ready = poll(&pfd, 1, poll_ms);
+    if (ready < 0 && errno == EINTR)
+        return 0;
+    if (ready < 0) {
+        snprintf(err, errlen, "poll: %s", strerror(errno));
+        return -1;
+    }
+    if (!PQconsumeInput(conn)) {
+        gw_pg_message(conn, NULL, err, errlen);
+        return -1;
+    }
+    int notified = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(conn)) != NULL) {
+        notified = 1;
+        PQfreemem(n);
+    }
+    return notified;
 }

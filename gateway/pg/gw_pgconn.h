@@ -29,4 +29,9 @@ int gw_pg_error_retryable(const PGresult *res);
 /* The next back-off delay: doubles `cur_ms` from `min_ms` up to `max_ms`. */
 int gw_pg_backoff_next(int cur_ms, int min_ms, int max_ms);
 
+/* Waits up to poll_ms for NOTIFY messages on a LISTENing connection and
+ * consumes them. Returns 1 if at least one arrived, 0 if none did (timeout or
+ * EINTR), -1 if the connection is lost (libpq's message in err). */
+int gw_pg_wait_notify(PGconn *conn, int poll_ms, char *err, size_t errlen);
+
 #endif

@@ -8,8 +8,6 @@
 #include "gw_price_load.h"
 #include "tg_log.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -145,25 +143,12 @@ static void pb_follow(gw_pricebook_t *pb, PGconn *conn)
     char err[1024];
     int64_t last_load = pb_now_ms();
     while (!atomic_load(&pb->stopping)) {
-        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
-        int ready = pfd.fd < 0 ? -1 : poll(&pfd, 1, PB_POLL_MS);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready < 0) {
-            tg_warn("price book: lost the PostgreSQL connection; reconnecting");
-            return;
-        }
-        if (!PQconsumeInput(conn)) {
+        int notified = gw_pg_wait_notify(conn, PB_POLL_MS, err, sizeof err);
+        if (notified < 0) {
             tg_warn("price book: lost the PostgreSQL connection: %s; keeping the current book "
                     "and reconnecting",
-                    gw_pg_message(conn, NULL, err, sizeof err));
+                    err);
             return;
-        }
-        bool notified = false;
-        PGnotify *n;
-        while ((n = PQnotifies(conn)) != NULL) {
-            notified = true;
-            PQfreemem(n);
         }
         if (notified || pb_now_ms() - last_load >= PB_SAFETY_RELOAD_S * 1000) {
             last_load = pb_now_ms();
