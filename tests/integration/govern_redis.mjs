@@ -8,6 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as h from './lib/harness.mjs';
 
@@ -136,4 +137,29 @@ test('Redis down: fail closed refuses with 503, fail open serves under local lim
   // never less than the ledger (rounding up per request, and a rebuild racing
   // the delayed settles, can only count more)
   assert.ok(BigInt(b.spent_micro) >= ceilMicro(ledgerPico('mu')), `spent ${b.spent_micro} vs ledger ${ledgerPico('mu')}`);
+});
+
+test('a Redis that accepts but never answers: commands time out (redis_timeout_ms), then recover', async () => {
+  const key = h.createKey(db, 'xi');
+  h.ctl(db, 'limit', 'set', '--team', 'xi', '--rpm', '1000');
+  await h.sleep(1200);
+  const body = h.chatBody({ model: 'deepseek-chat', max_tokens: 5 });
+  assert.equal((await h.post(gwA, '/v1/chat/completions', key, body)).status, 200);
+  const pid = Number(readFileSync(`${process.env.TG_SERVICES_DIR}/redis/redis.pid`, 'utf8'));
+  process.kill(pid, 'SIGSTOP');
+  let resumed = false;
+  try {
+    const t0 = Date.now();
+    const r = await h.post(gwA, '/v1/chat/completions', key, body);
+    const took = Date.now() - t0;
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, 'governance_unavailable');
+    assert.ok(took >= 250 && took < 3000, `answered after ${took} ms (timeout 300 ms)`);
+    process.kill(pid, 'SIGCONT');
+    resumed = true;
+    await h.waitFor('serving again after Redis resumed', async () =>
+      (await h.post(gwA, '/v1/chat/completions', key, body)).status === 200, 15000, 200);
+  } finally {
+    if (!resumed) process.kill(pid, 'SIGCONT');
+  }
 });
