@@ -66,6 +66,8 @@ struct gw_exchange {
     enum evhttp_request_error up_error; /* why libevent failed the attempt */
     bool up_failed;                     /* up_error is set */
     bool up_discard; /* a retryable error response: its body is dropped */
+    bool up_garbage; /* a 200 stream turned out not to be SSE: dropped, then failed */
+    bool maybe_billed; /* an attempt failed in a way a provider may still bill */
     struct evbuffer *up_error_body;
     gw_sse_splitter_t sse;
     bool saw_usage;
@@ -460,9 +462,16 @@ static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, cons
     ex->last_fail = kind;
     ex->last_fail_status = status;
     snprintf(ex->last_fail_msg, sizeof ex->last_fail_msg, "provider %s: %s", pname, msg);
+    /* 429 and 5xx answers are refusals; a timeout, a reset or a malformed
+     * answer may come after the provider did (and billed) the work. */
+    if (kind != FAIL_STATUS)
+        ex->maybe_billed = true;
     gw_sse_free(&ex->sse);
     gw_sse_init(&ex->sse, SSE_MAX_EVENT);
     ex->saw_usage = ex->saw_done = false;
+    ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
+        ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
+    ex->rec.usage_complete = false;
     attempt_next(ex);
 }
 
@@ -575,8 +584,11 @@ static int on_sse_event(void *arg, const char *event, size_t len)
         }
         cJSON_Delete(j);
     } else if (len >= 12 && memmem(event, len, "[DONE]", 6)) {
-        ex->saw_done = true; /* held back: sent after the record is settled */
-        return 0;
+        char data[8];
+        if (gw_sse_event_data(event, len, data, sizeof data) == 6 && !memcmp(data, "[DONE]", 6)) {
+            ex->saw_done = true; /* held back: sent after the record is settled */
+            return 0;
+        } /* else "[DONE]" inside content: an ordinary event */
     }
     evbuffer_add(b->out, event, len);
     return 0;
@@ -586,7 +598,7 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
 {
     gw_exchange_t *ex = arg;
     struct evbuffer *in = evhttp_request_get_input_buffer(up);
-    if (ex->up_discard || ex->client_gone) {
+    if (ex->up_discard || ex->up_garbage || ex->client_gone) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
@@ -610,7 +622,7 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
     }
     evbuffer_free(b.out);
     if (rc == -2) {
-        ex->up_discard = true;
+        ex->up_garbage = true;
         if (!ex->deferred)
             ex->deferred = evtimer_new(ex->w->base, on_deferred_garbage, ex);
         struct timeval zero = {0, 0};
@@ -725,6 +737,20 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         return;
     }
     int status = ex->up_status;
+    if (ex->up_garbage) {
+        /* malformed SSE in the last read: the deferred cancel never ran */
+        attempt_release(ex, true);
+        if (ex->client_started) {
+            tg_warn("request %s: upstream sent malformed SSE mid-stream; ending the stream",
+                    ex->rec.request_id);
+            ex->rec.usage_complete = false;
+            attempt_report(ex, false);
+            exchange_fail(ex, 502, "api_error", "upstream_bad_response", NULL, "");
+            return;
+        }
+        attempt_failed(ex, FAIL_GARBAGE, 502, "malformed event stream");
+        return;
+    }
     if (ex->up_discard) {
         char msg[64];
         snprintf(msg, sizeof msg, "HTTP %d", status);
@@ -848,11 +874,13 @@ static void attempt_next(gw_exchange_t *ex)
         ex->up_header_us = 0;
         ex->up_failed = false;
         ex->up_discard = false;
+        ex->up_garbage = false;
         ex->rec.attempts++;
         snprintf(ex->rec.provider, sizeof ex->rec.provider, "%s", p->name);
         snprintf(ex->rec.upstream_model, sizeof ex->rec.upstream_model, "%s", r->upstream_model);
         if (evhttp_make_request(conn->evcon, up, EVHTTP_REQ_POST, uri) != 0) {
-            /* libevent freed `up` */
+            /* libevent 2.1 unlinks the request on this path but does not free it */
+            evhttp_request_free(up);
             ex->up = NULL;
             gw_upstream_release(conn, true);
             ex->conn = NULL;
@@ -889,12 +917,12 @@ static void attempt_next(gw_exchange_t *ex)
     char msg[512];
     snprintf(msg, sizeof msg, "No provider could serve model %s (last: %s).", ex->model->name,
              ex->last_fail_msg[0] ? ex->last_fail_msg : "none reachable");
-    if (ex->rec.attempts == 0)
-        usage_nothing_used(&ex->rec);
-    else
-        ex->rec.usage_complete = true; /* failed attempts are not billed by providers */
-    if (ex->rec.prompt_tokens == GW_USAGE_UNKNOWN)
-        usage_nothing_used(&ex->rec);
+    if (!ex->maybe_billed) {
+        usage_nothing_used(&ex->rec); /* every provider refused (429/5xx) or none was tried */
+    } else {
+        /* some attempt may have been done and billed upstream: unknown, not zero */
+        ex->rec.usage_complete = false;
+    }
     exchange_fail(ex, status, "api_error", code, NULL, msg);
 }
 
@@ -994,7 +1022,10 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
     ex->client = NULL;
     if (req)
         evhttp_send_reply_end(req); /* frees the detached request */
-    ex->rec.usage_complete = ex->rec.attempts == 0;
+    if (ex->rec.attempts == 0)
+        usage_nothing_used(&ex->rec); /* gone before anything was forwarded */
+    else
+        ex->rec.usage_complete = false;
     exchange_finish(ex, 499, "client_closed");
 }
 
@@ -1120,7 +1151,10 @@ void gw_proxy_abort_all(gw_worker_t *w)
         gw_exchange_t *ex = w->exchanges;
         tg_warn("request %s: shutdown deadline reached; ending it", ex->rec.request_id);
         attempt_cancel(ex);
-        ex->rec.usage_complete = ex->rec.attempts == 0;
+        if (ex->rec.attempts == 0)
+            usage_nothing_used(&ex->rec);
+        else
+            ex->rec.usage_complete = false;
         exchange_fail(ex, 503, "api_error", "gateway_shutting_down", NULL,
                       "The gateway is shutting down.");
     }

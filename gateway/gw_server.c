@@ -9,6 +9,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -143,9 +144,37 @@ static void on_worker_stop(evutil_socket_t fd, short what, void *arg)
     on_drain_check(-1, 0, w);
 }
 
+static __thread gw_worker_t *this_worker; /* the worker running on this thread */
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): the listener would be woken
+ * again at once and spin, so it pauses for 100 ms, logged once per pause. */
+static void on_accept_error(struct evconnlistener *listener, void *arg)
+{
+    (void)arg; /* the listener's callback argument belongs to evhttp */
+    gw_worker_t *w = this_worker;
+    int e = EVUTIL_SOCKET_ERROR();
+    tg_error("accept failed: %s; pausing new connections for 100 ms",
+             evutil_socket_error_to_string(e));
+    evconnlistener_disable(listener);
+    if (w) {
+        struct timeval tv = {0, 100000};
+        evtimer_add(w->accept_pause, &tv);
+    }
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_worker_t *w = arg;
+    if (w->bound && !w->stopping)
+        evconnlistener_enable(evhttp_bound_socket_get_listener(w->bound));
+}
+
 static void *worker_main(void *arg)
 {
     gw_worker_t *w = arg;
+    this_worker = w;
     event_base_dispatch(w->base);
     atomic_fetch_sub(&w->server->workers_running, 1);
     return NULL;
@@ -194,6 +223,8 @@ static int worker_init(gw_server_t *s, gw_worker_t *w, int fd, char *err, size_t
         close(fd);
         return -1;
     }
+    w->accept_pause = evtimer_new(w->base, on_accept_resume, w);
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(w->bound), on_accept_error);
     for (int p = 0; p < cfg->n_providers; p++)
         gw_upstream_pool_init(&w->pools[p], w->base, w->dns, &cfg->providers[p], p,
                               s->provider_ssl[p]);
@@ -383,6 +414,8 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
             goto fail;
         evhttp_set_gencb(s->admin_http, on_admin_request, s);
         evhttp_set_timeout(s->admin_http, 10);
+        evhttp_set_max_headers_size(s->admin_http, 16 << 10);
+        evhttp_set_max_body_size(s->admin_http, 1 << 20);
         if (!evhttp_accept_socket_with_handle(s->admin_http, fd)) {
             snprintf(err, errlen, "cannot accept on the admin socket");
             close(fd);
@@ -436,6 +469,8 @@ void gw_server_free(gw_server_t *s)
             event_free(w->stop_event);
         if (w->deadline_event)
             event_free(w->deadline_event);
+        if (w->accept_pause)
+            event_free(w->accept_pause);
         if (w->http)
             evhttp_free(w->http);
         if (w->dns)

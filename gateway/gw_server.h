@@ -32,6 +32,7 @@ typedef struct gw_worker {
     struct evhttp_bound_socket *bound;
     struct event *stop_event;     /* activated from the main thread on SIGTERM */
     struct event *deadline_event; /* end of the shutdown grace period */
+    struct event *accept_pause;   /* re-enables accepting after accept() failed */
     gw_upstream_pool_t pools[GW_MAX_PROVIDERS];
     gw_exchange_t *exchanges;     /* in flight, doubly linked */
     int n_exchanges;

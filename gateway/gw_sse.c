@@ -22,11 +22,11 @@ size_t gw_sse_pending(const gw_sse_splitter_t *s)
     return s->len;
 }
 
-/* Finds the end of the first event in buf[0..len): the index just past its
- * blank line, or 0 if incomplete. */
-static size_t event_end(const char *buf, size_t len)
+/* Finds the end of the first event in buf[from..len), where no event ends
+ * before `from`: the index just past its blank line, or 0 if incomplete. */
+static size_t event_end(const char *buf, size_t from, size_t len)
 {
-    for (size_t i = 0; i + 1 < len; i++) {
+    for (size_t i = from; i + 1 < len; i++) {
         if (buf[i] != '\n')
             continue;
         if (buf[i + 1] == '\n')
@@ -50,8 +50,9 @@ static bool is_field_line(const char *line, size_t len)
     return false;
 }
 
-/* Checks that every complete line in buf[0..len) is an SSE field line. */
-static bool lines_are_sse(const char *buf, size_t len)
+/* Checks the complete lines of buf[0..len) (which starts at a line start) and
+ * returns how many bytes they cover, or -1 if one is not an SSE field line. */
+static long check_lines(const char *buf, size_t len)
 {
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
@@ -61,17 +62,17 @@ static bool lines_are_sse(const char *buf, size_t len)
         if (l > 0 && buf[start + l - 1] == '\r')
             l--;
         if (!is_field_line(buf + start, l))
-            return false;
+            return -1;
         start = i + 1;
     }
-    /* an incomplete last line: check what there is of it */
-    if (start < len) {
-        size_t l = len - start;
-        const char *p = buf + start;
-        if (p[0] != ':' && l >= 5 && !is_field_line(p, l) && memchr(p, ':', l) == NULL)
-            return false;
-    }
-    return true;
+    return (long)start;
+}
+
+/* A line still incomplete: plainly not SSE already? (a field name needs no
+ * more than a few bytes before its colon) */
+static bool partial_line_bad(const char *p, size_t l)
+{
+    return l >= 6 && p[0] != ':' && !is_field_line(p, l) && memchr(p, ':', l) == NULL;
 }
 
 int gw_sse_feed(gw_sse_splitter_t *s, const char *data, size_t n, gw_sse_event_cb cb, void *arg)
@@ -88,26 +89,44 @@ int gw_sse_feed(gw_sse_splitter_t *s, const char *data, size_t n, gw_sse_event_c
     }
     memcpy(s->buf + s->len, data, n);
     s->len += n;
+    /* Each byte is searched and checked once: `searched` and `checked` keep
+     * the place across calls (an upstream may trickle a big event). */
     size_t off = 0;
     int rc = 0;
     for (;;) {
-        size_t end = event_end(s->buf + off, s->len - off);
+        size_t from = s->searched >= off + 2 ? s->searched - 2 : off;
+        size_t end = event_end(s->buf, from, s->len);
         if (end == 0)
             break;
-        if (!lines_are_sse(s->buf + off, end)) {
+        size_t ck = s->checked > off ? s->checked : off;
+        if (check_lines(s->buf + ck, end - ck) < 0) {
             rc = -2;
             break;
         }
-        if (cb(arg, s->buf + off, end) < 0) {
-            off += end;
+        int r = cb(arg, s->buf + off, end - off);
+        off = s->searched = s->checked = end;
+        if (r < 0) {
             rc = -1;
             break;
         }
-        off += end;
+    }
+    if (rc == 0) {
+        s->searched = s->len;
+        size_t ck = s->checked > off ? s->checked : off;
+        long done = check_lines(s->buf + ck, s->len - ck);
+        if (done < 0)
+            rc = -2;
+        else {
+            s->checked = ck + (size_t)done;
+            if (partial_line_bad(s->buf + s->checked, s->len - s->checked))
+                rc = -2;
+        }
     }
     memmove(s->buf, s->buf + off, s->len - off);
     s->len -= off;
-    if (rc == 0 && (s->len > s->max_event || !lines_are_sse(s->buf, s->len)))
+    s->searched = s->searched > off ? s->searched - off : 0;
+    s->checked = s->checked > off ? s->checked - off : 0;
+    if (rc == 0 && s->len > s->max_event)
         rc = -2;
     return rc;
 }

@@ -12,6 +12,8 @@ typedef struct gw_sse_splitter {
     size_t len;
     size_t cap;
     size_t max_event; /* an event longer than this is garbage */
+    size_t searched;  /* bytes of buf already searched for an event's end */
+    size_t checked;   /* bytes of buf (whole lines) already checked to be SSE */
 } gw_sse_splitter_t;
 
 /* Called once per complete event; `event` includes its terminating blank line.

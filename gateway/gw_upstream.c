@@ -124,6 +124,10 @@ static gw_upstream_conn_t *conn_new(gw_upstream_pool_t *pool)
     struct timeval tv = {cfg->idle_timeout_ms / 1000, (cfg->idle_timeout_ms % 1000) * 1000};
     evhttp_connection_set_timeout_tv(evcon, &tv);
     evhttp_connection_set_retries(evcon, 0);
+    /* A provider cannot make us buffer without bound: response headers up to
+     * 64 KiB, a body (a whole stream included) up to 64 MiB. */
+    evhttp_connection_set_max_headers_size(evcon, 64 << 10);
+    evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)64 << 20);
     gw_upstream_conn_t *c = calloc(1, sizeof *c);
     if (!c)
         abort();
@@ -165,8 +169,10 @@ gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool)
 void gw_upstream_release(gw_upstream_conn_t *conn, bool broken)
 {
     conn->busy--;
-    if (broken && conn->pool->ssl_ctx) {
+    if (broken && conn->pool->ssl_ctx)
         conn->dead = true;
+    if (conn->dead && conn->busy == 0) {
+        /* freed by the reaper, outside the callbacks of its last request */
         struct timeval zero = {0, 0};
         evtimer_add(conn->pool->reaper, &zero);
     }
