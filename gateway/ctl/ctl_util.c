@@ -3,6 +3,7 @@
 #include "ctl.h"
 
 #include "gw_pgconn.h"
+#include "gw_price_admin.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -166,77 +167,8 @@ int ctl_label_check(const char *label, char *err, size_t errlen)
     return 0;
 }
 
-/* Reads exactly `n` digits at *p into *out and advances *p. */
-static bool ctl_digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)(*p)[i]))
-            return false;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static int ctl_days_in_month(int y, int m)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
-}
-
+/* One RFC 3339 parser for the CLI and the admin API (gw_price_admin). */
 int ctl_time_parse(const char *text, int64_t *out_us, char *err, size_t errlen)
 {
-    const char *p = text;
-    int y, mo, d, h = 0, mi = 0, s = 0, oh = 0, om = 0, sign = 0;
-    int64_t frac_us = 0;
-    bool ok = ctl_digits(&p, 4, &y) && *p++ == '-' && ctl_digits(&p, 2, &mo) && *p++ == '-' &&
-              ctl_digits(&p, 2, &d);
-    if (ok && *p != '\0') {
-        ok = (*p == 'T' || *p == 't' || *p == ' ') && (p++, true) && ctl_digits(&p, 2, &h) &&
-             *p++ == ':' && ctl_digits(&p, 2, &mi) && *p++ == ':' && ctl_digits(&p, 2, &s);
-        if (ok && *p == '.') {
-            p++;
-            int ndig = 0;
-            while (isdigit((unsigned char)*p)) {
-                if (ndig < 6)
-                    frac_us = frac_us * 10 + (*p - '0');
-                ndig++;
-                p++;
-            }
-            ok = ndig > 0;
-            for (; ndig < 6; ndig++)
-                frac_us *= 10;
-        }
-        if (ok && (*p == 'Z' || *p == 'z')) {
-            p++;
-        } else if (ok && (*p == '+' || *p == '-')) {
-            sign = *p++ == '+' ? 1 : -1;
-            ok = ctl_digits(&p, 2, &oh) && *p++ == ':' && ctl_digits(&p, 2, &om) && oh <= 23 &&
-                 om <= 59;
-        } else {
-            ok = false; /* RFC 3339 requires the offset */
-        }
-        ok = ok && *p == '\0';
-    }
-    ok = ok && y >= 1970 && y <= 9999 && mo >= 1 && mo <= 12 && d >= 1 &&
-         d <= ctl_days_in_month(y, mo) && h <= 23 && mi <= 59 && s <= 59;
-    if (!ok) {
-        snprintf(err, errlen,
-                 "invalid date '%s': use YYYY-MM-DD (midnight UTC starting that day) or RFC 3339 "
-                 "such as 2027-01-31T18:00:00Z or 2027-01-31T18:00:00+01:00",
-                 text);
-        return -1;
-    }
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = s};
-    int64_t secs = (int64_t)timegm(&tm) - sign * (oh * 3600 + om * 60);
-    *out_us = secs * 1000000 + frac_us;
-    return 0;
+    return gw_price_instant_parse(NULL, text, out_us, err, errlen);
 }

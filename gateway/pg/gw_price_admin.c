@@ -74,9 +74,9 @@ int gw_price_instant_parse(const char *opt, const char *text, int64_t *out_us, c
          d <= pa_days_in_month(y, mo) && h <= 23 && mi <= 59 && s <= 59;
     if (!ok) {
         snprintf(err, errlen,
-                 "%s: invalid date '%s': use YYYY-MM-DD (midnight UTC starting that day) or RFC "
+                 "%s%sinvalid date '%s': use YYYY-MM-DD (midnight UTC starting that day) or RFC "
                  "3339 such as 2027-01-31T18:00:00Z or 2027-01-31T18:00:00+01:00",
-                 opt, text);
+                 opt ? opt : "", opt ? ": " : "", text);
         return -1;
     }
     int64_t secs = pr_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s -

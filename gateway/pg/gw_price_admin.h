@@ -28,7 +28,8 @@ enum {
  * Each parser returns 0, or -1 with a message naming `opt` (e.g. "--start" or
  * "start") that says what is expected. */
 
-/* YYYY-MM-DD (00:00 UTC) or RFC 3339 with an offset -> unix microseconds. */
+/* YYYY-MM-DD (00:00 UTC) or RFC 3339 with an offset -> unix microseconds.
+ * opt NULL: the message names no option (tollgatectl uses it so). */
 int gw_price_instant_parse(const char *opt, const char *text, int64_t *out_us, char *err,
                            size_t errlen);
 /* A whole number in [min, max]. */
