@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tok.h"
+#include "tok_utf8.h"
 
 static unsigned char assigned[0x110000];
 
@@ -32,28 +33,6 @@ static void read_ucd(const char *path)
         fclose(f);
 }
 
-static size_t put_cp(char *p, unsigned cp)
-{
-    if (cp < 0x80)
-        return (size_t)(p[0] = (char)cp, 1);
-    if (cp < 0x800) {
-        p[0] = (char)(0xc0 | cp >> 6);
-        p[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        p[0] = (char)(0xe0 | cp >> 12);
-        p[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        p[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    p[0] = (char)(0xf0 | cp >> 18);
-    p[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    p[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    p[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -73,7 +52,7 @@ int main(int argc, char **argv)
     tok_ids_t ids = {0};
     while (fscanf(h, "%x %u", &cp, &want) == 2) {
         char c[4], line[64];
-        size_t cl = put_cp(c, cp), n = 0;
+        size_t cl = tok_utf8_put((unsigned char *)c, cp), n = 0;
         const char *parts[] = {"a", c, "b ", c, "1", c, " ", c, c, "!", c, "\n"};
         for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
             size_t l = parts[i] == c ? cl : strlen(parts[i]);

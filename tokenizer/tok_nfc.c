@@ -74,30 +74,6 @@ static uint32_t compose(uint32_t a, uint32_t b)
     return tok_ucd_compose(a, b);
 }
 
-static size_t put_utf8(unsigned char *p, uint32_t cp)
-{
-    if (cp < 0x80) {
-        p[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        p[0] = (unsigned char)(0xc0 | cp >> 6);
-        p[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        p[0] = (unsigned char)(0xe0 | cp >> 12);
-        p[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        p[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    p[0] = (unsigned char)(0xf0 | cp >> 18);
-    p[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-    p[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-    p[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 void tok_nfc(const unsigned char *s, size_t n, tok_buf_t *out)
 {
     cps_t c = {0};
@@ -147,7 +123,7 @@ void tok_nfc(const unsigned char *s, size_t n, tok_buf_t *out)
     unsigned char *buf = tok_xmalloc(w * 4 + 1);
     size_t bl = 0;
     for (size_t i = 0; i < w; i++)
-        bl += put_utf8(buf + bl, c.v[i]);
+        bl += tok_utf8_put(buf + bl, c.v[i]);
     tok_buf_append(out, buf, bl);
     free(buf);
     free(c.v);

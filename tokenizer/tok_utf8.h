@@ -26,6 +26,32 @@ static inline uint32_t tok_utf8_next(const unsigned char *s, size_t n, size_t *l
     return ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu);
 }
 
+/* Encodes code point cp (<= 0x10FFFF) as UTF-8 at p (room for 4 bytes);
+ * returns the number of bytes written. */
+static inline size_t tok_utf8_put(unsigned char *p, uint32_t cp)
+{
+    if (cp < 0x80) {
+        p[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        p[0] = (unsigned char)(0xc0 | cp >> 6);
+        p[1] = (unsigned char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        p[0] = (unsigned char)(0xe0 | cp >> 12);
+        p[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        p[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    p[0] = (unsigned char)(0xf0 | cp >> 18);
+    p[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+    p[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+    p[3] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
 /* Returns the length of the longest valid UTF-8 prefix of s[0..n). */
 size_t tok_utf8_valid_prefix(const unsigned char *s, size_t n);
 

@@ -25,30 +25,6 @@ static uint32_t next_rand(void)
     return (uint32_t)(rng >> 16);
 }
 
-static size_t put_cp(unsigned char *p, uint32_t cp)
-{
-    if (cp < 0x80) {
-        p[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        p[0] = (unsigned char)(0xc0 | cp >> 6);
-        p[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        p[0] = (unsigned char)(0xe0 | cp >> 12);
-        p[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        p[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    p[0] = (unsigned char)(0xf0 | cp >> 18);
-    p[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-    p[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-    p[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 static const char *const FRAGMENTS[] = {
     " ",
     "  ",
@@ -107,7 +83,7 @@ static size_t make_input(unsigned char *buf, size_t max)
             uint32_t cp = next_rand() % 0x110000;
             if (cp >= 0xd800 && cp < 0xe000)
                 cp = 'x';
-            n += put_cp(buf + n, cp);
+            n += tok_utf8_put(buf + n, cp);
             break;
         }
         default:

@@ -7,28 +7,7 @@
 #include <string.h>
 
 #include "tok_internal.h"
-
-static size_t put_utf8(char *p, unsigned long cp)
-{
-    if (cp < 0x80)
-        return (size_t)(p[0] = (char)cp, 1);
-    if (cp < 0x800) {
-        p[0] = (char)(0xc0 | cp >> 6);
-        p[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        p[0] = (char)(0xe0 | cp >> 12);
-        p[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        p[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    p[0] = (char)(0xf0 | cp >> 18);
-    p[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    p[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    p[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
+#include "tok_utf8.h"
 
 /* Parses one field ("1E0A 0323") into UTF-8; returns its length. */
 static size_t field(const char *s, char *out)
@@ -39,7 +18,7 @@ static size_t field(const char *s, char *out)
         unsigned long cp = strtoul(s, &end, 16);
         if (end == s)
             break;
-        n += put_utf8(out + n, cp);
+        n += tok_utf8_put((unsigned char *)out + n, cp);
         s = end;
     }
     return n;
