@@ -71,6 +71,10 @@ size_t gw_spool_rec_encode(const gw_usage_record_t *r, uint8_t *buf)
     w_i128(&w, r->charge_pico);
     w_u64(&w, (uint64_t)r->pricing_flags);
     w_str(&w, r->route_explain, sizeof r->route_explain);
+    /* version 2 */
+    w_u8(&w, r->cache_predicted);
+    w_u64(&w, (uint64_t)r->cache_hit_predicted_tokens);
+    w_u8(&w, r->response_cache_hit);
     return w.n;
 }
 
@@ -133,7 +137,7 @@ int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *out, ch
     gw_usage_record_t x;
     memset(&x, 0, sizeof x);
     uint8_t version = r_u8(&r);
-    if (!r.bad && version != GW_SPOOL_REC_VERSION) {
+    if (!r.bad && (version < 1 || version > GW_SPOOL_REC_VERSION)) {
         snprintf(err, errlen, "unknown spool record version %u", version);
         return -1;
     }
@@ -166,6 +170,11 @@ int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *out, ch
     x.charge_pico = r_i128(&r);
     x.pricing_flags = (unsigned)r_u64(&r);
     r_str(&r, x.route_explain, sizeof x.route_explain);
+    if (version >= 2) {
+        x.cache_predicted = r_u8(&r) != 0;
+        x.cache_hit_predicted_tokens = (int64_t)r_u64(&r);
+        x.response_cache_hit = r_u8(&r) != 0;
+    }
     if (r.bad || r.n != len) {
         snprintf(err, errlen, "malformed spool record (%zu bytes, %s)", len,
                  r.bad ? "truncated or a string too long" : "bytes left over");

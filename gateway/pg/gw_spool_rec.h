@@ -1,5 +1,6 @@
 /* gw_spool_rec: the spool's payload for one usage record: a version byte
- * (1) and then every field of gw_usage_record_t in a fixed order,
+ * (2; version 1 records, without the cache fields, still decode) and then
+ * every field of gw_usage_record_t in a fixed order,
  * little-endian, strings as a 2-byte length and their bytes (layout in
  * docs/ledger.md). Stable across builds: old spools replay after upgrades. */
 #ifndef GW_SPOOL_REC_H
@@ -10,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_SPOOL_REC_VERSION 1
+#define GW_SPOOL_REC_VERSION 2
 #define GW_SPOOL_REC_MAX 2048 /* bytes; every record fits (about 1200 at most) */
 
 /* Encodes *r into buf (at least GW_SPOOL_REC_MAX bytes). Returns the length. */

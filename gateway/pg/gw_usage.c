@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#define UW_COLS 31
+#define UW_COLS 33 /* columns of the newest schema (migration 0013) */
 #define UW_BATCH_LIMIT 5000 /* rows per statement, at most */
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
@@ -46,7 +46,7 @@ struct gw_usage_writer {
     int64_t stop_deadline_ms;
     PGconn *conn;             /* writer thread only */
     int64_t partitions_at_ms; /* writer thread only: last usage_partitions_ensure() */
-    bool has_route_explain;   /* writer thread only: the schema has migration 0010 */
+    int schema;               /* writer thread only: which uw_schema the database has */
     gw_spool_t *spool;        /* NULL: the in-memory queue above */
     int64_t oldest_ms;    /* spool mode: when the oldest unsent record came (-1: none, 0: due) */
     unsigned unsignalled; /* spool mode: appends since the thread was last woken */
@@ -207,6 +207,8 @@ static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
     cJSON *explain = r->route_explain[0] ? cJSON_Parse(r->route_explain) : NULL;
     uw_arr_text(&col[30], explain ? r->route_explain : NULL);
     cJSON_Delete(explain);
+    uw_arr_int(&col[31], r->cache_predicted ? r->cache_hit_predicted_tokens : -1, true);
+    uw_buf_put(&col[32], r->response_cache_hit ? "t" : "f", 1);
 }
 
 /* One statement for any batch size: each column travels as one array and
@@ -239,15 +241,56 @@ static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
 #define UW_NAMES                                                                           \
     "rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt, uc," \
     " pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl"
-/* The schema since migration 0010 (route_explain), and the one before it: a
- * gateway newer than its database keeps writing rows (rolling upgrades). */
-static const char uw_insert_sql[] =
-    "INSERT INTO usage_events (" UW_COLUMNS ", route_explain) SELECT " UW_VALUES
-    ", rex::jsonb FROM unnest(" UW_ARRAYS ", $31::text[]) AS v(" UW_NAMES
-    ", rex) ON CONFLICT DO NOTHING";
-static const char uw_insert_sql_before_0010[] =
-    "INSERT INTO usage_events (" UW_COLUMNS ") SELECT " UW_VALUES " FROM unnest(" UW_ARRAYS
-    ") AS v(" UW_NAMES ") ON CONFLICT DO NOTHING";
+/* The statement for each schema a database may have, newest last: a gateway
+ * newer than its database keeps writing rows (rolling upgrades), without the
+ * columns the database does not have yet. */
+typedef struct uw_schema {
+    const char *migration; /* the migration that added `probe` ("" = the base) */
+    const char *probe;     /* a column of usage_events it added */
+    int columns;           /* how many of the record's columns it takes */
+    const char *sql;
+} uw_schema_t;
+
+static const uw_schema_t uw_schemas[] = {
+    {"", "", 30,
+     "INSERT INTO usage_events (" UW_COLUMNS ") SELECT " UW_VALUES " FROM unnest(" UW_ARRAYS
+     ") AS v(" UW_NAMES ") ON CONFLICT DO NOTHING"},
+    {"0010", "route_explain", 31,
+     "INSERT INTO usage_events (" UW_COLUMNS ", route_explain) SELECT " UW_VALUES
+     ", rex::jsonb FROM unnest(" UW_ARRAYS ", $31::text[]) AS v(" UW_NAMES
+     ", rex) ON CONFLICT DO NOTHING"},
+    {"0013", "cache_hit_predicted_tokens", 33,
+     "INSERT INTO usage_events (" UW_COLUMNS ", route_explain, cache_hit_predicted_tokens,"
+     " response_cache_hit) SELECT " UW_VALUES ", rex::jsonb, chp, rch FROM unnest(" UW_ARRAYS
+     ", $31::text[], $32::bigint[], $33::boolean[]) AS v(" UW_NAMES
+     ", rex, chp, rch) ON CONFLICT DO NOTHING"},
+};
+#define UW_SCHEMAS ((int)(sizeof uw_schemas / sizeof uw_schemas[0]))
+
+/* Finds the newest schema the connected database has (each probe column
+ * present). Logs when it is not the newest: rows lose the newer columns. */
+static int uw_schema_probe(PGconn *conn)
+{
+    int have = 0;
+    for (int i = 1; i < UW_SCHEMAS; i++) {
+        const char *params[1] = {uw_schemas[i].probe};
+        PGresult *probe = PQexecParams(conn,
+                                       "SELECT 1 FROM pg_attribute WHERE attrelid ="
+                                       " to_regclass('usage_events') AND attname = $1"
+                                       " AND NOT attisdropped",
+                                       1, NULL, params, NULL, NULL, 0);
+        bool ok = PQresultStatus(probe) == PGRES_TUPLES_OK && PQntuples(probe) == 1;
+        PQclear(probe);
+        if (!ok)
+            break;
+        have = i;
+    }
+    if (have < UW_SCHEMAS - 1)
+        tg_warn("usage writer: the database has no usage_events.%s column (migration %s): rows "
+                "are written without it and later columns; run tollgatectl migrate",
+                uw_schemas[have + 1].probe, uw_schemas[have + 1].migration);
+    return have;
+}
 
 /* Calls usage_partitions_ensure() (migration 0004) when the schema has it:
  * month partitions ahead of time, rows parked in the default partition moved
@@ -287,14 +330,7 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
             return UW_RETRY;
         }
         tg_info("usage writer: connected to PostgreSQL");
-        PGresult *probe = PQexec(w->conn, "SELECT 1 FROM pg_attribute WHERE attrelid ="
-                                          " to_regclass('usage_events') AND attname ="
-                                          " 'route_explain' AND NOT attisdropped");
-        w->has_route_explain = PQresultStatus(probe) == PGRES_TUPLES_OK && PQntuples(probe) == 1;
-        PQclear(probe);
-        if (!w->has_route_explain)
-            tg_warn("usage writer: the database has no usage_events.route_explain column "
-                    "(migration 0010): rows are written without it; run tollgatectl migrate");
+        w->schema = uw_schema_probe(w->conn);
         uw_partitions_ensure(w);
     } else if (uw_now_ms() - w->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
         uw_partitions_ensure(w);
@@ -313,10 +349,8 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
         uw_buf_put(&col[c], "}", 1);
         v[c] = col[c].s;
     }
-    PGresult *res = w->has_route_explain
-                        ? PQexecParams(w->conn, uw_insert_sql, UW_COLS, NULL, v, NULL, NULL, 0)
-                        : PQexecParams(w->conn, uw_insert_sql_before_0010, UW_COLS - 1, NULL, v,
-                                       NULL, NULL, 0);
+    const uw_schema_t *schema = &uw_schemas[w->schema];
+    PGresult *res = PQexecParams(w->conn, schema->sql, schema->columns, NULL, v, NULL, NULL, 0);
     for (size_t c = 0; c < UW_COLS; c++)
         free(col[c].s);
     uw_result_t out = UW_DONE;

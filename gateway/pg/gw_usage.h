@@ -49,6 +49,13 @@ typedef struct gw_usage_record {
     /* Why this provider: policy, chosen, runner-up and reason, as compact
      * JSON written by gateway/gw_route.c; "" when no decision was made. */
     char route_explain[512];
+    /* Caches (docs/cache.md): the prefix index's prediction of the serving
+     * provider's cache-hit tokens (only when cache_predicted; zero-initialised
+     * records predict nothing), and whether the answer came from the
+     * gateway's response cache. */
+    bool cache_predicted;
+    int64_t cache_hit_predicted_tokens;
+    bool response_cache_hit;
 } gw_usage_record_t;
 
 typedef struct gw_usage_writer gw_usage_writer_t;

@@ -202,6 +202,9 @@ static void test_codec(void)
     r.charge_pico = r.cost_pico[0] + r.cost_pico[1] + 1;
     r.pricing_flags = 0x5;
     memset(r.route_explain, 'e', sizeof r.route_explain - 1); /* the longest text field */
+    r.cache_predicted = true;
+    r.cache_hit_predicted_tokens = 4096;
+    r.response_cache_hit = true;
     uint8_t buf[GW_SPOOL_REC_MAX];
     size_t len = gw_spool_rec_encode(&r, buf);
     char err[256];
@@ -218,8 +221,18 @@ static void test_codec(void)
     more[len] = 0;
     CHECK(gw_spool_rec_decode(more, len + 1, &back, err, sizeof err) == -1 &&
           strstr(err, "left over"));
-    more[0] = 2;
+    more[0] = GW_SPOOL_REC_VERSION + 1;
     CHECK(gw_spool_rec_decode(more, len, &back, err, sizeof err) == -1 && strstr(err, "version"));
+    more[0] = 0;
+    CHECK(gw_spool_rec_decode(more, len, &back, err, sizeof err) == -1 && strstr(err, "version"));
+    /* A version 1 record (an older gateway's spool: no cache fields, 10
+     * bytes shorter) decodes with no prediction and no response-cache hit. */
+    memcpy(more, buf, len);
+    more[0] = 1;
+    CHECK(gw_spool_rec_decode(more, len - 10, &back, err, sizeof err) == 0);
+    CHECK(!back.cache_predicted && back.cache_hit_predicted_tokens == 0 && !back.response_cache_hit);
+    CHECK(strcmp(back.route_explain, r.route_explain) == 0 && back.charge_pico == r.charge_pico);
+    CHECK(gw_spool_rec_decode(more, len, &back, err, sizeof err) == -1); /* v1 is shorter */
     /* A string length longer than its field. */
     memcpy(more, buf, len);
     more[1] = 200;

@@ -3,7 +3,8 @@
  * field exact (microsecond timestamps, NULL for unknown counts); a record the
  * database refuses is logged and counted without blocking the others; text
  * that is not UTF-8 is made safe; records queued while the database is
- * unreachable stay pending and stop() honours its deadline. */
+ * unreachable stay pending and stop() honours its deadline; the cache
+ * columns are written, and a database without them still takes rows. */
 #include "test_usage_common.h"
 
 #include <pthread.h>
@@ -134,6 +135,36 @@ int main(void)
     CHECK(usage_count(c, "mix-%") == 9);
     CHECK(gw_usage_writer_rejected(w) == 1);
     CHECK(gw_usage_writer_written(w) == N + 3 + 9);
+
+    /* The cache columns (migration 0013): a prediction and a response-cache
+     * hit are written; a record without a prediction gives NULL. */
+    r = usage_record("cache", 1, team_id, key_id);
+    r.cache_predicted = true;
+    r.cache_hit_predicted_tokens = 640;
+    r.response_cache_hit = true;
+    gw_usage_writer_submit(w, &r);
+    CHECK(usage_wait_drained(w, 20000));
+    v = tdb_value(c,
+                  "SELECT string_agg(coalesce(cache_hit_predicted_tokens::text, 'NULL') || '/' ||"
+                  " response_cache_hit, ',' ORDER BY request_id) FROM usage_events"
+                  " WHERE request_id IN ('cache-000001', 'req-000123')",
+                  0, NULL);
+    CHECK(v && strcmp(v, "640/true,NULL/false") == 0);
+    free(v);
+    gw_usage_writer_stop(w, 2000);
+
+    /* A database one migration behind (no cache columns): rows are still
+     * written, without them (a rolling upgrade runs the gateway first). */
+    CHECK(tdb_exec(c, "ALTER TABLE usage_events DROP COLUMN cache_hit_predicted_tokens,"
+                      " DROP COLUMN response_cache_hit"));
+    w = gw_usage_writer_start(db.conninfo, 200, 20);
+    CHECK(w != NULL);
+    gw_usage_writer_submit(w, &r);
+    r = usage_record("older", 1, team_id, key_id);
+    gw_usage_writer_submit(w, &r);
+    CHECK(usage_wait_drained(w, 20000));
+    CHECK(usage_count(c, "older-%") == 1);
+    CHECK(gw_usage_writer_rejected(w) == 0);
     gw_usage_writer_stop(w, 2000);
 
     /* PostgreSQL unreachable: records stay pending (nothing dropped), and
