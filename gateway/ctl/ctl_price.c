@@ -102,11 +102,8 @@ static int ctl_price_add(ctl_ctx_t *ctx, int argc, char **argv)
                              "Prices in currency units per 1M tokens (e.g. --miss 0.27).\n"
                              "Without --reasoning, reasoning tokens cost the output price.\n"))
         return CTL_OK;
-    for (int i = 0; i < N; i++)
-        if (i != REAS && i != NOTE && !o[i].present) {
-            ctl_error("price add: --%s is required (see: tollgatectl price add --help)", o[i].name);
-            return CTL_USAGE;
-        }
+    if (!ctl_price_required("price add", o, N, 1u << REAS | 1u << NOTE))
+        return CTL_USAGE;
     char err[512];
     pr_prices_t pr;
     int64_t from;
@@ -353,12 +350,8 @@ static int ctl_price_preview(ctl_ctx_t *ctx, int argc, char **argv)
                        "reasoning) and reasoning tokens. Prints the card, the window, each\n"
                        "component, the exact total and the rounded amount.\n"))
         return CTL_OK;
-    for (int i = 0; i < N; i++)
-        if (i != REAS && !o[i].present) {
-            ctl_error("price preview: --%s is required (see: tollgatectl price preview --help)",
-                      o[i].name);
-            return CTL_USAGE;
-        }
+    if (!ctl_price_required("price preview", o, N, 1u << REAS))
+        return CTL_USAGE;
     char err[512];
     int64_t at, hit, miss, out, reas = 0;
     if (ctl_price_instant_parse("--at", o[AT].value, &at, err, sizeof err) != 0 ||
@@ -370,11 +363,7 @@ static int ctl_price_preview(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_error("price preview: %s", err);
         return CTL_FAIL;
     }
-    PGconn *conn = ctl_connect(ctx);
-    if (!conn)
-        return CTL_FAIL;
-    pr_book_t *book = ctl_price_book_load(conn);
-    PQfinish(conn);
+    pr_book_t *book = ctl_price_book_fetch(ctx);
     if (!book)
         return CTL_FAIL;
     pr_usage_t u = {hit + miss, hit, miss, out + reas, o[REAS].present ? reas : -1, true};
@@ -410,12 +399,8 @@ static int ctl_price_quote(ctl_ctx_t *ctx, int argc, char **argv)
                   "max tokens at the dearer of the output and reasoning prices, at the dearer\n"
                   "of the card's own prices and the window in force at INSTANT (default now).\n"))
         return CTL_OK;
-    for (int i = 0; i < N; i++)
-        if (i != AT && !o[i].present) {
-            ctl_error("price quote: --%s is required (see: tollgatectl price quote --help)",
-                      o[i].name);
-            return CTL_USAGE;
-        }
+    if (!ctl_price_required("price quote", o, N, 1u << AT))
+        return CTL_USAGE;
     char err[512];
     int64_t prompt, max_tokens, at = ctl_price_now_us();
     if (ctl_price_tokens_parse("--prompt-tokens", o[PROMPT].value, &prompt, err, sizeof err) != 0 ||
@@ -425,11 +410,7 @@ static int ctl_price_quote(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_error("price quote: %s", err);
         return CTL_FAIL;
     }
-    PGconn *conn = ctl_connect(ctx);
-    if (!conn)
-        return CTL_FAIL;
-    pr_book_t *book = ctl_price_book_load(conn);
-    PQfinish(conn);
+    pr_book_t *book = ctl_price_book_fetch(ctx);
     if (!book)
         return CTL_FAIL;
     int rc = CTL_FAIL;

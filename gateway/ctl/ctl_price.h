@@ -67,6 +67,13 @@ void ctl_price_rollback(PGconn *conn);
 
 /* Loads the price book in a read-only snapshot. NULL after printing why. */
 pr_book_t *ctl_price_book_load(PGconn *conn);
+/* Connects, loads the price book and disconnects. NULL after printing why. */
+pr_book_t *ctl_price_book_fetch(const ctl_ctx_t *ctx);
+
+/* Checks that every option of o[0..n) is present except those whose bit is
+ * set in `optional` (bit i = option i). Prints "CMD: --NAME is required" for
+ * the first one missing and returns false. */
+bool ctl_price_required(const char *cmd, const ctl_opt_t *o, int n, unsigned optional);
 
 /* Whether a command's --help was asked; prints `usage` to stdout if so. */
 bool ctl_price_help(bool help, const char *usage);

@@ -133,3 +133,23 @@ bool ctl_price_help(bool help, const char *usage)
         fputs(usage, stdout);
     return help;
 }
+
+pr_book_t *ctl_price_book_fetch(const ctl_ctx_t *ctx)
+{
+    PGconn *conn = ctl_connect(ctx);
+    if (!conn)
+        return NULL;
+    pr_book_t *book = ctl_price_book_load(conn);
+    PQfinish(conn);
+    return book;
+}
+
+bool ctl_price_required(const char *cmd, const ctl_opt_t *o, int n, unsigned optional)
+{
+    for (int i = 0; i < n; i++)
+        if (!(optional & (1u << i)) && !o[i].present) {
+            ctl_error("%s: --%s is required (see: tollgatectl %s --help)", cmd, o[i].name, cmd);
+            return false;
+        }
+    return true;
+}
