@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,10 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static gw_govern_store_t *g_store;
 static const gw_config_t *g_cfg;
 static gov_worker_t *g_workers[GW_GOV_MAX_WORKERS]; /* slot i: worker i's thread only */
+static pthread_key_t g_worker_key; /* its destructor tears a worker's state down */
+static atomic_int g_live_workers;
+
+static void gov_worker_free(void *arg);
 
 static int64_t now_us(void)
 {
@@ -51,6 +56,8 @@ static void global_init(void)
     g_store = gw_govern_store_start(g_cfg->postgres, 500);
     if (!g_store)
         tg_error("governance: cannot start the budget loader thread");
+    if (pthread_key_create(&g_worker_key, gov_worker_free) != 0)
+        abort();
 }
 
 static void queue_flush(gov_worker_t *gw);
@@ -90,7 +97,38 @@ static gov_worker_t *gov_worker(gw_worker_t *w)
     struct timeval tv = {0, 500000};
     evtimer_add(gw->flush_timer, &tv);
     g_workers[w->index] = gw;
+    atomic_fetch_add(&g_live_workers, 1);
+    pthread_setspecific(g_worker_key, gw);
     return gw;
+}
+
+static void pending_free(struct pending_cmd *p);
+
+/* Runs when a worker thread ends (its loop has returned; the event base is
+ * freed later by the server): closes the worker's Redis connection (pending
+ * callbacks run first with no reply: admissions are answered, settles land
+ * in the queue), frees the settles still queued (their holds expire in
+ * Redis by themselves) and, with the last worker, stops the budget loader. */
+static void gov_worker_free(void *arg)
+{
+    gov_worker_t *gw = arg;
+    event_free(gw->flush_timer);
+    gw_redis_free(gw->redis);
+    gw->redis = NULL;
+    if (gw->n_queued)
+        tg_warn("governance: worker %d stops with %d settle(s) not sent; their holds expire by "
+                "themselves",
+                gw->w->index, gw->n_queued);
+    for (int i = 0; i < gw->n_queued; i++)
+        pending_free(gw->queued[i]);
+    free(gw->queued);
+    g_workers[gw->w->index] = NULL;
+    free(gw);
+    if (atomic_fetch_sub(&g_live_workers, 1) == 1) {
+        gw_govern_store_t *st = g_store;
+        g_store = NULL;
+        gw_govern_store_stop(st);
+    }
 }
 
 /* ---- settle (and its retry queue) -------------------------------------- */
