@@ -287,7 +287,7 @@ static bool ab_parse_path(struct evhttp_request *req, const char *path, ab_path_
         out->target = AB_KEY;
         ok = ab_prefix_ok(seg[2]);
         if (ok)
-            snprintf(out->key, sizeof out->key, "%s", seg[2]);
+            snprintf(out->key, sizeof out->key, "%.32s", seg[2]);
     } else {
         ok = false;
     }
