@@ -3,7 +3,10 @@
  * them exactly), tokens and requests as counts. Keys (single Redis; the
  * names are built inside the scripts, so this is not Redis Cluster-ready):
  *   tg:rl:<scope>:<minute>   hash r (requests), t (tokens) for one minute
- *   tg:if:<scope>            zset of in-flight request ids, score = expiry ms
+ *   tg:if:<scope>            zset of in-flight request ids, score = expiry ms (no
+ *                            TTL: Redis drops it when its last id is removed; the
+ *                            ids of a dead gateway are dropped by score at the
+ *                            scope's next admission)
  *   tg:<bkey>:spent          the period's settled spend (missing = rebuild)
  *   tg:<bkey>:held           the sum of the holds in the set below
  *   tg:<bkey>:exp            zset "<request id>:<hold>" -> hold expiry ms
@@ -22,9 +25,24 @@
  * 5 spend lost and no ledger figure to rebuild it from yet. Nothing is
  * changed unless the request is admitted (except a rebuilt spend and the
  * removal of expired holds). */
-static const char admit_lua[] =
-    "local now = tonumber(ARGV[1]); local rid = ARGV[2]; local ttl = tonumber(ARGV[3])\n"
-    "local ptok = tonumber(ARGV[4]); local ns = tonumber(ARGV[5]); local i = 6\n"
+
+/* SETTLE: now_ms, request_id, completion_tokens, n_scopes,
+ *   {scope, flags (1: concurrency limited, 2: tokens limited)} * n_scopes,
+ *   n_budgets, {bkey, charge, hold} * n_budgets -> 1.
+ * A hold already dropped as expired is not subtracted twice. A charge is
+ * added only where the spend exists: a lost spend is rebuilt from the
+ * ledger, which holds this request's row. */
+
+/* BATCH: n, then n items, each: kind ("a" admit or "s" settle), argc, and
+ * the item's arguments as documented above (ADMIT, SETTLE). The items run in
+ * order, each exactly as its own script would (the whole batch is atomic,
+ * which only makes it stricter) -> one reply per item: ADMIT's array, or
+ * SETTLE's 1. The admissions and settles of one event-loop tick of a worker
+ * travel in one EVALSHA: one round trip for all of them. */
+static const char batch_lua[] =
+    "local function admit(o)\n"
+    "local now = tonumber(ARGV[o+1]); local rid = ARGV[o+2]; local ttl = tonumber(ARGV[o+3])\n"
+    "local ptok = tonumber(ARGV[o+4]); local ns = tonumber(ARGV[o+5]); local i = o + 6\n"
     "local minute = math.floor(now / 60000); local frac = (now % 60000) / 60000\n"
     "local wait = math.ceil((60000 - now % 60000) / 1000)\n"
     "local rl = {}\n"
@@ -86,7 +104,7 @@ static const char admit_lua[] =
     "    if ptok > 0 then redis.call('HINCRBY', r[1], 't', ptok) end\n"
     "  end\n"
     "  if r[2] then\n"
-    "    redis.call('ZADD', r[2], now + ttl, rid); redis.call('PEXPIRE', r[2], ttl + 60000)\n"
+    "    redis.call('ZADD', r[2], now + ttl, rid)\n"
     "  end\n"
     "end\n"
     "for b = 1, nb do\n"
@@ -109,17 +127,11 @@ static const char admit_lua[] =
     "  table.insert(out, over); table.insert(out, crossed)\n"
     "  table.insert(out, x[4]); table.insert(out, x[5] + x[6])\n"
     "end\n"
-    "return out\n";
-
-/* SETTLE: now_ms, request_id, completion_tokens, n_scopes,
- *   {scope, flags (1: concurrency limited, 2: tokens limited)} * n_scopes,
- *   n_budgets, {bkey, charge, hold} * n_budgets -> 1.
- * A hold already dropped as expired is not subtracted twice. A charge is
- * added only where the spend exists: a lost spend is rebuilt from the
- * ledger, which holds this request's row. */
-static const char settle_lua[] =
-    "local now = tonumber(ARGV[1]); local rid = ARGV[2]; local ctok = tonumber(ARGV[3])\n"
-    "local ns = tonumber(ARGV[4]); local i = 5\n"
+    "return out\n"
+    "end\n"
+    "local function settle(o)\n"
+    "local now = tonumber(ARGV[o+1]); local rid = ARGV[o+2]; local ctok = tonumber(ARGV[o+3])\n"
+    "local ns = tonumber(ARGV[o+4]); local i = o + 5\n"
     "local minute = math.floor(now / 60000)\n"
     "for s = 1, ns do\n"
     "  local name = ARGV[i]; local flags = tonumber(ARGV[i+1]); i = i + 2\n"
@@ -140,7 +152,15 @@ static const char settle_lua[] =
     "  if tonumber(charge) > 0 and redis.call('EXISTS', sk) == 1 then redis.call('INCRBY', sk, "
     "charge) end\n"
     "end\n"
-    "return 1\n";
+    "return 1\n"
+    "end\n"
+    "local n = tonumber(ARGV[1]); local i = 2; local res = {}\n"
+    "for k = 1, n do\n"
+    "  local argc = tonumber(ARGV[i+1])\n"
+    "  if ARGV[i] == 'a' then res[k] = admit(i + 1) else res[k] = settle(i + 1) end\n"
+    "  i = i + 2 + argc\n"
+    "end\n"
+    "return res\n";
 
 /* STATUS: now_ms, n_budgets, bkey * n_budgets -> {spent (-1 = lost), held} * n.
  * Read only: holds past their expiry are not counted (nor removed). */
@@ -158,4 +178,4 @@ static const char status_lua[] =
     "end\n"
     "return out\n";
 
-const char *const gw_govern_lua[GW_LUA_COUNT] = {admit_lua, settle_lua, status_lua};
+const char *const gw_govern_lua[GW_LUA_COUNT] = {batch_lua, status_lua};
