@@ -114,15 +114,17 @@ run() {
 proc_cpu() { awk '{printf "%.3f", ($14 + $15) / 100}' "/proc/$1/stat"; } # utime+stime, s (HZ 100)
 redis_cpu() { redis-cli -u "$TG_REDIS_URL" INFO cpu | awk -F: '/used_cpu_(user|sys):/ {s += $2} END {printf "%.3f", s}'; }
 evalsha() { redis-cli -u "$TG_REDIS_URL" INFO commandstats | awk -F'[=,:]' '/cmdstat_evalsha/ {print $3}' | tr -d '\r'; }
+script_us() { redis-cli -u "$TG_REDIS_URL" INFO commandstats | awk -F'[=,:]' '/cmdstat_evalsha/ {print $5}' | tr -d '\r'; }
 
 for n in "${names[@]}"; do run "${port[$n]}" >/dev/null; done # warm up
-declare -A lines reqs gcpu rcpu cmds
+declare -A lines reqs gcpu rcpu cmds sus
 for r in $(seq 1 "$rounds"); do
     summary="round $r:"
     for n in "${names[@]}"; do
-        g0=$(proc_cpu "${pid[$n]}"); e0=$(evalsha); e0=${e0:-0}; c0=$(redis_cpu)
+        g0=$(proc_cpu "${pid[$n]}"); e0=$(evalsha); e0=${e0:-0}; c0=$(redis_cpu); u0=$(script_us); u0=${u0:-0}
         line=$(run "${port[$n]}")
         sleep 0.3; e1=$(evalsha); e1=${e1:-0}; c1=$(redis_cpu); g1=$(proc_cpu "${pid[$n]}")
+        u1=$(script_us); u1=${u1:-0}; sus[$n]=$(( ${sus[$n]:-0} + u1 - u0 ))
         lines[$n]+="$line;"
         reqs[$n]=$(( ${reqs[$n]:-0} + $(awk '{print $5}' <<<"$line") ))
         gcpu[$n]=$(awk -v a="${gcpu[$n]:-0}" -v b="$g0" -v c="$g1" 'BEGIN {printf "%.3f", a + c - b}')
@@ -136,7 +138,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { tr ';' '\n' <<<"$2" | awk -v i="$1" 'NF {print $i}' | median; }
 echo
 echo "== governance off vs on (median of $rounds rounds, ${duration}s each, $conns connections, 2 workers)"
-printf "%-16s %10s %10s %10s %8s %12s %12s %12s\n" "" "req/s" "p50 ms" "p99 ms" "ratio" "EVALSHA/req" "Redis us/req" "gw us/req"
+printf "%-16s %9s %8s %8s %7s %12s %12s %13s %10s\n" "" "req/s" "p50 ms" "p99 ms" "ratio" "EVALSHA/req" "Redis us/req" "scripts us/req" "gw us/req"
 o_rps=$(col 1 "${lines[off]}"); o99=$(col 3 "${lines[off]}")
 bad=0
 for i in "${!names[@]}"; do
@@ -144,13 +146,15 @@ for i in "${!names[@]}"; do
     rps=$(col 1 "${lines[$n]}"); p50=$(col 2 "${lines[$n]}"); p99=$(col 3 "${lines[$n]}")
     bad=$((bad + $(tr ';' '\n' <<<"${lines[$n]}" | awk 'NF {s += $4} END {print s + 0}')))
     awk -v l="${labels[$i]}" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v o="$o_rps" \
-        -v c="${cmds[$n]}" -v rc="${rcpu[$n]}" -v gc="${gcpu[$n]}" -v q="${reqs[$n]}" -v off="$([ "$n" = off ] && echo 1 || echo 0)" \
-        'BEGIN { printf "%-16s %10.0f %10.3f %10.3f %8.3f %12s %12s %12.1f\n", l, rps, p50, p99, rps/o,
-                 off ? "-" : sprintf("%.2f", q ? c/q : 0), off ? "-" : sprintf("%.1f", q ? 1e6*rc/q : 0), q ? 1e6*gc/q : 0 }'
+        -v c="${cmds[$n]}" -v su="${sus[$n]}" -v rc="${rcpu[$n]}" -v gc="${gcpu[$n]}" -v q="${reqs[$n]}" -v off="$([ "$n" = off ] && echo 1 || echo 0)" \
+        'BEGIN { printf "%-16s %9.0f %8.3f %8.3f %7.3f %12s %12s %13s %10.1f\n", l, rps, p50, p99, rps/o,
+                 off ? "-" : sprintf("%.2f", q ? c/q : 0), off ? "-" : sprintf("%.1f", q ? 1e6*rc/q : 0),
+                 off ? "-" : sprintf("%.1f", q ? su/q : 0), q ? 1e6*gc/q : 0 }'
 done
 g_rps=$(col 1 "${lines[on]}"); g99=$(col 3 "${lines[on]}")
 awk -v o="$o_rps" -v g="$g_rps" -v o99="$o99" -v g99="$g99" 'BEGIN {
     printf "ratio on/off: %.3f req/s (%.1f%% fewer; target <= 15%%), p99 added %.3f ms\n", g/o, 100*(1-g/o), g99-o99 }'
 echo "(EVALSHA/req: Redis script calls per governed request, admissions and settles batched per loop tick;"
-echo " Redis us/req: Redis CPU per governed request; gw us/req: the gateway process's CPU per request)"
+echo " Redis us/req: Redis CPU per governed request; scripts us/req: of that, the time inside the"
+echo " scripts (INFO commandstats); gw us/req: the gateway process's CPU per request)"
 echo "non-2xx answers during the runs: $bad"

@@ -318,30 +318,38 @@ static void queue_flush(gov_worker_t *gw)
     free(q);
 }
 
-/* A command's arguments live in one block: `max` pointers, then one slot of
- * GOV_ARG_MAX bytes per argument (the longest is a budget key, < 96 bytes).
+/* A command's arguments live in one block: `max` pointers, then the texts
+ * packed one after the other (a number takes at most 21 bytes, each of the
+ * `nstr` strings at most GOV_STR_MAX: request ids, scope and budget keys).
  * One malloc and one free per command instead of one per argument. */
-#define GOV_ARG_MAX 112
+#define GOV_NUM_MAX 21
+#define GOV_STR_MAX 96
 
-static char **args_new(int max)
+static char **args_new(int max, int nstr)
 {
-    char **a = calloc(1, (size_t)max * (sizeof(char *) + GOV_ARG_MAX));
+    char **a = malloc((size_t)max * (sizeof(char *) + GOV_NUM_MAX) + (size_t)nstr * GOV_STR_MAX);
     if (!a)
         abort();
     return a;
 }
 
+/* Where argument n's text goes: after the previous one. */
+static char *arg_at(char **a, int max, int n)
+{
+    return n == 0 ? (char *)(a + max) : a[n - 1] + strlen(a[n - 1]) + 1;
+}
+
 static void arg_i64(char **a, int max, int *n, int64_t v)
 {
-    a[*n] = (char *)(a + max) + (size_t)*n * GOV_ARG_MAX;
-    snprintf(a[*n], GOV_ARG_MAX, "%" PRId64, v);
+    a[*n] = arg_at(a, max, *n);
+    snprintf(a[*n], GOV_NUM_MAX, "%" PRId64, v);
     (*n)++;
 }
 
 static void arg_str(char **a, int max, int *n, const char *v)
 {
-    a[*n] = (char *)(a + max) + (size_t)*n * GOV_ARG_MAX;
-    snprintf(a[*n], GOV_ARG_MAX, "%s", v);
+    a[*n] = arg_at(a, max, *n);
+    snprintf(a[*n], GOV_STR_MAX, "%s", v);
     (*n)++;
 }
 
@@ -353,13 +361,15 @@ static void settle_send(gov_worker_t *gw, const gw_govern_hold_t *h, int64_t com
     if (!p)
         abort();
     p->gw = gw;
-    int max = 5 + 2 * h->n_scopes + 1 + 3 * h->n_budgets;
-    p->argv = args_new(max);
+    int max = 6 + 2 * h->n_scopes + 1 + 3 * h->n_budgets;
+    p->argv = args_new(max, 1 + h->n_scopes + h->n_budgets);
     char **a = p->argv;
     int n = 0;
-    arg_i64(a, max, &n, now_us() / 1000);
+    int64_t now_ms = now_us() / 1000;
+    arg_i64(a, max, &n, now_ms);
     arg_str(a, max, &n, h->request_id);
     arg_i64(a, max, &n, completion_tokens > 0 ? completion_tokens : 0);
+    arg_i64(a, max, &n, now_ms / 60000);
     arg_i64(a, max, &n, h->n_scopes);
     for (int i = 0; i < h->n_scopes; i++) {
         arg_str(a, max, &n, h->scopes[i]);
@@ -509,14 +519,18 @@ static int build_admit(gw_govern_ticket_t *t, const gw_gov_snapshot_t *snap,
     gw_pricebook_release(t->gw->w->server->prices, book);
     h->n_budgets = nb;
     bool ledger_fresh = rq->now_us - snap->taken_at_us < STALE_LEDGER_US;
-    int max = 6 + 4 * h->n_scopes + 6 * nb;
-    t->argv = args_new(max);
+    int max = 9 + 4 * h->n_scopes + 6 * nb;
+    t->argv = args_new(max, 1 + h->n_scopes + nb);
     char **a = t->argv;
     int n = 0;
-    arg_i64(a, max, &n, rq->now_us / 1000);
+    int64_t now_ms = rq->now_us / 1000;
+    arg_i64(a, max, &n, now_ms);
     arg_str(a, max, &n, rq->request_id);
     arg_i64(a, max, &n, cfg->hold_ttl_ms);
     arg_i64(a, max, &n, rq->prompt_tokens > 0 ? rq->prompt_tokens : 0);
+    arg_i64(a, max, &n, now_ms + cfg->hold_ttl_ms);
+    arg_i64(a, max, &n, now_ms / 60000);
+    arg_i64(a, max, &n, now_ms / 60000 - 1);
     arg_i64(a, max, &n, h->n_scopes);
     for (int s = 0; s < h->n_scopes; s++) {
         const gw_gov_limit_t *l = scope_lim[s];
