@@ -12,7 +12,9 @@
 # on/off, Redis EVALSHA calls and CPU per governed request (INFO) and the
 # gateways' CPU per request (/proc). --compare BIN adds a third gateway, the
 # tollgate binary BIN (e.g. a build of an earlier commit) with governance on,
-# measured in the same rotation: before/after numbers from one run.
+# measured in the same rotation: before/after numbers from one run. nginx, as a
+# plain reverse proxy to the same simulator, is the peer that shows what this
+# machine allows a proxy without any governance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=8; conns=32; rounds=3; compare=
@@ -26,13 +28,16 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-command -v wrk >/dev/null || { echo "bench: wrk missing: run scripts/setup" >&2; exit 1; }
+for t in wrk nginx; do
+    command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }
+done
 [ -x build/gateway/tollgate ] || { echo "bench: build first (meson setup build; ninja -C build)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/tollgate-govbench.XXXXXX)
 pids=()
 finish() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     wait 2>/dev/null || true
     scripts/services stop "$work/services" >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -90,6 +95,25 @@ fi
 declare -A pid port
 i=0
 for n in "${names[@]}"; do pid[$n]=${pids[$((1 + i))]}; port[$n]=$(head -n1 "$work/$n.ports"); i=$((i + 1)); done
+nginx_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cat > "$work/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream sim { server 127.0.0.1:$sim_port; keepalive 64; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / { proxy_pass http://sim; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+CONF
+/usr/sbin/nginx -c "$work/nginx.conf" -p "$work"
+for _ in $(seq 1 100); do [ -s "$work/nginx.pid" ] && break; sleep 0.05; done
+names+=(nginx); labels+=("nginx proxy"); port[nginx]=$nginx_port
+pid[nginx]=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
 sleep 1.5 # budgets loaded, Redis connected
 
 body='{"model":"deepseek-chat","max_tokens":16,"messages":[{"role":"user","content":"Write one sentence about benchmarks."}]}'
@@ -111,7 +135,10 @@ run() {
     ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else printf "%.3f", v*1000 }'; }
     echo "$rps $(ms "$p50") $(ms "$p99") $bad $req"
 }
-proc_cpu() { awk '{printf "%.3f", ($14 + $15) / 100}' "/proc/$1/stat"; } # utime+stime, s (HZ 100)
+proc_cpu() { # utime+stime of the given pids, s (HZ 100)
+    local f=(); for p in "$@"; do f+=("/proc/$p/stat"); done
+    awk '{s += $14 + $15} END {printf "%.3f", s / 100}' "${f[@]}"
+}
 redis_cpu() { redis-cli -u "$TG_REDIS_URL" INFO cpu | awk -F: '/used_cpu_(user|sys):/ {s += $2} END {printf "%.3f", s}'; }
 evalsha() { redis-cli -u "$TG_REDIS_URL" INFO commandstats | awk -F'[=,:]' '/cmdstat_evalsha/ {print $3}' | tr -d '\r'; }
 script_us() { redis-cli -u "$TG_REDIS_URL" INFO commandstats | awk -F'[=,:]' '/cmdstat_evalsha/ {print $5}' | tr -d '\r'; }
@@ -121,9 +148,9 @@ declare -A lines reqs gcpu rcpu cmds sus
 for r in $(seq 1 "$rounds"); do
     summary="round $r:"
     for n in "${names[@]}"; do
-        g0=$(proc_cpu "${pid[$n]}"); e0=$(evalsha); e0=${e0:-0}; c0=$(redis_cpu); u0=$(script_us); u0=${u0:-0}
+        g0=$(proc_cpu ${pid[$n]}); e0=$(evalsha); e0=${e0:-0}; c0=$(redis_cpu); u0=$(script_us); u0=${u0:-0}
         line=$(run "${port[$n]}")
-        sleep 0.3; e1=$(evalsha); e1=${e1:-0}; c1=$(redis_cpu); g1=$(proc_cpu "${pid[$n]}")
+        sleep 0.3; e1=$(evalsha); e1=${e1:-0}; c1=$(redis_cpu); g1=$(proc_cpu ${pid[$n]})
         u1=$(script_us); u1=${u1:-0}; sus[$n]=$(( ${sus[$n]:-0} + u1 - u0 ))
         lines[$n]+="$line;"
         reqs[$n]=$(( ${reqs[$n]:-0} + $(awk '{print $5}' <<<"$line") ))
@@ -138,7 +165,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { tr ';' '\n' <<<"$2" | awk -v i="$1" 'NF {print $i}' | median; }
 echo
 echo "== governance off vs on (median of $rounds rounds, ${duration}s each, $conns connections, 2 workers)"
-printf "%-16s %9s %8s %8s %7s %12s %12s %13s %10s\n" "" "req/s" "p50 ms" "p99 ms" "ratio" "EVALSHA/req" "Redis us/req" "scripts us/req" "gw us/req"
+printf "%-16s %9s %8s %8s %7s %12s %12s %13s %10s\n" "" "req/s" "p50 ms" "p99 ms" "ratio" "EVALSHA/req" "Redis us/req" "scripts us/req" "proxy us/req"
 o_rps=$(col 1 "${lines[off]}"); o99=$(col 3 "${lines[off]}")
 bad=0
 for i in "${!names[@]}"; do
@@ -146,7 +173,7 @@ for i in "${!names[@]}"; do
     rps=$(col 1 "${lines[$n]}"); p50=$(col 2 "${lines[$n]}"); p99=$(col 3 "${lines[$n]}")
     bad=$((bad + $(tr ';' '\n' <<<"${lines[$n]}" | awk 'NF {s += $4} END {print s + 0}')))
     awk -v l="${labels[$i]}" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v o="$o_rps" \
-        -v c="${cmds[$n]}" -v su="${sus[$n]}" -v rc="${rcpu[$n]}" -v gc="${gcpu[$n]}" -v q="${reqs[$n]}" -v off="$([ "$n" = off ] && echo 1 || echo 0)" \
+        -v c="${cmds[$n]}" -v su="${sus[$n]}" -v rc="${rcpu[$n]}" -v gc="${gcpu[$n]}" -v q="${reqs[$n]}" -v off="$([ "$n" = off ] || [ "$n" = nginx ] && echo 1 || echo 0)" \
         'BEGIN { printf "%-16s %9.0f %8.3f %8.3f %7.3f %12s %12s %13s %10.1f\n", l, rps, p50, p99, rps/o,
                  off ? "-" : sprintf("%.2f", q ? c/q : 0), off ? "-" : sprintf("%.1f", q ? 1e6*rc/q : 0),
                  off ? "-" : sprintf("%.1f", q ? su/q : 0), q ? 1e6*gc/q : 0 }'
@@ -156,5 +183,6 @@ awk -v o="$o_rps" -v g="$g_rps" -v o99="$o99" -v g99="$g99" 'BEGIN {
     printf "ratio on/off: %.3f req/s (%.1f%% fewer; target <= 15%%), p99 added %.3f ms\n", g/o, 100*(1-g/o), g99-o99 }'
 echo "(EVALSHA/req: Redis script calls per governed request, admissions and settles batched per loop tick;"
 echo " Redis us/req: Redis CPU per governed request; scripts us/req: of that, the time inside the"
-echo " scripts (INFO commandstats); gw us/req: the gateway process's CPU per request)"
+echo " scripts (INFO commandstats, wall time: inflated when Redis is preempted); proxy us/req: the"
+echo " proxy's CPU per request; ratio: req/s against governance off)"
 echo "non-2xx answers during the runs: $bad"
