@@ -306,3 +306,26 @@ test('a team\'s spend, holds and remaining budget: live from Redis, and the ledg
   assert.match(m, /^# TYPE tollgate_budget_alerts_total counter$/m);
   assert.match(m, /^tollgate_budget_alert_webhooks_total\{outcome="failed"\} 0$/m);
 });
+
+test('spend with Redis unreachable: the ledger\'s figures, live false, and why', async () => {
+  const lone = await h.startGateway(h.gatewayConfig({
+    conninfo: db,
+    providers: [{ name: 'deepseek', url: sim.url, kind: 'deepseek' }],
+    models: { 'deepseek-chat': [['deepseek', 'deepseek-chat']] },
+    gateway: `redis = redis://127.0.0.1:1\ngovernance = on\nredis_timeout_ms = 200\n`,
+  }).replace('admin_token = none', 'admin_token = env:TG_TEST_ADMIN_TOKEN'), { TG_TEST_ADMIN_TOKEN: ADMIN_TOKEN });
+  const res = await fetch(lone.adminUrl + '/budgets/beta/spend', { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(res.status, 200);
+  const j = await res.json();
+  assert.equal(j.live, false);
+  assert.match(j.message, /Redis at 127\.0\.0\.1:1/);
+  const s = j.budgets[0];
+  assert.equal(s.spent_source, 'ledger');
+  assert.equal(s.held, null);
+  assert.equal(s.spent_micro, s.ledger_spent_micro);
+  assert.ok(BigInt(s.ledger_spent_micro) > 0n);
+  // a team without a budget: an empty list, nothing to ask Redis
+  const g = await (await fetch(lone.adminUrl + '/budgets/gamma/spend', { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+  assert.deepEqual(g.budgets, []);
+  assert.equal(g.live, false);
+});
