@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,11 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static gw_govern_store_t *g_store;
 static const gw_config_t *g_cfg;
 static gov_worker_t *g_workers[GW_GOV_MAX_WORKERS]; /* slot i: worker i's thread only */
+static pthread_key_t g_worker_key; /* its destructor tears a worker's state down */
+static atomic_int g_live_workers;
+
+static void gov_worker_free(void *arg);
+static void on_batch_event(evutil_socket_t fd, short what, void *arg);
 
 static int64_t now_us(void)
 {
@@ -51,6 +57,8 @@ static void global_init(void)
     g_store = gw_govern_store_start(g_cfg->postgres, 500);
     if (!g_store)
         tg_error("governance: cannot start the budget loader thread");
+    if (pthread_key_create(&g_worker_key, gov_worker_free) != 0)
+        abort();
 }
 
 static void queue_flush(gov_worker_t *gw);
@@ -85,32 +93,72 @@ static gov_worker_t *gov_worker(gw_worker_t *w)
     if (!gw->redis)
         tg_error("governance: %s", err);
     gw->flush_timer = event_new(w->base, -1, EV_PERSIST, on_flush_timer, gw);
-    if (!gw->flush_timer)
+    gw->batch_ev = event_new(w->base, -1, 0, on_batch_event, gw);
+    if (!gw->flush_timer || !gw->batch_ev)
         abort();
     struct timeval tv = {0, 500000};
     evtimer_add(gw->flush_timer, &tv);
     g_workers[w->index] = gw;
+    atomic_fetch_add(&g_live_workers, 1);
+    pthread_setspecific(g_worker_key, gw);
     return gw;
+}
+
+static void pending_free(struct pending_cmd *p);
+typedef struct gov_batch gov_batch_t;
+static void batch_flush(gov_worker_t *gw);
+static void on_batch_reply(redisReply *reply, void *arg);
+
+/* Runs when a worker thread ends (its loop has returned; the event base is
+ * freed later by the server): closes the worker's Redis connection (pending
+ * callbacks run first with no reply: admissions are answered, settles land
+ * in the queue), frees the settles still queued (their holds expire in
+ * Redis by themselves) and, with the last worker, stops the budget loader. */
+static void gov_worker_free(void *arg)
+{
+    gov_worker_t *gw = arg;
+    event_free(gw->flush_timer);
+    batch_flush(gw); /* what this tick still had: sent, then answered NULL below */
+    gw_redis_free(gw->redis);
+    gw->redis = NULL;
+    while (gw->batch) { /* added by the callbacks just run: nothing can send it now */
+        gov_batch_t *b = gw->batch;
+        gw->batch = NULL;
+        on_batch_reply(NULL, b);
+    }
+    event_free(gw->batch_ev);
+    if (gw->n_queued)
+        tg_warn("governance: worker %d stops with %d settle(s) not sent; their holds expire by "
+                "themselves",
+                gw->w->index, gw->n_queued);
+    for (int i = 0; i < gw->n_queued; i++)
+        pending_free(gw->queued[i]);
+    free(gw->queued);
+    g_workers[gw->w->index] = NULL;
+    free(gw);
+    if (atomic_fetch_sub(&g_live_workers, 1) == 1) {
+        gw_govern_store_t *st = g_store;
+        g_store = NULL;
+        gw_govern_store_stop(st);
+    }
 }
 
 /* ---- settle (and its retry queue) -------------------------------------- */
 
 typedef struct pending_cmd {
     gov_worker_t *gw;
-    int script;
     int argc;
     char **argv;
 } pending_cmd_t;
 
 static void pending_free(pending_cmd_t *p)
 {
-    for (int i = 0; i < p->argc; i++)
-        free(p->argv[i]);
-    free(p->argv);
+    free(p->argv); /* one block with the arguments */
     free(p);
 }
 
 static void pending_send(pending_cmd_t *p);
+static void on_batch_reply(redisReply *reply, void *arg);
 
 static void pending_queue(pending_cmd_t *p)
 {
@@ -129,21 +177,130 @@ static void pending_queue(pending_cmd_t *p)
     gw->queued[gw->n_queued++] = p;
 }
 
-static void on_pending_done(redisReply *reply, void *arg)
+struct gw_govern_ticket {
+    gov_worker_t *gw;
+    gw_govern_cb cb; /* NULL once cancelled (orphan: settle at once if admitted) */
+    void *arg;
+    gw_govern_hold_t *out_hold;
+    gw_govern_hold_t hold; /* filled while building the command */
+    gov_budget_ref_t budgets[GW_GOV_MAX_BUDGETS];
+    char model[128];
+    int argc;
+    char **argv;
+    bool redis_pending;
+    struct event *retry; /* waiting for the first connect / snapshot */
+    int64_t deadline_us;
+    gw_govern_request_t rq; /* for the retry; pointers into the exchange */
+};
+
+/* ---- batches: one EVALSHA per worker and loop tick -------------------------
+ * Admissions and settles are not sent one by one: each joins the worker's
+ * batch, which is sent when the loop has run the tick's other callbacks (an
+ * event activated by the first item) or at once when full. Redis runs the
+ * items in order in one BATCH script, each as its own script would; the
+ * reply has one answer per item. */
+
+#define GOV_BATCH_MAX 64
+
+struct gov_batch {
+    gov_worker_t *gw;
+    int n;
+    char kind[GOV_BATCH_MAX]; /* 'a' admission (a ticket), 's' settle (a pending_cmd) */
+    void *item[GOV_BATCH_MAX];
+};
+
+static void admit_finish(gw_govern_ticket_t *t, const redisReply *reply);
+
+/* Sends gw's current batch (if any). Not connected: the admissions are
+ * decided as if Redis had not answered, the settles wait in the queue. */
+static void batch_flush(gov_worker_t *gw)
 {
-    pending_cmd_t *p = arg;
-    if (!reply) {
-        pending_queue(p); /* retried once Redis answers again */
+    gov_batch_t *b = gw->batch;
+    if (!b)
         return;
+    gw->batch = NULL;
+    gw_redis_ticket_t *rt = NULL;
+    int argc = 1;
+    for (int i = 0; i < b->n; i++)
+        argc += 2 + (b->kind[i] == 'a' ? ((gw_govern_ticket_t *)b->item[i])->argc
+                                       : ((pending_cmd_t *)b->item[i])->argc);
+    const char **argv = malloc(sizeof *argv * (size_t)argc);
+    char (*counts)[12] = malloc(sizeof *counts * (size_t)(b->n + 1));
+    if (!argv || !counts)
+        abort();
+    int n = 0;
+    snprintf(counts[b->n], sizeof counts[b->n], "%d", b->n);
+    argv[n++] = counts[b->n];
+    for (int i = 0; i < b->n; i++) {
+        int ac;
+        char **av;
+        if (b->kind[i] == 'a') {
+            ac = ((gw_govern_ticket_t *)b->item[i])->argc;
+            av = ((gw_govern_ticket_t *)b->item[i])->argv;
+            argv[n++] = "a";
+        } else {
+            ac = ((pending_cmd_t *)b->item[i])->argc;
+            av = ((pending_cmd_t *)b->item[i])->argv;
+            argv[n++] = "s";
+        }
+        snprintf(counts[i], sizeof counts[i], "%d", ac);
+        argv[n++] = counts[i];
+        for (int k = 0; k < ac; k++)
+            argv[n++] = av[k];
     }
-    pending_free(p);
+    rt = gw_redis_eval(gw->redis, GW_LUA_BATCH, n, argv, NULL, on_batch_reply, b);
+    free(argv); /* gw_redis copied the arguments */
+    free(counts);
+    if (!rt)
+        on_batch_reply(NULL, b);
+}
+
+static void on_batch_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    batch_flush(arg);
+}
+
+/* Adds an admission ('a', a ticket) or a settle ('s', a pending_cmd) to the
+ * worker's batch. */
+static void batch_add(gov_worker_t *gw, char kind, void *item)
+{
+    if (!gw->batch) {
+        gw->batch = calloc(1, sizeof *gw->batch);
+        if (!gw->batch)
+            abort();
+        gw->batch->gw = gw;
+        event_active(gw->batch_ev, EV_TIMEOUT, 1);
+    }
+    gov_batch_t *b = gw->batch;
+    b->kind[b->n] = kind;
+    b->item[b->n++] = item;
+    if (b->n == GOV_BATCH_MAX)
+        batch_flush(gw);
+}
+
+static void on_batch_reply(redisReply *reply, void *arg)
+{
+    gov_batch_t *b = arg;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)b->n;
+    if (reply && !ok)
+        tg_warn("governance: Redis answered a batch of %d with something else", b->n);
+    for (int i = 0; i < b->n; i++) {
+        if (b->kind[i] == 'a') {
+            admit_finish(b->item[i], ok ? reply->element[i] : NULL);
+        } else if (ok) {
+            pending_free(b->item[i]);
+        } else {
+            pending_queue(b->item[i]); /* retried once Redis answers again */
+        }
+    }
+    free(b);
 }
 
 static void pending_send(pending_cmd_t *p)
 {
-    if (!gw_redis_eval(p->gw->redis, p->script, p->argc, (const char **)p->argv, NULL,
-                       on_pending_done, p))
-        pending_queue(p);
+    batch_add(p->gw, 's', p);
 }
 
 /* Sends what waited for Redis to come back (called when it answered). */
@@ -161,21 +318,39 @@ static void queue_flush(gov_worker_t *gw)
     free(q);
 }
 
-static char *fmt_i64(int64_t v)
+/* A command's arguments live in one block: `max` pointers, then the texts
+ * packed one after the other (a number takes at most 21 bytes, each of the
+ * `nstr` strings at most GOV_STR_MAX: request ids, scope and budget keys).
+ * One malloc and one free per command instead of one per argument. */
+#define GOV_NUM_MAX 21
+#define GOV_STR_MAX 96
+
+static char **args_new(int max, int nstr)
 {
-    char *s = malloc(24);
-    if (!s)
+    char **a = malloc((size_t)max * (sizeof(char *) + GOV_NUM_MAX) + (size_t)nstr * GOV_STR_MAX);
+    if (!a)
         abort();
-    snprintf(s, 24, "%" PRId64, v);
-    return s;
+    return a;
 }
 
-static char *dup_str(const char *v)
+/* Where argument n's text goes: after the previous one. */
+static char *arg_at(char **a, int max, int n)
 {
-    char *s = strdup(v);
-    if (!s)
-        abort();
-    return s;
+    return n == 0 ? (char *)(a + max) : a[n - 1] + strlen(a[n - 1]) + 1;
+}
+
+static void arg_i64(char **a, int max, int *n, int64_t v)
+{
+    a[*n] = arg_at(a, max, *n);
+    snprintf(a[*n], GOV_NUM_MAX, "%" PRId64, v);
+    (*n)++;
+}
+
+static void arg_str(char **a, int max, int *n, const char *v)
+{
+    a[*n] = arg_at(a, max, *n);
+    snprintf(a[*n], GOV_STR_MAX, "%s", v);
+    (*n)++;
 }
 
 /* Builds and sends the SETTLE script for hold h with the given charges. */
@@ -186,25 +361,25 @@ static void settle_send(gov_worker_t *gw, const gw_govern_hold_t *h, int64_t com
     if (!p)
         abort();
     p->gw = gw;
-    p->script = GW_LUA_SETTLE;
-    p->argv = calloc((size_t)(5 + 2 * h->n_scopes + 1 + 3 * h->n_budgets), sizeof *p->argv);
-    if (!p->argv)
-        abort();
+    int max = 6 + 2 * h->n_scopes + 1 + 3 * h->n_budgets;
+    p->argv = args_new(max, 1 + h->n_scopes + h->n_budgets);
     char **a = p->argv;
     int n = 0;
-    a[n++] = fmt_i64(now_us() / 1000);
-    a[n++] = dup_str(h->request_id);
-    a[n++] = fmt_i64(completion_tokens > 0 ? completion_tokens : 0);
-    a[n++] = fmt_i64(h->n_scopes);
+    int64_t now_ms = now_us() / 1000;
+    arg_i64(a, max, &n, now_ms);
+    arg_str(a, max, &n, h->request_id);
+    arg_i64(a, max, &n, completion_tokens > 0 ? completion_tokens : 0);
+    arg_i64(a, max, &n, now_ms / 60000);
+    arg_i64(a, max, &n, h->n_scopes);
     for (int i = 0; i < h->n_scopes; i++) {
-        a[n++] = dup_str(h->scopes[i]);
-        a[n++] = fmt_i64(h->scope_flags[i]);
+        arg_str(a, max, &n, h->scopes[i]);
+        arg_i64(a, max, &n, h->scope_flags[i]);
     }
-    a[n++] = fmt_i64(h->n_budgets);
+    arg_i64(a, max, &n, h->n_budgets);
     for (int i = 0; i < h->n_budgets; i++) {
-        a[n++] = dup_str(h->bkeys[i]);
-        a[n++] = fmt_i64(charge_micro ? charge_micro[i] : 0);
-        a[n++] = fmt_i64(h->holds[i]);
+        arg_str(a, max, &n, h->bkeys[i]);
+        arg_i64(a, max, &n, charge_micro ? charge_micro[i] : 0);
+        arg_i64(a, max, &n, h->holds[i]);
     }
     p->argc = n;
     pending_send(p);
@@ -233,29 +408,12 @@ void gw_govern_settle(gw_worker_t *w, gw_govern_hold_t *hold, const gw_usage_rec
 
 /* ---- admission --------------------------------------------------------- */
 
-struct gw_govern_ticket {
-    gov_worker_t *gw;
-    gw_govern_cb cb; /* NULL once cancelled (orphan: settle at once if admitted) */
-    void *arg;
-    gw_govern_hold_t *out_hold;
-    gw_govern_hold_t hold; /* filled while building the command */
-    gov_budget_ref_t budgets[GW_GOV_MAX_BUDGETS];
-    char model[128];
-    int argc;
-    char **argv;
-    bool redis_pending;
-    struct event *retry; /* waiting for the first connect / snapshot */
-    int64_t deadline_us;
-    gw_govern_request_t rq; /* for the retry; pointers into the exchange */
-};
 
 static void ticket_free(gw_govern_ticket_t *t)
 {
     if (t->retry)
         event_free(t->retry);
-    for (int i = 0; i < t->argc; i++)
-        free(t->argv[i]);
-    free(t->argv);
+    free(t->argv); /* one block with the arguments */
     free(t);
 }
 
@@ -361,36 +519,39 @@ static int build_admit(gw_govern_ticket_t *t, const gw_gov_snapshot_t *snap,
     gw_pricebook_release(t->gw->w->server->prices, book);
     h->n_budgets = nb;
     bool ledger_fresh = rq->now_us - snap->taken_at_us < STALE_LEDGER_US;
-    t->argv = calloc((size_t)(6 + 4 * h->n_scopes + 6 * nb), sizeof *t->argv);
-    if (!t->argv)
-        abort();
+    int max = 9 + 4 * h->n_scopes + 6 * nb;
+    t->argv = args_new(max, 1 + h->n_scopes + nb);
     char **a = t->argv;
     int n = 0;
-    a[n++] = fmt_i64(rq->now_us / 1000);
-    a[n++] = dup_str(rq->request_id);
-    a[n++] = fmt_i64(cfg->hold_ttl_ms);
-    a[n++] = fmt_i64(rq->prompt_tokens > 0 ? rq->prompt_tokens : 0);
-    a[n++] = fmt_i64(h->n_scopes);
+    int64_t now_ms = rq->now_us / 1000;
+    arg_i64(a, max, &n, now_ms);
+    arg_str(a, max, &n, rq->request_id);
+    arg_i64(a, max, &n, cfg->hold_ttl_ms);
+    arg_i64(a, max, &n, rq->prompt_tokens > 0 ? rq->prompt_tokens : 0);
+    arg_i64(a, max, &n, now_ms + cfg->hold_ttl_ms);
+    arg_i64(a, max, &n, now_ms / 60000);
+    arg_i64(a, max, &n, now_ms / 60000 - 1);
+    arg_i64(a, max, &n, h->n_scopes);
     for (int s = 0; s < h->n_scopes; s++) {
         const gw_gov_limit_t *l = scope_lim[s];
-        a[n++] = dup_str(h->scopes[s]);
-        a[n++] = fmt_i64(l->rpm);
-        a[n++] = fmt_i64(l->tpm);
-        a[n++] = fmt_i64(l->concurrent);
+        arg_str(a, max, &n, h->scopes[s]);
+        arg_i64(a, max, &n, l->rpm);
+        arg_i64(a, max, &n, l->tpm);
+        arg_i64(a, max, &n, l->concurrent);
     }
-    a[n++] = fmt_i64(nb);
+    arg_i64(a, max, &n, nb);
     for (int i = 0; i < nb; i++) {
         const gw_gov_budget_t *b = t->budgets[i].b;
         int64_t hard = b->hard_micro;
         /* policy refuse: past the soft threshold is as good as past the hard limit */
         if (b->policy == GW_SOFT_REFUSE && b->soft_micro > 0 && b->soft_micro < hard)
             hard = b->soft_micro;
-        a[n++] = dup_str(h->bkeys[i]);
-        a[n++] = fmt_i64(hard);
-        a[n++] = fmt_i64(b->soft_micro);
-        a[n++] = fmt_i64(t->budgets[i].hold);
-        a[n++] = fmt_i64(ledger_fresh ? b->ledger_micro : -1);
-        a[n++] = fmt_i64(h->period_ttl_s[i]);
+        arg_str(a, max, &n, h->bkeys[i]);
+        arg_i64(a, max, &n, hard);
+        arg_i64(a, max, &n, b->soft_micro);
+        arg_i64(a, max, &n, t->budgets[i].hold);
+        arg_i64(a, max, &n, ledger_fresh ? b->ledger_micro : -1);
+        arg_i64(a, max, &n, h->period_ttl_s[i]);
     }
     t->argc = n;
     return 0;
@@ -502,9 +663,10 @@ static void read_admit(gw_govern_ticket_t *t, const redisReply *r, gw_govern_res
     }
 }
 
-static void on_admit_reply(redisReply *reply, void *arg)
+/* An admission's answer (NULL: Redis did not answer): decides, keeps or gives
+ * back the hold, and calls the requester (unless it went away). */
+static void admit_finish(gw_govern_ticket_t *t, const redisReply *reply)
 {
-    gw_govern_ticket_t *t = arg;
     gov_worker_t *gw = t->gw;
     t->redis_pending = false;
     gw_govern_result_t res;
@@ -597,19 +759,8 @@ static int admit_try(gw_govern_ticket_t *t, gw_govern_result_t *res)
         t->budgets[i].b = &t->budgets[i].copy;
     }
     gw_govern_store_release(st, snap);
-    if (!gw_redis_eval(gw->redis, GW_LUA_ADMIT, t->argc, (const char **)t->argv, NULL,
-                       on_admit_reply, t)) {
-        const gw_gov_snapshot_t *s2 = gw_govern_store_acquire(st);
-        if (s2) {
-            gov_local_admit(gw, s2, &t->rq, t->out_hold, res);
-            gw_govern_store_release(st, s2);
-        } else {
-            deny(res, 503, "api_error", "governance_unavailable", "1",
-                 "Budgets and rate limits are not loaded yet; retry shortly.");
-        }
-        return 0;
-    }
     t->redis_pending = true;
+    batch_add(gw, 'a', t);
     return 1;
 }
 
@@ -647,7 +798,7 @@ void gw_govern_cancel(gw_worker_t *w, gw_govern_ticket_t *t)
     if (!t)
         return;
     if (t->redis_pending) {
-        t->cb = NULL; /* on_admit_reply gives back what Redis may still admit */
+        t->cb = NULL; /* admit_finish gives back what Redis may still admit */
         return;
     }
     ticket_free(t);

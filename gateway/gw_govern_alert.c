@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gw_govern_int.h"
+#include "gw_metrics.h"
 #include "gw_server.h"
 #include "tg_log.h"
 
@@ -27,6 +28,7 @@ static void on_webhook_done(struct evhttp_request *req, void *arg)
 {
     char *url = arg;
     int code = req ? evhttp_request_get_response_code(req) : 0;
+    gw_metrics_budget_webhook(code >= 200 && code < 300);
     if (code < 200 || code >= 300)
         tg_warn("budget alert: webhook %s answered %d", url, code);
     free(url);
@@ -56,6 +58,7 @@ static int split_url(const char *url, char *host, size_t hl, int *port, const ch
 void gov_alert(gov_worker_t *gw, const gw_gov_budget_t *b, int64_t spent_micro, int64_t held_micro)
 {
     atomic_fetch_add(&g_alerts, 1);
+    gw_metrics_budget_alert(b->key_id != 0, (int)b->policy);
     tg_warn("budget alert: team %" PRId64 "%s budget %" PRId64
             " passed its soft threshold of %" PRId64 " micro-%s in period %s (spent %" PRId64
             ", held %" PRId64 "); policy %s",
@@ -71,12 +74,14 @@ void gov_alert(gov_worker_t *gw, const gw_gov_budget_t *b, int64_t spent_micro, 
     int port;
     const char *path;
     if (split_url(b->webhook, host, sizeof host, &port, &path) < 0) {
+        gw_metrics_budget_webhook(0);
         tg_warn("budget alert: webhook URL %s is not http://host[:port]/path", b->webhook);
         return;
     }
     struct evhttp_connection *c =
         evhttp_connection_base_new(gw->w->base, gw->w->dns, host, (unsigned short)port);
     if (!c) {
+        gw_metrics_budget_webhook(0);
         tg_warn("budget alert: cannot create a connection to %s", b->webhook);
         return;
     }
@@ -102,6 +107,7 @@ void gov_alert(gov_worker_t *gw, const gw_gov_budget_t *b, int64_t spent_micro, 
         /* libevent freed req */
         free(url);
         evhttp_connection_free(c);
+        gw_metrics_budget_webhook(0);
         tg_warn("budget alert: cannot post to %s", b->webhook);
         return;
     }

@@ -39,6 +39,8 @@ typedef struct gov_worker {
     struct pending_cmd **queued; /* settles waiting for Redis */
     int n_queued, cap_queued;
     struct event *flush_timer; /* sends them once Redis is back */
+    struct gov_batch *batch;   /* admissions and settles of this tick, not sent yet */
+    struct event *batch_ev;    /* sends the batch at the end of the tick */
     gov_local_scope_t scopes[GOV_LOCAL_SCOPES];
     int n_scopes;
     gov_local_budget_t budgets[GOV_LOCAL_BUDGETS];

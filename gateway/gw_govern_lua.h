@@ -3,7 +3,7 @@
 #ifndef GW_GOVERN_LUA_H
 #define GW_GOVERN_LUA_H
 
-enum { GW_LUA_ADMIT = 0, GW_LUA_SETTLE, GW_LUA_STATUS, GW_LUA_COUNT };
+enum { GW_LUA_BATCH = 0, GW_LUA_STATUS, GW_LUA_COUNT };
 
 extern const char *const gw_govern_lua[GW_LUA_COUNT];
 

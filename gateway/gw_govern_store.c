@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "gw_govern_admin.h"
 #include "gw_pgconn.h"
 #include "tg_log.h"
 
@@ -147,9 +148,6 @@ static gw_gov_snapshot_t *load(gw_govern_store_t *st, PGconn *conn, char *err, s
     /* the ledger's spend of each budget's current period */
     for (int i = 0; i < s->n_budgets; i++) {
         gw_gov_budget_t *b = &s->budgets[i];
-        char team[24], key[24], from[32], until[32];
-        snprintf(team, sizeof team, "%lld", (long long)b->team_id);
-        snprintf(key, sizeof key, "%lld", (long long)b->key_id);
         int64_t start_s = INT64_MIN, end_s = b->period_end_s;
         if (b->period != GW_PERIOD_TOTAL) {
             const pr_tz_t *tz = zone_get(st, b->zone);
@@ -158,24 +156,11 @@ static gw_gov_snapshot_t *load(gw_govern_store_t *st, PGconn *conn, char *err, s
                 gw_period_bounds(tz, b->period, s->taken_at_us / 1000000, &start_s, &end_s, id,
                                  sizeof id);
         }
-        snprintf(from, sizeof from, "%lld", (long long)(start_s == INT64_MIN ? 0 : start_s));
-        snprintf(until, sizeof until, "%lld",
-                 (long long)(end_s == INT64_MAX ? 32503680000LL : end_s));
-        const char *params[5] = {team, key, b->currency, from, until};
-        r = PQexecParams(conn,
-                         "SELECT ceil(COALESCE(sum(charge_pico), 0) / 1000000)::bigint "
-                         "FROM usage_events WHERE team_id = $1 AND ($2::bigint = 0 OR key_id = $2) "
-                         "AND charge_currency = $3 AND received_at >= to_timestamp($4) "
-                         "AND received_at < to_timestamp($5)",
-                         5, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            gw_pg_message(conn, r, err, errlen);
-            PQclear(r);
+        if (gw_gov_ledger_micro(conn, b->team_id, b->key_id, b->currency, start_s, end_s,
+                                &b->ledger_micro, err, errlen) != GW_PA_OK) {
             snapshot_free(s);
             return NULL;
         }
-        b->ledger_micro = field_i64(r, 0, 0);
-        PQclear(r);
     }
     r = PQexec(conn, "SELECT team_id, key_id, requests_per_minute, tokens_per_minute, concurrent "
                      "FROM rate_limits ORDER BY id");

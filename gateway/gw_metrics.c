@@ -25,6 +25,9 @@ static _Atomic int64_t inflight;
 static _Atomic int64_t upstream_conns[GW_MAX_PROVIDERS];
 static _Atomic uint64_t upstream_attempts[GW_MAX_PROVIDERS][2];
 static histogram_t latency_hist, ttft_hist;
+static _Atomic uint64_t budget_alerts[2][4]; /* [key scope][soft policy] */
+static _Atomic uint64_t budget_webhooks[2];  /* [ok] */
+static const char *const budget_policies[4] = {"alert", "downgrade", "cheaper", "refuse"};
 
 void gw_metrics_init(const gw_config_t *cfg)
 {
@@ -77,6 +80,39 @@ void gw_metrics_upstream_attempt(int provider, int ok)
                                   memory_order_relaxed);
 }
 
+void gw_metrics_budget_alert(int key_scope, int policy)
+{
+    if (policy < 0 || policy > 3)
+        policy = 0;
+    atomic_fetch_add_explicit(&budget_alerts[key_scope ? 1 : 0][policy], 1, memory_order_relaxed);
+}
+
+void gw_metrics_budget_webhook(int ok)
+{
+    atomic_fetch_add_explicit(&budget_webhooks[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+/* Governance's alert counters (every series, zeros included: 8 + 2). */
+static void render_budget_alerts(struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "# HELP tollgate_budget_alerts_total Budget soft-threshold "
+                             "crossings seen by this instance, by budget scope and soft policy.\n"
+                             "# TYPE tollgate_budget_alerts_total counter\n");
+    for (int k = 0; k < 2; k++)
+        for (int p = 0; p < 4; p++)
+            evbuffer_add_printf(out,
+                                "tollgate_budget_alerts_total{scope=\"%s\",policy=\"%s\"} %llu\n",
+                                k ? "key" : "team", budget_policies[p],
+                                (unsigned long long)atomic_load(&budget_alerts[k][p]));
+    evbuffer_add_printf(out, "# HELP tollgate_budget_alert_webhooks_total Budget alert webhook "
+                             "POSTs by outcome.\n"
+                             "# TYPE tollgate_budget_alert_webhooks_total counter\n");
+    for (int ok = 1; ok >= 0; ok--)
+        evbuffer_add_printf(out, "tollgate_budget_alert_webhooks_total{outcome=\"%s\"} %llu\n",
+                            ok ? "ok" : "failed",
+                            (unsigned long long)atomic_load(&budget_webhooks[ok]));
+}
+
 static void render_histogram(struct evbuffer *out, const char *name, const char *help,
                              histogram_t *h)
 {
@@ -125,6 +161,7 @@ void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
             }
         }
     }
+    render_budget_alerts(out);
     render_histogram(out, "tollgate_request_duration_seconds",
                      "Time from request received to last byte sent.", &latency_hist);
     render_histogram(out, "tollgate_time_to_first_byte_seconds",

@@ -21,6 +21,15 @@ void gw_metrics_inflight_add(int delta);
 void gw_metrics_upstream_conns_add(int provider, int delta);
 void gw_metrics_upstream_attempt(int provider, int ok);
 
+/* Governance: a budget's soft threshold was crossed (once per budget and
+ * period across all instances: counted by the instance whose request crossed
+ * it). key_scope: the budget is a key's (else the team's); policy: the
+ * budget's soft policy 0 alert, 1 downgrade, 2 cheaper, 3 refuse. No team
+ * label: teams are unbounded, these 8 series are not. */
+void gw_metrics_budget_alert(int key_scope, int policy);
+/* The outcome of a budget alert's webhook POST (2xx = ok). */
+void gw_metrics_budget_webhook(int ok);
+
 typedef struct gw_metrics_extra {
     uint64_t spool_bytes, spool_corrupted, spool_torn, spool_refused;
     size_t usage_pending;

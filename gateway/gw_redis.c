@@ -42,8 +42,9 @@ struct gw_redis_ticket {
     bool retried;
     struct event *timer;
     int script, argc; /* kept for the NOSCRIPT fallback */
-    char **argv;
+    char **argv; /* into blob */
     size_t *lens;
+    char *blob;  /* the arguments' bytes, one allocation */
 };
 
 static void redis_connect(gw_redis_t *r);
@@ -99,8 +100,7 @@ static void ticket_free(gw_redis_ticket_t *t)
 {
     if (t->timer)
         event_free(t->timer);
-    for (int i = 0; i < t->argc; i++)
-        free(t->argv[i]);
+    free(t->blob);
     free(t->argv);
     free(t->lens);
     free(t);
@@ -334,13 +334,20 @@ gw_redis_ticket_t *gw_redis_eval(gw_redis_t *r, int script, int argc, const char
     flens[0] = 7;
     flens[1] = 40;
     flens[2] = 1;
+    size_t total = 0;
     for (int i = 0; i < argc; i++) {
         t->lens[i] = lens ? lens[i] : strlen(argv[i]);
-        t->argv[i] = malloc(t->lens[i] + 1);
-        if (!t->argv[i])
-            abort();
-        memcpy(t->argv[i], argv[i], t->lens[i]);
-        t->argv[i][t->lens[i]] = '\0';
+        total += t->lens[i] + 1;
+    }
+    t->blob = malloc(total + 1);
+    if (!t->blob)
+        abort();
+    char *at = t->blob;
+    for (int i = 0; i < argc; i++) {
+        t->argv[i] = at;
+        memcpy(at, argv[i], t->lens[i]);
+        at[t->lens[i]] = '\0';
+        at += t->lens[i] + 1;
         full[3 + i] = t->argv[i];
         flens[3 + i] = t->lens[i];
     }

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gw_admin_budgets.h"
 #include "gw_admin_prices.h"
 #include "gw_http.h"
 #include "gw_metrics.h"
@@ -287,6 +288,10 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
     }
     if (!strcmp(path, "/route/explain")) { /* docs/router.md */
         gw_route_explain_http(s, req);
+        return;
+    }
+    if (gw_admin_budgets_owns(path)) { /* /budgets..., /limits...: docs/governance.md */
+        gw_admin_budgets_handle(s, req, path);
         return;
     }
     if (gw_admin_prices_owns(path)) { /* /prices..., /quote: docs/prices-admin.md */

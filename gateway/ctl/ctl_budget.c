@@ -1,8 +1,10 @@
-/* ctl_budget: "tollgatectl budget set|show|list" and "tollgatectl limit
- * set|show": budgets (migration 0011) and rate limits (0012) per team and
- * optionally per key. Writes are one statement each; the audit row is written
- * by the tables' trigger with the actor (updated_by). docs/governance.md. */
+/* ctl_budget: "tollgatectl budget set|delete|show|list" and "tollgatectl
+ * limit set|delete|show": budgets (migration 0011) and rate limits (0012) per
+ * team and optionally per key. Checks and writes are gw_govern_admin's, the
+ * same as the admin HTTP API's: one transaction with the actor set, audited
+ * by the tables' trigger. docs/governance.md. */
 #include "ctl.h"
+#include "gw_govern_admin.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@ static const char ctl_budget_usage[] =
     "        create or replace the budget of a team (or of one of its keys, by its\n"
     "        display prefix, e.g. tg-3fa9c1d2); AMOUNT is a decimal in the currency\n"
     "        (at most 6 decimals), periods are aligned in --zone (default UTC)\n"
+    "  budget delete --team NAME [--key PREFIX]   delete that budget\n"
     "  budget show --team NAME    the team's budgets and this period's ledger spend\n"
     "  budget list                every budget\n";
 
@@ -28,40 +31,8 @@ static const char ctl_limit_usage[] =
     "  limit set --team NAME [--key PREFIX] [--rpm N] [--tpm N] [--concurrent N]\n"
     "        create or replace the rate limits of a team (or one of its keys);\n"
     "        0 or 'none' = no limit of that kind\n"
+    "  limit delete --team NAME [--key PREFIX]    delete those limits\n"
     "  limit show --team NAME     the team's limits\n";
-
-/* Parses a non-negative decimal amount into micro-units. Returns 0, or -1. */
-static int parse_amount(const char *s, long long *out, char *err, size_t errlen)
-{
-    long long v = 0;
-    int decimals = -1;
-    if (!*s)
-        goto bad;
-    for (const char *p = s; *p; p++) {
-        if (*p == '.' && decimals < 0) {
-            decimals = 0;
-            continue;
-        }
-        if (!isdigit((unsigned char)*p))
-            goto bad;
-        if (decimals >= 0 && ++decimals > 6) {
-            snprintf(err, errlen, "amount '%s' has more than 6 decimals", s);
-            return -1;
-        }
-        if (v > 400000000000000LL) {
-            snprintf(err, errlen, "amount '%s' is too large", s);
-            return -1;
-        }
-        v = v * 10 + (*p - '0');
-    }
-    for (int d = decimals < 0 ? 0 : decimals; d < 6; d++)
-        v *= 10;
-    *out = v;
-    return 0;
-bad:
-    snprintf(err, errlen, "amount '%s' must be a decimal number like 12.50", s);
-    return -1;
-}
 
 static int parse_count(const char *s, long long *out)
 {
@@ -77,37 +48,11 @@ static int parse_count(const char *s, long long *out)
     return 0;
 }
 
-/* Resolves team (and key prefix) to ids. Returns 0, or -1 after a message. */
-static int resolve_scope(PGconn *conn, const char *cmd, const char *team, const char *key,
-                         char *team_id, char *key_id)
+/* A gw_govern_admin status as tollgatectl's exit status (the message is
+ * printed by the caller). */
+static int ctl_status(int st)
 {
-    const char *p[2] = {team, key ? key : ""};
-    PGresult *r = PQexecParams(conn,
-                               "SELECT t.id, (SELECT k.id FROM api_keys k WHERE k.team_id = t.id "
-                               "AND k.display_prefix = $2) FROM teams t WHERE t.name = $1",
-                               2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, r, "looking up the team failed (is the schema migrated?)");
-        PQclear(r);
-        return -1;
-    }
-    if (PQntuples(r) != 1) {
-        ctl_error("%s: no team named '%s'", cmd, team);
-        PQclear(r);
-        return -1;
-    }
-    snprintf(team_id, 24, "%s", PQgetvalue(r, 0, 0));
-    key_id[0] = '\0';
-    if (key) {
-        if (PQgetisnull(r, 0, 1)) {
-            ctl_error("%s: team '%s' has no key with prefix '%s'", cmd, team, key);
-            PQclear(r);
-            return -1;
-        }
-        snprintf(key_id, 24, "%s", PQgetvalue(r, 0, 1));
-    }
-    PQclear(r);
-    return 0;
+    return st == GW_PA_OK ? CTL_OK : CTL_FAIL;
 }
 
 static int budget_set(ctl_ctx_t *ctx, int argc, char **argv)
@@ -120,7 +65,6 @@ static int budget_set(ctl_ctx_t *ctx, int argc, char **argv)
     const char *pos[1];
     size_t npos;
     bool help;
-    char err[256];
     if (ctl_args_parse("budget set", argc, argv, o, 10, pos, 0, &npos, &help) != 0)
         return CTL_USAGE;
     if (help) {
@@ -131,90 +75,89 @@ static int budget_set(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_error("budget set: --team and --hard are required (see: tollgatectl budget --help)");
         return CTL_USAGE;
     }
-    long long hard, soft = 0;
-    if (parse_amount(o[2].value, &hard, err, sizeof err) < 0 || hard <= 0) {
-        ctl_error("budget set: --hard: %s", hard <= 0 && !err[0] ? "must be above zero" : err);
+    gw_gov_budget_spec_t b = {0};
+    const char *param;
+    char err[512];
+    if (gw_gov_amount_parse("--hard", o[2].value, &b.hard_micro, err, sizeof err) < 0 ||
+        (o[3].present &&
+         gw_gov_amount_parse("--soft", o[3].value, &b.soft_micro, err, sizeof err) < 0)) {
+        ctl_error("budget set: %s", err);
         return CTL_USAGE;
     }
-    if (o[3].present && (parse_amount(o[3].value, &soft, err, sizeof err) < 0 || soft <= 0)) {
-        ctl_error("budget set: --soft: %s", err[0] ? err : "must be above zero");
+    if (o[3].present && b.soft_micro == 0) {
+        ctl_error("budget set: --soft: the soft threshold must be above zero (leave it out for "
+                  "none)");
         return CTL_USAGE;
     }
-    if (soft > hard) {
-        ctl_error("budget set: --soft (%s) must not be above --hard (%s)", o[3].value, o[2].value);
+    b.currency = o[4].present ? o[4].value : NULL;
+    b.period = o[5].present ? o[5].value : NULL;
+    b.zone = o[6].present ? o[6].value : NULL;
+    b.policy = o[7].present ? o[7].value : NULL;
+    b.downgrades = o[8].present ? o[8].value : NULL;
+    b.webhook = o[9].present ? o[9].value : NULL;
+    if (gw_gov_budget_check(&b, &param, err, sizeof err) < 0) {
+        /* err starts with the field's name, the option's but for the mapping */
+        if (!strcmp(param, "downgrades"))
+            ctl_error("budget set: --downgrade%s", err + strlen("downgrades"));
+        else
+            ctl_error("budget set: --%s", err);
         return CTL_USAGE;
     }
-    const char *period = o[5].present ? o[5].value : "month";
-    if (strcmp(period, "day") && strcmp(period, "month") && strcmp(period, "total")) {
-        ctl_error("budget set: --period must be day, month or total, got '%s'", period);
-        return CTL_USAGE;
-    }
-    const char *policy = o[7].present ? o[7].value : "alert";
-    if (strcmp(policy, "alert") && strcmp(policy, "downgrade") && strcmp(policy, "cheaper") &&
-        strcmp(policy, "refuse")) {
-        ctl_error("budget set: --policy must be alert, downgrade, cheaper or refuse, got '%s'",
-                  policy);
-        return CTL_USAGE;
-    }
-    if (!strcmp(policy, "downgrade") && !o[8].present) {
-        ctl_error("budget set: --policy downgrade needs --downgrade FROM=TO[,FROM=TO...]");
-        return CTL_USAGE;
-    }
-    const char *zone = o[6].present ? o[6].value : "UTC";
-    char zpath[600];
-    snprintf(zpath, sizeof zpath, "/usr/share/zoneinfo/%s", zone);
-    FILE *zf = strstr(zone, "..") ? NULL : fopen(zpath, "rb");
-    if (!zf) {
-        ctl_error("budget set: --zone '%s' is not a known IANA time zone", zone);
-        return CTL_USAGE;
-    }
-    fclose(zf);
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    char team_id[24], key_id[24], hs[24], ss[24];
-    if (resolve_scope(conn, "budget set", o[0].value, o[1].present ? o[1].value : NULL, team_id,
-                      key_id) < 0) {
-        PQfinish(conn);
-        return CTL_FAIL;
-    }
-    snprintf(hs, sizeof hs, "%lld", hard);
-    snprintf(ss, sizeof ss, "%lld", soft);
-    const char *p[11] = {team_id,
-                         key_id[0] ? key_id : NULL,
-                         o[4].present ? o[4].value : "USD",
-                         period,
-                         zone,
-                         hs,
-                         soft ? ss : NULL,
-                         policy,
-                         o[8].present ? o[8].value : "",
-                         o[9].present ? o[9].value : NULL,
-                         ctx->actor};
-    PGresult *r = PQexecParams(
-        conn,
-        "INSERT INTO budgets (team_id, key_id, currency, period, zone, hard_micro, soft_micro, "
-        "soft_policy, downgrades, webhook_url, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-        "$8, $9, $10, $11) ON CONFLICT (team_id, COALESCE(key_id, 0)) DO UPDATE SET "
-        "currency = EXCLUDED.currency, period = EXCLUDED.period, zone = EXCLUDED.zone, "
-        "hard_micro = EXCLUDED.hard_micro, soft_micro = EXCLUDED.soft_micro, "
-        "soft_policy = EXCLUDED.soft_policy, downgrades = EXCLUDED.downgrades, "
-        "webhook_url = EXCLUDED.webhook_url, updated_by = EXCLUDED.updated_by, "
-        "updated_at = now() RETURNING id",
-        11, NULL, p, NULL, NULL, 0);
-    int rc = CTL_OK;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-        printf("budget %s: team %s%s%s: hard %s %s per %s (zone %s)%s%s, policy %s\n",
-               PQgetvalue(r, 0, 0), o[0].value, key_id[0] ? " key " : "",
-               key_id[0] ? o[1].value : "", o[2].value, p[2], period, zone, soft ? ", soft " : "",
-               soft ? o[3].value : "", policy);
-    } else {
-        ctl_pg_error(conn, r, "budget set failed");
-        rc = CTL_FAIL;
-    }
-    PQclear(r);
+    const char *key = o[1].present ? o[1].value : NULL;
+    int64_t id;
+    bool created;
+    int st = gw_gov_budget_put(conn, ctx->actor, o[0].value, key, &b, &id, &created, err,
+                               sizeof err);
     PQfinish(conn);
-    return rc;
+    if (st != GW_PA_OK) {
+        ctl_error("budget set: %s", err);
+        return ctl_status(st);
+    }
+    printf("budget %lld %s: team %s%s%s: hard %s %s per %s (zone %s)%s%s, policy %s\n",
+           (long long)id, created ? "created" : "replaced", o[0].value, key ? " key " : "",
+           key ? key : "", o[2].value, b.currency, b.period, b.zone, b.soft_micro ? ", soft " : "",
+           b.soft_micro ? o[3].value : "", b.policy);
+    return CTL_OK;
+}
+
+/* "budget delete" and "limit delete". */
+static int scope_delete(ctl_ctx_t *ctx, int argc, char **argv, bool limits)
+{
+    const char *cmd = limits ? "limit delete" : "budget delete";
+    ctl_opt_t o[] = {{"team", true, false, NULL}, {"key", true, false, NULL}};
+    const char *pos[1];
+    size_t npos;
+    bool help;
+    if (ctl_args_parse(cmd, argc, argv, o, 2, pos, 0, &npos, &help) != 0)
+        return CTL_USAGE;
+    if (help) {
+        fputs(limits ? ctl_limit_usage : ctl_budget_usage, stdout);
+        return CTL_OK;
+    }
+    if (!o[0].present) {
+        ctl_error("%s: --team is required", cmd);
+        return CTL_USAGE;
+    }
+    PGconn *conn = ctl_connect(ctx);
+    if (!conn)
+        return CTL_FAIL;
+    const char *key = o[1].present ? o[1].value : NULL;
+    char err[512];
+    int64_t id;
+    int st = limits ? gw_gov_limit_delete(conn, ctx->actor, o[0].value, key, &id, err, sizeof err)
+                    : gw_gov_budget_delete(conn, ctx->actor, o[0].value, key, &id, err,
+                                           sizeof err);
+    PQfinish(conn);
+    if (st != GW_PA_OK) {
+        ctl_error("%s: %s", cmd, err);
+        return ctl_status(st);
+    }
+    printf("%s %lld deleted: team %s%s%s\n", limits ? "limits" : "budget", (long long)id,
+           o[0].value, key ? " key " : "", key ? key : "");
+    return CTL_OK;
 }
 
 /* Prints budgets (all, or the team's) with the ledger's spend this period. */
@@ -290,11 +233,13 @@ int ctl_budget_main(ctl_ctx_t *ctx, int argc, char **argv)
     }
     if (!strcmp(argv[1], "set"))
         return budget_set(ctx, argc - 2, argv + 2);
+    if (!strcmp(argv[1], "delete"))
+        return scope_delete(ctx, argc - 2, argv + 2, false);
     if (!strcmp(argv[1], "show"))
         return budget_show(ctx, argc - 2, argv + 2, false);
     if (!strcmp(argv[1], "list"))
         return budget_show(ctx, argc - 2, argv + 2, true);
-    ctl_error("budget: unknown command '%s' (set, show, list)", argv[1]);
+    ctl_error("budget: unknown command '%s' (set, delete, show, list)", argv[1]);
     return CTL_USAGE;
 }
 
@@ -318,51 +263,47 @@ static int limit_set(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_error("limit set: --team is required (see: tollgatectl limit --help)");
         return CTL_USAGE;
     }
-    char vals[3][24];
-    const char *p[6];
+    int64_t v[3] = {0, 0, 0};
     for (int i = 0; i < 3; i++) {
-        long long v = 0;
-        if (o[2 + i].present && parse_count(o[2 + i].value, &v) < 0) {
+        long long x = 0;
+        if (o[2 + i].present && parse_count(o[2 + i].value, &x) < 0) {
             ctl_error("limit set: --%s must be a whole number >= 0 or 'none', got '%s'",
                       o[2 + i].name, o[2 + i].value);
             return CTL_USAGE;
         }
-        snprintf(vals[i], sizeof vals[i], "%lld", v);
-        p[2 + i] = v > 0 ? vals[i] : NULL;
+        v[i] = x;
+    }
+    gw_gov_limit_spec_t l = {v[0], v[1], v[2]};
+    const char *param;
+    char err[512];
+    if (gw_gov_limit_check(&l, &param, err, sizeof err) < 0) {
+        ctl_error("limit set: %s", err);
+        return CTL_USAGE;
     }
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    char team_id[24], key_id[24];
-    if (resolve_scope(conn, "limit set", o[0].value, o[1].present ? o[1].value : NULL, team_id,
-                      key_id) < 0) {
-        PQfinish(conn);
-        return CTL_FAIL;
-    }
-    p[0] = team_id;
-    p[1] = key_id[0] ? key_id : NULL;
-    p[5] = ctx->actor;
-    PGresult *r = PQexecParams(
-        conn,
-        "INSERT INTO rate_limits (team_id, key_id, requests_per_minute, tokens_per_minute, "
-        "concurrent, updated_by) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (team_id, COALESCE(key_id, 0)) DO UPDATE SET "
-        "requests_per_minute = EXCLUDED.requests_per_minute, "
-        "tokens_per_minute = EXCLUDED.tokens_per_minute, concurrent = EXCLUDED.concurrent, "
-        "updated_by = EXCLUDED.updated_by, updated_at = now() RETURNING id",
-        6, NULL, p, NULL, NULL, 0);
-    int rc = CTL_OK;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK)
-        printf("limits %s: team %s%s%s: rpm %s, tpm %s, concurrent %s\n", PQgetvalue(r, 0, 0),
-               o[0].value, key_id[0] ? " key " : "", key_id[0] ? o[1].value : "",
-               p[2] ? p[2] : "none", p[3] ? p[3] : "none", p[4] ? p[4] : "none");
-    else {
-        ctl_pg_error(conn, r, "limit set failed");
-        rc = CTL_FAIL;
-    }
-    PQclear(r);
+    const char *key = o[1].present ? o[1].value : NULL;
+    int64_t id;
+    bool created;
+    int st = gw_gov_limit_put(conn, ctx->actor, o[0].value, key, &l, &id, &created, err,
+                              sizeof err);
     PQfinish(conn);
-    return rc;
+    if (st != GW_PA_OK) {
+        ctl_error("limit set: %s", err);
+        return ctl_status(st);
+    }
+    char t[3][24];
+    for (int i = 0; i < 3; i++) {
+        if (v[i])
+            snprintf(t[i], sizeof t[i], "%lld", (long long)v[i]);
+        else
+            snprintf(t[i], sizeof t[i], "none");
+    }
+    printf("limits %lld %s: team %s%s%s: rpm %s, tpm %s, concurrent %s\n", (long long)id,
+           created ? "created" : "replaced", o[0].value, key ? " key " : "", key ? key : "",
+           t[0], t[1], t[2]);
+    return CTL_OK;
 }
 
 static int limit_show(ctl_ctx_t *ctx, int argc, char **argv)
@@ -417,8 +358,10 @@ int ctl_limit_main(ctl_ctx_t *ctx, int argc, char **argv)
     }
     if (!strcmp(argv[1], "set"))
         return limit_set(ctx, argc - 2, argv + 2);
+    if (!strcmp(argv[1], "delete"))
+        return scope_delete(ctx, argc - 2, argv + 2, true);
     if (!strcmp(argv[1], "show"))
         return limit_show(ctx, argc - 2, argv + 2);
-    ctl_error("limit: unknown command '%s' (set, show)", argv[1]);
+    ctl_error("limit: unknown command '%s' (set, delete, show)", argv[1]);
     return CTL_USAGE;
 }

@@ -216,14 +216,17 @@ test('soft threshold, policy cheaper: only the cheapest route is tried', async (
 test('tollgatectl budget and limit: validated, audited, shown', () => {
   h.createKey(db, 'zeta');
   const bad = (args, msg) => assert.throws(() => h.ctl(db, ...args), (e) => String(e.stderr).includes(msg));
-  bad(['budget', 'set', '--team', 'zeta', '--hard', '1.2345678'], 'more than 6 decimals');
-  bad(['budget', 'set', '--team', 'zeta', '--hard', 'abc'], 'must be a decimal');
-  bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--soft', '2'], 'must not be above --hard');
-  bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--period', 'week'], 'day, month or total');
+  bad(['budget', 'set', '--team', 'zeta', '--hard', '1.2345678'], 'at most 6 decimals');
+  bad(['budget', 'set', '--team', 'zeta', '--hard', 'abc'], 'invalid amount');
+  bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--soft', '2'], 'not above the hard limit');
+  bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--period', 'week'], '"day", "month" or "total"');
   bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--zone', 'Mars/Olympus'], 'not a known IANA time zone');
-  bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--policy', 'downgrade'], 'needs --downgrade');
+  bad(['budget', 'set', '--team', 'zeta', '--hard', '1', '--policy', 'downgrade'], 'needs a mapping');
   bad(['budget', 'set', '--team', 'nobody', '--hard', '1'], "no team named 'nobody'");
   bad(['limit', 'set', '--team', 'zeta', '--rpm', '-3'], 'whole number');
+  bad(['budget', 'set', '--team', 'zeta', '--hard', '-1'], 'negative');
+  bad(['limit', 'set', '--team', 'zeta', '--rpm', 'none'], 'at least one');
+  bad(['budget', 'delete', '--team', 'zeta'], 'no budget to delete');
   h.ctl(db, '--actor', 'alice', 'budget', 'set', '--team', 'zeta', '--hard', '12.5', '--soft', '10', '--period', 'month');
   h.ctl(db, '--actor', 'bob', 'limit', 'set', '--team', 'zeta', '--rpm', '60', '--concurrent', '4');
   const shown = h.ctl(db, 'budget', 'show', '--team', 'zeta');
@@ -233,4 +236,13 @@ test('tollgatectl budget and limit: validated, audited, shown', () => {
   const audit = h.psql(db, `select actor, object from audit_log where object like 'budgets/%' or object like 'rate_limits/%' order by id`);
   assert.ok(audit.some(([a, o]) => a === 'alice' && o.startsWith('budgets/')), JSON.stringify(audit));
   assert.ok(audit.some(([a, o]) => a === 'bob' && o.startsWith('rate_limits/')));
+  // delete: audited with the actor and the row before
+  h.ctl(db, '--actor', 'carol', 'budget', 'delete', '--team', 'zeta');
+  h.ctl(db, '--actor', 'carol', 'limit', 'delete', '--team', 'zeta');
+  const dels = h.psql(db, `select actor, object, before->>'team_id' from audit_log where action = 'delete' order by id`);
+  assert.equal(dels.length, 2, JSON.stringify(dels));
+  assert.ok(dels[0][0] === 'carol' && dels[0][1].startsWith('budgets/') && dels[0][2]);
+  assert.ok(dels[1][0] === 'carol' && dels[1][1].startsWith('rate_limits/'));
+  assert.match(h.ctl(db, 'budget', 'show', '--team', 'zeta'), /has no budget/);
+  bad(['limit', 'delete', '--team', 'zeta'], 'no rate limits to delete');
 });
