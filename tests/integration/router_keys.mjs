@@ -192,7 +192,9 @@ test('tollgatectl key set: a change reaches the running gateway at once', async 
   assert.match(out, /latency target ms: 5000/);
   const t0 = Date.now();
   await h.waitFor('the gateway to apply the new deny list', async () => served(await chat(changing)) === 'big', 3000, 50);
-  assert.ok(Date.now() - t0 < 2000, `applied within ${Date.now() - t0} ms`);
+  const took = Date.now() - t0;
+  console.log(`# key set -> first request routed by the new rule: ${took} ms`);
+  assert.ok(took < 2000, `applied within ${took} ms`);
   const [[action, before, afterRow]] = h.psql(db,
     `select action, before->>'deny_providers', after->>'deny_providers' from audit_log where object = 'key:${id}' and action = 'key.route'`);
   assert.equal(action, 'key.route');
