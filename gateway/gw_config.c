@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "rt_route.h"
+
 typedef enum { SEC_NONE, SEC_GATEWAY, SEC_PROVIDER, SEC_MODEL } section_t;
 
 typedef struct parse_ctx {
@@ -226,6 +228,22 @@ static int set_model_routing(parse_ctx_t *ctx, gw_model_cfg_t *m, const char *k,
 {
     if (!strcmp(k, "policy"))
         return set_policy(ctx, m->policy, sizeof m->policy, k, v);
+    char err[200];
+    if (!strcmp(k, "latency_target_ms")) {
+        if (rt_parse_latency_ms(v, &m->latency_target_ms, err, sizeof err) != 0)
+            return fail(ctx, "latency_target_ms %s", err);
+        return 0;
+    }
+    if (!strcmp(k, "max_cost")) {
+        pr_pico_t c;
+        if (rt_parse_cost(v, &c, err, sizeof err) != 0)
+            return fail(ctx, "max_cost %s", err);
+        if (c > (pr_pico_t)GW_MAX_COST_UNITS * 1000000000000)
+            return fail(ctx, "max_cost must be at most %d, got '%s'", GW_MAX_COST_UNITS, v);
+        m->has_max_cost = true;
+        m->max_cost_pico = (int64_t)c;
+        return 0;
+    }
     return 1;
 }
 
@@ -560,7 +578,8 @@ static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *s
         if (rr <= 0)
             return rr;
         if (strcmp(k, "provider"))
-            return fail(ctx, "unknown key '%s' in [model] (expected provider, tokenizer or policy)",
+            return fail(ctx, "unknown key '%s' in [model] (expected provider, tokenizer, policy, "
+                             "latency_target_ms or max_cost)",
                         k);
         return add_route(ctx, c, &c->models[c->n_models - 1], v);
     default:

@@ -13,6 +13,7 @@
 #define GW_MAX_PROVIDERS 64
 #define GW_MAX_MODELS 128
 #define GW_MAX_ROUTES 8
+#define GW_MAX_COST_UNITS 1000000 /* largest cost ceiling (model or key default) */
 
 typedef enum { GW_PROVIDER_OPENAI = 0, GW_PROVIDER_DEEPSEEK, GW_PROVIDER_ENGINE } gw_provider_kind_t;
 
@@ -46,6 +47,10 @@ typedef struct gw_model_cfg {
     int n_routes;
     char tokenizer[512];    /* tokenizer folder or file; "" = estimate prompt tokens */
     char policy[16];        /* routing policy (docs/router.md); "" = the gateway's route_policy */
+    /* the model's default needs, when neither the request nor its key states one */
+    int64_t latency_target_ms; /* 0 = none */
+    bool has_max_cost;
+    int64_t max_cost_pico;     /* cost ceiling in pico-units of each card's currency */
 } gw_model_cfg_t;
 
 typedef struct gw_config {

@@ -83,42 +83,132 @@ static void plan_fail(gw_route_plan_t *plan, int status, const char *type, const
     snprintf(plan->message, sizeof plan->message, "%s", message);
 }
 
-/* Reads the needs from the headers into rq. Returns 0, or -1 with the plan's
- * 400 error naming the header. */
-static int read_needs(const struct evkeyvalq *h, rt_request_t *rq, gw_route_plan_t *plan)
+/* Fails the plan with the 400 for a bad value of `header`; returns -1. */
+static int header_fail(gw_route_plan_t *plan, const char *header, const char *err)
 {
-    if (!h)
+    char msg[512];
+    snprintf(msg, sizeof msg, "Header %s %s.", header, err);
+    plan_fail(plan, 400, "invalid_request_error", "invalid_header", header, msg);
+    return -1;
+}
+
+/* Reads a request's own provider list (allow or deny) from header `name`
+ * into *out (pointing into the headers; NULL when absent). Each name must be
+ * a provider of this gateway: a typo in a deny list must not pass silently.
+ * Returns 0, or -1 with the plan's 400 naming the header. */
+static int read_provider_header(const gw_config_t *cfg, const struct evkeyvalq *h,
+                                const char *name, const char **out, gw_route_plan_t *plan)
+{
+    char err[400];
+    const char *v = evhttp_find_header(h, name);
+    *out = NULL;
+    if (!v)
         return 0;
-    char err[200], msg[320];
-    const char *v = evhttp_find_header(h, "x-tollgate-latency-target-ms");
-    if (v && rt_parse_latency_ms(v, &rq->latency_target_ms, err, sizeof err) != 0) {
-        snprintf(msg, sizeof msg, "Header x-tollgate-latency-target-ms %s.", err);
-        plan_fail(plan, 400, "invalid_request_error", "invalid_header",
-                  "x-tollgate-latency-target-ms", msg);
-        return -1;
-    }
-    v = evhttp_find_header(h, "x-tollgate-max-cost");
-    if (v) {
-        if (rt_parse_cost(v, &rq->max_cost, err, sizeof err) != 0) {
-            snprintf(msg, sizeof msg, "Header x-tollgate-max-cost %s.", err);
-            plan_fail(plan, 400, "invalid_request_error", "invalid_header", "x-tollgate-max-cost",
-                      msg);
-            return -1;
+    if (rt_parse_providers(v, err, sizeof err) != 0)
+        return header_fail(plan, name, err);
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        bool known = false;
+        for (int i = 0; i < cfg->n_providers && !known; i++)
+            known = strlen(cfg->providers[i].name) == len &&
+                    !memcmp(cfg->providers[i].name, p, len);
+        if (!known) {
+            char known_list[200] = "";
+            size_t used = 0;
+            for (int i = 0; i < cfg->n_providers; i++) {
+                int w = snprintf(known_list + used, sizeof known_list - used, "%s%s",
+                                 i ? ", " : "", cfg->providers[i].name);
+                if (w < 0 || (size_t)w >= sizeof known_list - used)
+                    break;
+                used += (size_t)w;
+            }
+            snprintf(err, sizeof err, "names provider '%.*s', which this gateway does not have "
+                     "(it has: %s)", (int)(len > 63 ? 63 : len), p, known_list);
+            return header_fail(plan, name, err);
         }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Fills rq's needs and rules. Needs (latency target, cost ceiling,
+ * preference) come from the request's headers, else the key's defaults, else
+ * the model's (its policy is its preference); a header value "none" clears a
+ * default latency target or ceiling. Rules (private, the key's allow and
+ * deny lists) always apply, and the request's own x-tollgate-allow-providers
+ * / x-tollgate-deny-providers only narrow them further. `key` and `h` may be
+ * NULL. Returns 0, or -1 with the plan's 400 error naming the header. */
+static int read_needs(const gw_config_t *cfg, const gw_model_cfg_t *m, const gw_key_info_t *key,
+                      const struct evkeyvalq *h, rt_request_t *rq, gw_route_plan_t *plan)
+{
+    char err[200];
+    /* the model's defaults, then the key's */
+    if (m->latency_target_ms) {
+        rq->latency_target_ms = m->latency_target_ms;
+        rq->latency_from = RT_FROM_MODEL;
+    }
+    if (m->has_max_cost) {
         rq->has_max_cost = true;
+        rq->max_cost = m->max_cost_pico;
+        rq->cost_from = RT_FROM_MODEL;
     }
-    v = evhttp_find_header(h, "x-tollgate-preference");
-    if (v) {
-        rt_policy_t p;
-        if (rt_parse_preference(v, &p, err, sizeof err) != 0) {
-            snprintf(msg, sizeof msg, "Header x-tollgate-preference %s.", err);
-            plan_fail(plan, 400, "invalid_request_error", "invalid_header",
-                      "x-tollgate-preference", msg);
-            return -1;
+    /* the benchmark baselines (round_robin, list_price) are not overridden */
+    bool overridable = rq->policy <= RT_POLICY_BALANCED || rq->policy == RT_POLICY_ORDERED;
+    if (key) {
+        rq->team_private = key->team_private;
+        rq->key_private = key->key_private;
+        rq->allow = key->allow_providers;
+        rq->deny = key->deny_providers;
+        if (key->latency_target_ms > 0) {
+            rq->latency_target_ms = key->latency_target_ms;
+            rq->latency_from = RT_FROM_KEY;
         }
-        /* the benchmark baselines (round_robin, list_price) are not overridden */
-        if (rq->policy <= RT_POLICY_BALANCED || rq->policy == RT_POLICY_ORDERED)
+        if (key->max_cost_pico >= 0) {
+            rq->has_max_cost = true;
+            rq->max_cost = key->max_cost_pico;
+            rq->cost_from = RT_FROM_KEY;
+        }
+        rt_policy_t p;
+        if (key->route_preference[0] &&
+            rt_parse_preference(key->route_preference, &p, err, sizeof err) == 0 && overridable) {
             rq->policy = p;
+            rq->preference_from = RT_FROM_KEY;
+        }
+    }
+    if (h) {
+        const char *v = evhttp_find_header(h, "x-tollgate-latency-target-ms");
+        if (v && !strcmp(v, "none")) {
+            rq->latency_target_ms = 0;
+        } else if (v) {
+            if (rt_parse_latency_ms(v, &rq->latency_target_ms, err, sizeof err) != 0)
+                return header_fail(plan, "x-tollgate-latency-target-ms", err);
+            rq->latency_from = RT_FROM_REQUEST;
+        }
+        v = evhttp_find_header(h, "x-tollgate-max-cost");
+        if (v && !strcmp(v, "none")) {
+            rq->has_max_cost = false;
+        } else if (v) {
+            if (rt_parse_cost(v, &rq->max_cost, err, sizeof err) != 0)
+                return header_fail(plan, "x-tollgate-max-cost", err);
+            rq->has_max_cost = true;
+            rq->cost_from = RT_FROM_REQUEST;
+        }
+        v = evhttp_find_header(h, "x-tollgate-preference");
+        if (v) {
+            rt_policy_t p;
+            if (rt_parse_preference(v, &p, err, sizeof err) != 0)
+                return header_fail(plan, "x-tollgate-preference", err);
+            if (overridable) {
+                rq->policy = p;
+                rq->preference_from = RT_FROM_REQUEST;
+            }
+        }
+        if (read_provider_header(cfg, h, "x-tollgate-allow-providers", &rq->req_allow, plan) ||
+            read_provider_header(cfg, h, "x-tollgate-deny-providers", &rq->req_deny, plan))
+            return -1;
     }
     /* ordered (the default) cannot honour a need: a stated need is decided
      * by cost, so that it is never silently ignored */
@@ -145,12 +235,11 @@ void gw_route_plan(gw_worker_t *w, const gw_route_request_t *rq, gw_route_plan_t
     r.max_tokens = rq->max_tokens;
     r.stream = rq->stream;
     r.policy = model_policy(cfg, rq->model);
-    r.private_only = rq->key && rq->key->team_private;
     r.seed = atomic_fetch_add(&seq, 1);
     r.percentile = cfg->route_percentile;
     r.target_margin_pct = cfg->route_target_margin_pct;
     r.breaker = &bc;
-    if (read_needs(rq->headers, &r, plan) != 0)
+    if (read_needs(cfg, rq->model, rq->key, rq->headers, &r, plan) != 0)
         return;
     const pr_book_t *book = gw_pricebook_acquire(w->server->prices);
     rt_candidate_t cands[RT_MAX_CANDIDATES];
@@ -328,6 +417,10 @@ void gw_route_explain_http(gw_server_t *srv, struct evhttp_request *req)
             evhttp_add_header(&needs, "x-tollgate-max-cost", v);
         if ((v = evhttp_find_header(&q, "preference")))
             evhttp_add_header(&needs, "x-tollgate-preference", v);
+        if ((v = evhttp_find_header(&q, "allow_providers")))
+            evhttp_add_header(&needs, "x-tollgate-allow-providers", v);
+        if ((v = evhttp_find_header(&q, "deny_providers")))
+            evhttp_add_header(&needs, "x-tollgate-deny-providers", v);
         int mi = (int)(m - cfg->models);
         rt_breaker_cfg_t bc;
         breaker_cfg(cfg, &bc);
@@ -344,7 +437,7 @@ void gw_route_explain_http(gw_server_t *srv, struct evhttp_request *req)
         r.breaker = &bc;
         gw_route_plan_t err;
         memset(&err, 0, sizeof err);
-        if (read_needs(&needs, &r, &err) != 0) {
+        if (read_needs(cfg, m, NULL, &needs, &r, &err) != 0) {
             gw_http_send_error(req, 400, err.type, err.code, err.param, "%s", err.message);
         } else {
             const pr_book_t *book = gw_pricebook_acquire(srv->prices);
@@ -367,6 +460,21 @@ void gw_route_explain_http(gw_server_t *srv, struct evhttp_request *req)
                                     (double)(r.expected_output ? r.expected_output
                                              : max_tokens ? max_tokens : 256));
             cJSON_AddBoolToObject(root, "stream", r.stream);
+            cJSON *nd = cJSON_AddObjectToObject(root, "needs");
+            if (d.latency_target_ms) {
+                cJSON_AddNumberToObject(nd, "latency_target_ms", (double)d.latency_target_ms);
+                cJSON_AddStringToObject(nd, "latency_target_from",
+                                        rt_need_from_name(d.latency_from));
+            }
+            if (d.has_max_cost) {
+                char amount[64];
+                pr_pico_format(d.max_cost, 0, amount, sizeof amount);
+                cJSON_AddStringToObject(nd, "max_cost", amount);
+                cJSON_AddStringToObject(nd, "max_cost_from", rt_need_from_name(d.cost_from));
+            }
+            if (d.preference_from)
+                cJSON_AddStringToObject(nd, "preference_from",
+                                        rt_need_from_name(d.preference_from));
             cJSON *dec = cJSON_AddObjectToObject(root, "decision");
             if (d.n > 0) {
                 cJSON_AddStringToObject(dec, "chosen", d.evals[d.chosen].provider);

@@ -37,7 +37,7 @@ typedef struct gw_route_plan {
     int n;
     /* when n == 0: the client's error */
     int status;
-    char type[32], code[48], param[48], message[320];
+    char type[32], code[48], param[48], message[512];
     char explain[512]; /* compact JSON for the usage row's route_explain */
 } gw_route_plan_t;
 

@@ -92,6 +92,26 @@ void rt_explain_compact(const rt_decision_t *d, char *buf, size_t len)
         put(&o, ",\"why\":\"%s\"", d->why);
     if (d->n == 0)
         put(&o, ",\"error\":\"%s\"", d->code);
+    /* the needs and where each came from (request header, key or model default) */
+    if (d->latency_target_ms || d->has_max_cost || d->preference_from) {
+        const char *sep = "";
+        put(&o, ",\"need\":{");
+        if (d->latency_target_ms) {
+            put(&o, "\"lat\":%lld,\"lat_by\":\"%s\"", (long long)d->latency_target_ms,
+                rt_need_from_name(d->latency_from));
+            sep = ",";
+        }
+        if (d->has_max_cost) {
+            char amount[64];
+            pr_pico_format(d->max_cost, 0, amount, sizeof amount);
+            put(&o, "%s\"cost\":\"%s\",\"cost_by\":\"%s\"", sep, amount,
+                rt_need_from_name(d->cost_from));
+            sep = ",";
+        }
+        if (d->preference_from)
+            put(&o, "%s\"pref_by\":\"%s\"", sep, rt_need_from_name(d->preference_from));
+        put(&o, "}");
+    }
     put(&o, ",\"c\":[");
     if (o.full) { /* even the frame does not fit: an empty object is still JSON */
         snprintf(buf, len, "%s", len >= 3 ? "{}" : "");
@@ -176,4 +196,49 @@ int rt_parse_preference(const char *s, rt_policy_t *out, char *err, size_t errle
     }
     snprintf(err, errlen, "must be cheapest, fastest or balanced; got '%.40s'", s ? s : "");
     return -1;
+}
+
+int rt_parse_providers(const char *s, char *err, size_t errlen)
+{
+    size_t total = s ? strlen(s) : 0;
+    if (total == 0 || total > RT_PROVIDER_LIST_MAX) {
+        snprintf(err, errlen,
+                 "must be 1 to %d characters of comma-separated provider names; got %zu",
+                 RT_PROVIDER_LIST_MAX, total);
+        return -1;
+    }
+    for (const char *p = s;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len > 63) {
+            snprintf(err, errlen,
+                     "must be comma-separated provider names of 1 to 63 characters (no empty "
+                     "entries); got '%.80s'",
+                     s);
+            return -1;
+        }
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)p[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("._:/@+-", c))) {
+                snprintf(err, errlen,
+                         "must be comma-separated provider names of letters, digits and ._:/@+- "
+                         "(no spaces); got '%.80s'",
+                         s);
+                return -1;
+            }
+        }
+        /* the same name earlier in the list: a typo more often than not */
+        for (const char *q = s; q < p;) {
+            const char *qc = strchr(q, ',');
+            if ((size_t)(qc - q) == len && !memcmp(q, p, len)) {
+                snprintf(err, errlen, "names provider '%.*s' twice", (int)len, p);
+                return -1;
+            }
+            q = qc + 1;
+        }
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
 }

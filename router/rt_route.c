@@ -29,8 +29,14 @@ int rt_policy_parse(const char *s, rt_policy_t *out)
     return -1;
 }
 
-/* Whether `name` is an element of the comma-separated `list`. */
-static bool list_has(const char *list, const char *name)
+static const char *const need_from_names[] = {"", "request", "key", "model"};
+
+const char *rt_need_from_name(rt_need_from_t f)
+{
+    return f >= RT_FROM_NONE && f <= RT_FROM_MODEL ? need_from_names[f] : "";
+}
+
+bool rt_provider_list_has(const char *list, const char *name)
 {
     size_t nl = strlen(name);
     for (const char *p = list; p && *p;) {
@@ -138,11 +144,23 @@ static void fail(rt_decision_t *d, int status, const char *code, const char *par
     va_end(ap);
 }
 
+/* Whether a drop reason is one of the rules (private, allow, deny). */
+static bool is_rule_drop(const char *why)
+{
+    static const char *const rules[] = {"private_team",    "private_key",
+                                        "key_not_allowed", "key_denied",
+                                        "request_not_allowed", "request_denied"};
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!strcmp(why, rules[i]))
+            return true;
+    return false;
+}
+
 /* The error when the hard filters (window, permission, health) left nothing. */
 static void fail_hard(const rt_request_t *rq, const rt_candidate_t *cands, int n,
                       rt_decision_t *d)
 {
-    int n_ctx = 0, n_perm = 0;
+    int n_ctx = 0, n_perm = 0, n_req = 0;
     int64_t largest = 0;
     char list[200] = "";
     size_t used = 0;
@@ -150,9 +168,10 @@ static void fail_hard(const rt_request_t *rq, const rt_candidate_t *cands, int n
         const char *why = d->evals[i].dropped;
         if (!strcmp(why, "context_window"))
             n_ctx++;
-        else if (!strcmp(why, "private_key") || !strcmp(why, "not_allowed") ||
-                 !strcmp(why, "denied"))
+        else if (is_rule_drop(why))
             n_perm++;
+        if (!strncmp(why, "request_", 8))
+            n_req++;
         if (cands[i].context_tokens > largest)
             largest = cands[i].context_tokens;
         int w = snprintf(list + used, sizeof list - used, "%s%s (%s)", i ? ", " : "",
@@ -169,8 +188,15 @@ static void fail_hard(const rt_request_t *rq, const rt_candidate_t *cands, int n
              (long long)largest, (long long)need, (long long)rq->prompt_tokens,
              (long long)rq->max_tokens);
     } else if (n_perm + n_ctx == n) {
-        fail(d, 403, "no_permitted_provider", NULL,
-             "No provider this API key may use can serve the request: %s.", list);
+        if (n_req)
+            fail(d, 403, "no_permitted_provider", NULL,
+                 "No provider that both this API key's rules and the request's "
+                 "x-tollgate-allow-providers / x-tollgate-deny-providers permit can serve the "
+                 "request (a request can narrow a key's providers, never widen them): %s.",
+                 list);
+        else
+            fail(d, 403, "no_permitted_provider", NULL,
+                 "No provider this API key may use can serve the request: %s.", list);
     } else {
         fail(d, 503, "no_healthy_provider", NULL,
              "No healthy provider can serve the request now: %s. Retry shortly.", list);
@@ -184,6 +210,21 @@ static void cost_text(const rt_eval_t *ev, char *buf, size_t len)
         snprintf(buf, len, "unknown");
     else
         snprintf(buf, len, "%s %s", amount, ev->currency);
+}
+
+/* Appends to the decision's message where a need that could not be met came
+ * from, when not from the request itself: the key's or the model's default,
+ * which the request's header overrides. */
+static void say_default(rt_decision_t *d, rt_need_from_t from, const char *what,
+                        const char *header)
+{
+    if (from != RT_FROM_KEY && from != RT_FROM_MODEL)
+        return;
+    size_t used = strlen(d->message);
+    snprintf(d->message + used, sizeof d->message - used,
+             " The %s is %s default; a request overrides it with the %s header ('none' "
+             "removes it).",
+             what, from == RT_FROM_KEY ? "this API key's" : "the model's", header);
 }
 
 /* The error when the request's needs left nothing: names the need. */
@@ -215,16 +256,19 @@ static void fail_needs(const rt_request_t *rq, int n, rt_decision_t *d, const bo
              "(x-tollgate-latency-target-ms): the fastest, %s, is expected at %.0f ms.",
              (long long)rq->latency_target_ms, what, d->evals[fastest].provider,
              d->evals[fastest].latency_ms);
+        say_default(d, rq->latency_from, "latency target", "x-tollgate-latency-target-ms");
     } else if (rq->has_max_cost && n_cost == 0 && cheapest < 0) {
         fail(d, 422, "max_cost_unmet", "x-tollgate-max-cost",
              "No provider can promise the cost ceiling of %s (x-tollgate-max-cost): none has a "
              "price card for this model.",
              ceiling);
+        say_default(d, rq->cost_from, "cost ceiling", "x-tollgate-max-cost");
     } else if (rq->has_max_cost && n_cost == 0) {
         fail(d, 422, "max_cost_unmet", "x-tollgate-max-cost",
              "No provider can serve this request within the cost ceiling of %s "
              "(x-tollgate-max-cost): the cheapest, %s, is expected to cost %s.",
              ceiling, cheapest >= 0 ? d->evals[cheapest].provider : "none", cheap);
+        say_default(d, rq->cost_from, "cost ceiling", "x-tollgate-max-cost");
     } else {
         fail(d, 422, "needs_unmet", "x-tollgate-max-cost",
              "The latency target of %lld ms and the cost ceiling of %s cannot both be met: "
@@ -232,6 +276,8 @@ static void fail_needs(const rt_request_t *rq, int n, rt_decision_t *d, const bo
              (long long)rq->latency_target_ms, ceiling, d->evals[fastest].provider,
              d->evals[fastest].latency_ms, cheapest >= 0 ? d->evals[cheapest].provider : "none",
              cheap);
+        say_default(d, rq->latency_from, "latency target", "x-tollgate-latency-target-ms");
+        say_default(d, rq->cost_from, "cost ceiling", "x-tollgate-max-cost");
     }
 }
 
@@ -282,6 +328,12 @@ void rt_route_decide(const rt_request_t *rq, const rt_candidate_t *cands, int n_
 {
     memset(d, 0, sizeof *d);
     d->policy = rq->policy;
+    d->latency_target_ms = rq->latency_target_ms;
+    d->has_max_cost = rq->has_max_cost;
+    d->max_cost = rq->max_cost;
+    d->latency_from = rq->latency_target_ms ? rq->latency_from : RT_FROM_NONE;
+    d->cost_from = rq->has_max_cost ? rq->cost_from : RT_FROM_NONE;
+    d->preference_from = rq->preference_from;
     d->chosen = d->runner_up = -1;
     if (n_cands > RT_MAX_CANDIDATES)
         n_cands = RT_MAX_CANDIDATES;
@@ -298,12 +350,19 @@ void rt_route_decide(const rt_request_t *rq, const rt_candidate_t *cands, int n_
         const char *why = NULL;
         if (rq->prompt_exact && c->context_tokens < rq->prompt_tokens + rq->max_tokens)
             e->dropped = "context_window";
-        else if (rq->private_only && !c->in_house)
+        else if (rq->team_private && !c->in_house)
+            e->dropped = "private_team";
+        else if (rq->key_private && !c->in_house)
             e->dropped = "private_key";
-        else if (rq->allow && *rq->allow && !list_has(rq->allow, c->provider))
-            e->dropped = "not_allowed";
-        else if (rq->deny && list_has(rq->deny, c->provider))
-            e->dropped = "denied";
+        else if (rq->allow && *rq->allow && !rt_provider_list_has(rq->allow, c->provider))
+            e->dropped = "key_not_allowed";
+        else if (rq->deny && rt_provider_list_has(rq->deny, c->provider))
+            e->dropped = "key_denied";
+        else if (rq->req_allow && *rq->req_allow &&
+                 !rt_provider_list_has(rq->req_allow, c->provider))
+            e->dropped = "request_not_allowed";
+        else if (rq->req_deny && rt_provider_list_has(rq->req_deny, c->provider))
+            e->dropped = "request_denied";
         else if (rq->policy != RT_POLICY_ORDERED && c->stats &&
                  !rt_stats_usable(c->stats, bcfg, rq->now_us, &why))
             e->dropped = why;

@@ -28,6 +28,12 @@ typedef enum {
     RT_POLICY_COUNT
 } rt_policy_t;
 
+/* Where a need (latency target, cost ceiling, preference) came from: the
+ * request's header beats the key's default, which beats the model's. */
+typedef enum { RT_FROM_NONE = 0, RT_FROM_REQUEST, RT_FROM_KEY, RT_FROM_MODEL } rt_need_from_t;
+
+const char *rt_need_from_name(rt_need_from_t f); /* "request", "key", "model" or "" */
+
 typedef struct rt_candidate {
     const char *provider;     /* provider name = its price cards' provider */
     const char *model;        /* upstream model name = its price cards' model */
@@ -50,9 +56,16 @@ typedef struct rt_request {
     int64_t latency_target_ms; /* 0 = none; streams: to first token; else: whole answer */
     bool has_max_cost;
     pr_pico_t max_cost;       /* in each candidate card's currency */
-    bool private_only;        /* key or team is private: in-house candidates only */
-    const char *allow;        /* comma-separated provider names; NULL/"" = all */
-    const char *deny;         /* comma-separated provider names; NULL/"" = none */
+    /* rules: what the key may use (no request can widen them) */
+    bool team_private;        /* the key's team is private: in-house candidates only */
+    bool key_private;         /* the key itself is private: in-house candidates only */
+    const char *allow;        /* the key's allow list: comma-separated provider names;
+                               * NULL/"" = all */
+    const char *deny;         /* the key's deny list; NULL/"" = none */
+    const char *req_allow;    /* the request's own allow list (narrows only); NULL/"" = all */
+    const char *req_deny;     /* the request's own deny list; NULL/"" = none */
+    /* where each need came from, for the explanation (RT_FROM_NONE = not stated) */
+    rt_need_from_t latency_from, cost_from, preference_from;
     uint64_t seed;            /* spreads near-ties; round-robin position */
     int percentile;           /* TTFT percentile checked against targets (e.g. 90) */
     int target_margin_pct;    /* a target is met when latency x (100 + this) / 100 <= it */
@@ -78,6 +91,11 @@ typedef struct rt_eval {
 
 typedef struct rt_decision {
     rt_policy_t policy;
+    /* the needs decided on, and where each came from (copied from the request) */
+    int64_t latency_target_ms;
+    bool has_max_cost;
+    pr_pico_t max_cost;
+    rt_need_from_t latency_from, cost_from, preference_from;
     int order[RT_MAX_CANDIDATES]; /* candidate indexes, best first */
     int n;
     rt_eval_t evals[RT_MAX_CANDIDATES]; /* one per candidate, in input order */
@@ -86,12 +104,13 @@ typedef struct rt_decision {
     const char *why;          /* why the chosen one */
     /* when n == 0: the client's error */
     int status;
-    char code[48], param[48], message[320];
+    char code[48], param[48], message[512];
 } rt_decision_t;
 
 /* Decides for one request. `book` may be NULL (no prices loaded: costs
- * unknown). Candidates are filtered (context window, private, allow/deny,
- * circuit/Retry-After, then the needs) and ordered by the policy; near-ties
+ * unknown). Candidates are filtered (context window; the rules: private team,
+ * private key, the key's allow and deny lists, the request's allow and deny
+ * lists, each with its own drop reason; circuit/Retry-After; then the needs) and ordered by the policy; near-ties
  * (within 3% of the best score) are spread by a weighted draw from `seed`.
  * Never returns an order that breaks a stated need: when nothing is left the
  * decision carries the error (n = 0, status 400/422/503, a message naming
@@ -117,5 +136,17 @@ int rt_policy_parse(const char *s, rt_policy_t *out);
 int rt_parse_latency_ms(const char *s, int64_t *out, char *err, size_t errlen);
 int rt_parse_cost(const char *s, pr_pico_t *out, char *err, size_t errlen);
 int rt_parse_preference(const char *s, rt_policy_t *out, char *err, size_t errlen);
+
+#define RT_PROVIDER_LIST_MAX 255 /* bytes of a comma-separated provider list */
+
+/* Checks a provider list (a key's or a request's allow or deny list): 1 to
+ * RT_PROVIDER_LIST_MAX bytes of comma-separated names, each 1 to 63 letters,
+ * digits or ._:/@+- (no spaces, no empty entries, no name twice). Returns 0,
+ * or -1 with a message naming the problem (not the header or flag). */
+int rt_parse_providers(const char *s, char *err, size_t errlen);
+
+/* Whether `name` is an element of the comma-separated `list` (whole names;
+ * spaces around names ignored). NULL or "" holds nothing. */
+bool rt_provider_list_has(const char *list, const char *name);
 
 #endif

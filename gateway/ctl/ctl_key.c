@@ -1,8 +1,10 @@
-/* ctl_key: "tollgatectl key create|list|revoke". A new key is printed once;
+/* ctl_key: "tollgatectl key create|list|revoke|set" (set and the routing
+ * options: ctl_key_route.c). A new key is printed once;
  * PostgreSQL keeps only its SHA-256 and display prefix. Every change writes
  * an audit_log row in the same statement, and the api_keys trigger NOTIFYs
  * running gateways, which reload their key table at once. */
 #include "ctl.h"
+#include "ctl_key_route.h"
 
 #include "gw_keystore.h"
 
@@ -18,11 +20,14 @@ static const char ctl_key_usage[] =
     "usage: tollgatectl [--db CONNINFO] [--actor NAME] key COMMAND\n"
     "\n"
     "  key create --team NAME [--models m1,m2] [--expires DATE] [--name LABEL]\n"
+    "             [routing options: see key create --help]\n"
     "                      make a key; it is printed once, on standard output\n"
     "  key list [--team NAME]\n"
     "                      list keys (display prefix only; the key is never shown)\n"
     "  key revoke ID|DISPLAY_PREFIX\n"
-    "                      revoke a key; running gateways refuse it within a second\n";
+    "                      revoke a key; running gateways refuse it within a second\n"
+    "  key set ID|DISPLAY_PREFIX [routing options]\n"
+    "                      change a key's routing rules and defaults (none: show them)\n";
 
 static const char ctl_key_create_usage[] =
     "usage: tollgatectl key create --team NAME [--models m1,m2] [--expires DATE] [--name LABEL]\n"
@@ -32,6 +37,9 @@ static const char ctl_key_create_usage[] =
     "  --expires DATE   YYYY-MM-DD (the key stops working at 00:00 UTC that day) or\n"
     "                   RFC 3339, e.g. 2027-01-31T18:00:00Z or 2027-01-31T18:00:00+01:00\n"
     "  --name LABEL     a label to tell keys apart\n"
+    "\n"
+    "Routing rules and defaults (change them later with: tollgatectl key set):\n"
+    "%s"
     "\n"
     "The key (tg- followed by 43 base64url characters) is printed alone on standard\n"
     "output, once; details go to standard error. Only its SHA-256 and its first 11\n"
@@ -63,18 +71,20 @@ static int64_t ctl_team_find(PGconn *conn, const char *name)
 
 static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
 {
-    ctl_opt_t opts[] = {{"team", true, false, NULL},
-                        {"models", true, false, NULL},
-                        {"expires", true, false, NULL},
-                        {"name", true, false, NULL}};
+    ctl_opt_t opts[4 + CTL_KEY_ROUTE_NOPTS] = {{"team", true, false, NULL},
+                                               {"models", true, false, NULL},
+                                               {"expires", true, false, NULL},
+                                               {"name", true, false, NULL}};
+    ctl_key_route_opts(opts + 4);
     const char *pos[1];
     size_t npos;
     bool help;
     char err[512];
-    if (ctl_args_parse("key create", argc, argv, opts, 4, pos, 0, &npos, &help) != 0)
+    if (ctl_args_parse("key create", argc, argv, opts, 4 + CTL_KEY_ROUTE_NOPTS, pos, 0, &npos,
+                       &help) != 0)
         return CTL_USAGE;
     if (help) {
-        fputs(ctl_key_create_usage, stdout);
+        printf(ctl_key_create_usage, ctl_key_route_usage);
         return CTL_OK;
     }
     if (!opts[0].present) {
@@ -83,6 +93,11 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
     }
     if ((opts[1].present && ctl_models_check(opts[1].value, err, sizeof err) != 0) ||
         (opts[3].present && ctl_label_check(opts[3].value, err, sizeof err) != 0)) {
+        ctl_error("key create: %s", err);
+        return CTL_USAGE;
+    }
+    ctl_key_route_t kr;
+    if (ctl_key_route_parse(opts + 4, &kr, err, sizeof err) != 0) {
         ctl_error("key create: %s", err);
         return CTL_USAGE;
     }
@@ -120,31 +135,53 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
     snprintf(team, sizeof team, "%" PRId64, team_id);
     /* The hash travels as a binary parameter; the clear key never leaves
      * this process except on standard output. */
-    const char *params[] = {team,      opts[3].value, (const char *)hash,
-                            display,   opts[1].value, expires[0] ? expires : NULL,
-                            ctx->actor};
-    int lengths[] = {0, 0, GW_KEY_HASH_LEN, 0, 0, 0, 0};
-    int formats[] = {0, 0, 1, 0, 0, 0, 0};
-    PGresult *res = PQexecParams(
-        conn,
+    ctl_key_route_warn(conn, &kr);
+    const char *params[] = {team,       opts[3].value, (const char *)hash,
+                            display,    opts[1].value, expires[0] ? expires : NULL,
+                            ctx->actor, kr.private_on ? "t" : "f",
+                            kr.allow,   kr.deny,
+                            kr.latency[0] ? kr.latency : NULL,
+                            kr.cost,    kr.pref};
+    int lengths[] = {0, 0, GW_KEY_HASH_LEN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    int formats[] = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* Without routing options the routing columns (migration 0015) are left
+     * to their defaults, so that a key can be made on an older schema. */
+    bool routing = ctl_key_route_any(&kr);
+    char sql[1024];
+    snprintf(
+        sql, sizeof sql,
         "WITH k AS (INSERT INTO api_keys (team_id, name, key_sha256, display_prefix, models,"
-        "   expires_at) VALUES ($1::bigint, $2, $3::bytea, $4, string_to_array($5, ','),"
-        "   timestamptz 'epoch' + $6::bigint * interval '1 microsecond') RETURNING *),"
+        "   expires_at%s) VALUES ($1::bigint, $2, $3::bytea, $4, string_to_array($5, ','),"
+        "   timestamptz 'epoch' + $6::bigint * interval '1 microsecond'%s) RETURNING *),"
         " a AS (INSERT INTO audit_log (actor, action, object, after)"
         "   SELECT $7, 'key.create', 'key:' || k.id, to_jsonb(k) - 'key_sha256' FROM k)"
         " SELECT id, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
         " FROM k",
-        7, NULL, params, lengths, formats, 0);
+        routing ? ", private, allow_providers, deny_providers, latency_target_ms, max_cost,"
+                  "   route_preference"
+                : "",
+        routing ? ", $8::bool, string_to_array($9::text, ','), string_to_array($10::text, ','),"
+                  "   $11::integer, $12::numeric, $13::text"
+                : "");
+    PGresult *res = PQexecParams(conn, sql, routing ? 13 : 7, NULL, params, lengths, formats, 0);
     int rc = CTL_OK;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         fprintf(stderr, "created key %s (id %s) for team %s; models: %s; expires: %s\n", display,
                 PQgetvalue(res, 0, 0), opts[0].value, opts[1].present ? opts[1].value : "all",
                 PQgetisnull(res, 0, 1) ? "never" : PQgetvalue(res, 0, 1));
+        if (ctl_key_route_any(&kr))
+            fprintf(stderr,
+                    "routing: private %s; allow %s; deny %s; latency target %s ms; max cost %s; "
+                    "preference %s\n",
+                    kr.private_on ? "yes" : "no", kr.allow ? kr.allow : "all",
+                    kr.deny ? kr.deny : "none", kr.latency[0] ? kr.latency : "none",
+                    kr.cost ? kr.cost : "none", kr.pref ? kr.pref : "none");
         fprintf(stderr, "the key is shown once, below; store it now: it cannot be shown again\n");
         printf("%s\n", key);
         fflush(stdout);
     } else {
-        ctl_pg_error(conn, res, "key create failed");
+        if (!ctl_key_route_check_failed(res, "key create"))
+            ctl_pg_error(conn, res, "key create failed");
         rc = CTL_FAIL;
     }
     OPENSSL_cleanse(key, sizeof key);
@@ -203,9 +240,7 @@ static int ctl_key_list(ctl_ctx_t *ctx, int argc, char **argv)
     return rc;
 }
 
-/* Resolves ID or DISPLAY_PREFIX to one key id. Returns the id, 0 when there
- * is no single match (printed), -1 on a database error (printed). */
-static int64_t ctl_key_find(PGconn *conn, const char *ref)
+int64_t ctl_key_find(PGconn *conn, const char *ref, const char *cmd)
 {
     bool digits = ref[0] != '\0' && strlen(ref) <= 18;
     for (const char *p = ref; digits && *p; p++)
@@ -222,13 +257,13 @@ static int64_t ctl_key_find(PGconn *conn, const char *ref)
                      "cannot look the key up (is the schema migrated? run: "
                      "tollgatectl migrate)");
     } else if (PQntuples(res) == 0) {
-        ctl_error("key revoke: no key with %s '%s' (see: tollgatectl key list)",
+        ctl_error("%s: no key with %s '%s' (see: tollgatectl key list)", cmd,
                   digits ? "id" : "display prefix", ref);
         id = 0;
     } else if (PQntuples(res) > 1) {
-        ctl_error("key revoke: %d keys have the display prefix '%s'; revoke by id (see: "
+        ctl_error("%s: %d keys have the display prefix '%s'; give the id (see: "
                   "tollgatectl key list)",
-                  PQntuples(res), ref);
+                  cmd, PQntuples(res), ref);
         id = 0;
     } else {
         id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -258,7 +293,7 @@ static int ctl_key_revoke(ctl_ctx_t *ctx, int argc, char **argv)
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    int64_t id = ctl_key_find(conn, pos[0]);
+    int64_t id = ctl_key_find(conn, pos[0], "key revoke");
     if (id <= 0) {
         PQfinish(conn);
         return CTL_FAIL;
@@ -306,7 +341,9 @@ int ctl_key_main(ctl_ctx_t *ctx, int argc, char **argv)
         return ctl_key_list(ctx, argc - 2, argv + 2);
     if (strcmp(argv[1], "revoke") == 0)
         return ctl_key_revoke(ctx, argc - 2, argv + 2);
-    ctl_error("key: unknown command '%s' (create, list, revoke; see: tollgatectl key --help)",
+    if (strcmp(argv[1], "set") == 0)
+        return ctl_key_set(ctx, argc - 2, argv + 2);
+    ctl_error("key: unknown command '%s' (create, list, revoke, set; see: tollgatectl key --help)",
               argv[1]);
     return CTL_USAGE;
 }

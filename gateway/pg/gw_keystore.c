@@ -134,8 +134,50 @@ static const char ks_load_sql[] =
     "       k.expires_at IS NULL,"
     "       COALESCE((extract(epoch FROM k.expires_at) * 1000000)::bigint, 0),"
     "       k.revoked_at IS NOT NULL, k.models IS NULL,"
-    "       COALESCE(array_to_string(k.models, ','), '')"
+    "       COALESCE(array_to_string(k.models, ','), ''),"
+    /* routing rules and defaults (0015), read by name (ks_routing_from_row) */
+    "       k.private AS rt_private, k.allow_providers IS NULL AS rt_allow_all,"
+    "       COALESCE(array_to_string(k.allow_providers, ','), '') AS rt_allow,"
+    "       COALESCE(array_to_string(k.deny_providers, ','), '') AS rt_deny,"
+    "       COALESCE(k.latency_target_ms, 0) AS rt_latency_ms,"
+    "       COALESCE((k.max_cost * 1000000000000)::bigint, -1) AS rt_max_cost_pico,"
+    "       COALESCE(k.route_preference, '') AS rt_preference"
     "  FROM api_keys k JOIN teams t ON t.id = k.team_id";
+
+/* The value of the column named `name` in row r ("" if there is none). */
+static const char *ks_col(const PGresult *res, int r, const char *name)
+{
+    int c = PQfnumber(res, name);
+    return c >= 0 ? PQgetvalue(res, r, c) : "";
+}
+
+/* Fills the key's routing rules and defaults (the rt_* columns). A list that
+ * does not fit (the schema caps lists at 255 bytes, so only a changed schema
+ * gets here) fails closed: the key may use no provider until it is fixed. */
+static void ks_routing_from_row(const PGresult *res, int r, gw_key_info_t *in)
+{
+    in->key_private = ks_col(res, r, "rt_private")[0] == 't';
+    bool all = ks_col(res, r, "rt_allow_all")[0] == 't';
+    const char *allow = ks_col(res, r, "rt_allow"), *deny = ks_col(res, r, "rt_deny");
+    if (strlen(allow) >= sizeof in->allow_providers ||
+        strlen(deny) >= sizeof in->deny_providers) {
+        tg_error("key store: key %s has a provider allow or deny list longer than %zu bytes; "
+                 "it may use no provider until shortened",
+                 in->display_prefix, sizeof in->allow_providers - 1);
+        snprintf(in->allow_providers, sizeof in->allow_providers, ",");
+    } else if (!all) {
+        /* a NULL list is every provider; an empty one cannot be stored (the
+         * schema's check), but would admit none: "," names no provider */
+        snprintf(in->allow_providers, sizeof in->allow_providers, "%s", allow[0] ? allow : ",");
+    }
+    if (strlen(deny) < sizeof in->deny_providers)
+        snprintf(in->deny_providers, sizeof in->deny_providers, "%s", deny);
+    in->latency_target_ms = strtoll(ks_col(res, r, "rt_latency_ms"), NULL, 10);
+    const char *cost = ks_col(res, r, "rt_max_cost_pico");
+    in->max_cost_pico = cost[0] ? strtoll(cost, NULL, 10) : -1;
+    snprintf(in->route_preference, sizeof in->route_preference, "%s",
+             ks_col(res, r, "rt_preference"));
+}
 
 /* Fills one entry from row `r` of the load result. Returns false (and logs)
  * if the row cannot be used; the key is then absent, i.e. refused. */
@@ -176,6 +218,7 @@ static bool ks_entry_from_row(const PGresult *res, int r, ks_entry_t *e)
     } else {
         snprintf(in->models, sizeof in->models, "%s", models);
     }
+    ks_routing_from_row(res, r, in);
     return true;
 }
 

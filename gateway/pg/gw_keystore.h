@@ -27,6 +27,13 @@ typedef struct gw_key_info {
     bool team_private;
     int64_t expires_at_us; /* unix microseconds; 0 = never */
     char models[1024];     /* comma-separated allow list; "" = every model */
+    /* routing rules and defaults (migration 0015, docs/router.md) */
+    bool key_private;            /* in-house providers only */
+    char allow_providers[256];   /* comma-separated; "" = every provider */
+    char deny_providers[256];    /* comma-separated; "" = none */
+    int64_t latency_target_ms;   /* default latency target; 0 = none */
+    int64_t max_cost_pico;       /* default cost ceiling (pico-units); -1 = none */
+    char route_preference[12];   /* cheapest | fastest | balanced; "" = none */
 } gw_key_info_t;
 
 /* Starts the key store: a background thread connects to PostgreSQL with

@@ -221,7 +221,7 @@ test('a private team: in-house providers only, or 403 naming why', async () => {
   const none = await h.post(gw, '/v1/chat/completions', privateKey, h.chatBody({ max_tokens: 8 }));
   assert.equal(none.status, 403, none.text);
   assert.equal(none.json.error.code, 'no_permitted_provider');
-  assert.match(none.json.error.message, /cheap \(private_key\)/);
+  assert.match(none.json.error.message, /cheap \(private_team\)/);
 });
 
 test('outage: the circuit opens, requests go elsewhere without client errors, a probe brings it back', async () => {

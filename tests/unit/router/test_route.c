@@ -162,29 +162,93 @@ static void test_filters(void)
     CHECK(d.n == 0 && d.status == 400);
     CHECK_STR(d.code, "context_length_exceeded");
     CHECK_HAS(d.message, "maximum context length is 163840 tokens");
-    /* private: in-house only */
+    /* private team, private key: in-house only */
     r = req();
-    r.private_only = true;
+    r.team_private = true;
     rt_route_decide(&r, cands, 4, book, &d);
     CHECK(d.n == 1);
     CHECK_STR(chosen(&d), "engine");
-    CHECK_STR(d.evals[0].dropped, "private_key");
+    CHECK_STR(d.evals[0].dropped, "private_team");
     rt_route_decide(&r, cands, 3, book, &d);
     CHECK(d.n == 0 && d.status == 403);
     CHECK_STR(d.code, "no_permitted_provider");
-    CHECK_HAS(d.message, "cheap (private_key)");
-    /* allow and deny lists */
+    CHECK_HAS(d.message, "cheap (private_team)");
+    r = req();
+    r.key_private = true;
+    r.req_allow = "cheap"; /* a request cannot widen a private key */
+    rt_route_decide(&r, cands, 4, book, &d);
+    CHECK(d.n == 0 && d.status == 403);
+    CHECK_STR(d.evals[0].dropped, "private_key");
+    CHECK_STR(d.evals[3].dropped, "request_not_allowed");
+    CHECK_HAS(d.message, "never widen");
+    r.req_allow = NULL;
+    rt_route_decide(&r, cands, 4, book, &d);
+    CHECK(d.n == 1);
+    CHECK_STR(chosen(&d), "engine");
+    /* the key's allow and deny lists */
     r = req();
     r.allow = "big, fast";
     rt_route_decide(&r, cands, 3, book, &d);
-    CHECK_STR(d.evals[0].dropped, "not_allowed");
+    CHECK_STR(d.evals[0].dropped, "key_not_allowed");
     CHECK_STR(chosen(&d), "big");
     r.allow = NULL;
     r.deny = "cheap,big";
     rt_route_decide(&r, cands, 3, book, &d);
     CHECK(d.n == 1);
     CHECK_STR(chosen(&d), "fast");
-    CHECK_STR(d.evals[2].dropped, "denied");
+    CHECK_STR(d.evals[2].dropped, "key_denied");
+    /* the request narrows: its allow list within the key's; its deny on top */
+    r = req();
+    r.allow = "big,fast";
+    r.req_allow = "fast,cheap"; /* naming cheap does not bring it back */
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.n == 1);
+    CHECK_STR(chosen(&d), "fast");
+    CHECK_STR(d.evals[0].dropped, "key_not_allowed");
+    CHECK_STR(d.evals[2].dropped, "request_not_allowed");
+    r.req_allow = NULL;
+    r.req_deny = "big";
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.n == 1);
+    CHECK_STR(d.evals[2].dropped, "request_denied");
+    r = req();
+    r.deny = "fast";
+    r.req_allow = "fast"; /* allowing what the key denies: still denied */
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.n == 0 && d.status == 403);
+    CHECK_STR(d.evals[1].dropped, "key_denied");
+    CHECK_HAS(d.message, "fast (key_denied)");
+    /* a need that is a key's or a model's default: the message says so */
+    r = req();
+    r.latency_target_ms = 1;
+    r.latency_from = RT_FROM_KEY;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.status == 422);
+    CHECK_HAS(d.message, "The latency target is this API key's default; a request overrides it "
+                         "with the x-tollgate-latency-target-ms header");
+    r = req();
+    r.has_max_cost = true;
+    r.max_cost = 1;
+    r.cost_from = RT_FROM_MODEL;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK_STR(d.code, "max_cost_unmet");
+    CHECK_HAS(d.message, "The cost ceiling is the model's default");
+    r.cost_from = RT_FROM_REQUEST;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(!strstr(d.message, "default"));
+    /* the key's rules alone: the message says nothing of request headers */
+    r = req();
+    r.allow = "nowhere";
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.n == 0 && d.status == 403);
+    CHECK_HAS(d.message, "No provider this API key may use");
+    /* a private key with the context too small everywhere in-house: still 403 */
+    r = req();
+    r.key_private = true;
+    r.prompt_tokens = 150000;
+    rt_route_decide(&r, cands, 3, book, &d);
+    CHECK(d.status == 403);
+    r = req();
     r.deny = "chea"; /* whole names only */
     rt_route_decide(&r, cands, 3, book, &d);
     CHECK(d.n == 3);
@@ -440,6 +504,25 @@ static void test_explain(void)
     rt_explain_compact(&d, buf, sizeof buf);
     CHECK_HAS(buf, "\"error\":\"latency_target_unmet\"");
     CHECK(json_ok(buf));
+    /* the needs and where they came from */
+    r = req();
+    r.latency_target_ms = 5000;
+    r.latency_from = RT_FROM_KEY;
+    r.has_max_cost = true;
+    r.max_cost = 2000000000; /* 0.002 */
+    r.cost_from = RT_FROM_MODEL;
+    r.preference_from = RT_FROM_REQUEST;
+    rt_route_decide(&r, cands, 3, book, &d);
+    rt_explain_compact(&d, buf, sizeof buf);
+    printf("explain with needs: %s\n", buf);
+    CHECK_HAS(buf, "\"need\":{\"lat\":5000,\"lat_by\":\"key\",\"cost\":\"0.002\","
+                   "\"cost_by\":\"model\",\"pref_by\":\"request\"}");
+    CHECK(json_ok(buf));
+    r = req();
+    r.latency_from = RT_FROM_KEY; /* no target: no source either */
+    rt_route_decide(&r, cands, 3, book, &d);
+    rt_explain_compact(&d, buf, sizeof buf);
+    CHECK(!strstr(buf, "\"need\""));
     /* names are escaped */
     rt_candidate_t q[1] = {{"we\"ird\\", "m", 100000, false, 0, 1, 1, NULL}};
     r = req();
@@ -447,6 +530,36 @@ static void test_explain(void)
     rt_explain_compact(&d, buf, sizeof buf);
     CHECK_HAS(buf, "\"chosen\":\"we\\\"ird\\\\\"");
     CHECK(json_ok(buf));
+}
+
+static void test_provider_lists(void)
+{
+    CHECK(rt_parse_providers("cheap", err, sizeof err) == 0);
+    CHECK(rt_parse_providers("cheap,big,azure-eu.1", err, sizeof err) == 0);
+    const char *bad[] = {"", ",", "a,", ",a", "a,,b", "a b", "a;b", "a,b,a"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(rt_parse_providers(bad[i], err, sizeof err) == -1);
+        CHECK(strlen(err) > 10);
+    }
+    CHECK(rt_parse_providers("a,b,a", err, sizeof err) == -1);
+    CHECK_HAS(err, "names provider 'a' twice");
+    char long_name[80], long_list[300];
+    memset(long_name, 'x', 64);
+    long_name[64] = '\0';
+    CHECK(rt_parse_providers(long_name, err, sizeof err) == -1);
+    for (int i = 0; i < 64; i++)
+        snprintf(long_list + 4 * i, sizeof long_list - 4 * (size_t)i, "p%02d,", i);
+    long_list[255] = '\0'; /* 256 bytes would be one too many */
+    long_list[254] = 'z';
+    CHECK(rt_parse_providers(long_list, err, sizeof err) == 0);
+    strcat(long_list, "z");
+    CHECK(rt_parse_providers(long_list, err, sizeof err) == -1);
+    CHECK(rt_provider_list_has("a, b ,c", "b"));
+    CHECK(!rt_provider_list_has("ab,c", "a"));
+    CHECK(!rt_provider_list_has(NULL, "a"));
+    CHECK(!rt_provider_list_has("", "a"));
+    CHECK_STR(rt_need_from_name(RT_FROM_KEY), "key");
+    CHECK_STR(rt_need_from_name(RT_FROM_NONE), "");
 }
 
 static void test_parsers(void)
@@ -491,6 +604,7 @@ int main(void)
     test_near_ties();
     test_explain();
     test_parsers();
+    test_provider_lists();
     pr_book_free(book);
     return report("router_route");
 }
