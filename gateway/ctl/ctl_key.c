@@ -4,6 +4,7 @@
  * running gateways, which reload their key table at once. */
 #include "ctl.h"
 
+#include "ctl_key_cache.h"
 #include "gw_keystore.h"
 
 #include <ctype.h>
@@ -22,7 +23,9 @@ static const char ctl_key_usage[] =
     "  key list [--team NAME]\n"
     "                      list keys (display prefix only; the key is never shown)\n"
     "  key revoke ID|DISPLAY_PREFIX\n"
-    "                      revoke a key; running gateways refuse it within a second\n";
+    "                      revoke a key; running gateways refuse it within a second\n"
+    "  key cache ID|DISPLAY_PREFIX on|off\n"
+    "                      opt a key in to or out of the response cache\n";
 
 static const char ctl_key_create_usage[] =
     "usage: tollgatectl key create --team NAME [--models m1,m2] [--expires DATE] [--name LABEL]\n"
@@ -32,6 +35,8 @@ static const char ctl_key_create_usage[] =
     "  --expires DATE   YYYY-MM-DD (the key stops working at 00:00 UTC that day) or\n"
     "                   RFC 3339, e.g. 2027-01-31T18:00:00Z or 2027-01-31T18:00:00+01:00\n"
     "  --name LABEL     a label to tell keys apart\n"
+    "  --response-cache on|off\n"
+    "                   answer exact repeats from the response cache (default off)\n"
     "\n"
     "The key (tg- followed by 43 base64url characters) is printed alone on standard\n"
     "output, once; details go to standard error. Only its SHA-256 and its first 11\n"
@@ -66,12 +71,14 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
     ctl_opt_t opts[] = {{"team", true, false, NULL},
                         {"models", true, false, NULL},
                         {"expires", true, false, NULL},
-                        {"name", true, false, NULL}};
+                        {"name", true, false, NULL},
+                        {"response-cache", true, false, NULL}};
     const char *pos[1];
     size_t npos;
     bool help;
     char err[512];
-    if (ctl_args_parse("key create", argc, argv, opts, 4, pos, 0, &npos, &help) != 0)
+    bool rcache = false;
+    if (ctl_args_parse("key create", argc, argv, opts, 5, pos, 0, &npos, &help) != 0)
         return CTL_USAGE;
     if (help) {
         fputs(ctl_key_create_usage, stdout);
@@ -82,7 +89,8 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
         return CTL_USAGE;
     }
     if ((opts[1].present && ctl_models_check(opts[1].value, err, sizeof err) != 0) ||
-        (opts[3].present && ctl_label_check(opts[3].value, err, sizeof err) != 0)) {
+        (opts[3].present && ctl_label_check(opts[3].value, err, sizeof err) != 0) ||
+        (opts[4].present && ctl_key_cache_parse(opts[4].value, &rcache, err, sizeof err) != 0)) {
         ctl_error("key create: %s", err);
         return CTL_USAGE;
     }
@@ -136,6 +144,9 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
         " FROM k",
         7, NULL, params, lengths, formats, 0);
     int rc = CTL_OK;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && rcache &&
+        ctl_key_cache_set(conn, strtoll(PQgetvalue(res, 0, 0), NULL, 10), true, ctx->actor) != 0)
+        fprintf(stderr, "the key was created, but its response cache is off (see above)\n");
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         fprintf(stderr, "created key %s (id %s) for team %s; models: %s; expires: %s\n", display,
                 PQgetvalue(res, 0, 0), opts[0].value, opts[1].present ? opts[1].value : "all",
@@ -306,6 +317,8 @@ int ctl_key_main(ctl_ctx_t *ctx, int argc, char **argv)
         return ctl_key_list(ctx, argc - 2, argv + 2);
     if (strcmp(argv[1], "revoke") == 0)
         return ctl_key_revoke(ctx, argc - 2, argv + 2);
+    if (strcmp(argv[1], "cache") == 0)
+        return ctl_key_cache_main(ctx, argc - 2, argv + 2);
     ctl_error("key: unknown command '%s' (create, list, revoke; see: tollgatectl key --help)",
               argv[1]);
     return CTL_USAGE;

@@ -134,7 +134,9 @@ static const char ks_load_sql[] =
     "       k.expires_at IS NULL,"
     "       COALESCE((extract(epoch FROM k.expires_at) * 1000000)::bigint, 0),"
     "       k.revoked_at IS NOT NULL, k.models IS NULL,"
-    "       COALESCE(array_to_string(k.models, ','), '')"
+    "       COALESCE(array_to_string(k.models, ','), ''),"
+    /* migration 0014; read through jsonb so that an older schema loads too */
+    "       COALESCE((to_jsonb(k) ->> 'response_cache')::boolean, false)"
     "  FROM api_keys k JOIN teams t ON t.id = k.team_id";
 
 /* Fills one entry from row `r` of the load result. Returns false (and logs)
@@ -176,6 +178,7 @@ static bool ks_entry_from_row(const PGresult *res, int r, ks_entry_t *e)
     } else {
         snprintf(in->models, sizeof in->models, "%s", models);
     }
+    in->response_cache = PQgetvalue(res, r, 11)[0] == 't';
     return true;
 }
 

@@ -27,6 +27,7 @@ typedef struct gw_key_info {
     bool team_private;
     int64_t expires_at_us; /* unix microseconds; 0 = never */
     char models[1024];     /* comma-separated allow list; "" = every model */
+    bool response_cache;   /* opted in to the response cache (migration 0014) */
 } gw_key_info_t;
 
 /* Starts the key store: a background thread connects to PostgreSQL with
