@@ -5,25 +5,25 @@
 #  1. hit ratio on a trace with repeats: N deterministic requests drawn with
 #     a skew from P distinct questions (half of them streamed), one at a time;
 #     the ideal ratio is (N - distinct questions seen) / N;
-#  2. latency, one request at a time (hey -c 1): a cache hit, the same request
+#  2. latency, one request at a time (wrk -c1): a cache hit, the same request
 #     with the cache off (a provider round trip to the simulator, which answers
 #     at once), and nginx serving a static file of the hit's size. Prints the
 #     p50/p99 of each and the ratios.
 #
-#   bench/respcache.sh [--requests N] [--prompts P] [--latency-requests M]
+#   bench/respcache.sh [--requests N] [--prompts P] [--duration S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requests=600; prompts=120; lat=2000
+requests=600; prompts=120; dur=5
 while [ $# -gt 0 ]; do
     case "$1" in
         --requests) requests=$2; shift 2 ;;
         --prompts) prompts=$2; shift 2 ;;
-        --latency-requests) lat=$2; shift 2 ;;
+        --duration) dur=$2; shift 2 ;;
         -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for t in hey node curl; do
+for t in wrk node curl; do
     command -v $t >/dev/null || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }
 done
 [ -x /usr/sbin/nginx ] || { echo "bench: nginx missing: run scripts/setup" >&2; exit 1; }
@@ -54,6 +54,12 @@ build/sim/tollgate-sim --listen 127.0.0.1:0 --port-file "$work/sim.port" --compl
 pids+=($!)
 for _ in $(seq 1 100); do [ -s "$work/sim.port" ] && break; sleep 0.05; done
 sim_port=$(cat "$work/sim.port")
+# a provider with a real provider's pace: first token after 200 ms, 60 tokens/s
+build/sim/tollgate-sim --listen 127.0.0.1:0 --port-file "$work/slow.port" --completion-tokens 32 \
+    --cache off --ttft-ms 200 --tokens-per-s 60 >/dev/null 2>"$work/slow.log" &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$work/slow.port" ] && break; sleep 0.05; done
+slow_port=$(cat "$work/slow.port")
 
 cat > "$work/tollgate.conf" <<CONF
 [gateway]
@@ -69,8 +75,14 @@ response_cache = on
 kind = deepseek
 base_url = http://127.0.0.1:$sim_port/v1
 api_key = none
+[provider paced]
+kind = deepseek
+base_url = http://127.0.0.1:$slow_port/v1
+api_key = none
 [model deepseek-chat]
 provider = deepseek upstream=deepseek-chat context=65536
+[model paced]
+provider = paced upstream=deepseek-chat context=65536
 CONF
 build/gateway/tollgate --config "$work/tollgate.conf" --port-file "$work/tg.ports" \
     >/dev/null 2>"$work/tg.log" &
@@ -134,26 +146,37 @@ CONF
 /usr/sbin/nginx -c "$work/nginx.conf" -p "$work"
 for _ in $(seq 1 100); do [ -s "$work/nginx.pid" ] && break; sleep 0.05; done
 
-# hey_lat URL [hey args...] -> "p50_ms p99_ms non200"
-hey_lat() {
-    local u=$1; shift
-    local out; out=$(hey -n "$lat" -c 1 "$@" "$u")
-    local p50 p99; p50=$(echo "$out" | awk '/50%% in|50% in/{print $3*1000}')
-    p99=$(echo "$out" | awk '/99%% in|99% in/{print $3*1000}')
-    local bad; bad=$(echo "$out" | awk '/Status code distribution/{f=1;next} f&&/\[[0-9]+\]/&&!/\[200\]/{n+=$2} END{print n+0}')
-    echo "$p50 $p99 $bad"
+cat > "$work/post.lua" <<LUA
+wrk.method = os.getenv("METHOD")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $key"
+if os.getenv("CACHE") ~= "" then wrk.headers["x-tollgate-cache"] = os.getenv("CACHE") end
+if os.getenv("METHOD") == "POST" then wrk.body = os.getenv("BODY") end
+LUA
+# wrk_lat URL METHOD CACHE -> "p50_ms p99_ms requests errors" (one connection, one request at a time)
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}'; }
+wrk_lat() {
+    local out; out=$(METHOD=$2 CACHE=$3 BODY="${4:-$body}" wrk -t1 -c1 -d"${dur}s" --latency -s "$work/post.lua" "$1")
+    local p50 p99 n errs
+    p50=$(echo "$out" | awk '$1=="50%"{print $2}' | to_ms)
+    p99=$(echo "$out" | awk '$1=="99%"{print $2}' | to_ms)
+    n=$(echo "$out" | awk '/requests in/{print $1}')
+    errs=$(echo "$out" | awk '/Non-2xx|Socket errors/{print}' | tr '\n' ' ')
+    echo "$p50 $p99 $n ${errs:-none}"
 }
 echo
-echo "== 2. latency, one request at a time ($lat requests each; the answer is $size bytes)"
-read -r h50 h99 hbad < <(hey_lat "$url" -m POST -T application/json -H "Authorization: Bearer $key" -d "$body")
-read -r p50 p99 pbad < <(hey_lat "$url" -m POST -T application/json -H "Authorization: Bearer $key" \
-    -H 'x-tollgate-cache: off' -d "$body")
-read -r n50 n99 nbad < <(hey_lat "http://127.0.0.1:$nginx_port/hit.json")
-printf "%-44s %8s %8s %s\n" "" "p50 ms" "p99 ms" "non-200"
-printf "%-44s %8.3f %8.3f %s\n" "tollgate, response cache hit" "$h50" "$h99" "$hbad"
-printf "%-44s %8.3f %8.3f %s\n" "tollgate, cache off: provider round trip (sim)" "$p50" "$p99" "$pbad"
-printf "%-44s %8.3f %8.3f %s\n" "nginx, static file of the same size" "$n50" "$n99" "$nbad"
-awk -v h="$h50" -v p="$p50" -v n="$n50" 'BEGIN{printf "ratio p50: hit/provider %.2f, hit/nginx %.2f\n", h/p, h/n}'
+echo "== 2. latency, one connection, one request at a time (wrk -c1, ${dur}s each; the answer is $size bytes)"
+read -r h50 h99 hn herr < <(wrk_lat "$url" POST "")
+read -r p50 p99 pn perr < <(wrk_lat "$url" POST off)
+read -r n50 n99 nn nerr < <(wrk_lat "http://127.0.0.1:$nginx_port/hit.json" GET "")
+pbody=${body/deepseek-chat/paced}
+read -r s50 s99 sn serr < <(wrk_lat "$url" POST off "$pbody")
+printf "%-48s %8s %8s %8s %s\n" "" "p50 ms" "p99 ms" "requests" "errors"
+printf "%-48s %8.3f %8.3f %8s %s\n" "tollgate, response cache hit" "$h50" "$h99" "$hn" "$herr"
+printf "%-48s %8.3f %8.3f %8s %s\n" "tollgate, cache off: provider round trip (sim)" "$p50" "$p99" "$pn" "$perr"
+printf "%-48s %8.3f %8.3f %8s %s\n" "nginx, static file of the same size" "$n50" "$n99" "$nn" "$nerr"
+printf "%-48s %8.3f %8.3f %8s %s\n" "tollgate, cache off: paced provider (200 ms, 60/s)" "$s50" "$s99" "$sn" "$serr"
+awk -v h="$h50" -v p="$p50" -v n="$n50" -v s="$s50" 'BEGIN{printf "ratio p50: hit/instant provider %.2f, hit/nginx %.2f, hit/paced provider %.5f (%.0fx faster)\n", h/p, h/n, h/s, s/h}'
 m=$(curl -s "http://127.0.0.1:$admin_port/metrics")
 echo "$m" | grep -E '^tollgate_response_cache_events_total' | tr '\n' ' '; echo
 echo "$m" | awk '/^tollgate_response_cache_lookup_seconds_(sum|count)/{v[$1]=$2} END{if (v["tollgate_response_cache_lookup_seconds_count"]>0) printf "mean Redis lookup %.3f ms over %d lookups\n", 1000*v["tollgate_response_cache_lookup_seconds_sum"]/v["tollgate_response_cache_lookup_seconds_count"], v["tollgate_response_cache_lookup_seconds_count"]}'
