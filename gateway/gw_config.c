@@ -257,6 +257,9 @@ static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const ch
         return fail(ctx, "%s", serr);
     if (spool > 0)
         return 0;
+    int rc_opt = gw_rc_opts_parse(&c->respcache, k, v, serr, sizeof serr);
+    if (rc_opt <= 0)
+        return rc_opt < 0 ? fail(ctx, "%s", serr) : 0;
     if (!strcmp(k, "listen"))
         return parse_hostport(ctx, k, v, c->listen_host, sizeof c->listen_host, &c->listen_port);
     if (!strcmp(k, "admin_listen")) {
@@ -463,6 +466,7 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->usage_batch = 500;
     c->usage_flush_ms = 50;
     gw_spool_opts_default(&c->spool);
+    gw_rc_opts_default(&c->respcache);
     c->redis_open_percent = 50;
     c->redis_timeout_ms = 500;
     c->hold_ttl_ms = 600000;
@@ -497,6 +501,10 @@ static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
     if (c->governance && !c->redis) {
         ctx->line = 0;
         return fail(ctx, "governance = on needs redis = redis://HOST:PORT (or env:NAME)");
+    }
+    if (c->respcache.enabled && !c->redis) {
+        ctx->line = 0;
+        return fail(ctx, "response_cache = on needs redis = redis://HOST:PORT (or env:NAME)");
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw_respcache_opts.h"
 #include "gw_spool.h"
 
 #define GW_MAX_PROVIDERS 64
@@ -88,6 +89,7 @@ typedef struct gw_config {
     int hold_ttl_ms;           /* a budget hold / in-flight slot expires after this */
     int64_t default_max_tokens; /* worst case when a request states no max_tokens */
     char redis_namespace[40];   /* prefix of governance keys (deployments sharing a Redis) */
+    gw_rc_opts_t respcache;     /* response cache (response_cache* keys, docs/response-cache.md) */
     gw_provider_cfg_t providers[GW_MAX_PROVIDERS];
     int n_providers;
     gw_model_cfg_t models[GW_MAX_MODELS];

@@ -28,6 +28,12 @@ static histogram_t latency_hist, ttft_hist;
 static _Atomic uint64_t budget_alerts[2][4]; /* [key scope][soft policy] */
 static _Atomic uint64_t budget_webhooks[2];  /* [ok] */
 static const char *const budget_policies[4] = {"alert", "downgrade", "cheaper", "refuse"};
+/* response cache: counters and a lookup-latency histogram with finer buckets */
+static _Atomic uint64_t rc_events[GW_M_RC_COUNT];
+static const double rc_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                   0.01,   0.025,   0.05,   0.1,   0.25,   1};
+#define N_RC_BUCKETS ((int)(sizeof rc_bounds / sizeof rc_bounds[0]))
+static _Atomic uint64_t rc_buckets[N_RC_BUCKETS + 1], rc_count, rc_sum_us;
 
 void gw_metrics_init(const gw_config_t *cfg)
 {
@@ -113,6 +119,53 @@ static void render_budget_alerts(struct evbuffer *out)
                             (unsigned long long)atomic_load(&budget_webhooks[ok]));
 }
 
+void gw_metrics_respcache(gw_metrics_rc_t what)
+{
+    if (what >= 0 && what < GW_M_RC_COUNT)
+        atomic_fetch_add_explicit(&rc_events[what], 1, memory_order_relaxed);
+}
+
+void gw_metrics_respcache_lookup(double v)
+{
+    int b = 0;
+    while (b < N_RC_BUCKETS && v > rc_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&rc_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rc_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rc_sum_us, (uint64_t)(v * 1e6), memory_order_relaxed);
+}
+
+static void render_respcache(struct evbuffer *out)
+{
+    static const char *const names[GW_M_RC_COUNT] = {"hit",     "miss",   "store",
+                                                     "too_big", "bypass", "corrupt"};
+    evbuffer_add_printf(out, "# HELP tollgate_response_cache_events_total Response cache: hits, "
+                             "misses, stores, answers too big to store, Redis bypasses, corrupted "
+                             "entries.\n# TYPE tollgate_response_cache_events_total counter\n");
+    for (int i = 0; i < GW_M_RC_COUNT; i++)
+        evbuffer_add_printf(out, "tollgate_response_cache_events_total{event=\"%s\"} %llu\n",
+                            names[i], (unsigned long long)atomic_load(&rc_events[i]));
+    evbuffer_add_printf(out, "# HELP tollgate_response_cache_lookup_seconds Response cache lookup "
+                             "latency (Redis round trip).\n"
+                             "# TYPE tollgate_response_cache_lookup_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b <= N_RC_BUCKETS; b++) {
+        cum += atomic_load_explicit(&rc_buckets[b], memory_order_relaxed);
+        if (b < N_RC_BUCKETS)
+            evbuffer_add_printf(out, "tollgate_response_cache_lookup_seconds_bucket{le=\"%g\"} %llu\n",
+                                rc_bounds[b], (unsigned long long)cum);
+        else
+            evbuffer_add_printf(out,
+                                "tollgate_response_cache_lookup_seconds_bucket{le=\"+Inf\"} %llu\n",
+                                (unsigned long long)cum);
+    }
+    evbuffer_add_printf(out,
+                        "tollgate_response_cache_lookup_seconds_sum %.6f\n"
+                        "tollgate_response_cache_lookup_seconds_count %llu\n",
+                        (double)atomic_load(&rc_sum_us) / 1e6,
+                        (unsigned long long)atomic_load(&rc_count));
+}
+
 static void render_histogram(struct evbuffer *out, const char *name, const char *help,
                              histogram_t *h)
 {
@@ -162,6 +215,7 @@ void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
         }
     }
     render_budget_alerts(out);
+    render_respcache(out);
     render_histogram(out, "tollgate_request_duration_seconds",
                      "Time from request received to last byte sent.", &latency_hist);
     render_histogram(out, "tollgate_time_to_first_byte_seconds",

@@ -29,6 +29,19 @@ void gw_metrics_upstream_attempt(int provider, int ok);
 void gw_metrics_budget_alert(int key_scope, int policy);
 /* The outcome of a budget alert's webhook POST (2xx = ok). */
 void gw_metrics_budget_webhook(int ok);
+/* Response cache (docs/response-cache.md): one event of the given kind. */
+typedef enum {
+    GW_M_RC_HIT = 0,   /* answered from the cache */
+    GW_M_RC_MISS,      /* looked up, not there (or a corrupted entry) */
+    GW_M_RC_STORE,     /* an answer stored */
+    GW_M_RC_TOO_BIG,   /* an answer not stored: over response_cache_max_bytes */
+    GW_M_RC_BYPASS,    /* Redis unreachable or slow: lookup or store skipped */
+    GW_M_RC_CORRUPT,   /* an entry that could not be read (counted as a miss too) */
+    GW_M_RC_COUNT
+} gw_metrics_rc_t;
+void gw_metrics_respcache(gw_metrics_rc_t what);
+/* Time from sending a lookup to its answer (hits and misses). */
+void gw_metrics_respcache_lookup(double seconds);
 
 typedef struct gw_metrics_extra {
     uint64_t spool_bytes, spool_corrupted, spool_torn, spool_refused;

@@ -18,6 +18,7 @@
 #include "gw_govern.h"
 #include "gw_clock.h"
 #include "gw_http.h"
+#include "gw_respcache_req.h"
 #include "gw_route.h"
 #include "gw_metrics.h"
 #include "pr_book.h"
@@ -84,6 +85,7 @@ struct gw_exchange {
      * exchange_finish) and what settle gives back */
     gw_govern_ticket_t *gov_ticket;
     gw_govern_hold_t gov_hold;
+    gw_rc_req_t *rc; /* response cache (gw_respcache_req); NULL = not used */
 };
 
 static int64_t now_us(void)
@@ -203,6 +205,8 @@ static void exchange_settle(gw_exchange_t *ex, int status, const char *error_typ
     if (error_type)
         snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
     exchange_price(ex);
+    if (ex->rec.response_cache_hit)
+        gw_respcache_charge(ex->w->server->cfg, &ex->rec); /* the configured rule */
     gw_govern_settle(ex->w, &ex->gov_hold, &ex->rec); /* hold -> actual charge */
     if (ex->key.key_id) {
         ex->rec.team_id = ex->key.team_id;
@@ -231,6 +235,10 @@ static void exchange_finish(gw_exchange_t *ex, int status, const char *error_typ
         event_free(ex->deferred);
     exchange_settle(ex, status, error_type);
     status = ex->rec.http_status;
+    if (ex->rc) /* stores a complete fresh answer, cancels a pending lookup */
+        gw_respcache_end(ex->rc, status == 200 && !ex->unmetered && !ex->client_gone &&
+                                     !strcmp(ex->model->name, ex->rec.model_requested),
+                         &ex->rec);
     double ttft = ex->rec.first_byte_at_us
                       ? (double)(ex->rec.first_byte_at_us - ex->rec.received_at_us) / 1e6
                       : -1;
@@ -469,6 +477,7 @@ static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, cons
     gw_sse_free(&ex->sse);
     gw_sse_init(&ex->sse, SSE_MAX_EVENT);
     ex->saw_usage = ex->saw_done = false;
+    gw_respcache_attempt_failed(ex->rc);
     ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
         ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
     ex->rec.usage_complete = false;
@@ -558,6 +567,7 @@ static int on_sse_event(void *arg, const char *event, size_t len)
 {
     relay_batch_t *b = arg;
     gw_exchange_t *ex = b->ex;
+    gw_respcache_feed_event(ex->rc, event, len);
     if (len > 9 && memmem(event, len, "\"usage\"", 7)) {
         char *data = malloc(len + 1);
         if (!data)
@@ -656,6 +666,7 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
         cJSON_Delete(j);
         return false;
     }
+    gw_respcache_feed_body(ex->rc, j);
     cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
     bool changed = false;
     if (usage && gw_usage_from_json(usage, &ex->rec)) {
@@ -964,6 +975,48 @@ static void governance_downgrade(gw_exchange_t *ex, const char *to)
     snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", why);
 }
 
+/* ---- response cache: after admission, before the first attempt ---------- */
+
+/* A hit: the stored answer, priced by the configured rule, no provider. */
+static void respcache_serve(gw_exchange_t *ex, const gw_rc_answer_t *a)
+{
+    gw_respcache_hit_record(a, &ex->rec);
+    ex->rec.first_byte_at_us = now_us();
+    ex->client_started = true;
+    client_detach(ex);
+    exchange_settle(ex, 200, NULL);
+    if (ex->unmetered) {
+        gw_http_send_error(ex->client, 503, "api_error", "usage_ledger_full", NULL,
+                           "The gateway cannot record usage right now (its usage journal is "
+                           "full). Retry later.");
+    } else {
+        char charge[96];
+        charge_text(ex, charge, sizeof charge);
+        gw_respcache_reply(ex->client, a, ex->stream, ex->client_wants_usage, ex->rec.request_id,
+                           charge);
+    }
+    ex->client = NULL;
+    exchange_finish(ex, 200, NULL);
+}
+
+static void on_respcache(const gw_rc_answer_t *hit, void *arg)
+{
+    gw_exchange_t *ex = arg;
+    if (hit)
+        respcache_serve(ex, hit);
+    else
+        attempt_next(ex);
+}
+
+/* Looks the answer up when the response cache applies; else (or on a miss,
+ * or with Redis unavailable) goes on to the first attempt. */
+static void respcache_or_attempt(gw_exchange_t *ex)
+{
+    if (!ex->rc || ex->plan.n == 0 ||
+        !gw_respcache_lookup(ex->rc, ex->model->name, ex->client, on_respcache, ex))
+        attempt_next(ex);
+}
+
 static void on_governed(const gw_govern_result_t *res, void *arg)
 {
     gw_exchange_t *ex = arg;
@@ -982,7 +1035,7 @@ static void on_governed(const gw_govern_result_t *res, void *arg)
     if (res->cheaper_only)
         gw_govern_cheapest(ex->w, ex->model, &ex->plan, ex->prompt.tokens, ex->max_tokens,
                            now_us());
-    attempt_next(ex);
+    respcache_or_attempt(ex);
 }
 
 /* Rate limits and the budget hold, one Redis round trip (gw_govern); the
@@ -990,7 +1043,7 @@ static void on_governed(const gw_govern_result_t *res, void *arg)
 static void governance_admit(gw_exchange_t *ex)
 {
     if (!gw_govern_enabled(ex->w->server->cfg) || ex->plan.n == 0) {
-        attempt_next(ex);
+        respcache_or_attempt(ex);
         return;
     }
     /* an estimated count is no bound: a token is at least one byte of the body */
@@ -1110,8 +1163,9 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
     ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
         ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
     ex->rec.usage_complete = false;
+    ex->rc = gw_respcache_begin(w, &ex->key, endpoint == GW_ENDPOINT_CHAT, ex->body, req);
     evhttp_connection_set_closecb(ex->client_conn, on_client_close, ex);
-    governance_admit(ex); /* then attempt_next() */
+    governance_admit(ex); /* then the response cache, then attempt_next() */
 }
 
 void gw_proxy_budget(gw_worker_t *w, struct evhttp_request *req)

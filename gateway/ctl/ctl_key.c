@@ -1,9 +1,11 @@
-/* ctl_key: "tollgatectl key create|list|revoke|set" (set and the routing
- * options: ctl_key_route.c). A new key is printed once;
+/* ctl_key: "tollgatectl key create|list|revoke|set|cache" (set and the
+ * routing options: ctl_key_route.c; cache, the response cache's opt-in:
+ * ctl_key_cache.c). A new key is printed once;
  * PostgreSQL keeps only its SHA-256 and display prefix. Every change writes
  * an audit_log row in the same statement, and the api_keys trigger NOTIFYs
  * running gateways, which reload their key table at once. */
 #include "ctl.h"
+#include "ctl_key_cache.h"
 #include "ctl_key_route.h"
 
 #include "gw_keystore.h"
@@ -27,7 +29,9 @@ static const char ctl_key_usage[] =
     "  key revoke ID|DISPLAY_PREFIX\n"
     "                      revoke a key; running gateways refuse it within a second\n"
     "  key set ID|DISPLAY_PREFIX [routing options]\n"
-    "                      change a key's routing rules and defaults (none: show them)\n";
+    "                      change a key's routing rules and defaults (none: show them)\n"
+    "  key cache ID|DISPLAY_PREFIX on|off\n"
+    "                      opt a key in to or out of the response cache\n";
 
 static const char ctl_key_create_usage[] =
     "usage: tollgatectl key create --team NAME [--models m1,m2] [--expires DATE] [--name LABEL]\n"
@@ -37,6 +41,8 @@ static const char ctl_key_create_usage[] =
     "  --expires DATE   YYYY-MM-DD (the key stops working at 00:00 UTC that day) or\n"
     "                   RFC 3339, e.g. 2027-01-31T18:00:00Z or 2027-01-31T18:00:00+01:00\n"
     "  --name LABEL     a label to tell keys apart\n"
+    "  --response-cache on|off\n"
+    "                   answer exact repeats from the response cache (default off)\n"
     "\n"
     "Routing rules and defaults (change them later with: tollgatectl key set):\n"
     "%s"
@@ -71,16 +77,18 @@ static int64_t ctl_team_find(PGconn *conn, const char *name)
 
 static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
 {
-    ctl_opt_t opts[4 + CTL_KEY_ROUTE_NOPTS] = {{"team", true, false, NULL},
+    ctl_opt_t opts[5 + CTL_KEY_ROUTE_NOPTS] = {{"team", true, false, NULL},
                                                {"models", true, false, NULL},
                                                {"expires", true, false, NULL},
-                                               {"name", true, false, NULL}};
-    ctl_key_route_opts(opts + 4);
+                                               {"name", true, false, NULL},
+                                               {"response-cache", true, false, NULL}};
+    ctl_key_route_opts(opts + 5);
     const char *pos[1];
     size_t npos;
     bool help;
     char err[512];
-    if (ctl_args_parse("key create", argc, argv, opts, 4 + CTL_KEY_ROUTE_NOPTS, pos, 0, &npos,
+    bool rcache = false;
+    if (ctl_args_parse("key create", argc, argv, opts, 5 + CTL_KEY_ROUTE_NOPTS, pos, 0, &npos,
                        &help) != 0)
         return CTL_USAGE;
     if (help) {
@@ -92,12 +100,13 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
         return CTL_USAGE;
     }
     if ((opts[1].present && ctl_models_check(opts[1].value, err, sizeof err) != 0) ||
-        (opts[3].present && ctl_label_check(opts[3].value, err, sizeof err) != 0)) {
+        (opts[3].present && ctl_label_check(opts[3].value, err, sizeof err) != 0) ||
+        (opts[4].present && ctl_key_cache_parse(opts[4].value, &rcache, err, sizeof err) != 0)) {
         ctl_error("key create: %s", err);
         return CTL_USAGE;
     }
     ctl_key_route_t kr;
-    if (ctl_key_route_parse(opts + 4, &kr, err, sizeof err) != 0) {
+    if (ctl_key_route_parse(opts + 5, &kr, err, sizeof err) != 0) {
         ctl_error("key create: %s", err);
         return CTL_USAGE;
     }
@@ -165,6 +174,9 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
                 : "");
     PGresult *res = PQexecParams(conn, sql, routing ? 13 : 7, NULL, params, lengths, formats, 0);
     int rc = CTL_OK;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && rcache &&
+        ctl_key_cache_set(conn, strtoll(PQgetvalue(res, 0, 0), NULL, 10), true, ctx->actor) != 0)
+        fprintf(stderr, "the key was created, but its response cache is off (see above)\n");
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         fprintf(stderr, "created key %s (id %s) for team %s; models: %s; expires: %s\n", display,
                 PQgetvalue(res, 0, 0), opts[0].value, opts[1].present ? opts[1].value : "all",
@@ -343,7 +355,10 @@ int ctl_key_main(ctl_ctx_t *ctx, int argc, char **argv)
         return ctl_key_revoke(ctx, argc - 2, argv + 2);
     if (strcmp(argv[1], "set") == 0)
         return ctl_key_set(ctx, argc - 2, argv + 2);
-    ctl_error("key: unknown command '%s' (create, list, revoke, set; see: tollgatectl key --help)",
+    if (strcmp(argv[1], "cache") == 0)
+        return ctl_key_cache_main(ctx, argc - 2, argv + 2);
+    ctl_error("key: unknown command '%s' (create, list, revoke, set, cache; see: tollgatectl key "
+              "--help)",
               argv[1]);
     return CTL_USAGE;
 }

@@ -471,16 +471,33 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
         " FROM usage_events u WHERE" CTL_PERIOD_SQL " AND u.price_card_id IS NOT NULL"
         " AND u.charge_pico IS DISTINCT FROM u.cost_cache_hit_pico + u.cost_cache_miss_pico"
         " + u.cost_output_pico + u.cost_reasoning_pico";
-    char sql[1024];
+    char sql[2048];
     snprintf(sql, sizeof sql, "SELECT count(*)%s", mismatch_sql);
     int64_t mismatched = ctl_count(conn, sql, params);
     snprintf(sql, sizeof sql, "SELECT count(*)%s", parts_sql);
     int64_t parts = ctl_count(conn, sql, params);
+    /* Response-cache hits charged by the `free` rule (pricing flag 32,
+     * docs/response-cache.md) must charge exactly nothing; hits charged at the
+     * cache-hit price carry flag 0 and are recomputed like any row. */
+    static const char free_sql[] =
+        " FROM usage_events u WHERE" CTL_PERIOD_SQL " AND u.price_card_id IS NOT NULL"
+        " AND (u.pricing_flags & 32) <> 0 AND (NOT u.response_cache_hit"
+        " OR u.charge_pico IS DISTINCT FROM 0 OR u.cost_cache_hit_pico IS DISTINCT FROM 0"
+        " OR u.cost_cache_miss_pico IS DISTINCT FROM 0 OR u.cost_output_pico IS DISTINCT FROM 0"
+        " OR u.cost_reasoning_pico IS DISTINCT FROM 0)";
+    snprintf(sql, sizeof sql, "SELECT count(*)%s", free_sql);
+    int64_t free_bad = ctl_count(conn, sql, params);
+    int64_t free_rows = ctl_count(conn,
+                                  "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
+                                  " AND u.price_card_id IS NOT NULL AND (u.pricing_flags & 32) <> 0",
+                                  params);
     int64_t incomplete = ctl_count(conn,
                                    "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
-                                   " AND u.price_card_id IS NOT NULL AND u.pricing_flags <> 0",
+                                   " AND u.price_card_id IS NOT NULL AND u.pricing_flags <> 0"
+                                   " AND (u.pricing_flags & 32) = 0",
                                    params);
-    if (rows < 0 || dups < 0 || priced < 0 || mismatched < 0 || parts < 0 || incomplete < 0) {
+    if (rows < 0 || dups < 0 || priced < 0 || mismatched < 0 || parts < 0 || incomplete < 0 ||
+        free_bad < 0 || free_rows < 0) {
         PQfinish(conn);
         return CTL_FAIL;
     }
@@ -490,7 +507,7 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
     printf("request ids present twice:      %" PRId64 "\n", dups);
     printf("charges differing from prices:  %" PRId64 " (of %" PRId64 " recomputed; %" PRId64
            " priced on incomplete counts not compared)\n",
-           mismatched, priced - incomplete, incomplete);
+           mismatched, priced - incomplete - free_rows, incomplete);
     if (mismatched > 0) {
         snprintf(sql, sizeof sql, "SELECT request_id%s ORDER BY 1 LIMIT 10", mismatch_sql);
         ctl_examples(conn, sql, params);
@@ -500,7 +517,13 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
         snprintf(sql, sizeof sql, "SELECT u.request_id%s ORDER BY 1 LIMIT 10", parts_sql);
         ctl_examples(conn, sql, params);
     }
-    int64_t differences = dups + mismatched + parts;
+    printf("response-cache hits charged free: %" PRId64 " (%" PRId64 " not exactly zero)\n",
+           free_rows, free_bad);
+    if (free_bad > 0) {
+        snprintf(sql, sizeof sql, "SELECT u.request_id%s ORDER BY 1 LIMIT 10", free_sql);
+        ctl_examples(conn, sql, params);
+    }
+    int64_t differences = dups + mismatched + parts + free_bad;
     if (opts[2].present) {
         ctl_spool_scan_t s = {0};
         s.from_us = strtoll(from, NULL, 10);

@@ -141,7 +141,9 @@ static const char ks_load_sql[] =
     "       COALESCE(array_to_string(k.deny_providers, ','), '') AS rt_deny,"
     "       COALESCE(k.latency_target_ms, 0) AS rt_latency_ms,"
     "       COALESCE((k.max_cost * 1000000000000)::bigint, -1) AS rt_max_cost_pico,"
-    "       COALESCE(k.route_preference, '') AS rt_preference"
+    "       COALESCE(k.route_preference, '') AS rt_preference,"
+    /* migration 0014; read through jsonb so that an older schema loads too */
+    "       COALESCE((to_jsonb(k) ->> 'response_cache')::boolean, false) AS rc_response_cache"
     "  FROM api_keys k JOIN teams t ON t.id = k.team_id";
 
 /* The value of the column named `name` in row r ("" if there is none). */
@@ -219,6 +221,7 @@ static bool ks_entry_from_row(const PGresult *res, int r, ks_entry_t *e)
         snprintf(in->models, sizeof in->models, "%s", models);
     }
     ks_routing_from_row(res, r, in);
+    in->response_cache = ks_col(res, r, "rc_response_cache")[0] == 't';
     return true;
 }
 

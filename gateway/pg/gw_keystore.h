@@ -34,6 +34,7 @@ typedef struct gw_key_info {
     int64_t latency_target_ms;   /* default latency target; 0 = none */
     int64_t max_cost_pico;       /* default cost ceiling (pico-units); -1 = none */
     char route_preference[12];   /* cheapest | fastest | balanced; "" = none */
+    bool response_cache;   /* opted in to the response cache (migration 0014) */
 } gw_key_info_t;
 
 /* Starts the key store: a background thread connects to PostgreSQL with
