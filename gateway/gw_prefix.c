@@ -247,7 +247,7 @@ static void on_record_reply(redisReply *reply, void *arg)
 
 /* Records the prompt's blocks for the route that served it. */
 static void record_blocks(gw_worker_t *w, const gw_prefix_req_t *pfx, const gw_route_cfg_t *r,
-                          int ttl_s)
+                          int ttl_s, size_t known)
 {
     const gw_config_t *cfg = w->server->cfg;
     pfx_worker_t *pw = pfx_worker(w);
@@ -258,7 +258,7 @@ static void record_blocks(gw_worker_t *w, const gw_prefix_req_t *pfx, const gw_r
     char id[13];
     gw_prefix_route_id(cfg->providers[r->provider].name, r->upstream_model, id);
     gw_prefix_args_t a;
-    gw_prefix_args_record(&a, cfg->redis_namespace, pfx->team, id, (int64_t)ttl_s * 1000,
+    gw_prefix_args_record(&a, cfg->redis_namespace, pfx->team, id, (int64_t)ttl_s * 1000, known,
                           pfx->blocks.hash, pfx->blocks.n);
     gw_redis_ticket_t *t = gw_redis_eval(pw->redis, GW_PFX_LUA_RECORD, a.argc, a.argv, a.lens,
                                          on_record_reply, NULL);
@@ -306,7 +306,8 @@ void gw_prefix_settle(gw_worker_t *w, gw_prefix_req_t *pfx, int mi, int route, i
     }
     int ttl = gw_config_cache_ttl_s(p);
     if (status == 200 && pfx->blocks.n > 0 && ttl > 0)
-        record_blocks(w, pfx, r, ttl);
+        record_blocks(w, pfx, r, ttl,
+                      pfx->predicted ? (size_t)(pfx->hit_tokens[route] / 64) : 0);
 }
 
 void gw_prefix_release(gw_prefix_req_t *pfx)

@@ -29,13 +29,24 @@ static const char lookup_lua[] =
     "end\n"
     "return out\n";
 
-/* RECORD: prefix ("<ns>:pfx:<team>:<route>:"), ttl_ms, block hashes -> n.
+/* RECORD: prefix ("<ns>:pfx:<team>:<route>:"), ttl_ms, known, block hashes
+ * -> blocks written. `known` leading blocks were found cached at this route
+ * by the lookup: when the last of them still has more than half its TTL left,
+ * only the new blocks are written, with that block's remaining TTL (so TTLs
+ * never grow along a prompt and the binary search stays exact); otherwise
+ * every block is written with the full TTL. A growing conversation thus
+ * costs one PTTL and its new blocks, not a rewrite of its whole history.
  * The value "1" is one of Redis's shared integers: a key costs its name,
  * its dict entry and its expiry entry, nothing more. */
 static const char record_lua[] =
-    "local pre = ARGV[1]; local ttl = ARGV[2]\n"
-    "for i = 3, #ARGV do redis.call('SET', pre .. ARGV[i], '1', 'PX', ttl) end\n"
-    "return #ARGV - 2\n";
+    "local pre = ARGV[1]; local ttl = tonumber(ARGV[2]); local known = tonumber(ARGV[3])\n"
+    "local n = #ARGV - 3; local from = 1; local px = ttl\n"
+    "if known > 0 and known <= n then\n"
+    "  local left = redis.call('PTTL', pre .. ARGV[3 + known])\n"
+    "  if left > ttl / 2 then from = known + 1; px = left end\n"
+    "end\n"
+    "for i = from, n do redis.call('SET', pre .. ARGV[3 + i], '1', 'PX', px) end\n"
+    "return n - from + 1\n";
 
 const char *const gw_prefix_lua[GW_PFX_LUA_COUNT] = {lookup_lua, record_lua};
 
@@ -99,13 +110,14 @@ void gw_prefix_args_lookup(gw_prefix_args_t *a, const char *ns, int64_t team,
 }
 
 void gw_prefix_args_record(gw_prefix_args_t *a, const char *ns, int64_t team,
-                           const char *route_id, int64_t ttl_ms, const uint64_t *blocks,
-                           size_t n_blocks)
+                           const char *route_id, int64_t ttl_ms, size_t known,
+                           const uint64_t *blocks, size_t n_blocks)
 {
-    args_alloc(a, 2 + (int)n_blocks, strlen(ns) + strlen(route_id) + 64 + 17 * n_blocks);
+    args_alloc(a, 3 + (int)n_blocks, strlen(ns) + strlen(route_id) + 96 + 17 * n_blocks);
     size_t pos = 0;
     args_add(a, &pos, "%s:pfx:%" PRId64 ":%s:", ns, team, route_id);
     args_add(a, &pos, "%" PRId64, ttl_ms);
+    args_add(a, &pos, "%zu", known);
     for (size_t i = 0; i < n_blocks; i++)
         args_add(a, &pos, "%016" PRIx64, blocks[i]);
 }

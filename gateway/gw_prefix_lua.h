@@ -47,11 +47,14 @@ void gw_prefix_args_lookup(gw_prefix_args_t *a, const char *ns, int64_t team,
                            const char (*route_ids)[13], int n_routes, const uint64_t *blocks,
                            size_t n_blocks);
 
-/* RECORD: stores blocks[0..n_blocks) for team and route with a TTL of ttl_ms
- * (every block's TTL starts again). Reply: the number of blocks written. */
+/* RECORD: stores blocks[0..n_blocks) for team and route with a TTL of ttl_ms.
+ * known: how many leading blocks the lookup found at this route (0 = none or
+ * no lookup); while the last of them has more than half its TTL left, only
+ * the blocks after it are written (with its remaining TTL), else all blocks
+ * get the full TTL again. Reply: the number of blocks written. */
 void gw_prefix_args_record(gw_prefix_args_t *a, const char *ns, int64_t team,
-                           const char *route_id, int64_t ttl_ms, const uint64_t *blocks,
-                           size_t n_blocks);
+                           const char *route_id, int64_t ttl_ms, size_t known,
+                           const uint64_t *blocks, size_t n_blocks);
 
 /* Checks a LOOKUP reply: an array of exactly n_routes integers, each between
  * 0 and n_blocks. Returns 0 and fills out[0..n_routes), or -1 with the reason

@@ -46,14 +46,36 @@ static redisReply *run(int script, const gw_prefix_args_t *a)
     return r;
 }
 
-static void record(int64_t team, const char *route, int64_t ttl_ms, const uint64_t *b, size_t n)
+/* Records b[0..n) with `known` leading blocks found by a lookup; expects
+ * `written` blocks written. */
+static void record_known(int64_t team, const char *route, int64_t ttl_ms, size_t known,
+                         const uint64_t *b, size_t n, size_t written)
 {
     gw_prefix_args_t a;
-    gw_prefix_args_record(&a, ns, team, route, ttl_ms, b, n);
+    gw_prefix_args_record(&a, ns, team, route, ttl_ms, known, b, n);
     redisReply *r = run(GW_PFX_LUA_RECORD, &a);
-    CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == (long long)n);
+    CHECK(r->type == REDIS_REPLY_INTEGER && r->integer == (long long)written);
+    if (r->type == REDIS_REPLY_INTEGER && r->integer != (long long)written)
+        fprintf(stderr, "record wrote %lld, expected %zu\n", r->integer, written);
     freeReplyObject(r);
     gw_prefix_args_free(&a);
+}
+
+static void record(int64_t team, const char *route, int64_t ttl_ms, const uint64_t *b, size_t n)
+{
+    record_known(team, route, ttl_ms, 0, b, n, n);
+}
+
+/* PTTL of block b of team/route, ms (-2 when absent). */
+static long long pttl(int64_t team, const char *route, uint64_t b)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s:pfx:%lld:%s:%016" PRIx64, ns, (long long)team, route, b);
+    const char *argv[] = {"PTTL", key};
+    redisReply *r = cmd_argv(2, argv, NULL);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -3;
+    freeReplyObject(r);
+    return v;
 }
 
 /* Looks up blocks for routes; fills out; returns the parse status. */
@@ -185,10 +207,25 @@ int main(void)
     usleep(400000);
     CHECK(lookup(1, (const char(*)[13])routes, 3, conv, 40, out) == 0);
     CHECK(out[0] == 30 && out[1] == 0 && out[2] == 0);
-    /* a record refreshes: the longer prompt again on route 0 */
-    record(1, routes[0], 60000, conv, 40);
+    /* the next turn of a conversation: 30 blocks known, the last with most of its
+     * TTL left: only the 10 new blocks are written, expiring no later than it */
+    record_known(1, routes[0], 60000, 30, conv, 40, 10);
     CHECK(lookup(1, (const char(*)[13])routes, 1, conv, 40, out) == 0);
     CHECK(out[0] == 40);
+    {
+        long long newest = pttl(1, routes[0], conv[39]), known = pttl(1, routes[0], conv[29]);
+        CHECK(newest > 0 && newest <= known + 5); /* read a moment apart */
+    }
+    /* past half its TTL, the known prefix is written again whole, with the full TTL */
+    record(1, routes[2], 400, conv, 10);
+    usleep(260000);
+    CHECK(pttl(1, routes[2], conv[9]) > 0 && pttl(1, routes[2], conv[9]) < 200);
+    record_known(1, routes[2], 400, 10, conv, 20, 20);
+    CHECK(pttl(1, routes[2], conv[0]) > 300 && pttl(1, routes[2], conv[19]) > 300);
+    /* a known count the route no longer holds (expired meanwhile): all written */
+    record_known(1, routes[2], 400, 25, conv, 30, 30);
+    /* known larger than the prompt: all written */
+    record_known(1, routes[2], 400, 50, conv, 30, 30);
 
     /* bad shapes from a real Redis: each refused with a reason */
     CHECK(parse_of("return {1, 2}", err, sizeof err) == 0);
