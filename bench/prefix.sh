@@ -4,15 +4,17 @@
 # documents) replayed through the same tollgate binary in front of three
 # simulators that tokenize like DeepSeek and keep DeepSeek-style prompt
 # caches, at equal prices: with the prefix index on, and with it off (the
-# same `cheapest` router, and the `ordered` default as a second baseline).
+# same `cheapest` router, and the `ordered` default as a second baseline),
+# all modes at the same time so that the machine's load weighs on each alike.
 #
 #   bench/prefix.sh [--conversations N] [--turns N] [--concurrency N] [--modes a,b,...]
 #
 # First the lookup on its own (bench/prefix_lookup_bench.c: client round trip
-# and Redis CPU per call against PING), then, per mode: total INPUT cost (cache-hit + cache-miss parts of the
-# usage rows' exact charges), hit tokens / prompt tokens, requests per
-# provider, the client's end-to-end latency (p50/p99), the lookup's own
-# latency from the gateway's histogram, and the ratio to the index-off run.
+# and Redis CPU per call against PING), then, per mode: total INPUT cost
+# (cache-hit + cache-miss parts of the usage rows' exact charges), hit tokens
+# / prompt tokens, requests per provider, the client's end-to-end latency
+# (p50/p99), the lookup's own latency from the gateway's histogram and its
+# outcomes, and the ratio to the index-off run.
 # Not a test: numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --conversations|--turns|--concurrency|--modes) args+=("$1" "$2"); shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done

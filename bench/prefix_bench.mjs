@@ -1,7 +1,7 @@
 // Driver of bench/prefix.sh: replays one synthetic trace with shared
 // prefixes through tollgate with the prefix index on and off (fresh
-// database, simulators, gateway and Redis namespace per mode; the same
-// trace) and prints a table. Uses the integration-test harness.
+// database, simulators, gateway and Redis namespace per mode, all modes at
+// once; the same trace) and prints a table. Uses the integration-test harness.
 import { execFileSync } from 'node:child_process';
 import * as h from '../tests/integration/lib/harness.mjs';
 
@@ -67,10 +67,10 @@ async function runMode(mode) {
   const sims = {};
   for (const p of providers)
     sims[p] = await h.startSim('--name', p, '--tokenizer', tokDir, '--completion-tokens', '48', '--context', '0');
-  const ns = `bench${Date.now()}`;
+  const ns = `bench${Date.now()}${mode}`;
   const conf = h.gatewayConfig({
     conninfo: db,
-    gateway: `route_policy = ${mode === 'ordered' ? 'ordered' : 'cheapest'}\nlog_level = error\n` +
+    gateway: `route_policy = ${mode === 'ordered' ? 'ordered' : 'cheapest'}\nlog_level = ${process.env.BENCH_DEBUG ? 'warn' : 'error'}\n` +
       `redis = ${process.env.TG_REDIS_URL}\nredis_namespace = ${ns}\nprefix_index = ${mode === 'on' ? 'on' : 'off'}\n` +
       'max_body_bytes = 8388608\n',
     providers: providers.map((p) => ({ name: p, url: sims[p].url, kind: 'deepseek', firstByteMs: 10000, idleMs: 10000,
@@ -124,6 +124,9 @@ async function runMode(mode) {
     lookupP50: histQuantile(m, 'tollgate_prefix_lookup_seconds', 0.5) * 1e3,
     lookupP99: histQuantile(m, 'tollgate_prefix_lookup_seconds', 0.99) * 1e3,
     evalshaUs: evalsha ? Number(evalsha[3]) : NaN,
+    outcomes: ['hit', 'miss', 'short', 'bypass_down', 'bypass_timeout', 'bypass_error']
+      .map((o) => `${o} ${metric(m, `tollgate_prefix_lookups_total{outcome="${o}"}`)}`).join(', '),
+    logs: gw.logs(),
   };
 }
 
@@ -132,14 +135,18 @@ const total = opt.conversations * opt.turns + 4 * opt.turns;
 console.log(`trace: ${opt.conversations} conversations x ${opt.turns} turns over ${systems.length} shared system prompts ` +
   `+ ${4 * opt.turns} one-off questions on ${docs.length} shared documents = ${total} requests, ${opt.concurrency} at a time; ` +
   `3 simulators at equal prices (${prices.join(' / ')} USD per 1M hit / miss / output)`);
-const rows = [];
-for (const mode of opt.modes) {
-  try { rows.push(await runMode(mode)); } finally { await h.cleanup(); }
-  const r = rows.at(-1);
+// The modes run at the same time, each with its own database, simulators,
+// gateway and Redis namespace: the shared machine's load (other jobs) then
+// weighs on all of them alike, so their latencies can be compared.
+let rows;
+try { rows = await Promise.all(opt.modes.map(runMode)); } finally { await h.cleanup(); }
+for (const r of rows) {
+  const mode = r.mode;
   console.log(`${mode}: input ${fmt(r.input)} USD, hit ${r.hit}/${r.prompt} tokens, errors ${r.errors}, per provider ` +
     `${JSON.stringify(r.per)}, e2e p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms` +
     (r.lookups ? `, lookups ${r.lookups} mean ${r.lookupMean.toFixed(3)} ms p50 <= ${r.lookupP50} ms p99 <= ${r.lookupP99} ms, ` +
-      `predicted = reported on ${r.exact}/${r.predicted} rows, Redis EVALSHA ${r.evalshaUs} us/call` : ''));
+      `predicted = reported on ${r.exact}/${r.predicted} rows, Redis EVALSHA ${r.evalshaUs} us/call; lookups: ${r.outcomes}` : ''));
+  if (process.env.BENCH_DEBUG) console.log(r.logs.slice(-3000));
 }
 const base = rows.find((r) => r.mode === 'off');
 console.log('\n| mode | input cost (USD) | vs index off | hit share of prompt tokens | requests p1/p2/p3 | e2e p50 ms | e2e p99 ms | lookup p50 / p99 (bucket bound, ms) | client errors |');
