@@ -186,6 +186,8 @@ bool gw_prefix_lookup(gw_worker_t *w, gw_prefix_req_t *pfx, int mi, int64_t team
         return false; /* no tokenizer for this model, or the index is off */
     const gw_config_t *cfg = w->server->cfg;
     int n_routes = cfg->models[mi].n_routes;
+    if (pfx->blocks.n == 0 && prompt_tokens >= 64)
+        return false; /* a completions batch or a mix of strings and ids: no one prefix */
     if (pfx->blocks.n == 0) { /* under 64 tokens: no provider can hit, no need to ask */
         memset(pfx->hit_tokens, 0, sizeof pfx->hit_tokens);
         pfx->predicted = true;

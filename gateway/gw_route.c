@@ -90,9 +90,19 @@ static void explain_prefix(const gw_config_t *cfg, const gw_model_cfg_t *m,
     size_t pos = (size_t)snprintf(head, sizeof head, "{\"pfx\":{");
     int shown = 0;
     for (int i = 0; i < m->n_routes && i < RT_MAX_CANDIDATES; i++) {
-        char item[120];
-        int k = snprintf(item, sizeof item, "%s\"%s\":%lld", shown ? "," : "",
-                         cfg->providers[m->routes[i].provider].name, (long long)predicted[i]);
+        char name[80], item[120];
+        size_t nl = 0; /* the name as a JSON string body: quotes, backslashes, controls escaped */
+        for (const char *c = cfg->providers[m->routes[i].provider].name; *c && nl < 70; c++) {
+            unsigned char ch = (unsigned char)*c;
+            if (ch == '"' || ch == '\\')
+                name[nl++] = '\\';
+            if (ch < 0x20)
+                ch = '?';
+            name[nl++] = (char)ch;
+        }
+        name[nl] = '\0';
+        int k = snprintf(item, sizeof item, "%s\"%s\":%lld", shown ? "," : "", name,
+                         (long long)predicted[i]);
         if (k < 0 || pos + (size_t)k + 3 >= sizeof head - 40)
             break; /* room is kept for the billing note (gw_prefix) */
         memcpy(head + pos, item, (size_t)k);

@@ -3,6 +3,7 @@
 // cache hits (64-token blocks from token 0, per API key):
 // a conversation growing turn by turn keeps going to the provider holding
 // its prefix, and each row's predicted hit tokens equal the reported ones;
+// at different prices the expected cost with the predicted hits decides;
 // two teams with the same prompt never share a prediction; a prompt under 64
 // tokens is predicted 0 without a lookup; a provider that reports no cache
 // hits is billed the prediction only where the admin opted in, and
@@ -24,12 +25,14 @@ const redis = (...args) => execFileSync('redis-cli', ['-u', redisUrl, ...args], 
 const db = h.createDatabase();
 const ns = 'pfx' + randomBytes(4).toString('hex');
 const from = '2020-01-01T00:00:00Z';
-for (const p of ['pa', 'pb', 'pc', 'pd'])
-  h.ctl(db, 'price', 'add', '--provider', p, '--model', 'deepseek-chat', '--currency', 'USD', '--hit', '0.028',
-    '--miss', '0.28', '--output', '0.42', '--from', from);
+for (const [p, hit, miss, out] of [['pa', '0.028', '0.28', '0.42'], ['pb', '0.028', '0.28', '0.42'],
+  ['pc', '0.028', '0.28', '0.42'], ['pd', '0.028', '0.28', '0.42'],
+  ['pe', '0.07', '0.70', '1.05'], ['pf', '0.028', '0.28', '0.42'], ['pg', '0.005', '0.05', '0.42']])
+  h.ctl(db, 'price', 'add', '--provider', p, '--model', 'deepseek-chat', '--currency', 'USD', '--hit', hit,
+    '--miss', miss, '--output', out, '--from', from);
 const sim = (name, ...extra) => h.startSim('--name', name, '--tokenizer', tokDir, '--completion-tokens', '24', ...extra);
-const [simA, simB, simC, simD] = await Promise.all([sim('a'), sim('b'), sim('c', '--report-cache', 'off'),
-  sim('d', '--report-cache', 'off')]);
+const [simA, simB, simC, simD, simE, simF, simG] = await Promise.all([sim('a'), sim('b'),
+  sim('c', '--report-cache', 'off'), sim('d', '--report-cache', 'off'), sim('e'), sim('f'), sim('g')]);
 const conf = h.gatewayConfig({
   conninfo: db,
   gateway: `route_policy = cheapest\nredis = ${redisUrl}\nredis_namespace = ${ns}\nprefix_index = on\n` +
@@ -39,14 +42,20 @@ const conf = h.gatewayConfig({
     { name: 'pb', url: simB.url, kind: 'deepseek' },
     { name: 'pc', url: simC.url, extra: 'bill_predicted_cache = on\ncache_ttl_s = 600\n' },
     { name: 'pd', url: simD.url },
+    // different prices: pe is fast and 2.5x dearer, pf cheap, pg very cheap on input
+    { name: 'pe', url: simE.url, kind: 'deepseek', extra: 'expect_ttft_ms = 5\n' },
+    { name: 'pf', url: simF.url, kind: 'deepseek', extra: 'expect_ttft_ms = 500\n' },
+    { name: 'pg', url: simG.url, kind: 'deepseek', extra: 'expect_ttft_ms = 500\n' },
   ],
   models: {
     chat: [['pa', 'deepseek-chat'], ['pb', 'deepseek-chat']],
     billed: [['pc', 'deepseek-chat']],
     unbilled: [['pd', 'deepseek-chat']],
     estimated: [['pa', 'deepseek-chat']],
+    priced: [['pe', 'deepseek-chat'], ['pf', 'deepseek-chat']],
+    priced2: [['pe', 'deepseek-chat'], ['pg', 'deepseek-chat']],
   },
-}).replace(/\[model (chat|billed|unbilled)\]\n/g, (m) => `${m}tokenizer = ${tokDir}\n`);
+}).replace(/\[model (chat|billed|unbilled|priced|priced2)\]\n/g, (m) => `${m}tokenizer = ${tokDir}\n`);
 const gw = await h.startGateway(conf);
 const alpha = h.createKey(db, 'alpha');
 const beta = h.createKey(db, 'beta');
@@ -63,8 +72,8 @@ const sseContent = (text) => text.split('\n').filter((l) => l.startsWith('data: 
   .map((l) => JSON.parse(l.slice(6))).filter((e) => e.choices?.length)
   .map((e) => e.choices[0].delta.content || '').join('');
 const rowOf = async (r) => (await h.waitForRows(db, 1, `request_id = '${r.headers.get('x-request-id')}'`))[0];
-const send = (key, model, messages, extra = {}) =>
-  h.post(gw, '/v1/chat/completions', key, { model, messages, max_tokens: 24, ...extra });
+const send = (key, model, messages, extra = {}, headers = {}) =>
+  h.post(gw, '/v1/chat/completions', key, { model, messages, max_tokens: 24, ...extra }, headers);
 const metric = async (name) => {
   const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
   const m = text.match(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\d+)`, 'm'));
@@ -140,6 +149,26 @@ test('two teams with the same prompt never share: the second team predicts 0 and
   const all = redis('--scan', '--pattern', `${ns}:pfx:*`).split('\n').filter(Boolean);
   const teams = new Set(all.map((k) => k.split(':')[2]));
   assert.deepEqual([...teams].sort(), [String(teamId('alpha')), String(teamId('beta'))].sort());
+});
+
+test('different prices: the expected cost with the predicted hits decides, not the prefix alone', async () => {
+  const prompt = [{ role: 'system', content: `Prices ${nonce}. ${longText(7, 700)}` }, { role: 'user', content: 'Go on.' }];
+  // the first request asks for speed: the fast, dear host serves it and holds the prefix
+  const r1 = await send(alpha, 'priced', prompt, {}, { 'x-tollgate-preference': 'fastest' });
+  assert.equal(r1.headers.get('x-tollgate-provider'), 'pe');
+  // by cost: the dear host's cached prefix makes it cheaper than the cheap host's misses
+  const r2 = await send(alpha, 'priced', prompt);
+  assert.equal(r2.status, 200, r2.text);
+  const row2 = await rowOf(r2);
+  assert.equal(r2.headers.get('x-tollgate-provider'), 'pe', JSON.stringify(row2.route_explain));
+  assert.ok(row2.route_explain.pfx.pe > 1000 && row2.route_explain.pfx.pf === 0);
+  assert.equal(row2.cache_hit_predicted_tokens, row2.cache_hit_tokens);
+  // a host whose misses cost less than the other's hits wins despite the prefix elsewhere
+  const r3 = await send(alpha, 'priced2', prompt);
+  const row3 = await rowOf(r3);
+  assert.equal(r3.headers.get('x-tollgate-provider'), 'pg', JSON.stringify(row3.route_explain));
+  assert.ok(row3.route_explain.pfx.pe > 1000, 'the prefix at pe was known and weighed');
+  assert.equal(row3.cache_hit_predicted_tokens, 0);
 });
 
 test('a prompt under 64 tokens is predicted 0 without asking Redis', async () => {
