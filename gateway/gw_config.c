@@ -249,6 +249,52 @@ static int set_model_routing(parse_ctx_t *ctx, gw_model_cfg_t *m, const char *k,
 
 /* ---- end of routing keys -------------------------------------------------- */
 
+/* ---- prefix index keys (issue 9, docs/cache.md) ---------------------------- */
+
+static int parse_on_off(parse_ctx_t *ctx, const char *k, const char *v, bool *out)
+{
+    if (strcmp(v, "on") && strcmp(v, "off"))
+        return fail(ctx, "%s must be on or off, got '%s'", k, v);
+    *out = !strcmp(v, "on");
+    return 0;
+}
+
+/* [gateway] prefix keys; 1 when `k` is not one of them. */
+static int set_gateway_prefix(parse_ctx_t *ctx, gw_config_t *c, const char *k, const char *v)
+{
+    if (!strcmp(k, "prefix_index")) {
+        c->prefix_line = ctx->line;
+        return parse_on_off(ctx, k, v, &c->prefix_index);
+    }
+    if (!strcmp(k, "prefix_timeout_ms"))
+        return parse_int_field(ctx, k, v, 1, 10000, &c->prefix_timeout_ms);
+    if (!strcmp(k, "prefix_max_blocks"))
+        return parse_int_field(ctx, k, v, 1, 65536, &c->prefix_max_blocks);
+    return 1;
+}
+
+/* [provider] prefix keys; 1 when `k` is not one of them. */
+static int set_provider_prefix(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *k,
+                               const char *v)
+{
+    if (!strcmp(k, "cache_ttl_s")) {
+        p->cache_ttl_set = true;
+        return parse_int_field(ctx, k, v, 0, 30 * 86400, &p->cache_ttl_s);
+    }
+    if (!strcmp(k, "bill_predicted_cache"))
+        return parse_on_off(ctx, k, v, &p->bill_predicted_cache);
+    return 1;
+}
+
+int gw_config_cache_ttl_s(const gw_provider_cfg_t *p)
+{
+    if (p->cache_ttl_set)
+        return p->cache_ttl_s;
+    return p->kind == GW_PROVIDER_DEEPSEEK ? 21600 : p->kind == GW_PROVIDER_ENGINE ? 300 : 600;
+}
+
+/* ---- end of prefix index keys ---------------------------------------------- */
+
 static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const char *v)
 {
     char serr[256];
@@ -375,6 +421,9 @@ static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const ch
     int rr = set_gateway_routing(ctx, c, k, v);
     if (rr <= 0)
         return rr;
+    rr = set_gateway_prefix(ctx, c, k, v);
+    if (rr <= 0)
+        return rr;
     return fail(ctx, "unknown key '%s' in [gateway]", k);
 }
 
@@ -406,6 +455,9 @@ static int set_provider(parse_ctx_t *ctx, gw_provider_cfg_t *p, const char *k, c
     if (!strcmp(k, "ca_file"))
         return copy_str(ctx, p->ca_file, sizeof p->ca_file, k, v);
     int rr = set_provider_routing(ctx, p, k, v);
+    if (rr <= 0)
+        return rr;
+    rr = set_provider_prefix(ctx, p, k, v);
     if (rr <= 0)
         return rr;
     return fail(ctx, "unknown key '%s' in [provider %s]", k, p->name);
@@ -478,6 +530,8 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->route_target_margin_pct = 10;
     c->breaker_failures = 5;
     c->breaker_cooldown_ms = 10000;
+    c->prefix_timeout_ms = 50; /* prefix index defaults (docs/cache.md) */
+    c->prefix_max_blocks = 2048;
 }
 
 static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
@@ -505,6 +559,10 @@ static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
     if (c->respcache.enabled && !c->redis) {
         ctx->line = 0;
         return fail(ctx, "response_cache = on needs redis = redis://HOST:PORT (or env:NAME)");
+    }
+    if (c->prefix_index && !c->redis) {
+        ctx->line = c->prefix_line;
+        return fail(ctx, "prefix_index = on needs redis = redis://HOST:PORT (or env:NAME)");
     }
     return 0;
 }

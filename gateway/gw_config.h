@@ -34,6 +34,10 @@ typedef struct gw_provider_cfg {
     int expect_ttft_ms;      /* time to first token; default 1000 */
     int expect_tokens_per_s; /* output speed; default 50 */
     int cache_hit_percent;   /* expected cache-hit share of prompts, 0..100; default 0 */
+    /* prefix index (issue 9, docs/cache.md) */
+    int cache_ttl_s;          /* how long this provider keeps a prompt prefix (when set) */
+    bool cache_ttl_set;       /* false: the default of its kind (gw_config_cache_ttl_s) */
+    bool bill_predicted_cache; /* bill the gateway's prediction when usage reports no hits */
 } gw_provider_cfg_t;
 
 typedef struct gw_route_cfg {
@@ -90,6 +94,11 @@ typedef struct gw_config {
     int64_t default_max_tokens; /* worst case when a request states no max_tokens */
     char redis_namespace[40];   /* prefix of governance keys (deployments sharing a Redis) */
     gw_rc_opts_t respcache;     /* response cache (response_cache* keys, docs/response-cache.md) */
+    /* prefix index (issue 9, docs/cache.md) */
+    bool prefix_index;          /* predict provider cache hits from Redis (needs redis) */
+    int prefix_timeout_ms;      /* connect and per-lookup timeout of its own connection; 50 */
+    int prefix_max_blocks;      /* blocks looked up and recorded per prompt; 2048 */
+    int prefix_line;            /* line of prefix_index (for the check of redis) */
     gw_provider_cfg_t providers[GW_MAX_PROVIDERS];
     int n_providers;
     gw_model_cfg_t models[GW_MAX_MODELS];
@@ -107,6 +116,11 @@ void gw_config_free(gw_config_t *cfg);
 
 /* Whether `name` is a routing policy the gateway knows. */
 bool gw_config_policy_valid(const char *name);
+
+/* The prefix-cache TTL of provider p in seconds: cache_ttl_s when set, else
+ * by kind: deepseek 21600 (DeepSeek keeps prefixes hours to days), openai
+ * 600, engine 300. 0 = prefixes served there are not recorded. */
+int gw_config_cache_ttl_s(const gw_provider_cfg_t *p);
 
 /* Finds a model by client-facing name; NULL if none. */
 const gw_model_cfg_t *gw_config_model(const gw_config_t *cfg, const char *name);

@@ -42,6 +42,26 @@ typedef enum {
 void gw_metrics_respcache(gw_metrics_rc_t what);
 /* Time from sending a lookup to its answer (hits and misses). */
 void gw_metrics_respcache_lookup(double seconds);
+/* Prefix index (docs/cache.md): how each lookup ended. */
+typedef enum {
+    GW_PFX_HIT = 0,        /* Redis answered; some route holds a prefix of the prompt */
+    GW_PFX_MISS,           /* Redis answered; no route does */
+    GW_PFX_SHORT,          /* no full 64-token block: predicted 0 without asking Redis */
+    GW_PFX_BYPASS_DOWN,    /* Redis not connected: no prediction, no wait */
+    GW_PFX_BYPASS_TIMEOUT, /* no answer within prefix_timeout_ms, or the connection was lost */
+    GW_PFX_BYPASS_ERROR,   /* a script error or a reply of the wrong shape */
+    GW_PFX_OUTCOMES
+} gw_metrics_pfx_t;
+
+/* One lookup; latency_s < 0 when no round trip was made. */
+void gw_metrics_prefix_lookup(gw_metrics_pfx_t outcome, double latency_s);
+/* One record of a served prompt's blocks: sent to Redis, or not (down). */
+void gw_metrics_prefix_record(int sent);
+/* A row where the serving provider reported its cache hits: the prediction
+ * against the report. */
+void gw_metrics_prefix_accuracy(int64_t predicted, int64_t reported);
+/* A row billed with the gateway's prediction (bill_predicted_cache). */
+void gw_metrics_prefix_billed(void);
 
 typedef struct gw_metrics_extra {
     uint64_t spool_bytes, spool_corrupted, spool_torn, spool_refused;

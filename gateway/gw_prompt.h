@@ -37,4 +37,22 @@ typedef struct gw_prompt_count {
  * back to the estimate. */
 gw_prompt_count_t gw_prompt_count(const gw_tokenizer_t *t, const cJSON *body, bool chat);
 
+/* The chained 64-token block hashes of a prompt (tok_block_hashes): hash k
+ * covers every token of blocks 0..k. Owned; zero-initialise, release with
+ * gw_prompt_blocks_free. */
+typedef struct gw_prompt_blocks {
+    uint64_t *hash;
+    size_t n;
+} gw_prompt_blocks_t;
+
+void gw_prompt_blocks_free(gw_prompt_blocks_t *b);
+
+/* As gw_prompt_count; when the count is exact and max_blocks > 0, also the
+ * block hashes of the prompt's tokens (at most max_blocks, the first ones)
+ * into *blocks, which must be empty. A prompt under 64 tokens, an estimate, a
+ * completions batch (an array of several strings) or max_blocks == 0 leaves
+ * blocks->n = 0. Never fails. */
+gw_prompt_count_t gw_prompt_count_blocks(const gw_tokenizer_t *t, const cJSON *body, bool chat,
+                                         size_t max_blocks, gw_prompt_blocks_t *blocks);
+
 #endif

@@ -21,6 +21,7 @@
 #include "gw_respcache_req.h"
 #include "gw_route.h"
 #include "gw_metrics.h"
+#include "gw_prefix.h"
 #include "pr_book.h"
 #include "gw_sse.h"
 #include "gw_usage_json.h"
@@ -85,7 +86,8 @@ struct gw_exchange {
      * exchange_finish) and what settle gives back */
     gw_govern_ticket_t *gov_ticket;
     gw_govern_hold_t gov_hold;
-    gw_rc_req_t *rc; /* response cache (gw_respcache_req); NULL = not used */
+    gw_rc_req_t *rc;     /* response cache (gw_respcache_req); NULL = not used */
+    gw_prefix_req_t pfx; /* prefix index (gw_prefix): the prompt's blocks, the prediction */
 };
 
 static int64_t now_us(void)
@@ -204,6 +206,7 @@ static void exchange_settle(gw_exchange_t *ex, int status, const char *error_typ
     ex->rec.http_status = status;
     if (error_type)
         snprintf(ex->rec.error_type, sizeof ex->rec.error_type, "%s", error_type);
+    gw_prefix_settle(ex->w, &ex->pfx, ex->model_index, ex->route, status, &ex->rec);
     exchange_price(ex);
     if (ex->rec.response_cache_hit)
         gw_respcache_charge(ex->w->server->cfg, &ex->rec); /* the configured rule */
@@ -254,6 +257,7 @@ static void exchange_finish(gw_exchange_t *ex, int status, const char *error_typ
     if (ex->next)
         ex->next->prev = ex->prev;
     w->n_exchanges--;
+    gw_prefix_release(&ex->pfx);
     cJSON_Delete(ex->body);
     gw_sse_free(&ex->sse);
     if (ex->up_error_body)
@@ -578,6 +582,7 @@ static int on_sse_event(void *arg, const char *event, size_t len)
         cJSON *usage = j ? cJSON_GetObjectItemCaseSensitive(j, "usage") : NULL;
         if (cJSON_IsObject(usage) && gw_usage_from_json(usage, &ex->rec)) {
             ex->saw_usage = true;
+            ex->pfx.usage_reported_hits = gw_prefix_usage_reports_hits(usage);
             const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
             bool usage_only = cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
             if (usage_only && !ex->client_wants_usage) {
@@ -671,6 +676,7 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
     bool changed = false;
     if (usage && gw_usage_from_json(usage, &ex->rec)) {
         ex->saw_usage = true;
+        ex->pfx.usage_reported_hits = gw_prefix_usage_reports_hits(usage);
         changed = gw_usage_json_complete(usage);
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
@@ -956,7 +962,8 @@ static void governance_downgrade(gw_exchange_t *ex, const char *to)
                                  ex->max_tokens,
                                  ex->stream,
                                  now_us(),
-                                 ex->client ? evhttp_request_get_input_headers(ex->client) : NULL};
+                                 ex->client ? evhttp_request_get_input_headers(ex->client) : NULL,
+                                 NULL /* the prefix prediction was for the other model */};
         gw_route_plan(ex->w, &rq, &plan);
     }
     if (!m || plan.n == 0) {
@@ -1082,6 +1089,9 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
     exchange_finish(ex, 499, "client_closed");
 }
 
+static void exchange_plan(gw_exchange_t *ex);
+static void on_prefix_known(void *arg);
+
 void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t endpoint)
 {
     gw_key_info_t key;
@@ -1134,8 +1144,9 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         exchange_fail(ex, 403, "permission_error", "model_not_allowed", "model", msg);
         return;
     }
-    ex->prompt = gw_prompt_count(w->server->model_tokenizer[ex->model_index], ex->body,
-                                 endpoint == GW_ENDPOINT_CHAT);
+    ex->prompt = gw_prompt_count_blocks(w->server->model_tokenizer[ex->model_index], ex->body,
+                                        endpoint == GW_ENDPOINT_CHAT,
+                                        gw_prefix_max_blocks(w, ex->model_index), &ex->pfx.blocks);
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_completion_tokens");
     if (!cJSON_IsNumber(mt))
         mt = cJSON_GetObjectItemCaseSensitive(ex->body, "max_tokens");
@@ -1149,9 +1160,22 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
                       "Retry later.");
         return;
     }
+    evhttp_connection_set_closecb(ex->client_conn, on_client_close, ex);
+    if (!gw_prefix_lookup(w, &ex->pfx, ex->model_index, ex->key.team_id, ex->prompt.tokens,
+                          ex->prompt.exact, on_prefix_known, ex))
+        exchange_plan(ex); /* else when Redis has answered (or timed out) */
+}
+
+/* Routes the exchange (with the prefix index's prediction, when one was
+ * made) and goes on to governance. */
+static void exchange_plan(gw_exchange_t *ex)
+{
+    gw_worker_t *w = ex->w;
+    gw_endpoint_t endpoint = ex->endpoint;
     gw_route_request_t rq = {ex->model, ex->model_index, &ex->key, ex->prompt.tokens,
                              ex->prompt.exact, ex->max_tokens, ex->stream, now_us(),
-                             evhttp_request_get_input_headers(req)};
+                             evhttp_request_get_input_headers(ex->client),
+                             ex->pfx.predicted ? ex->pfx.hit_tokens : NULL};
     gw_route_plan(w, &rq, &ex->plan);
     snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", ex->plan.explain);
     if (ex->plan.n == 0 && !ex->plan.param[0])
@@ -1163,9 +1187,13 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
     ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
         ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
     ex->rec.usage_complete = false;
-    ex->rc = gw_respcache_begin(w, &ex->key, endpoint == GW_ENDPOINT_CHAT, ex->body, req);
-    evhttp_connection_set_closecb(ex->client_conn, on_client_close, ex);
+    ex->rc = gw_respcache_begin(w, &ex->key, endpoint == GW_ENDPOINT_CHAT, ex->body, ex->client);
     governance_admit(ex); /* then the response cache, then attempt_next() */
+}
+
+static void on_prefix_known(void *arg)
+{
+    exchange_plan(arg);
 }
 
 void gw_proxy_budget(gw_worker_t *w, struct evhttp_request *req)

@@ -52,8 +52,10 @@ static rt_policy_t model_policy(const gw_config_t *cfg, const gw_model_cfg_t *m)
     return p;
 }
 
-/* Fills cands from the model's routes; the caller holds mu. */
-static int candidates(const gw_config_t *cfg, int mi, rt_candidate_t *cands)
+/* Fills cands from the model's routes; the caller holds mu. predicted: the
+ * prefix index's hit tokens per route (NULL = the configured priors). */
+static int candidates(const gw_config_t *cfg, int mi, rt_candidate_t *cands,
+                      const int64_t *predicted, int64_t prompt_tokens)
 {
     const gw_model_cfg_t *m = &cfg->models[mi];
     int n = m->n_routes < RT_MAX_CANDIDATES ? m->n_routes : RT_MAX_CANDIDATES;
@@ -68,8 +70,51 @@ static int candidates(const gw_config_t *cfg, int mi, rt_candidate_t *cands)
                                     (double)p->expect_ttft_ms,
                                     (double)p->expect_tokens_per_s,
                                     &stats[mi][i]};
+        if (predicted) { /* the share of this prompt the index expects to hit there */
+            int64_t hit = predicted[i] < prompt_tokens ? predicted[i] : prompt_tokens;
+            cands[i].cache_hit_bp =
+                prompt_tokens > 0 && hit > 0 ? (int)(hit * 10000 / prompt_tokens) : 0;
+        }
     }
     return n;
+}
+
+#define PFX_EXPLAIN_ROOM 160 /* kept free in route_explain for the prefix notes */
+
+/* Puts the prediction in front of the explanation:
+ * {"pfx":{"<provider>":<hit tokens>,...},<the router's explanation>}. */
+static void explain_prefix(const gw_config_t *cfg, const gw_model_cfg_t *m,
+                           const int64_t *predicted, char *explain, size_t len)
+{
+    char head[PFX_EXPLAIN_ROOM];
+    size_t pos = (size_t)snprintf(head, sizeof head, "{\"pfx\":{");
+    int shown = 0;
+    for (int i = 0; i < m->n_routes && i < RT_MAX_CANDIDATES; i++) {
+        char name[80], item[120];
+        size_t nl = 0; /* the name as a JSON string body: quotes, backslashes, controls escaped */
+        for (const char *c = cfg->providers[m->routes[i].provider].name; *c && nl < 70; c++) {
+            unsigned char ch = (unsigned char)*c;
+            if (ch == '"' || ch == '\\')
+                name[nl++] = '\\';
+            if (ch < 0x20)
+                ch = '?';
+            name[nl++] = (char)ch;
+        }
+        name[nl] = '\0';
+        int k = snprintf(item, sizeof item, "%s\"%s\":%lld", shown ? "," : "", name,
+                         (long long)predicted[i]);
+        if (k < 0 || pos + (size_t)k + 3 >= sizeof head - 40)
+            break; /* room is kept for the billing note (gw_prefix) */
+        memcpy(head + pos, item, (size_t)k);
+        pos += (size_t)k;
+        shown++;
+    }
+    head[pos++] = '}';
+    head[pos] = '\0';
+    const char *rest = explain[0] == '{' ? explain + 1 : "}";
+    char out[512];
+    snprintf(out, sizeof out, "%s%s%s", head, rest[0] == '}' ? "" : ",", rest);
+    snprintf(explain, len, "%s", out);
 }
 
 static void plan_fail(gw_route_plan_t *plan, int status, const char *type, const char *code,
@@ -246,13 +291,18 @@ void gw_route_plan(gw_worker_t *w, const gw_route_request_t *rq, gw_route_plan_t
     rt_decision_t d;
     pthread_mutex_lock(&mu);
     r.expected_output = expected_output(rq->model_index);
-    int n = candidates(cfg, rq->model_index, cands);
+    int n = candidates(cfg, rq->model_index, cands, rq->predicted_hits, rq->prompt_tokens);
     rt_route_decide(&r, cands, n, book, &d);
     if (d.n > 0)
         rt_stats_take(&stats[rq->model_index][d.order[0]], r.now_us);
     pthread_mutex_unlock(&mu);
     gw_pricebook_release(w->server->prices, book);
-    rt_explain_compact(&d, plan->explain, sizeof plan->explain);
+    if (rq->predicted_hits) {
+        rt_explain_compact(&d, plan->explain, sizeof plan->explain - PFX_EXPLAIN_ROOM);
+        explain_prefix(cfg, rq->model, rq->predicted_hits, plan->explain, sizeof plan->explain);
+    } else {
+        rt_explain_compact(&d, plan->explain, sizeof plan->explain);
+    }
     if (d.n == 0) {
         const char *type = d.status == 503   ? "api_error"
                            : d.status == 403 ? "permission_error"
@@ -446,7 +496,7 @@ void gw_route_explain_http(gw_server_t *srv, struct evhttp_request *req)
             rt_decision_t d;
             pthread_mutex_lock(&mu);
             r.expected_output = expected_output(mi);
-            int n = candidates(cfg, mi, cands);
+            int n = candidates(cfg, mi, cands, NULL, prompt);
             rt_route_decide(&r, cands, n, book, &d);
             for (int i = 0; i < n; i++)
                 snap[i] = *cands[i].stats;

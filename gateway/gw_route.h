@@ -30,6 +30,10 @@ typedef struct gw_route_request {
     bool stream;
     int64_t now_us;
     const struct evkeyvalq *headers; /* the client's request headers (needs); NULL = none */
+    /* The prefix index's prediction (gw_prefix, docs/cache.md): per route of
+     * the model, the prompt tokens expected to hit that provider's cache.
+     * NULL = no prediction: each provider's cache_hit_percent prior is used. */
+    const int64_t *predicted_hits;
 } gw_route_request_t;
 
 typedef struct gw_route_plan {

@@ -3,6 +3,7 @@
  * runs one event loop per --threads and stops cleanly on SIGTERM/SIGINT. */
 #include "sim_opts.h"
 #include "sim_server.h"
+#include "sim_tokenize.h"
 #include "tg_log.h"
 #include "tg_net.h"
 
@@ -70,8 +71,16 @@ int main(int argc, char **argv)
         tg_error("%s", err);
         return 1;
     }
+    sim_tokenizer_t tokenizer = {0};
+    if (opts.tokenizer[0] && sim_tokenizer_load(&tokenizer, opts.tokenizer, err, sizeof(err)) != 0) {
+        tg_error("%s", err);
+        fprintf(stderr, "tollgate-sim: --tokenizer: %s\n", err);
+        close(fd);
+        return 2;
+    }
     sim_shared_t shared;
     sim_shared_init(&shared, &opts);
+    shared.tokenizer = opts.tokenizer[0] ? &tokenizer : NULL;
 
     int n = opts.threads;
     sim_worker_t *workers = calloc((size_t)n, sizeof(*workers));
@@ -133,6 +142,7 @@ out:
     }
     free(workers);
     sim_shared_destroy(&shared);
+    sim_tokenizer_free(&tokenizer);
     libevent_global_shutdown();
     return rc;
 }

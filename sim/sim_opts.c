@@ -54,6 +54,11 @@ void sim_opts_usage(FILE *f)
         "                           and in /sim/stats (default sim)\n"
         "  --cache on|off           prefix-cache hit reporting (default on)\n"
         "  --cache-blocks N         64-token blocks the prefix cache remembers (default 262144)\n"
+        "  --report-cache on|off    off: usage carries no cache-hit fields at all (a provider\n"
+        "                           that does not report caching; default on)\n"
+        "  --tokenizer PATH         count prompt tokens exactly like DeepSeek (chat template +\n"
+        "                           BPE from a tokenizer folder, e.g. data/tokenizers/deepseek-v3)\n"
+        "                           instead of 4 bytes a token\n"
         "  --max-body BYTES         request body cap (default 8388608); larger -> 413\n"
         "  --slow-headers-ms N      delay before headers for x-sim-fault: slow-headers\n"
         "                           (default 3000)\n"
@@ -143,6 +148,8 @@ enum {
     OPT_LOG,
     OPT_FAULT,
     OPT_HELP,
+    OPT_REPORT_CACHE,
+    OPT_TOKENIZER,
 };
 
 int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errlen)
@@ -173,6 +180,8 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
         {"log-level", required_argument, 0, OPT_LOG},
         {"fault", required_argument, 0, OPT_FAULT},
         {"help", no_argument, 0, OPT_HELP},
+        {"report-cache", required_argument, 0, OPT_REPORT_CACHE},
+        {"tokenizer", required_argument, 0, OPT_TOKENIZER},
         {0, 0, 0, 0},
     };
     optind = 1;
@@ -278,6 +287,19 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
             break;
         case OPT_FAULT:
             bad = sim_fault_parse(a, &o->fault) < 0;
+            break;
+        case OPT_REPORT_CACHE:
+            if (strcmp(a, "on") == 0)
+                o->hide_cache = false;
+            else if (strcmp(a, "off") == 0)
+                o->hide_cache = true;
+            else
+                bad = 1;
+            break;
+        case OPT_TOKENIZER:
+            bad = strlen(a) == 0 || strlen(a) >= sizeof(o->tokenizer);
+            if (!bad)
+                snprintf(o->tokenizer, sizeof(o->tokenizer), "%s", a);
             break;
         case OPT_HELP:
             return 1;

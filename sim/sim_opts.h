@@ -33,6 +33,8 @@ typedef struct sim_opts {
     char models[1024]; /* comma-separated, for GET /v1/models */
     tg_log_level_t log_level;
     sim_fault_t fault; /* --fault: injected into every request without x-sim-fault */
+    char tokenizer[1024]; /* --tokenizer: exact DeepSeek tokenization; "" = 4-byte rule */
+    bool hide_cache;      /* --report-cache off: usage without any cache-hit field */
 } sim_opts_t;
 
 /* Fills o with the defaults. */

@@ -51,11 +51,17 @@ void sim_reply_error(struct evbuffer *b, const char *message, const char *type, 
 void sim_reply_usage(struct evbuffer *b, const sim_answer_t *a)
 {
     const sim_usage_t *u = &a->usage;
-    evbuffer_add_printf(b,
-                        "{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,\"total_tokens\":%llu,"
-                        "\"prompt_tokens_details\":{\"cached_tokens\":%llu},",
+    evbuffer_add_printf(b, "{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,\"total_tokens\":%llu",
                         (unsigned long long)u->prompt, (unsigned long long)u->completion,
-                        (unsigned long long)(u->prompt + u->completion),
+                        (unsigned long long)(u->prompt + u->completion));
+    if (a->hide_cache) { /* a provider that does not report caching at all */
+        if (a->reasoner)
+            evbuffer_add_printf(b, ",\"completion_tokens_details\":{\"reasoning_tokens\":%llu}",
+                                (unsigned long long)u->reasoning);
+        evbuffer_add_printf(b, "}");
+        return;
+    }
+    evbuffer_add_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%llu},",
                         (unsigned long long)u->hit);
     if (a->reasoner)
         evbuffer_add_printf(b, "\"completion_tokens_details\":{\"reasoning_tokens\":%llu},",

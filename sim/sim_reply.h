@@ -26,6 +26,7 @@ typedef struct sim_answer {
     bool reasoner;           /* emits reasoning_content first */
     bool include_usage;      /* stream: chunks carry "usage":null, then the usage event */
     bool with_usage;         /* false for the no-usage fault */
+    bool hide_cache;         /* --report-cache off: no cache-hit fields in the usage */
     const char *finish_reason;
     sim_usage_t usage;
     uint64_t n_reasoning, n_content; /* tokens of each part */

@@ -8,6 +8,7 @@
 #include "sim_reply.h"
 #include "sim_request.h"
 #include "sim_text.h"
+#include "sim_tokenize.h"
 #include "tg_log.h"
 
 #include <event2/buffer.h>
@@ -285,6 +286,8 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
                "invalid_request_error");
         return;
     }
+    if (sh->tokenizer) /* --tokenizer: exact DeepSeek counts and block boundaries */
+        sim_tokenizer_apply(sh->tokenizer, body, len, &r);
 
     uint64_t n = k.completion_tokens;
     const char *finish = "stop";
@@ -328,6 +331,7 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     a->reasoner = reasoner;
     a->include_usage = r.include_usage;
     a->with_usage = k.fault != SIM_FAULT_NO_USAGE;
+    a->hide_cache = o->hide_cache;
     a->finish_reason = finish;
     a->usage = usage;
     a->n_reasoning = usage.reasoning;

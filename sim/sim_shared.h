@@ -17,6 +17,7 @@ typedef struct sim_shared {
     pthread_mutex_t lock;   /* guards everything below */
     sim_rng_t fault_rng;
     sim_cache_t *cache;
+    const struct sim_tokenizer *tokenizer; /* --tokenizer (read-only), NULL = 4-byte rule */
     sim_stats_t stats;
     uint64_t next_id;
     uint64_t in_flight;
