@@ -495,7 +495,10 @@ static void attempt_cancel(gw_exchange_t *ex)
     if (!ex->up)
         return;
     ex->cancelling = true;
-    evhttp_cancel_request(ex->up); /* runs our done callback with NULL: ignored */
+    /* libevent 2.1 runs only the error callback here (which just notes the
+     * error); should a version run the done callback too, `cancelling`
+     * makes on_up_done ignore it */
+    evhttp_cancel_request(ex->up);
     ex->cancelling = false;
     attempt_release(ex, true);
 }
