@@ -410,7 +410,6 @@ void gw_govern_settle(gw_worker_t *w, gw_govern_hold_t *hold, const gw_usage_rec
 
 /* ---- admission --------------------------------------------------------- */
 
-
 static void ticket_free(gw_govern_ticket_t *t)
 {
     if (t->retry)
