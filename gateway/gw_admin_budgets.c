@@ -156,8 +156,8 @@ static const char *ab_actor(struct evhttp_request *req)
 
 /* Refuses any member of body not in `known` (a typo must not be silently
  * ignored). False after answering 400. */
-static bool ab_known_fields(struct evhttp_request *req, const cJSON *body,
-                            const char *const *known, const char *list)
+static bool ab_known_fields(struct evhttp_request *req, const cJSON *body, const char *const *known,
+                            const char *list)
 {
     const cJSON *f;
     cJSON_ArrayForEach(f, body)
@@ -167,8 +167,10 @@ static bool ab_known_fields(struct evhttp_request *req, const cJSON *body,
             ok = !strcmp(f->string, known[i]);
         if (!ok) {
             char msg[320];
-            snprintf(msg, sizeof msg, "Unknown field '%.64s' (the fields are: %s). Nothing was "
-                                      "saved.", f->string, list);
+            snprintf(msg, sizeof msg,
+                     "Unknown field '%.64s' (the fields are: %s). Nothing was "
+                     "saved.",
+                     f->string, list);
             ab_fail(req, 400, f->string, msg);
             return false;
         }
@@ -196,13 +198,14 @@ static bool ab_string(struct evhttp_request *req, const cJSON *body, const char 
 
 /* A money field (a decimal string) in micro-units; absent: *out = 0 and
  * *present false. False after answering 400. */
-static bool ab_money(struct evhttp_request *req, const cJSON *body, const char *name,
-                     int64_t *out, bool *present)
+static bool ab_money(struct evhttp_request *req, const cJSON *body, const char *name, int64_t *out,
+                     bool *present)
 {
     const char *t;
     char err[320], msg[400];
-    if (!ab_string(req, body, name, &t, "a decimal string such as \"500\" or \"12.50\" (money "
-                                        "is never a JSON number)"))
+    if (!ab_string(req, body, name, &t,
+                   "a decimal string such as \"500\" or \"12.50\" (money "
+                   "is never a JSON number)"))
         return false;
     *out = 0;
     *present = t != NULL;
@@ -215,8 +218,7 @@ static bool ab_money(struct evhttp_request *req, const cJSON *body, const char *
 }
 
 /* A limit: a whole number from 0, or null / absent (0 = no limit). */
-static bool ab_count(struct evhttp_request *req, const cJSON *body, const char *name,
-                     int64_t *out)
+static bool ab_count(struct evhttp_request *req, const cJSON *body, const char *name, int64_t *out)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, name);
     *out = 0;
@@ -228,8 +230,10 @@ static bool ab_count(struct evhttp_request *req, const cJSON *body, const char *
         return true;
     }
     char msg[256];
-    snprintf(msg, sizeof msg, "Field '%s' must be a whole number from 0 (no limit) to %lld, or "
-                              "null. Nothing was saved.", name, GW_GOV_COUNT_MAX);
+    snprintf(msg, sizeof msg,
+             "Field '%s' must be a whole number from 0 (no limit) to %lld, or "
+             "null. Nothing was saved.",
+             name, GW_GOV_COUNT_MAX);
     ab_fail(req, 400, name, msg);
     return false;
 }
@@ -294,8 +298,10 @@ static bool ab_parse_path(struct evhttp_request *req, const char *path, ab_path_
     if (ok && n > 0) {
         if (!gw_gov_team_name_ok(seg[0])) {
             char msg[200];
-            snprintf(msg, sizeof msg, "There is no team named '%.64s' (team names are 1 to 64 "
-                                      "letters, digits, _ . -).", seg[0]);
+            snprintf(msg, sizeof msg,
+                     "There is no team named '%.64s' (team names are 1 to 64 "
+                     "letters, digits, _ . -).",
+                     seg[0]);
             ab_fail(req, 404, NULL, msg);
             return false;
         }
@@ -364,8 +370,8 @@ static cJSON *ab_limit_json(const PGresult *r, int i)
 }
 
 /* Runs the list query of budgets or limits; NULL after answering 503. */
-static PGresult *ab_select(PGconn *conn, struct evhttp_request *req, bool limits,
-                           const char *team, const char *key, int64_t id)
+static PGresult *ab_select(PGconn *conn, struct evhttp_request *req, bool limits, const char *team,
+                           const char *key, int64_t id)
 {
     char idtxt[24];
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
@@ -416,8 +422,7 @@ static void ab_get(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
             *dot = '\0';
         ab_fail(req, st, NULL, err);
     } else {
-        PGresult *r =
-            ab_select(conn, req, p->limits, team, p->target == AB_KEY ? p->key : NULL, 0);
+        PGresult *r = ab_select(conn, req, p->limits, team, p->target == AB_KEY ? p->key : NULL, 0);
         if (r && p->target == AB_KEY && PQntuples(r) == 0) {
             char msg[200];
             snprintf(msg, sizeof msg, "The key %s of team '%s' has no %s of its own.", p->key,
@@ -443,8 +448,8 @@ static void ab_get(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
 
 /* ---- writes -------------------------------------------------------------------- */
 
-static const char *const ab_budget_fields[] = {
-    "hard", "soft", "currency", "period", "zone", "policy", "downgrades", "webhook", NULL};
+static const char *const ab_budget_fields[] = {"hard",   "soft",       "currency", "period", "zone",
+                                               "policy", "downgrades", "webhook",  NULL};
 static const char *const ab_limit_fields[] = {"rpm", "tpm", "concurrent", NULL};
 
 /* Reads and checks a PUT body into *b or *l. False after answering 400. */
@@ -470,13 +475,15 @@ static bool ab_put_fields(struct evhttp_request *req, const cJSON *body, bool li
             !ab_money(req, body, "soft", &b->soft_micro, &has_soft))
             return false;
         if (!has_hard) {
-            ab_fail(req, 400, "hard", "Field 'hard' (the hard limit, a decimal string such as "
-                                      "\"500\") is required. Nothing was saved.");
+            ab_fail(req, 400, "hard",
+                    "Field 'hard' (the hard limit, a decimal string such as "
+                    "\"500\") is required. Nothing was saved.");
             return false;
         }
         if (has_soft && b->soft_micro == 0) {
-            ab_fail(req, 400, "soft", "soft: the soft threshold must be above zero (leave it "
-                                      "out for none). Nothing was saved.");
+            ab_fail(req, 400, "soft",
+                    "soft: the soft threshold must be above zero (leave it "
+                    "out for none). Nothing was saved.");
             return false;
         }
         const char *what = "a string";
@@ -514,16 +521,15 @@ static void ab_put(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
     char err[1024];
     int64_t id = 0;
     bool created = false;
-    int st = p->limits ? gw_gov_limit_put(conn, actor, p->team, key, &l, &id, &created, err,
-                                          sizeof err)
-                       : gw_gov_budget_put(conn, actor, p->team, key, &b, &id, &created, err,
-                                           sizeof err);
+    int st = p->limits
+                 ? gw_gov_limit_put(conn, actor, p->team, key, &l, &id, &created, err, sizeof err)
+                 : gw_gov_budget_put(conn, actor, p->team, key, &b, &id, &created, err, sizeof err);
     if (st != GW_PA_OK) {
         ab_fail(req, st, NULL, err);
     } else {
         tg_info("admin: %s %s %s %" PRId64 " of team %s%s%s", actor,
-                created ? "created" : "replaced", p->limits ? "rate limits" : "budget", id,
-                p->team, key ? " key " : "", key ? key : "");
+                created ? "created" : "replaced", p->limits ? "rate limits" : "budget", id, p->team,
+                key ? " key " : "", key ? key : "");
         PGresult *r = ab_select(conn, req, p->limits, NULL, NULL, id);
         if (r && PQntuples(r) == 1) {
             cJSON *o = cJSON_CreateObject();
@@ -559,8 +565,7 @@ static void ab_delete(gw_server_t *s, struct evhttp_request *req, const ab_path_
         return;
     }
     tg_info("admin: %s deleted %s %" PRId64 " of team %s%s%s", actor,
-            p->limits ? "rate limits" : "budget", id, p->team, key ? " key " : "",
-            key ? key : "");
+            p->limits ? "rate limits" : "budget", id, p->team, key ? " key " : "", key ? key : "");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddBoolToObject(o, "deleted", true);
     cJSON_AddStringToObject(o, "object", p->limits ? "rate_limits" : "budget");
@@ -709,8 +714,8 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
             st = GW_PA_UNAVAILABLE;
             break;
         }
-        gw_period_bounds(tz, period, now_us / 1000000, &b[i].start_s, &b[i].end_s,
-                         b[i].period_id, sizeof b[i].period_id);
+        gw_period_bounds(tz, period, now_us / 1000000, &b[i].start_s, &b[i].end_s, b[i].period_id,
+                         sizeof b[i].period_id);
         pr_tz_free(tz);
         st = gw_gov_ledger_micro(conn, tid, b[i].key_id, b[i].currency, b[i].start_s, b[i].end_s,
                                  &b[i].ledger, err, sizeof err);

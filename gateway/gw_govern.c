@@ -134,12 +134,14 @@ static void gov_worker_free(void *arg)
     for (int i = 0; i < gw->n_queued; i++)
         pending_free(gw->queued[i]);
     free(gw->queued);
+    tg_info("governance: worker %d closed its Redis connection", gw->w->index);
     g_workers[gw->w->index] = NULL;
     free(gw);
     if (atomic_fetch_sub(&g_live_workers, 1) == 1) {
         gw_govern_store_t *st = g_store;
         g_store = NULL;
         gw_govern_store_stop(st);
+        tg_info("governance: budget loader stopped");
     }
 }
 
@@ -407,7 +409,6 @@ void gw_govern_settle(gw_worker_t *w, gw_govern_hold_t *hold, const gw_usage_rec
 }
 
 /* ---- admission --------------------------------------------------------- */
-
 
 static void ticket_free(gw_govern_ticket_t *t)
 {

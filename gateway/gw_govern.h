@@ -4,7 +4,8 @@
  * and places the budget hold (the request's worst-case cost) against every
  * budget that applies, all atomically for every gateway instance sharing the
  * Redis. Settling replaces the hold by the actual charge and counts the
- * completion tokens (a second, fire-and-forget script). Budgets and limits
+ * completion tokens (fire and forget). A worker sends the admissions and
+ * settles of one loop tick together, in one EVALSHA. Budgets and limits
  * come from PostgreSQL (gw_govern_store); spend lost by Redis is rebuilt from
  * the ledger before anything is admitted. The per-worker state is created on
  * the worker's thread at its first request. */

@@ -21,8 +21,10 @@ int gw_gov_amount_parse(const char *opt, const char *text, int64_t *out_micro, c
     int64_t v = 0;
     int decimals = -1, digits = 0;
     if (*p == '-') {
-        snprintf(err, errlen, "%s: the amount '%s' is negative: give an amount from 0 in the "
-                              "budget's currency, such as 12.50", opt, text);
+        snprintf(err, errlen,
+                 "%s: the amount '%s' is negative: give an amount from 0 in the "
+                 "budget's currency, such as 12.50",
+                 opt, text);
         return -1;
     }
     for (; *p; p++) {
@@ -157,8 +159,9 @@ int gw_gov_budget_check(gw_gov_budget_spec_t *b, const char **param, char *err, 
     pr_tz_free(tz);
     if (strcmp(b->policy, "alert") && strcmp(b->policy, "downgrade") &&
         strcmp(b->policy, "cheaper") && strcmp(b->policy, "refuse"))
-        BAD("policy", "policy: must be \"alert\", \"downgrade\", \"cheaper\" or \"refuse\", not "
-                      "'%.64s'",
+        BAD("policy",
+            "policy: must be \"alert\", \"downgrade\", \"cheaper\" or \"refuse\", not "
+            "'%.64s'",
             b->policy);
     if (!downgrades_ok(b->downgrades))
         BAD("downgrades", "downgrades: give FROM=TO[,FROM=TO...] with model names of letters, "
@@ -210,8 +213,10 @@ static int ga_refusal(PGconn *conn, const PGresult *res, const char *what, char 
         snprintf(err, errlen, "%s refused by PostgreSQL: %s. Nothing was saved.", what, msg);
         return GW_PA_INVALID;
     }
-    snprintf(err, errlen, "%s failed: %s (is PostgreSQL up and the schema migrated?). Nothing was "
-                          "saved.", what, msg);
+    snprintf(err, errlen,
+             "%s failed: %s (is PostgreSQL up and the schema migrated?). Nothing was "
+             "saved.",
+             what, msg);
     return GW_PA_UNAVAILABLE;
 }
 
@@ -230,12 +235,16 @@ int gw_gov_scope_resolve(PGconn *conn, const char *team, const char *key_prefix,
     }
     int st = GW_PA_OK;
     if (PQntuples(r) != 1) {
-        snprintf(err, errlen, "There is no team named '%.64s' (create it with tollgatectl team "
-                              "create). Nothing was saved.", team);
+        snprintf(err, errlen,
+                 "There is no team named '%.64s' (create it with tollgatectl team "
+                 "create). Nothing was saved.",
+                 team);
         st = GW_PA_NOT_FOUND;
     } else if (key_prefix && PQgetisnull(r, 0, 1)) {
-        snprintf(err, errlen, "Team '%.64s' has no key with the display prefix '%.32s' (see "
-                              "tollgatectl key list). Nothing was saved.", team, key_prefix);
+        snprintf(err, errlen,
+                 "Team '%.64s' has no key with the display prefix '%.32s' (see "
+                 "tollgatectl key list). Nothing was saved.",
+                 team, key_prefix);
         st = GW_PA_NOT_FOUND;
     } else {
         *team_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -297,8 +306,9 @@ int gw_gov_budget_put(PGconn *conn, const char *actor, const char *team, const c
     char hs[24], ss[24];
     snprintf(hs, sizeof hs, "%lld", (long long)b->hard_micro);
     snprintf(ss, sizeof ss, "%lld", (long long)b->soft_micro);
-    const char *p[11] = {NULL, NULL, b->currency, b->period, b->zone, hs,
-                         b->soft_micro ? ss : NULL, b->policy, b->downgrades, b->webhook, actor};
+    const char *p[11] = {
+        NULL,      NULL,          b->currency, b->period, b->zone, hs, b->soft_micro ? ss : NULL,
+        b->policy, b->downgrades, b->webhook,  actor};
     /* xmax = 0 only on a row this statement inserted (not one it updated) */
     return ga_write(
         conn, actor, team, key_prefix, "saving the budget", "",

@@ -329,3 +329,16 @@ test('spend with Redis unreachable: the ledger\'s figures, live false, and why',
   assert.deepEqual(g.budgets, []);
   assert.equal(g.live, false);
 });
+
+test('shutdown: each worker closes its Redis connection, the budget loader stops, exit 0', async () => {
+  // both workers have served governed requests by now (the earlier tests):
+  // make sure of it with a few more
+  const body = h.chatBody({ model: 'deepseek-chat', max_tokens: 20 });
+  await Promise.all(Array.from({ length: 8 }, () => h.post(gw, '/v1/chat/completions', gammaKey, body)));
+  const { code, sig } = await gw.stop('SIGTERM');
+  assert.equal(code, 0, `exit ${code ?? sig}: ${gw.logs().slice(-2000)}`);
+  const closed = gw.logs().match(/governance: worker \d+ closed its Redis connection/g) || [];
+  assert.ok(closed.length >= 1 && closed.length <= 2, gw.logs().slice(-2000));
+  assert.match(gw.logs(), /governance: budget loader stopped/);
+  assert.ok(gw.logs().indexOf('budget loader stopped') > gw.logs().lastIndexOf('closed its Redis connection'));
+});

@@ -72,6 +72,29 @@ test('kill -9 a gateway holding reservations: the holds expire, the budget is ri
   await h.waitFor('spend settled', async () => BigInt((await budget(gwA, key)).spent_micro) === ceilMicro(ledgerPico('kappa')), 5000);
 });
 
+test('kill -9 a gateway holding concurrency slots: the slots expire by their score', async () => {
+  const key = h.createKey(db, 'lambda');
+  h.ctl(db, 'limit', 'set', '--team', 'lambda', '--concurrent', '2');
+  const gwB = await h.startGateway(h.gatewayConfig({ ...base, gateway: gov('redis_failure = closed\n') }));
+  await h.sleep(1200);
+  const pending = [0, 1].map(() => h.post(gwB, '/v1/chat/completions', key,
+    h.chatBody({ model: 'stalled', max_tokens: 20 })).catch(() => null));
+  const quick = h.chatBody({ model: 'deepseek-chat', max_tokens: 20 });
+  await h.waitFor('both slots taken', async () => {
+    const r = await h.post(gwA, '/v1/chat/completions', key, quick);
+    return r.status === 429 && r.json.error.code === 'rate_limit_exceeded';
+  }, 10000, 100);
+  const killedAt = Date.now();
+  gwB.proc.kill('SIGKILL');
+  await gwB.exited;
+  await Promise.all(pending);
+  // the dead gateway's slots still count until hold_ttl_ms (3 s) has passed
+  const r = await h.post(gwA, '/v1/chat/completions', key, quick);
+  if (Date.now() - killedAt < 2000) assert.equal(r.status, 429, r.text);
+  await h.waitFor('slots expired', async () =>
+    (await h.post(gwA, '/v1/chat/completions', key, quick)).status === 200, 8000, 200);
+});
+
 test('FLUSHALL and SCRIPT FLUSH: the spend is rebuilt from the ledger before admitting', async () => {
   const key = h.createKey(db, 'lambda');
   h.ctl(db, 'budget', 'set', '--team', 'lambda', '--hard', '5', '--period', 'day', '--zone', 'Asia/Shanghai');

@@ -106,8 +106,8 @@ static void test_budgets(void)
         b.downgrades = maps[i];
         CHECK(refused_on(b, "downgrades"));
     }
-    const char *hooks[] = {"https://x/y", "http://", "http://x:0/", "http://x:123456/",
-                           "http://x y/", "http://x/a b", "ftp://x", NULL};
+    const char *hooks[] = {"https://x/y", "http://",      "http://x:0/", "http://x:123456/",
+                           "http://x y/", "http://x/a b", "ftp://x",     NULL};
     for (int i = 0; hooks[i]; i++) {
         b = budget(5, 0);
         b.webhook = hooks[i];
