@@ -22,7 +22,9 @@ const db = h.createDatabase();
 for (const p of ['pa', 'pb'])
   h.ctl(db, 'price', 'add', '--provider', p, '--model', 'deepseek-chat', '--currency', 'USD', '--hit', '0.028',
     '--miss', '0.28', '--output', '0.42', '--from', '2020-01-01T00:00:00Z');
-const sims = await Promise.all(['a', 'b'].map((n) => h.startSim('--name', n, '--tokenizer', tokDir, '--completion-tokens', '8')));
+// one at a time: loading the tokenizer takes seconds under ASan on a busy machine
+const sims = [];
+for (const n of ['a', 'b']) sims.push(await h.startSim('--name', n, '--tokenizer', tokDir, '--completion-tokens', '8'));
 const ns = 'pfxr' + randomBytes(4).toString('hex');
 const gw = await h.startGateway(h.gatewayConfig({
   conninfo: db,

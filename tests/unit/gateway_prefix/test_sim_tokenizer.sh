@@ -6,11 +6,13 @@ set -euo pipefail
 sim=$1; ctl=$2; tok=$3
 tmp=$(mktemp -d); pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+n=0
 start() { # starts the simulator with "$@", sets pid and port
-    "$sim" --listen 127.0.0.1:0 "$@" > "$tmp/out" 2> "$tmp/err" &
+    n=$((n + 1)) # a fresh file per start: the child truncates only once it runs
+    "$sim" --listen 127.0.0.1:0 "$@" > "$tmp/out$n" 2> "$tmp/err" &
     pid=$!
-    for _ in $(seq 1 100); do grep -q listening "$tmp/out" 2>/dev/null && break; sleep 0.05; done
-    port=$(sed -n 's/.*://p' "$tmp/out" | head -1)
+    for _ in $(seq 1 600); do grep -q listening "$tmp/out$n" 2>/dev/null && break; sleep 0.05; done
+    port=$(sed -n 's/.*://p' "$tmp/out$n" | head -1)
     [ -n "$port" ] || { echo "simulator did not start: $(cat "$tmp/err")"; exit 1; }
 }
 stop() { kill "$pid"; wait "$pid" || true; pid=; }
@@ -21,8 +23,8 @@ want=$("$ctl" tokens count --chat --tokenizer "$tok" "$tmp/body.json")
 field() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 
 start --tokenizer "$tok"
-u1=$(curl -sf "localhost:$port/v1/chat/completions" -d @"$tmp/body.json")
-u2=$(curl -sf "localhost:$port/v1/chat/completions" -d @"$tmp/body.json")
+u1=$(curl -sf "127.0.0.1:$port/v1/chat/completions" -d @"$tmp/body.json")
+u2=$(curl -sf "127.0.0.1:$port/v1/chat/completions" -d @"$tmp/body.json")
 stop
 [ "$(echo "$u1" | field prompt_tokens)" = "$want" ] || { echo "prompt_tokens $(echo "$u1" | field prompt_tokens), want $want"; exit 1; }
 [ "$(echo "$u1" | field prompt_cache_hit_tokens)" = 0 ] || { echo "first request hit: $u1"; exit 1; }
@@ -31,13 +33,13 @@ hit=$(echo "$u2" | field prompt_cache_hit_tokens)
 
 # without --tokenizer: the 4-byte rule (a different count)
 start
-u3=$(curl -sf "localhost:$port/v1/chat/completions" -d @"$tmp/body.json")
+u3=$(curl -sf "127.0.0.1:$port/v1/chat/completions" -d @"$tmp/body.json")
 stop
 [ "$(echo "$u3" | field prompt_tokens)" != "$want" ] || { echo "default mode counted like the tokenizer"; exit 1; }
 
 # --report-cache off: no cache field at all, counts still there
 start --report-cache off --tokenizer "$tok"
-u4=$(curl -sf "localhost:$port/v1/chat/completions" -d @"$tmp/body.json")
+u4=$(curl -sf "127.0.0.1:$port/v1/chat/completions" -d @"$tmp/body.json")
 stop
 echo "$u4" | grep -q '"prompt_tokens":' || { echo "no usage: $u4"; exit 1; }
 if echo "$u4" | grep -Eq 'cache|cached_tokens|prompt_tokens_details'; then echo "cache fields reported: $u4"; exit 1; fi
