@@ -895,6 +895,7 @@ static void attempt_next(gw_exchange_t *ex)
         ex->up_failed = false;
         ex->up_discard = false;
         ex->up_garbage = false;
+        ex->pfx.usage_reported_hits = false; /* a failed attempt's usage does not count */
         ex->rec.attempts++;
         snprintf(ex->rec.provider, sizeof ex->rec.provider, "%s", p->name);
         snprintf(ex->rec.upstream_model, sizeof ex->rec.upstream_model, "%s", r->upstream_model);
