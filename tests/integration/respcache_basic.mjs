@@ -156,6 +156,25 @@ test('streamed: a repeat is replayed as a stream; stored streams replay as JSON 
   assert.equal(got, text1);
 });
 
+test('completions: a repeat is answered from the cache, as a body and as a stream', async () => {
+  const body = { model: 'deepseek-chat', prompt: `Once upon a time (${ns} ${++seq})`, temperature: 0, max_tokens: 20 };
+  const c1 = await storing(ns, () => h.post(gw, '/v1/completions', key, body));
+  assert.equal(c1.status, 200, c1.text);
+  assert.equal(c1.headers.get('x-tollgate-cache'), 'miss');
+  const before = await simTotal();
+  const c2 = await h.post(gw, '/v1/completions', key, body);
+  assert.equal(c2.headers.get('x-tollgate-cache'), 'hit');
+  assert.equal(c2.json.object, 'text_completion');
+  assert.equal(c2.json.choices[0].text, c1.json.choices[0].text);
+  const s = await h.post(gw, '/v1/completions', key, { ...body, stream: true });
+  assert.equal(s.headers.get('x-tollgate-cache'), 'hit');
+  const text = sseEvents(s.text).filter((e) => e !== '[DONE]' && e.choices.length).map((e) => e.choices[0].text).join('');
+  assert.equal(text, c1.json.choices[0].text);
+  assert.equal((await sim.stats()).requests.by_endpoint.completions, 1, 'one completions request reached the provider');
+  assert.equal(await simTotal(), before);
+  assert.equal((await rowOf(c2)).endpoint, 'completions');
+});
+
 test('two teams with the same request never share an answer', async () => {
   const body = question();
   await storing(ns, () => chat(gw, key, body));
