@@ -21,12 +21,14 @@ h.ctl(db, 'price', 'seed');
 const ns = 'rc' + randomBytes(4).toString('hex');
 const nsFree = ns + 'f';
 const sim = await h.startSim('--completion-tokens', '24');
+const inhouse = await h.startSim('--completion-tokens', '24', '--seed', '9', '--name', 'inhouse');
 const bigSim = await h.startSim('--completion-tokens', '400');
 const base = (extra) => h.gatewayConfig({
   conninfo: db,
   providers: [{ name: 'deepseek', url: sim.url, kind: 'deepseek' },
-    { name: 'deepseek-big', url: bigSim.url, kind: 'deepseek' }],
-  models: { 'deepseek-chat': [['deepseek', 'deepseek-chat']], big: [['deepseek-big', 'deepseek-chat']] },
+    { name: 'deepseek-big', url: bigSim.url, kind: 'deepseek' }, { name: 'inhouse', url: inhouse.url, kind: 'engine' }],
+  models: { 'deepseek-chat': [['deepseek', 'deepseek-chat']], big: [['deepseek-big', 'deepseek-chat']],
+    mixed: [['deepseek', 'deepseek-chat'], ['inhouse', 'tiny']] },
   gateway: `redis = ${process.env.TG_REDIS_URL}\nresponse_cache = on\nresponse_cache_timeout_ms = 300\n` +
     `response_cache_max_bytes = 2048\n${extra}`,
 });
@@ -183,6 +185,31 @@ test('two teams with the same request never share an answer', async () => {
   assert.equal(b1.headers.get('x-tollgate-cache'), 'miss');
   assert.equal(await simTotal(), before + 1, 'team beta went to the provider');
   assert.equal((await rowOf(b1)).response_cache_hit, false);
+});
+
+test('a team that became private is never served an answer a hosted provider produced', async () => {
+  const k = h.createKey(db, 'delta', '--response-cache', 'on');
+  await h.sleep(300);
+  const body = question({ model: 'mixed' });
+  const r1 = await storing(ns, () => chat(gw, k, body));
+  assert.equal(r1.headers.get('x-tollgate-provider'), 'deepseek');
+  assert.equal((await chat(gw, k, body)).headers.get('x-tollgate-cache'), 'hit');
+  h.psql(process.env.TG_PG_ADMIN_CONNINFO.replace(/dbname=\S+/, `dbname=${db.match(/dbname=(\S+)/)[1]}`),
+    `update teams set private = true where name = 'delta'`);
+  const seen = [];
+  const r = await h.waitFor('served in-house', async () => {
+    const x = await chat(gw, k, body);
+    seen.push(`${x.headers.get('x-tollgate-cache')}/${x.headers.get('x-tollgate-provider')}`);
+    return x.headers.get('x-tollgate-provider') === 'inhouse' ? x : null;
+  }, 5000, 50);
+  assert.equal(r.headers.get('x-tollgate-cache'), 'miss', 'the hosted answer was not served');
+  assert.ok(!seen.slice(seen.indexOf('miss/inhouse')).some((v) => v === 'hit/deepseek'), seen.join(' '));
+  const again = await h.waitFor('the in-house answer is stored', async () => {
+    const x = await chat(gw, k, body);
+    assert.equal(x.headers.get('x-tollgate-provider'), 'inhouse');
+    return x.headers.get('x-tollgate-cache') === 'hit' ? x : null;
+  }, 5000, 50);
+  assert.equal((await rowOf(again)).provider, 'inhouse');
 });
 
 test('opt-in: keys that did not opt in are never cached; the header opts in and out per request', async () => {
