@@ -25,13 +25,13 @@
 struct gw_rc_req {
     gw_worker_t *w;
     int64_t team_id;
-    bool team_private;    /* the key may use in-house providers only */
+    bool team_private;            /* the key may use in-house providers only */
     const gw_model_cfg_t *served; /* the model about to be served (lookup) */
-    char model[128];      /* the requested model (part of the key) */
-    char rkey[160];       /* tg:rc:<namespace>:<team>:<sha256 hex> */
-    bool lookup;          /* may be served from the cache (not Cache-Control: no-cache) */
-    bool store;           /* a fresh answer may be stored */
-    gw_rc_builder_t b;    /* the provider's answer, assembled */
+    char model[128];              /* the requested model (part of the key) */
+    char rkey[160];               /* tg:rc:<namespace>:<team>:<sha256 hex> */
+    bool lookup;                  /* may be served from the cache (not Cache-Control: no-cache) */
+    bool store;                   /* a fresh answer may be stored */
+    gw_rc_builder_t b;            /* the provider's answer, assembled */
     gw_rcs_ticket_t *ticket;
     struct evhttp_request *client; /* while a lookup is pending */
     gw_rc_lookup_cb cb;
@@ -101,9 +101,8 @@ gw_rc_req_t *gw_respcache_begin(gw_worker_t *w, const gw_key_info_t *key, bool c
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     char hex[GW_RC_KEY_HEX];
-    if (!cJSON_IsString(model) ||
-        gw_rc_key(key->team_id, chat ? GW_RC_CHAT : GW_RC_TEXT, model->valuestring, body, hex,
-                  why, sizeof why) < 0) {
+    if (!cJSON_IsString(model) || gw_rc_key(key->team_id, chat ? GW_RC_CHAT : GW_RC_TEXT,
+                                            model->valuestring, body, hex, why, sizeof why) < 0) {
         set_header(client, "skip");
         return NULL;
     }
@@ -133,8 +132,7 @@ static bool provider_allowed(const gw_rc_req_t *rc, const gw_rc_answer_t *a)
     const gw_config_t *cfg = rc->w->server->cfg;
     for (int i = 0; rc->served && i < rc->served->n_routes; i++) {
         const gw_provider_cfg_t *p = &cfg->providers[rc->served->routes[i].provider];
-        if (!strcmp(p->name, a->provider) &&
-            (!rc->team_private || p->kind == GW_PROVIDER_ENGINE))
+        if (!strcmp(p->name, a->provider) && (!rc->team_private || p->kind == GW_PROVIDER_ENGINE))
             return true;
     }
     return false;
@@ -321,8 +319,8 @@ void gw_respcache_end(gw_rc_req_t *rc, bool complete, const gw_usage_record_t *r
         return;
     if (rc->ticket)
         gw_rcs_cancel(rc->ticket);
-    if (complete && rc->store && !rc->have_hit && !rec->response_cache_hit &&
-        rec->usage_complete && rec->provider[0])
+    if (complete && rc->store && !rc->have_hit && !rec->response_cache_hit && rec->usage_complete &&
+        rec->provider[0])
         store_answer(rc, rec);
     gw_rc_builder_free(&rc->b);
     gw_rc_answer_free(&rc->hit);
