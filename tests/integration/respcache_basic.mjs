@@ -37,7 +37,7 @@ h.psql(process.env.TG_PG_ADMIN_CONNINFO.replace(/dbname=\S+/, `dbname=${db.match
   `insert into price_providers (provider, tier_instant, created_by) values ('deepseek-big', 'completion', 'test');
    insert into price_cards (provider, model, currency, cache_hit_price, cache_miss_price, output_price, effective_from, created_by)
    values ('deepseek-big', 'deepseek-chat', 'USD', 28000, 280000, 420000, '2025-01-01', 'test')`);
-const gw = await h.startGateway(base(`redis_namespace = ${ns}\n`));
+const gw = await h.startGateway(base(`redis_namespace = ${ns}\ngovernance = on\n`));
 const gwFree = await h.startGateway(base(`redis_namespace = ${nsFree}\nresponse_cache_charge = free\n`));
 
 const key = h.createKey(db, 'alpha', '--response-cache', 'on');
@@ -210,6 +210,26 @@ test('a team that became private is never served an answer a hosted provider pro
     return x.headers.get('x-tollgate-cache') === 'hit' ? x : null;
   }, 5000, 50);
   assert.equal((await rowOf(again)).provider, 'inhouse');
+});
+
+test('governance applies to hits: the budget hold is settled with the hit\'s actual charge', async () => {
+  const k = h.createKey(db, 'epsilon', '--response-cache', 'on');
+  h.ctl(db, 'budget', 'set', '--team', 'epsilon', '--hard', '1', '--period', 'month');
+  await h.sleep(1200); // the gateway reloads budgets every 0.5 s
+  const body = question();
+  const r1 = await storing(ns, () => chat(gw, k, body));
+  const r2 = await chat(gw, k, body);
+  assert.equal(r2.headers.get('x-tollgate-cache'), 'hit');
+  const rows = await h.waitForRows(db, 2, `team_id = (select id from teams where name = 'epsilon')`);
+  assert.equal(rows.filter((r) => r.response_cache_hit).length, 1);
+  const ceil = (p) => (BigInt(p) + 999999n) / 1000000n;
+  const expected = rows.reduce((a, r) => a + ceil(r.charge_pico), 0n);
+  await h.waitFor('spend settled in Redis', async () => {
+    const res = await fetch(`${gw.url}/v1/tollgate/budget`, { headers: { Authorization: `Bearer ${k}` } });
+    const b = (await res.json()).budgets[0];
+    return BigInt(b.spent_micro) === expected && b.held_micro === '0';
+  }, 5000);
+  assert.ok(r1.status === 200 && expected > 0n);
 });
 
 test('opt-in: keys that did not opt in are never cached; the header opts in and out per request', async () => {
