@@ -1024,7 +1024,7 @@ static void on_respcache(const gw_rc_answer_t *hit, void *arg)
 static void respcache_or_attempt(gw_exchange_t *ex)
 {
     if (!ex->rc || ex->plan.n == 0 ||
-        !gw_respcache_lookup(ex->rc, ex->model->name, ex->client, on_respcache, ex))
+        !gw_respcache_lookup(ex->rc, ex->model, ex->client, on_respcache, ex))
         attempt_next(ex);
 }
 

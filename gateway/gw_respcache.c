@@ -147,6 +147,9 @@ static bool skipped(const char *key, const char *const *skip)
     return false;
 }
 
+/* Appends the canonical text of v to s (see gw_rc_canonical); skip applies to
+ * v's own keys only. Returns 0, or -1 with a message (nothing to undo: the
+ * caller frees s). */
 static int canon_value(sbuf_t *s, const cJSON *v, const char *const *skip, int depth, char *err,
                        size_t errlen)
 {
@@ -237,10 +240,10 @@ char *gw_rc_canonical(const cJSON *v, const char *const *skip, char *err, size_t
 int gw_rc_key(int64_t team_id, gw_rc_kind_t kind, const char *model, const cJSON *body,
               char out[GW_RC_KEY_HEX], char *err, size_t errlen)
 {
-    static const char *const skip_n1[] = {"stream", "stream_options", "user", "metadata", "store",
-                                          "n", NULL};
-    static const char *const skip[] = {"stream", "stream_options", "user", "metadata", "store",
-                                       NULL};
+    static const char *const skip_n1[] = {
+        "stream", "stream_options", "user", "metadata", "store", "n", NULL};
+    static const char *const skip[] = {"stream",   "stream_options", "user",
+                                       "metadata", "store",          NULL};
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(body, "n");
     bool n_default = !n || cJSON_IsNull(n) || (cJSON_IsNumber(n) && n->valuedouble == 1);
     char *canon = gw_rc_canonical(body, n_default ? skip_n1 : skip, err, errlen);
@@ -248,8 +251,9 @@ int gw_rc_key(int64_t team_id, gw_rc_kind_t kind, const char *model, const cJSON
         return -1;
     sbuf_t s = {0};
     char head[96];
-    snprintf(head, sizeof head, "{\"v\":%d,\"team\":%" PRId64 ",\"endpoint\":\"%s\",\"model\":",
-             GW_RC_FORMAT_VERSION, team_id, kind == GW_RC_CHAT ? "chat" : "text");
+    snprintf(head, sizeof head,
+             "{\"v\":%d,\"team\":%" PRId64 ",\"endpoint\":\"%s\",\"model\":", GW_RC_FORMAT_VERSION,
+             team_id, kind == GW_RC_CHAT ? "chat" : "text");
     sb_str(&s, head);
     sb_json_str(&s, model, strlen(model));
     sb_str(&s, ",\"body\":");
@@ -289,6 +293,7 @@ void gw_rc_builder_reset(gw_rc_builder_t *b)
     gw_rc_builder_init(b, b->kind, b->max_bytes);
 }
 
+/* Marks the answer as not storable; the first reason is kept. */
 static void refuse(gw_rc_builder_t *b, const char *why)
 {
     if (!b->refused)
@@ -296,6 +301,8 @@ static void refuse(gw_rc_builder_t *b, const char *why)
     b->refused = true;
 }
 
+/* Appends n bytes to one of the builder's buffers, or sets too_big (and keeps
+ * nothing more) when content and reasoning together would pass max_bytes. */
 static void append(gw_rc_builder_t *b, char **buf, size_t *len, size_t *cap, const char *d,
                    size_t n)
 {
@@ -393,6 +400,8 @@ static void feed_choice(gw_rc_builder_t *b, const cJSON *choice, bool stream)
     }
 }
 
+/* Reads one response object (a body, or one stream chunk): created, and each
+ * choice. A chunk without choices (the usage event) adds nothing. */
 static void feed_object(gw_rc_builder_t *b, const cJSON *j, bool stream)
 {
     const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
@@ -459,8 +468,8 @@ static bool count_ok(int64_t v)
 }
 
 int gw_rc_builder_finish(gw_rc_builder_t *b, const char *provider, const char *upstream_model,
-                         int64_t prompt_tokens, int64_t completion_tokens,
-                         int64_t reasoning_tokens, gw_rc_answer_t *a)
+                         int64_t prompt_tokens, int64_t completion_tokens, int64_t reasoning_tokens,
+                         gw_rc_answer_t *a)
 {
     memset(a, 0, sizeof *a);
     if (b->refused)
@@ -526,8 +535,8 @@ char *gw_rc_entry_encode(const gw_rc_answer_t *a, int64_t team_id, size_t *len)
     sb_str(&s, ",\"upstream_model\":");
     sb_json_str(&s, a->upstream_model, strlen(a->upstream_model));
     snprintf(num, sizeof num,
-             ",\"usage\":{\"prompt_tokens\":%" PRId64 ",\"completion_tokens\":%" PRId64, a->prompt_tokens,
-             a->completion_tokens);
+             ",\"usage\":{\"prompt_tokens\":%" PRId64 ",\"completion_tokens\":%" PRId64,
+             a->prompt_tokens, a->completion_tokens);
     sb_str(&s, num);
     if (a->reasoning_tokens >= 0) {
         snprintf(num, sizeof num, ",\"reasoning_tokens\":%" PRId64, a->reasoning_tokens);
@@ -538,6 +547,7 @@ char *gw_rc_entry_encode(const gw_rc_answer_t *a, int64_t team_id, size_t *len)
     return s.p;
 }
 
+/* A token count field: an integer in 0..10^12; -1 when optional and absent. */
 static int get_count(const cJSON *o, const char *name, bool optional, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -551,6 +561,7 @@ static int get_count(const cJSON *o, const char *name, bool optional, int64_t *o
     return 0;
 }
 
+/* A string field that fits dst (and is not empty when nonempty). */
 static int get_text(const cJSON *o, const char *name, char *dst, size_t cap, bool nonempty)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -560,8 +571,8 @@ static int get_text(const cJSON *o, const char *name, char *dst, size_t cap, boo
     return 0;
 }
 
-int gw_rc_entry_decode(const char *data, size_t len, int64_t team_id, gw_rc_answer_t *a,
-                       char *err, size_t errlen)
+int gw_rc_entry_decode(const char *data, size_t len, int64_t team_id, gw_rc_answer_t *a, char *err,
+                       size_t errlen)
 {
     memset(a, 0, sizeof *a);
     cJSON *j = cJSON_ParseWithLength(data, len);
@@ -628,6 +639,7 @@ int gw_rc_entry_decode(const char *data, size_t len, int64_t team_id, gw_rc_answ
 
 /* ---- replay ---------------------------------------------------------------------- */
 
+/* The usage object of a replay: the stored counts, every prompt token a hit. */
 static cJSON *usage_json(const gw_rc_answer_t *a)
 {
     cJSON *u = cJSON_CreateObject();
@@ -645,14 +657,15 @@ static cJSON *usage_json(const gw_rc_answer_t *a)
     return u;
 }
 
+/* The fields every replayed object starts with (id, object, created, model). */
 static cJSON *envelope(const gw_rc_answer_t *a, const char *id, bool chunk)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     cJSON_AddStringToObject(o, "object",
                             a->kind == GW_RC_TEXT ? "text_completion"
-                            : chunk              ? "chat.completion.chunk"
-                                                 : "chat.completion");
+                            : chunk               ? "chat.completion.chunk"
+                                                  : "chat.completion");
     cJSON_AddNumberToObject(o, "created", (double)a->created);
     cJSON_AddStringToObject(o, "model", a->upstream_model);
     cJSON_AddStringToObject(o, "system_fingerprint", "tollgate-response-cache");
@@ -767,8 +780,7 @@ char *gw_rc_replay_sse(const gw_rc_answer_t *a, const char *id, bool include_usa
     if (a->reasoning)
         add_pieces(&s, a, id, "reasoning_content", a->reasoning, chunk_bytes);
     if (a->content)
-        add_pieces(&s, a, id, a->kind == GW_RC_TEXT ? "text" : "content", a->content,
-                   chunk_bytes);
+        add_pieces(&s, a, id, a->kind == GW_RC_TEXT ? "text" : "content", a->content, chunk_bytes);
     add_chunk(&s, a, id, NULL, NULL, 0, false, a->finish_reason);
     if (include_usage) {
         cJSON *o = envelope(a, id, true);

@@ -18,9 +18,9 @@ typedef enum { GW_RC_CHAT = 0, GW_RC_TEXT = 1 } gw_rc_kind_t;
 
 /* A stored answer: what the provider said, and what it counted. */
 typedef struct gw_rc_answer {
-    gw_rc_kind_t kind;   /* chat.completions (message) or completions (text) */
-    char *content;       /* malloc'd; NULL = null content (chat only) */
-    char *reasoning;     /* malloc'd reasoning_content; NULL = none */
+    gw_rc_kind_t kind; /* chat.completions (message) or completions (text) */
+    char *content;     /* malloc'd; NULL = null content (chat only) */
+    char *reasoning;   /* malloc'd reasoning_content; NULL = none */
     char finish_reason[32];
     char provider[64];        /* the provider that produced it */
     char upstream_model[128]; /* its model name at that provider */
@@ -57,14 +57,14 @@ int gw_rc_key(int64_t team_id, gw_rc_kind_t kind, const char *model, const cJSON
 
 typedef struct gw_rc_builder {
     gw_rc_kind_t kind;
-    size_t max_bytes;      /* content + reasoning over this: too_big */
+    size_t max_bytes; /* content + reasoning over this: too_big */
     char *content, *reasoning;
     size_t content_len, content_cap, reasoning_len, reasoning_cap;
-    bool content_seen;     /* a string content arrived (else content is null) */
-    bool refused;          /* cannot be stored (tool calls, several choices, ...) */
+    bool content_seen; /* a string content arrived (else content is null) */
+    bool refused;      /* cannot be stored (tool calls, several choices, ...) */
     bool too_big;
-    bool done;             /* [DONE] seen (streams) or a whole body fed */
-    char why[96];          /* why refused */
+    bool done;    /* [DONE] seen (streams) or a whole body fed */
+    char why[96]; /* why refused */
     char finish_reason[32];
     int64_t created;
 } gw_rc_builder_t;
@@ -88,8 +88,8 @@ void gw_rc_builder_feed_body(gw_rc_builder_t *b, const cJSON *body);
  * cannot be stored (why in the builder: refused, no finish_reason, stream
  * without [DONE], counts unknown). */
 int gw_rc_builder_finish(gw_rc_builder_t *b, const char *provider, const char *upstream_model,
-                         int64_t prompt_tokens, int64_t completion_tokens,
-                         int64_t reasoning_tokens, gw_rc_answer_t *a);
+                         int64_t prompt_tokens, int64_t completion_tokens, int64_t reasoning_tokens,
+                         gw_rc_answer_t *a);
 
 /* ---- the stored entry ------------------------------------------------------ */
 
@@ -100,8 +100,8 @@ char *gw_rc_entry_encode(const gw_rc_answer_t *a, int64_t team_id, size_t *len);
 /* Decodes a stored entry, checking every field's type and range and that it
  * belongs to team_id. Returns 0 with *a filled (free with gw_rc_answer_free),
  * or -1 with a message (garbage, another version, another team). */
-int gw_rc_entry_decode(const char *data, size_t len, int64_t team_id, gw_rc_answer_t *a,
-                       char *err, size_t errlen);
+int gw_rc_entry_decode(const char *data, size_t len, int64_t team_id, gw_rc_answer_t *a, char *err,
+                       size_t errlen);
 
 /* ---- replaying ------------------------------------------------------------- */
 

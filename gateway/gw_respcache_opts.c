@@ -34,8 +34,7 @@ static int rc_int(const char *key, const char *v, long long lo, long long hi, lo
     return 0;
 }
 
-int gw_rc_opts_parse(gw_rc_opts_t *o, const char *key, const char *value, char *err,
-                     size_t errlen)
+int gw_rc_opts_parse(gw_rc_opts_t *o, const char *key, const char *value, char *err, size_t errlen)
 {
     long long n;
     if (!strcmp(key, "response_cache")) {

@@ -31,7 +31,6 @@ void gw_rc_opts_default(gw_rc_opts_t *o);
 /* Parses one [gateway] key. Returns 0 when taken, 1 when the key is not one
  * of the response cache's, -1 with a message (no file or line: the caller
  * adds them) on a bad value. */
-int gw_rc_opts_parse(gw_rc_opts_t *o, const char *key, const char *value, char *err,
-                     size_t errlen);
+int gw_rc_opts_parse(gw_rc_opts_t *o, const char *key, const char *value, char *err, size_t errlen);
 
 #endif

@@ -25,11 +25,13 @@
 struct gw_rc_req {
     gw_worker_t *w;
     int64_t team_id;
-    char model[128];      /* the requested model (part of the key) */
-    char rkey[160];       /* tg:rc:<namespace>:<team>:<sha256 hex> */
-    bool lookup;          /* may be served from the cache (not Cache-Control: no-cache) */
-    bool store;           /* a fresh answer may be stored */
-    gw_rc_builder_t b;    /* the provider's answer, assembled */
+    bool team_private;            /* the key may use in-house providers only */
+    const gw_model_cfg_t *served; /* the model about to be served (lookup) */
+    char model[128];              /* the requested model (part of the key) */
+    char rkey[160];               /* tg:rc:<namespace>:<team>:<sha256 hex> */
+    bool lookup;                  /* may be served from the cache (not Cache-Control: no-cache) */
+    bool store;                   /* a fresh answer may be stored */
+    gw_rc_builder_t b;            /* the provider's answer, assembled */
     gw_rcs_ticket_t *ticket;
     struct evhttp_request *client; /* while a lookup is pending */
     gw_rc_lookup_cb cb;
@@ -99,9 +101,8 @@ gw_rc_req_t *gw_respcache_begin(gw_worker_t *w, const gw_key_info_t *key, bool c
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     char hex[GW_RC_KEY_HEX];
-    if (!cJSON_IsString(model) ||
-        gw_rc_key(key->team_id, chat ? GW_RC_CHAT : GW_RC_TEXT, model->valuestring, body, hex,
-                  why, sizeof why) < 0) {
+    if (!cJSON_IsString(model) || gw_rc_key(key->team_id, chat ? GW_RC_CHAT : GW_RC_TEXT,
+                                            model->valuestring, body, hex, why, sizeof why) < 0) {
         set_header(client, "skip");
         return NULL;
     }
@@ -110,6 +111,7 @@ gw_rc_req_t *gw_respcache_begin(gw_worker_t *w, const gw_key_info_t *key, bool c
         abort();
     rc->w = w;
     rc->team_id = key->team_id;
+    rc->team_private = key->team_private;
     snprintf(rc->model, sizeof rc->model, "%s", model->valuestring);
     snprintf(rc->rkey, sizeof rc->rkey, "tg:rc:%s:%" PRId64 ":%s", cfg->redis_namespace,
              key->team_id, hex);
@@ -119,6 +121,21 @@ gw_rc_req_t *gw_respcache_begin(gw_worker_t *w, const gw_key_info_t *key, bool c
     if (!rc->lookup)
         set_header(client, "refresh");
     return rc;
+}
+
+/* Whether this request may be given an answer that provider produced: one
+ * of the model's routes, and in-house for a private team's key (the router's
+ * rules, so that a cached answer never reaches a key the provider could not
+ * have served, e.g. after a team became private). */
+static bool provider_allowed(const gw_rc_req_t *rc, const gw_rc_answer_t *a)
+{
+    const gw_config_t *cfg = rc->w->server->cfg;
+    for (int i = 0; rc->served && i < rc->served->n_routes; i++) {
+        const gw_provider_cfg_t *p = &cfg->providers[rc->served->routes[i].provider];
+        if (!strcmp(p->name, a->provider) && (!rc->team_private || p->kind == GW_PROVIDER_ENGINE))
+            return true;
+    }
+    return false;
 }
 
 static void on_lookup(gw_rcs_outcome_t outcome, const char *data, size_t len, void *arg)
@@ -131,11 +148,19 @@ static void on_lookup(gw_rcs_outcome_t outcome, const char *data, size_t len, vo
     const gw_rc_answer_t *hit = NULL;
     if (outcome == GW_RCS_FOUND) {
         char err[160];
-        if (gw_rc_entry_decode(data, len, rc->team_id, &rc->hit, err, sizeof err) == 0) {
+        bool decoded = gw_rc_entry_decode(data, len, rc->team_id, &rc->hit, err, sizeof err) == 0;
+        if (decoded && provider_allowed(rc, &rc->hit)) {
             rc->have_hit = true;
             hit = &rc->hit;
             gw_metrics_respcache(GW_M_RC_HIT);
             set_header(client, "hit");
+        } else if (decoded) {
+            tg_info("response cache: the answer under %s came from provider %s, which this "
+                    "request may not use: treated as a miss",
+                    rc->rkey, rc->hit.provider);
+            gw_rc_answer_free(&rc->hit);
+            gw_metrics_respcache(GW_M_RC_MISS);
+            set_header(client, "miss");
         } else {
             tg_warn("response cache: the entry under %s cannot be read (%s, %zu bytes): treated "
                     "as a miss",
@@ -156,12 +181,13 @@ static void on_lookup(gw_rcs_outcome_t outcome, const char *data, size_t len, vo
     rc->cb(hit, rc->arg);
 }
 
-bool gw_respcache_lookup(gw_rc_req_t *rc, const char *model_now, struct evhttp_request *client,
-                         gw_rc_lookup_cb cb, void *arg)
+bool gw_respcache_lookup(gw_rc_req_t *rc, const gw_model_cfg_t *model,
+                         struct evhttp_request *client, gw_rc_lookup_cb cb, void *arg)
 {
     if (!rc)
         return false;
-    if (strcmp(model_now, rc->model)) { /* governance downgraded the model */
+    rc->served = model;
+    if (strcmp(model->name, rc->model)) { /* governance downgraded the model */
         rc->store = false;
         rc->lookup = false;
         set_header(client, "skip");
@@ -293,8 +319,8 @@ void gw_respcache_end(gw_rc_req_t *rc, bool complete, const gw_usage_record_t *r
         return;
     if (rc->ticket)
         gw_rcs_cancel(rc->ticket);
-    if (complete && rc->store && !rc->have_hit && !rec->response_cache_hit &&
-        rec->usage_complete && rec->provider[0])
+    if (complete && rc->store && !rc->have_hit && !rec->response_cache_hit && rec->usage_complete &&
+        rec->provider[0])
         store_answer(rc, rec);
     gw_rc_builder_free(&rc->b);
     gw_rc_answer_free(&rc->hit);

@@ -30,13 +30,15 @@ typedef void (*gw_rc_lookup_cb)(const gw_rc_answer_t *hit, void *arg);
 gw_rc_req_t *gw_respcache_begin(gw_worker_t *w, const gw_key_info_t *key, bool chat,
                                 const cJSON *body, struct evhttp_request *client);
 
-/* Looks the answer up (after admission). model_now is the model about to be
- * served: when governance changed it, the cache is skipped. Returns true
- * when cb will run later (exactly once, unless gw_respcache_end comes
+/* Looks the answer up (after admission). model is the model about to be
+ * served: when governance changed it, the cache is skipped. A stored answer
+ * is served only if its provider is one of model's routes that this key may
+ * use (a private team's keys: in-house only); else it is a miss. Returns
+ * true when cb will run later (exactly once, unless gw_respcache_end comes
  * first), false when the caller goes on at once. Sets x-tollgate-cache to
  * hit, miss or bypass on client. */
-bool gw_respcache_lookup(gw_rc_req_t *rc, const char *model_now, struct evhttp_request *client,
-                         gw_rc_lookup_cb cb, void *arg);
+bool gw_respcache_lookup(gw_rc_req_t *rc, const gw_model_cfg_t *model,
+                         struct evhttp_request *client, gw_rc_lookup_cb cb, void *arg);
 
 /* The provider's answer on its way: one whole SSE event, or the whole body. */
 void gw_respcache_feed_event(gw_rc_req_t *rc, const char *event, size_t len);

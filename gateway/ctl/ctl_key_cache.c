@@ -77,12 +77,12 @@ static int64_t ctl_key_cache_find(PGconn *conn, const char *ref)
                                  1, NULL, params, NULL, NULL, 0);
     int64_t id = -1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, res, "cannot look the key up (is the schema migrated? run: "
-                                "tollgatectl migrate)");
+        ctl_pg_error(conn, res,
+                     "cannot look the key up (is the schema migrated? run: "
+                     "tollgatectl migrate)");
     } else if (PQntuples(res) != 1) {
         ctl_error("key cache: %s key with %s '%s' (see: tollgatectl key list)",
-                  PQntuples(res) ? "more than one" : "no", digits ? "id" : "display prefix",
-                  ref);
+                  PQntuples(res) ? "more than one" : "no", digits ? "id" : "display prefix", ref);
         id = 0;
     } else {
         id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

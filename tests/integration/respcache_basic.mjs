@@ -21,12 +21,14 @@ h.ctl(db, 'price', 'seed');
 const ns = 'rc' + randomBytes(4).toString('hex');
 const nsFree = ns + 'f';
 const sim = await h.startSim('--completion-tokens', '24');
+const inhouse = await h.startSim('--completion-tokens', '24', '--seed', '9', '--name', 'inhouse');
 const bigSim = await h.startSim('--completion-tokens', '400');
 const base = (extra) => h.gatewayConfig({
   conninfo: db,
   providers: [{ name: 'deepseek', url: sim.url, kind: 'deepseek' },
-    { name: 'deepseek-big', url: bigSim.url, kind: 'deepseek' }],
-  models: { 'deepseek-chat': [['deepseek', 'deepseek-chat']], big: [['deepseek-big', 'deepseek-chat']] },
+    { name: 'deepseek-big', url: bigSim.url, kind: 'deepseek' }, { name: 'inhouse', url: inhouse.url, kind: 'engine' }],
+  models: { 'deepseek-chat': [['deepseek', 'deepseek-chat']], big: [['deepseek-big', 'deepseek-chat']],
+    mixed: [['deepseek', 'deepseek-chat'], ['inhouse', 'tiny']] },
   gateway: `redis = ${process.env.TG_REDIS_URL}\nresponse_cache = on\nresponse_cache_timeout_ms = 300\n` +
     `response_cache_max_bytes = 2048\n${extra}`,
 });
@@ -35,7 +37,7 @@ h.psql(process.env.TG_PG_ADMIN_CONNINFO.replace(/dbname=\S+/, `dbname=${db.match
   `insert into price_providers (provider, tier_instant, created_by) values ('deepseek-big', 'completion', 'test');
    insert into price_cards (provider, model, currency, cache_hit_price, cache_miss_price, output_price, effective_from, created_by)
    values ('deepseek-big', 'deepseek-chat', 'USD', 28000, 280000, 420000, '2025-01-01', 'test')`);
-const gw = await h.startGateway(base(`redis_namespace = ${ns}\n`));
+const gw = await h.startGateway(base(`redis_namespace = ${ns}\ngovernance = on\n`));
 const gwFree = await h.startGateway(base(`redis_namespace = ${nsFree}\nresponse_cache_charge = free\n`));
 
 const key = h.createKey(db, 'alpha', '--response-cache', 'on');
@@ -156,6 +158,25 @@ test('streamed: a repeat is replayed as a stream; stored streams replay as JSON 
   assert.equal(got, text1);
 });
 
+test('completions: a repeat is answered from the cache, as a body and as a stream', async () => {
+  const body = { model: 'deepseek-chat', prompt: `Once upon a time (${ns} ${++seq})`, temperature: 0, max_tokens: 20 };
+  const c1 = await storing(ns, () => h.post(gw, '/v1/completions', key, body));
+  assert.equal(c1.status, 200, c1.text);
+  assert.equal(c1.headers.get('x-tollgate-cache'), 'miss');
+  const before = await simTotal();
+  const c2 = await h.post(gw, '/v1/completions', key, body);
+  assert.equal(c2.headers.get('x-tollgate-cache'), 'hit');
+  assert.equal(c2.json.object, 'text_completion');
+  assert.equal(c2.json.choices[0].text, c1.json.choices[0].text);
+  const s = await h.post(gw, '/v1/completions', key, { ...body, stream: true });
+  assert.equal(s.headers.get('x-tollgate-cache'), 'hit');
+  const text = sseEvents(s.text).filter((e) => e !== '[DONE]' && e.choices.length).map((e) => e.choices[0].text).join('');
+  assert.equal(text, c1.json.choices[0].text);
+  assert.equal((await sim.stats()).requests.by_endpoint.completions, 1, 'one completions request reached the provider');
+  assert.equal(await simTotal(), before);
+  assert.equal((await rowOf(c2)).endpoint, 'completions');
+});
+
 test('two teams with the same request never share an answer', async () => {
   const body = question();
   await storing(ns, () => chat(gw, key, body));
@@ -164,6 +185,51 @@ test('two teams with the same request never share an answer', async () => {
   assert.equal(b1.headers.get('x-tollgate-cache'), 'miss');
   assert.equal(await simTotal(), before + 1, 'team beta went to the provider');
   assert.equal((await rowOf(b1)).response_cache_hit, false);
+});
+
+test('a team that became private is never served an answer a hosted provider produced', async () => {
+  const k = h.createKey(db, 'delta', '--response-cache', 'on');
+  await h.sleep(300);
+  const body = question({ model: 'mixed' });
+  const r1 = await storing(ns, () => chat(gw, k, body));
+  assert.equal(r1.headers.get('x-tollgate-provider'), 'deepseek');
+  assert.equal((await chat(gw, k, body)).headers.get('x-tollgate-cache'), 'hit');
+  h.psql(process.env.TG_PG_ADMIN_CONNINFO.replace(/dbname=\S+/, `dbname=${db.match(/dbname=(\S+)/)[1]}`),
+    `update teams set private = true where name = 'delta'`);
+  const seen = [];
+  const r = await h.waitFor('served in-house', async () => {
+    const x = await chat(gw, k, body);
+    seen.push(`${x.headers.get('x-tollgate-cache')}/${x.headers.get('x-tollgate-provider')}`);
+    return x.headers.get('x-tollgate-provider') === 'inhouse' ? x : null;
+  }, 5000, 50);
+  assert.equal(r.headers.get('x-tollgate-cache'), 'miss', 'the hosted answer was not served');
+  assert.ok(!seen.slice(seen.indexOf('miss/inhouse')).some((v) => v === 'hit/deepseek'), seen.join(' '));
+  const again = await h.waitFor('the in-house answer is stored', async () => {
+    const x = await chat(gw, k, body);
+    assert.equal(x.headers.get('x-tollgate-provider'), 'inhouse');
+    return x.headers.get('x-tollgate-cache') === 'hit' ? x : null;
+  }, 5000, 50);
+  assert.equal((await rowOf(again)).provider, 'inhouse');
+});
+
+test('governance applies to hits: the budget hold is settled with the hit\'s actual charge', async () => {
+  const k = h.createKey(db, 'epsilon', '--response-cache', 'on');
+  h.ctl(db, 'budget', 'set', '--team', 'epsilon', '--hard', '1', '--period', 'month');
+  await h.sleep(1200); // the gateway reloads budgets every 0.5 s
+  const body = question();
+  const r1 = await storing(ns, () => chat(gw, k, body));
+  const r2 = await chat(gw, k, body);
+  assert.equal(r2.headers.get('x-tollgate-cache'), 'hit');
+  const rows = await h.waitForRows(db, 2, `team_id = (select id from teams where name = 'epsilon')`);
+  assert.equal(rows.filter((r) => r.response_cache_hit).length, 1);
+  const ceil = (p) => (BigInt(p) + 999999n) / 1000000n;
+  const expected = rows.reduce((a, r) => a + ceil(r.charge_pico), 0n);
+  await h.waitFor('spend settled in Redis', async () => {
+    const res = await fetch(`${gw.url}/v1/tollgate/budget`, { headers: { Authorization: `Bearer ${k}` } });
+    const b = (await res.json()).budgets[0];
+    return BigInt(b.spent_micro) === expected && b.held_micro === '0';
+  }, 5000);
+  assert.ok(r1.status === 200 && expected > 0n);
 });
 
 test('opt-in: keys that did not opt in are never cached; the header opts in and out per request', async () => {

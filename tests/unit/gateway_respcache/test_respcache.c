@@ -43,8 +43,8 @@ static void test_eligible(void)
     CHECK(eligible("{\"model\":\"m\"," MSGS ",\"temperature\":0,\"logprobs\":false}"));
     CHECK(eligible("{\"model\":\"m\"," MSGS ",\"temperature\":0,\"tools\":[{\"type\":\"function\","
                    "\"function\":{\"name\":\"f\"}}]}"));
-    CHECK(!eligible("{\"model\":\"m\"," MSGS "}"));                       /* default temperature 1 */
-    CHECK(!eligible("{\"model\":\"m\"," MSGS ",\"temperature\":0.7}"));   /* sampled */
+    CHECK(!eligible("{\"model\":\"m\"," MSGS "}"));                     /* default temperature 1 */
+    CHECK(!eligible("{\"model\":\"m\"," MSGS ",\"temperature\":0.7}")); /* sampled */
     CHECK(!eligible("{\"model\":\"m\"," MSGS ",\"temperature\":\"0\"}")); /* not a number */
     CHECK(!eligible("{\"model\":\"m\"," MSGS ",\"seed\":1.5}"));
     CHECK(!eligible("{\"model\":\"m\"," MSGS ",\"seed\":\"7\"}"));
@@ -143,7 +143,8 @@ static void test_key(void)
     const char *diff[] = {
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}],\"temperature\":0,"
         "\"max_tokens\":10}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}],\"temperature\":0,"
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}],\"temperature\":"
+        "0,"
         "\"max_tokens\":10}",
         "{\"model\":\"m\"," MSGS ",\"temperature\":0,\"max_tokens\":11}",
         "{\"model\":\"m\"," MSGS ",\"temperature\":0,\"max_tokens\":10,\"seed\":1}",
@@ -172,8 +173,8 @@ static const char *body_chat =
     "world\",\"reasoning_content\":\"think\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
     "\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5}}";
 
-static int build_body(const char *text, gw_rc_kind_t kind, size_t max, gw_rc_answer_t *a,
-                      char *why, size_t whylen)
+static int build_body(const char *text, gw_rc_kind_t kind, size_t max, gw_rc_answer_t *a, char *why,
+                      size_t whylen)
 {
     gw_rc_builder_t b;
     gw_rc_builder_init(&b, kind, max);
@@ -409,14 +410,16 @@ static void test_entry(void)
         "\"stop\",\"provider\":\"p\",\"upstream_model\":\"u\",\"usage\":{\"prompt_tokens\":1,"
         "\"completion_tokens\":1,\"reasoning_tokens\":2}}",
         "{\"v\":1,\"team\":42,\"kind\":\"chat\",\"created\":1,\"content\":\"a\",\"finish_reason\":"
-        "\"stop\",\"upstream_model\":\"u\",\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}",
+        "\"stop\",\"upstream_model\":\"u\",\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}"
+        "}",
         "{\"v\":1,\"team\":42,\"kind\":\"text\",\"created\":1,\"content\":null,\"finish_reason\":"
         "\"stop\",\"provider\":\"p\",\"upstream_model\":\"u\",\"usage\":{\"prompt_tokens\":1,"
         "\"completion_tokens\":1}}",
         "{\"v\":1,\"team\":42,\"kind\":\"chat\",\"created\":1,\"content\":\"a\",\"finish_reason\":"
         "\"stop\",\"provider\":\"p\",\"upstream_model\":\"u\",\"usage\":{\"prompt_tokens\":1.5,"
         "\"completion_tokens\":1}}",
-        "{\"v\":1,\"team\":42,\"kind\":\"chat\",\"created\":1,\"content\":\"a\",\"reasoning_content\":"
+        "{\"v\":1,\"team\":42,\"kind\":\"chat\",\"created\":1,\"content\":\"a\",\"reasoning_"
+        "content\":"
         "false,\"finish_reason\":\"stop\",\"provider\":\"p\",\"upstream_model\":\"u\",\"usage\":"
         "{\"prompt_tokens\":1,\"completion_tokens\":1}}",
         "\x80\x81garbage",
@@ -453,9 +456,9 @@ static void test_replay_json(void)
     CHECK(cJSON_GetObjectItem(u, "prompt_cache_miss_tokens")->valuedouble == 0);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(u, "prompt_tokens_details"), "cached_tokens")
               ->valuedouble == 100);
-    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(u, "completion_tokens_details"),
-                              "reasoning_tokens")
-              ->valuedouble == 4);
+    CHECK(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "completion_tokens_details"), "reasoning_tokens")
+            ->valuedouble == 4);
     cJSON_Delete(j);
     free(t);
     /* completions */
@@ -562,7 +565,8 @@ static void test_opts(void)
     CHECK(gw_rc_opts_parse(&o, "response_cache", "on", err, sizeof err) == 0 && o.enabled);
     CHECK(gw_rc_opts_parse(&o, "response_cache", "yes", err, sizeof err) == -1);
     CHECK(strstr(err, "on or off") != NULL);
-    CHECK(gw_rc_opts_parse(&o, "response_cache_ttl_s", "60", err, sizeof err) == 0 && o.ttl_s == 60);
+    CHECK(gw_rc_opts_parse(&o, "response_cache_ttl_s", "60", err, sizeof err) == 0 &&
+          o.ttl_s == 60);
     CHECK(gw_rc_opts_parse(&o, "response_cache_ttl_s", "0", err, sizeof err) == -1);
     CHECK(gw_rc_opts_parse(&o, "response_cache_ttl_s", "1h", err, sizeof err) == -1);
     CHECK(gw_rc_opts_parse(&o, "response_cache_max_bytes", "4096", err, sizeof err) == 0 &&
