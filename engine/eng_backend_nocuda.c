@@ -49,6 +49,12 @@ int eng_cuda_copy_bandwidth(eng_backend_t *be, size_t bytes, double *bytes_per_s
     return no_cuda(err, errlen);
 }
 
+int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err, size_t errlen)
+{
+    (void)be, (void)out;
+    return no_cuda(err, errlen);
+}
+
 int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err, size_t errlen)
 {
     (void)be;

@@ -24,14 +24,17 @@ static const char HELP[] =
     "usage: tollgate-engine bench --device cuda (--model DIR | --random-init CONFIG [--seed N])\n"
     "                             [--context N] [--batches 1,16,64,256] [--decode-steps N]\n"
     "                             [--prefill-len N] [--profile-batches 1,64] [--copy-mb N]\n"
-    "                             [--gpu-f32] [--gpu-device N]\n"
+    "                             [--gpu-f32] [--gpu-device N] [--host-init]\n"
     "\n"
     "GPU benchmark. Prints key=value lines: device, weights and KV plan, copy_bytes_per_s\n"
     "(device-to-device, the bandwidth ceiling), prefill_tok_s for one prompt of\n"
     "--prefill-len tokens (default 4096), batch_B_decode_tok_s and batch_B_step_ms for\n"
     "B sequences decoding together, each against --context random cached tokens\n"
     "(default 1000), mem_used_bytes; then, for each of --profile-batches, a table of\n"
-    "decode-step kernels (ms per step, GB/s of the bytes each must move).\n";
+    "decode-step kernels (ms per step, GB/s of the bytes each must move).\n"
+    "With --random-init the weights are drawn on the GPU (same distribution as the CPU's\n"
+    "generator, other values; no host copy of a 63 GB float32 model); --host-init builds\n"
+    "them on the CPU with eng_model_random and uploads them instead.\n";
 
 /* Parses "1,16,64" into out (at most max). Returns the count or -1. */
 static int parse_list(const char *text, int *out, int max)
@@ -129,14 +132,18 @@ int eng_cli_bench_gpu(int argc, char **argv)
     const char *model_dir = NULL, *random_cfg = NULL, *batches = "1,16,64,256", *profs = "1,64";
     uint64_t seed = 0, ctx = 1000, steps = 16, prefill = 4096, copy_mb = 1024, dev = 0;
     eng_cuda_opts_t gpu = {0};
+    bool host_init = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(HELP, stdout);
             return 0;
         }
-        if (!strcmp(a, "--gpu-f32")) {
-            gpu.f32_weights = true;
+        if (!strcmp(a, "--gpu-f32") || !strcmp(a, "--host-init")) {
+            if (!strcmp(a, "--gpu-f32"))
+                gpu.f32_weights = true;
+            else
+                host_init = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -191,7 +198,17 @@ int eng_cli_bench_gpu(int argc, char **argv)
         return 1;
     }
     double t_load = now_s();
-    eng_model_t *m = eng_cli_open_model("bench", model_dir, random_cfg, seed);
+    eng_model_t *m = NULL;
+    if (random_cfg && !model_dir && !host_init) {
+        eng_config_t cfg;
+        if (eng_config_load(random_cfg, &cfg, err, sizeof err)) {
+            fprintf(stderr, "tollgate-engine bench: --random-init %s: %s\n", random_cfg, err);
+            return 1;
+        }
+        m = eng_model_shell(&cfg);
+    } else {
+        m = eng_cli_open_model("bench", model_dir, random_cfg, seed);
+    }
     if (!m)
         return 1;
     t_load = now_s() - t_load;
@@ -207,8 +224,15 @@ int eng_cli_bench_gpu(int argc, char **argv)
     size_t used = 0, total = 0;
     size_t active = eng_model_active_bytes(m) / (gpu.f32_weights ? 1 : 2);
     printf("model_build_s=%.1f\nupload_s=%.1f\n", t_load, t_up);
-    printf("weight_dtype=%s\n", gpu.f32_weights ? "float32" : "bfloat16");
+    printf("weight_dtype=%s\nweights_from=%s\n", gpu.f32_weights ? "float32" : "bfloat16",
+           model_dir ? "checkpoint" : host_init ? "host random init" : "device random init");
     printf("active_bytes_per_token=%zu\n", active);
+    eng_cuda_info_t info;
+    if (eng_cuda_info(be, &info, err, sizeof err))
+        goto fail;
+    printf("device=%s\nweight_bytes=%zu\nkv_blocks=%d\nkv_bytes=%zu\nkv_bytes_per_token=%zu\n",
+           info.device, info.weight_bytes, info.kv_blocks, info.kv_bytes,
+           info.kv_bytes_per_token);
     if (eng_cuda_copy_bandwidth(be, (size_t)copy_mb << 20, &bw, err, sizeof err))
         goto fail;
     /* bytes read + written per second: the traffic a kernel can move */

@@ -30,6 +30,9 @@ int eng_cuda_seq_fill_synthetic(eng_backend_t *be, eng_bseq_t *seq, int n_tokens
 int eng_cuda_copy_bandwidth(eng_backend_t *be, size_t bytes, double *bytes_per_s, char *err,
                             size_t errlen);
 
+/* The plan made at create (weights, KV pool). 0 or -1 with err. */
+int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err, size_t errlen);
+
 /* Device memory in use now (total - free) and the total. */
 int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err, size_t errlen);
 

@@ -19,6 +19,10 @@ extern "C" {
 /* Memory kept free for scratch (activations, logits, cuBLAS workspace) when
  * the KV pool is sized from what is left. */
 #define CU_SCRATCH_RESERVE ((size_t)3 << 30)
+/* Steps with at most this many (token, expert) pairs run the routed experts
+ * on the device without a host wait (decode); larger ones (prefill) sort on
+ * the host and use one cuBLAS GEMM pair per expert. */
+#define CU_MOE_DEVICE_MAX 1024
 /* Upload staging: float32 values per chunk. */
 #define CU_STAGE_FLOATS ((size_t)32 << 20)
 
@@ -75,9 +79,9 @@ int cu_prof_begin(cu_backend_t *cb, const char *name, double bytes, char *err, s
     int e = 0;
     while (e < cb->n_prof && strcmp(cb->prof[e].name, name) != 0)
         e++;
-    if (e == cb->n_prof) {
-        if (cb->n_prof == CU_PROF_MAX)
-            return 0; /* table full: not timed */
+    if (e == cb->n_prof && cb->n_prof == CU_PROF_MAX)
+        e = CU_PROF_MAX - 1; /* table full (never with today's ~25 names): lumped */
+    else if (e == cb->n_prof) {
         cu_prof_entry_t *p = &cb->prof[cb->n_prof++];
         p->name = name;
         p->ms = p->bytes = 0;
@@ -127,8 +131,12 @@ int cu_prof_collect(cu_backend_t *cb, char *err, size_t errlen)
 
 /* ---- weights ---- */
 
+/* What a tensor is, for weights filled on the device (shell models). */
+enum { W_MATRIX = 0, W_NORM, W_BIAS };
+
 typedef struct {
     cu_backend_t *cb;
+    uint64_t fills; /* tensors filled on the device so far (their seeds) */
     float *stage; /* device float32 staging (bf16 mode) */
     void **allocs;
     int n_allocs, cap_allocs;
@@ -149,11 +157,47 @@ static int dev_alloc(uploader_t *u, void **p, size_t bytes, char *err, size_t er
     return 0;
 }
 
-/* Copies n float32 values to dst + elem_off (elements of type dt). */
+/* Uniform random weights as eng_model_random draws them (matrices with
+ * standard deviation init_range, norms 1 +- 0.1, biases +- 0.1), from a
+ * counter-based hash instead of the CPU's sequential generator. */
+template <typename T>
+__global__ void k_fill_weights(T *dst, size_t n, int kind, float amp, uint64_t seed)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = (seed + 1) * 0xd1b54a32d192ed03ull + i * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        float uu = (float)(z >> 40) / 16777216.0f * 2.0f - 1.0f;
+        float v = kind == W_NORM ? 1.0f + 0.1f * uu : kind == W_BIAS ? 0.1f * uu : amp * uu;
+        if (sizeof(T) == 4)
+            ((float *)dst)[i] = v;
+        else
+            ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
+    }
+}
+
+/* Copies n float32 values to dst + elem_off (elements of type dt); with src
+ * NULL (a shell model) fills them with random values of that kind. */
 static int upload_into(uploader_t *u, cu_dtype_t dt, void *dst, size_t elem_off, const float *src,
-                       size_t n, char *err, size_t errlen)
+                       size_t n, int kind, char *err, size_t errlen)
 {
     char *d = (char *)dst + elem_off * cu_dtype_size(dt);
+    if (!src) {
+        float amp = (float)(u->cb->m->cfg.init_range * 1.7320508075688772);
+        size_t g = (n + 255) / 256;
+        unsigned grid = (unsigned)(g > 65535u * 8u ? 65535u * 8u : (g ? g : 1));
+        if (dt == CU_F32)
+            k_fill_weights<float><<<grid, 256, 0, u->cb->stream>>>((float *)d, n, kind, amp,
+                                                                   u->fills++);
+        else
+            k_fill_weights<__nv_bfloat16><<<grid, 256, 0, u->cb->stream>>>(
+                (__nv_bfloat16 *)d, n, kind, amp, u->fills++);
+        CU_LAUNCHED("fill_weights");
+        CU_TRY(cudaStreamSynchronize(u->cb->stream));
+        return 0;
+    }
     if (dt == CU_F32) {
         CU_TRY(cudaMemcpy(d, src, n * sizeof(float), cudaMemcpyHostToDevice));
         return 0;
@@ -167,11 +211,11 @@ static int upload_into(uploader_t *u, cu_dtype_t dt, void *dst, size_t elem_off,
     return 0;
 }
 
-static int upload(uploader_t *u, cu_dtype_t dt, void **dst, const float *src, size_t n, char *err,
-                  size_t errlen)
+static int upload(uploader_t *u, cu_dtype_t dt, void **dst, const float *src, size_t n, int kind,
+                  char *err, size_t errlen)
 {
     TRY(dev_alloc(u, dst, n * cu_dtype_size(dt), err, errlen));
-    return upload_into(u, dt, *dst, 0, src, n, err, errlen);
+    return upload_into(u, dt, *dst, 0, src, n, kind, err, errlen);
 }
 
 /* A SwiGLU MLP as two device matrices: gate rows then up rows, and down. */
@@ -179,9 +223,9 @@ static int upload_mlp(uploader_t *u, const eng_mlp_w_t *w, size_t H, size_t I, v
                       size_t gu_off, void *down, size_t down_off, char *err, size_t errlen)
 {
     cu_dtype_t dt = u->cb->dt;
-    TRY(upload_into(u, dt, gu, gu_off, w->gate, I * H, err, errlen));
-    TRY(upload_into(u, dt, gu, gu_off + I * H, w->up, I * H, err, errlen));
-    return upload_into(u, dt, down, down_off, w->down, H * I, err, errlen);
+    TRY(upload_into(u, dt, gu, gu_off, w->gate, I * H, W_MATRIX, err, errlen));
+    TRY(upload_into(u, dt, gu, gu_off + I * H, w->up, I * H, W_MATRIX, err, errlen));
+    return upload_into(u, dt, down, down_off, w->down, H * I, W_MATRIX, err, errlen);
 }
 
 static int upload_model(cu_backend_t *cb, uploader_t *u, char *err, size_t errlen)
@@ -193,28 +237,29 @@ static int upload_model(cu_backend_t *cb, uploader_t *u, char *err, size_t errle
     size_t kvl = (size_t)c->kv_lora_rank, row = kvl + (size_t)c->qk_rope;
     size_t kvw = (size_t)(c->qk_nope + c->v_head), E = (size_t)c->n_routed;
     size_t I = (size_t)c->moe_inter;
-    if (dt != CU_F32)
+    bool shell = m->embed == NULL; /* eng_model_shell: weights drawn on the device */
+    if (dt != CU_F32 && !shell)
         TRY(dev_alloc(u, (void **)&u->stage, CU_STAGE_FLOATS * sizeof(float), err, errlen));
-    TRY(upload(u, dt, &cb->embed, m->embed, (size_t)c->vocab * H, err, errlen));
-    TRY(upload(u, dt, &cb->lm_head, m->lm_head, (size_t)c->vocab * H, err, errlen));
-    TRY(upload(u, CU_F32, (void **)&cb->final_norm, m->norm, H, err, errlen));
+    TRY(upload(u, dt, &cb->embed, m->embed, (size_t)c->vocab * H, W_MATRIX, err, errlen));
+    TRY(upload(u, dt, &cb->lm_head, m->lm_head, (size_t)c->vocab * H, W_MATRIX, err, errlen));
+    TRY(upload(u, CU_F32, (void **)&cb->final_norm, m->norm, H, W_NORM, err, errlen));
     for (int l = 0; l < c->n_layers; l++) {
         const eng_layer_w_t *L = &m->layers[l];
         cu_layer_t *D = &cb->layers[l];
-        TRY(upload(u, CU_F32, (void **)&D->in_norm, L->in_norm, H, err, errlen));
-        TRY(upload(u, CU_F32, (void **)&D->post_norm, L->post_norm, H, err, errlen));
+        TRY(upload(u, CU_F32, (void **)&D->in_norm, L->in_norm, H, W_NORM, err, errlen));
+        TRY(upload(u, CU_F32, (void **)&D->post_norm, L->post_norm, H, W_NORM, err, errlen));
         if (c->q_lora_rank == 0) {
-            TRY(upload(u, dt, &D->q_proj, L->q_proj, nh * qk * H, err, errlen));
+            TRY(upload(u, dt, &D->q_proj, L->q_proj, nh * qk * H, W_MATRIX, err, errlen));
         } else {
             size_t r = (size_t)c->q_lora_rank;
-            TRY(upload(u, dt, &D->q_a, L->q_a, r * H, err, errlen));
-            TRY(upload(u, CU_F32, (void **)&D->q_a_norm, L->q_a_norm, r, err, errlen));
-            TRY(upload(u, dt, &D->q_b, L->q_b, nh * qk * r, err, errlen));
+            TRY(upload(u, dt, &D->q_a, L->q_a, r * H, W_MATRIX, err, errlen));
+            TRY(upload(u, CU_F32, (void **)&D->q_a_norm, L->q_a_norm, r, W_NORM, err, errlen));
+            TRY(upload(u, dt, &D->q_b, L->q_b, nh * qk * r, W_MATRIX, err, errlen));
         }
-        TRY(upload(u, dt, &D->kv_a, L->kv_a, row * H, err, errlen));
-        TRY(upload(u, CU_F32, (void **)&D->kv_a_norm, L->kv_a_norm, kvl, err, errlen));
-        TRY(upload(u, dt, &D->kv_b, L->kv_b, nh * kvw * kvl, err, errlen));
-        TRY(upload(u, dt, &D->o, L->o, H * nh * (size_t)c->v_head, err, errlen));
+        TRY(upload(u, dt, &D->kv_a, L->kv_a, row * H, W_MATRIX, err, errlen));
+        TRY(upload(u, CU_F32, (void **)&D->kv_a_norm, L->kv_a_norm, kvl, W_NORM, err, errlen));
+        TRY(upload(u, dt, &D->kv_b, L->kv_b, nh * kvw * kvl, W_MATRIX, err, errlen));
+        TRY(upload(u, dt, &D->o, L->o, H * nh * (size_t)c->v_head, W_MATRIX, err, errlen));
         D->moe = L->moe;
         size_t es = cu_dtype_size(dt);
         if (!L->moe) {
@@ -224,9 +269,9 @@ static int upload_model(cu_backend_t *cb, uploader_t *u, char *err, size_t errle
             TRY(upload_mlp(u, &L->dense, H, DI, D->dense_gu, 0, D->dense_down, 0, err, errlen));
             continue;
         }
-        TRY(upload(u, CU_F32, (void **)&D->gate, L->gate, E * H, err, errlen));
-        if (L->gate_bias)
-            TRY(upload(u, CU_F32, (void **)&D->gate_bias, L->gate_bias, E, err, errlen));
+        TRY(upload(u, CU_F32, (void **)&D->gate, L->gate, E * H, W_MATRIX, err, errlen));
+        if (L->gate_bias || (shell && c->score_bias))
+            TRY(upload(u, CU_F32, (void **)&D->gate_bias, L->gate_bias, E, W_BIAS, err, errlen));
         TRY(dev_alloc(u, &D->exp_gu, E * 2 * I * H * es, err, errlen));
         TRY(dev_alloc(u, &D->exp_down, E * H * I * es, err, errlen));
         for (size_t e = 0; e < E; e++)
@@ -241,7 +286,8 @@ static int upload_model(cu_backend_t *cb, uploader_t *u, char *err, size_t errle
     }
     float *inv = (float *)eng_xcalloc((size_t)c->qk_rope / 2, sizeof(float));
     eng_rope_inv_freq(c, inv);
-    int rc = upload(u, CU_F32, (void **)&cb->inv_freq, inv, (size_t)c->qk_rope / 2, err, errlen);
+    int rc =
+        upload(u, CU_F32, (void **)&cb->inv_freq, inv, (size_t)c->qk_rope / 2, W_NORM, err, errlen);
     free(inv);
     if (rc)
         return -1;
@@ -307,6 +353,7 @@ static int cu_seq_truncate(eng_backend_t *be, eng_bseq_t *seq, int n, char *err,
         return 0;
     int keep = (n + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
     if (n % ENG_KV_BLOCK != 0) {
+        CU_TRY(cudaSetDevice(cb->device)); /* the server's worker thread calls this */
         int bi = keep - 1, old = s->blocks[bi];
         int fresh = eng_kvcache_alloc(s->kc);
         if (fresh < 0) {
@@ -372,7 +419,8 @@ static void cu_destroy(eng_backend_t *be)
                         &cb->b_idx,  &cb->b_wt,    &cb->b_xg,    &cb->b_gug,    &cb->b_actg,
                         &cb->b_yg,   &cb->b_slot,  &cb->b_src,   &cb->b_qlat,   &cb->b_olat,
                         &cb->b_po,   &cb->b_pml,   &cb->b_lat,   &cb->b_krot,   &cb->b_kvb,
-                        &cb->b_lrows, &cb->b_lnorm, &cb->b_logits, &cb->b_amax, &cb->b_meta};
+                        &cb->b_lrows, &cb->b_lnorm, &cb->b_logits, &cb->b_amax, &cb->b_meta,
+                        &cb->b_first};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         cu_buf_free(bufs[i]);
     if (cb->kv)
@@ -543,6 +591,11 @@ extern "C" eng_backend_t *eng_backend_cuda_create(const eng_model_t *model,
     cb->device = o.device;
     cb->profile = o.profile;
     cb->scale = (float)eng_config_attn_scale(&model->cfg);
+    /* TG_CUDA_MOE=host|device forces one expert path (checks, benchmarks) */
+    const char *moe = getenv("TG_CUDA_MOE");
+    cb->moe_device_max = moe && !strcmp(moe, "host")     ? 0
+                         : moe && !strcmp(moe, "device") ? 1 << 30
+                                                         : CU_MOE_DEVICE_MAX;
     cb->layers = (cu_layer_t *)calloc((size_t)model->cfg.n_layers, sizeof(cu_layer_t));
     if (!cb->layers)
         abort();
@@ -640,6 +693,13 @@ extern "C" int eng_cuda_copy_bandwidth(eng_backend_t *be, size_t bytes, double *
         cudaEventDestroy(e1);
     *bytes_per_s = best;
     return e == cudaSuccess ? 0 : -1;
+}
+
+extern "C" int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    *out = CB(be)->info;
+    return 0;
 }
 
 extern "C" int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err,

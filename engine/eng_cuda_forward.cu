@@ -191,6 +191,50 @@ static int mlp_add(cu_backend_t *cb, const char *name_gu, const char *name_down,
     return 0;
 }
 
+/* The routed experts of a small step, all on the device (no host wait):
+ * sort by expert, gather, grouped matrix-vector products per expert, SwiGLU,
+ * combine. Every expert with rows reads its weights once per 8 rows. */
+static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void *xt, char *err,
+                      size_t errlen)
+{
+    const eng_config_t *c = &cb->m->cfg;
+    const cu_layer_t *D = &cb->layers[l];
+    cudaStream_t s = cb->stream;
+    const int N = sp->N, H = c->hidden, E = c->n_routed, K = c->top_k, I = c->moe_inter;
+    const int NK = N * K;
+    const size_t es = es_of(cb);
+    float *x = (float *)cb->b_x.p, *xn = (float *)cb->b_xn.p;
+    TRY(cu_buf_ensure(&cb->b_first, (size_t)(E + 1) * 4, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_src, (size_t)NK * 4, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_slot, (size_t)NK * 4, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_xg, (size_t)NK * H * es, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_gug, (size_t)NK * 2 * I * 4, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_actg, (size_t)NK * I * es, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_yg, (size_t)NK * H * 4, err, errlen));
+    int32_t *first = (int32_t *)cb->b_first.p, *src = (int32_t *)cb->b_src.p;
+    int32_t *slot = (int32_t *)cb->b_slot.p;
+    PROF("moe_sort", (double)NK * 12,
+         TRY(cu_moe_sort(s, (const int32_t *)cb->b_idx.p, NK, K, E, first, src, slot, err,
+                         errlen)));
+    if (c->n_shared > 0)
+        TRY(mlp_add(cb, "shared_gate_up", "shared_down", xt, N, I * c->n_shared, D->sh_gu,
+                    D->sh_down, x, err, errlen));
+    TRY(cu_gather_rows(s, cb->dt, cb->b_xg.p, xn, src, NK, H, err, errlen));
+    /* bytes: at most min(NK, E) experts' weights (exact count is on the device) */
+    double used = NK < E ? NK : E;
+    float *gug = (float *)cb->b_gug.p, *yg = (float *)cb->b_yg.p;
+    PROF("experts_gate_up", used * 2 * I * H * es + (double)NK * (H * es + 2 * I * 4),
+         TRY(cu_expert_gemv(s, cb->dt, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, H, 2 * I,
+                            err, errlen)));
+    TRY(cu_silu_mul(s, cb->dt, cb->b_actg.p, gug, NK, I, err, errlen));
+    PROF("experts_down", used * H * I * es + (double)NK * (I * es + H * 4),
+         TRY(cu_expert_gemv(s, cb->dt, yg, H, cb->b_actg.p, I, D->exp_down, first, E, I, H, err,
+                            errlen)));
+    PROF("moe_combine", (double)NK * H * 4 + (double)N * H * 8,
+         TRY(cu_moe_combine(s, x, yg, slot, (const float *)cb->b_wt.p, N, K, H, err, errlen)));
+    return 0;
+}
+
 static int layer_moe(cu_backend_t *cb, const step_plan_t *sp, int l, const void *xt, char *err,
                      size_t errlen)
 {
@@ -220,6 +264,8 @@ static int layer_moe(cu_backend_t *cb, const step_plan_t *sp, int l, const void 
                          c->routed_scale};
     PROF("route", (double)N * E * 4,
          TRY(cu_moe_route(s, &rc, glog, D->gate_bias, idx, wt, N, err, errlen)));
+    if (NK <= cb->moe_device_max)
+        return moe_device(cb, sp, l, xt, err, errlen);
     /* Expert counts come back to the host, which sorts the (token, k) pairs
      * by expert (stable: token order within an expert). */
     int32_t *h_idx = (int32_t *)cb->h_meta + (cb->h_meta_cap / 4 - 3 * (size_t)NK);
@@ -488,6 +534,8 @@ int cu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, int32_t *ne
 {
     cu_backend_t *cb = (cu_backend_t *)be->impl; /* the impl starts with its cu_backend_t */
     TRY(check_items(cb, items, n_items, err, errlen));
+    /* the current device is per thread: the server steps on its worker thread */
+    CU_TRY(cudaSetDevice(cb->device));
     for (int i = 0; i < n_items; i++)
         if (eng_seq_reserve((eng_seq_t *)items[i].seq, items[i].n, err, errlen)) {
             while (--i >= 0)

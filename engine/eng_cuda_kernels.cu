@@ -361,6 +361,108 @@ int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t 
     return 0;
 }
 
+/* ---- routed experts without a host round trip (small steps) ---- */
+
+/* One block: counts per expert, exclusive scan into first[0..E], then a
+ * stable placement (thread e walks the assignments in (token, k) order), so
+ * rows of an expert are in token order as on the host path. */
+__global__ void k_moe_sort(const int32_t *idx, int NK, int K, int E, int32_t *first,
+                           int32_t *src, int32_t *slot)
+{
+    __shared__ int cnt[CU_MAX_EXPERTS + 1];
+    for (int e = threadIdx.x; e <= E; e += blockDim.x)
+        cnt[e] = 0;
+    __syncthreads();
+    for (int a = threadIdx.x; a < NK; a += blockDim.x) {
+        int e = idx[a];
+        if (e >= 0 && e < E)
+            atomicAdd(&cnt[e], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int run = 0;
+        for (int e = 0; e < E; e++) {
+            int c = cnt[e];
+            cnt[e] = run;
+            first[e] = run;
+            run += c;
+        }
+        cnt[E] = run;
+        first[E] = run;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+        int pos = cnt[e];
+        for (int a = 0; a < NK; a++)
+            if (idx[a] == e) {
+                src[pos] = a / K;
+                slot[a] = pos++;
+            }
+    }
+}
+
+int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
+                int32_t *src, int32_t *slot, char *err, size_t errlen)
+{
+    if (NK == 0)
+        return 0;
+    k_moe_sort<<<1, 256, 0, s>>>(idx, NK, K, E, first, src, slot);
+    CU_LAUNCHED("moe_sort");
+    return 0;
+}
+
+/* y[a][col] = W[e][col] . x[a] for the rows a in [first[e], first[e+1]) of
+ * every expert e: block (column tile, expert), one warp per output column,
+ * R rows at a time, so each weight row is read once per R rows. Experts
+ * without rows leave at once. */
+#define CU_GEMV_ROWS 8
+template <typename T>
+__global__ void k_expert_gemv(float *y, int ldy, const T *x, int ldx, const T *W,
+                              const int32_t *first, int n_in, int n_out)
+{
+    const int e = blockIdx.y, a0 = first[e], a1 = first[e + 1];
+    if (a0 >= a1)
+        return;
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    const int col = blockIdx.x * nw + (threadIdx.x >> 5);
+    if (col >= n_out)
+        return;
+    const T *w = W + ((size_t)e * n_out + col) * n_in;
+    for (int r0 = a0; r0 < a1; r0 += CU_GEMV_ROWS) {
+        const int nr = min(CU_GEMV_ROWS, a1 - r0);
+        float acc[CU_GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < CU_GEMV_ROWS; r++)
+            acc[r] = 0.0f;
+        for (int i = lane; i < n_in; i += 32) {
+            float wv = ld(w, i);
+#pragma unroll
+            for (int r = 0; r < CU_GEMV_ROWS; r++)
+                if (r < nr)
+                    acc[r] += wv * ld(x, (size_t)(r0 + r) * ldx + i);
+        }
+#pragma unroll
+        for (int r = 0; r < CU_GEMV_ROWS; r++) {
+            float v = acc[r];
+            for (int o = 16; o > 0; o >>= 1)
+                v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == 0 && r < nr)
+                y[(size_t)(r0 + r) * ldy + col] = v;
+        }
+    }
+}
+
+int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
+                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *err,
+                   size_t errlen)
+{
+    dim3 grid((unsigned)((n_out + 7) / 8), (unsigned)E);
+    DISPATCH_T(dt, k_expert_gemv<T><<<grid, 256, 0, s>>>(y, ldy, (const T *)x, ldx,
+                                                        (const T *)W, first, n_in, n_out));
+    CU_LAUNCHED("expert_gemv");
+    return 0;
+}
+
 /* ---- the latent cache ---- */
 
 /* Row pointer of (block, layer, slot) in the (blocks, layers, 64, row) pool. */

@@ -110,6 +110,8 @@ typedef struct cu_backend {
     cu_layer_t *layers;
     float *inv_freq; /* (rope/2) */
     float scale;     /* softmax scale */
+    int moe_device_max; /* routed experts on the device (no host wait) when a step
+                           has at most this many (token, expert) pairs */
     /* KV cache: (n_blocks, n_layers, 64, row) elements; bookkeeping on the host */
     void *kv;
     eng_kvcache_t *kc;
@@ -118,7 +120,7 @@ typedef struct cu_backend {
     /* scratch */
     cu_buf_t b_x, b_xn, b_xt, b_q, b_qa, b_rows, b_attn, b_gu, b_act, b_glog, b_idx, b_wt,
         b_xg, b_gug, b_actg, b_yg, b_slot, b_src, b_qlat, b_olat, b_po, b_pml, b_lat, b_krot,
-        b_kvb, b_lrows, b_lnorm, b_logits, b_amax, b_meta;
+        b_kvb, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
     /* profile */
@@ -207,6 +209,16 @@ int cu_moe_route(cudaStream_t s, const cu_route_cfg_t *rc, const float *logits,
 /* xg[a] = x[src[a]] converted to dt (n_assign rows of H). */
 int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, const int32_t *src,
                    int n_assign, int H, char *err, size_t errlen);
+/* On the device: first[0..E] (rows of expert e are first[e]..first[e+1]),
+ * src[a] (the token of sorted row a) and slot[t*K+k] (the sorted row of
+ * assignment (t, k)), stable in token order. */
+int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
+                int32_t *src, int32_t *slot, char *err, size_t errlen);
+/* y[a] = W[e] x[a] for the sorted rows of every expert e (W: (E, n_out,
+ * n_in) element type dt; x rows ldx, y rows ldy apart). */
+int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
+                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *err,
+                   size_t errlen);
 /* resid[t] += sum_k w[t*K+k] * yg[slot[t*K+k]] for t < n. */
 int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t *slot,
                    const float *w, int n, int K, int H, char *err, size_t errlen);

@@ -2,12 +2,15 @@
  * every fixture of ../shared/fixtures/engine-golden:
  *  - float32 weights on the GPU: logits within 1e-4 relative of transformers
  *    at every prompt position, with both prefill paths (expanded and
- *    absorbed); the 12-token greedy continuation identical; equal to the CPU
+ *    absorbed) and both routed-expert paths (host sort + cuBLAS, all on the
+ *    device); the 12-token greedy continuation identical; equal to the CPU
  *    engine's logits within 1e-4;
- *  - bfloat16 weights (the serving mode): the median position within 2e-2 of
- *    the CPU engine on the same bf16-rounded weights and within 5e-2 of
- *    transformers' float32 logits (a bf16 checkpoint on the CPU measures
- *    1.8e-2 / 2.5e-2 there, see docs/engine.md); the greedy continuation
+ *  - bfloat16 weights (the serving mode; coarse bounds that catch a wrong
+ *    conversion or layout, which costs O(1)): the median position within 5e-2
+ *    of the CPU engine on the same bf16-rounded weights (the GPU also rounds
+ *    each GEMM's input) and within 7e-2 of transformers' float32 logits (a
+ *    bf16 checkpoint on the CPU alone measures 1.8e-2 / 2.5e-2 there, see
+ *    docs/engine.md); the greedy continuation
  *    equal to the CPU's up to the first step whose top-2 margin is not
  *    clearly larger than the worst logit error measured on the prompt;
  *  - the backend table under the scheduler (continuous batching, prefix
@@ -125,9 +128,17 @@ static void check_model(const char *fixtures, const char *name, const char *tmp)
     CHECK(mb != NULL);
     eng_backend_t *cpu = eng_backend_cpu_create(m, 2, 400);
     eng_backend_t *cpub = mb ? eng_backend_cpu_create(mb, 2, 400) : NULL;
-    eng_backend_t *g32 = gpu(m, true, 400), *g16 = gpu(m, false, 400);
-    CHECK(g32 && g16);
-    for (int c = 0; c < nc && g32 && g16 && cpub; c++) {
+    /* float32 twice: routed experts sorted on the host + cuBLAS per expert,
+     * and all on the device (grouped products); bf16 with the default choice */
+    setenv("TG_CUDA_MOE", "host", 1);
+    eng_backend_t *g32h = gpu(m, true, 400);
+    setenv("TG_CUDA_MOE", "device", 1);
+    eng_backend_t *g32d = gpu(m, true, 400);
+    unsetenv("TG_CUDA_MOE");
+    eng_backend_t *g16 = gpu(m, false, 400);
+    eng_backend_t *g32s[2] = {g32h, g32d};
+    CHECK(g32h && g32d && g16);
+    for (int c = 0; c < nc && g32h && g32d && g16 && cpub; c++) {
         const tu_case_t *tc = &cases[c];
         size_t n = (size_t)tc->len * V;
         float *lc = calloc(n, 4), *lcb = calloc(n, 4), *lg = calloc(n, 4);
@@ -135,14 +146,15 @@ static void check_model(const char *fixtures, const char *name, const char *tmp)
         double mc[12], mcb[12];
         CHECK(run_case(cpu, tc, ENG_FWD_REFERENCE, lc, oc, mc) == 0);
         CHECK(run_case(cpub, tc, ENG_FWD_REFERENCE, lcb, ocb, mcb) == 0);
-        for (int mode = 0; mode < 2; mode++) {
-            unsigned fl = mode ? 0 : ENG_FWD_REFERENCE;
-            CHECK(run_case(g32, tc, fl, lg, og, NULL) == 0);
+        for (int mode = 0; mode < 4; mode++) {
+            unsigned fl = mode % 2 ? 0 : ENG_FWD_REFERENCE;
+            CHECK(run_case(g32s[mode / 2], tc, fl, lg, og, NULL) == 0);
             double eg = worst_row(lg, tc->logits, tc->len, V), ec = worst_row(lg, lc, tc->len, V);
             bool same = memcmp(og, tc->greedy, sizeof og) == 0;
-            printf("%-12s L=%-3d f32  prefill=%-9s vs transformers %.2e, vs CPU %.2e, greedy %s\n",
-                   name, tc->len, mode ? "absorbed" : "expanded", eg, ec,
-                   same ? "identical" : "DIFFERENT");
+            printf("%-12s L=%-3d f32  experts=%-6s prefill=%-9s vs transformers %.2e, vs CPU "
+                   "%.2e, greedy %s\n",
+                   name, tc->len, mode / 2 ? "device" : "host", mode % 2 ? "absorbed" : "expanded",
+                   eg, ec, same ? "identical" : "DIFFERENT");
             CHECK(eg <= 1e-4);
             CHECK(ec <= 1e-4);
             CHECK(same);
@@ -169,14 +181,14 @@ static void check_model(const char *fixtures, const char *name, const char *tmp)
                "%.2e, max abs err %.2e, greedy %d/12 equal to CPU-bf16%s\n",
                name, tc->len, med_ref, max_ref, med_cpu, abs_err, matched,
                ok ? "" : " (DIVERGED ON A CLEAR MARGIN)");
-        CHECK(med_cpu <= 2e-2);
-        CHECK(med_ref <= 5e-2);
+        CHECK(med_cpu <= 5e-2);
+        CHECK(med_ref <= 7e-2);
         CHECK(ok);
         free(lc), free(lcb), free(lg);
     }
-    if (g32) {
-        g32->ops->destroy(g32);
-    }
+    for (int k = 0; k < 2; k++)
+        if (g32s[k])
+            g32s[k]->ops->destroy(g32s[k]);
     if (g16)
         g16->ops->destroy(g16);
     cpu->ops->destroy(cpu);
@@ -288,8 +300,8 @@ static void check_batch_truncate(const char *fixtures)
     eng_model_free(m);
 }
 
-/* The scheduler over the CUDA backend: requests sharing a long prefix get
- * cache hits and the same tokens as the CPU scheduler. */
+/* The scheduler over the CUDA backend: the same tokens and cache hits as the
+ * CPU scheduler; a prompt repeated after its first run finished hits 256. */
 static void check_sched(const char *fixtures)
 {
     char dir[4096];
@@ -306,8 +318,9 @@ static void check_sched(const char *fixtures)
     int plen[5] = {300, 300, 17, 150, 300};
     for (int r = 0; r < 5; r++)
         for (int i = 0; i < plen[r]; i++)
-            prompts[r][i] = (int32_t)((r == 1 || r == 4 ? i * 13 + 1 : r * 1000 + i * 7) % V);
-    memcpy(prompts[1], prompts[0], 200 * sizeof(int32_t)); /* shares 192 tokens of blocks */
+            prompts[r][i] = (int32_t)((r == 1 ? i * 13 + 1 : r * 1000 + i * 7) % V);
+    memcpy(prompts[1], prompts[0], 200 * sizeof(int32_t)); /* runs beside 0: no hits yet */
+    memcpy(prompts[4], prompts[0], 300 * sizeof(int32_t)); /* admitted later: 256 hits */
     for (int b = 0; b < 2 && bes[b]; b++) {
         eng_sched_t *s = eng_sched_create(bes[b], 64, 3);
         int ids[5];
@@ -332,7 +345,7 @@ static void check_sched(const char *fixtures)
                hits[1][4], hits[0][0], hits[0][1], hits[0][2], hits[0][3], hits[0][4]);
         CHECK(same);
         CHECK(memcmp(hits[0], hits[1], sizeof hits[0]) == 0);
-        CHECK(hits[1][1] >= 192);
+        CHECK(hits[1][4] == 256);
     }
     for (int b = 0; b < 2; b++)
         if (bes[b])

@@ -178,7 +178,9 @@ static void check_matmul(void)
             CHECK(eng_cuda_op_matmul(y, x, w, T, I, O, f32, err, sizeof err) == 0);
             double e = tu_rel_err(y, ref, (size_t)T * O);
             printf("matmul %s %dx%d x %dx%d: rel err %.2e\n", f32 ? "f32 " : "bf16", T, I, O, I, e);
-            CHECK(e < 1e-5); /* bf16 inputs are exact: only the summation order differs */
+            /* bf16 inputs are exact and products exact in float32: only the
+             * summation order (and tensor-core accumulation) differs */
+            CHECK(e < (f32 ? 1e-5 : 1e-4));
             free(x), free(w), free(y), free(ref);
         }
     }
