@@ -55,6 +55,12 @@ int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err, size_t err
     return no_cuda(err, errlen);
 }
 
+void eng_cuda_graph_stats(eng_backend_t *be, long *captures, long *replays, long *failures)
+{
+    (void)be;
+    *captures = *replays = *failures = 0;
+}
+
 int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err, size_t errlen)
 {
     (void)be;

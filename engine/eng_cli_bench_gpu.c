@@ -32,6 +32,7 @@ static const char HELP[] =
     "B sequences decoding together, each against --context random cached tokens\n"
     "(default 1000), mem_used_bytes; then, for each of --profile-batches, a table of\n"
     "decode-step kernels (ms per step, GB/s of the bytes each must move).\n"
+    "TG_CUDA_GRAPH=1 in the environment replays decode steps from CUDA graphs.\n"
     "With --random-init the weights are drawn on the GPU (same distribution as the CPU's\n"
     "generator, other values; no host copy of a 63 GB float32 model); --host-init builds\n"
     "them on the CPU with eng_model_random and uploads them instead.\n";
@@ -271,6 +272,9 @@ int eng_cli_bench_gpu(int argc, char **argv)
         fflush(stdout);
     }
     printf("mem_used_bytes=%zu\nmem_total_bytes=%zu\n", used, total);
+    long cap, rep, gfail;
+    eng_cuda_graph_stats(be, &cap, &rep, &gfail);
+    printf("graph_captures=%ld\ngraph_replays=%ld\ngraph_failures=%ld\n", cap, rep, gfail);
     rc = 0;
     goto out;
 fail:

@@ -33,6 +33,11 @@ int eng_cuda_copy_bandwidth(eng_backend_t *be, size_t bytes, double *bytes_per_s
 /* The plan made at create (weights, KV pool). 0 or -1 with err. */
 int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err, size_t errlen);
 
+/* CUDA graphs of greedy decode steps (TG_CUDA_GRAPH=1 at create): steps
+ * captured, steps replayed from a graph, captures that failed (then the step
+ * ran eagerly and graphs stay off). */
+void eng_cuda_graph_stats(eng_backend_t *be, long *captures, long *replays, long *failures);
+
 /* Device memory in use now (total - free) and the total. */
 int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err, size_t errlen);
 

@@ -31,6 +31,8 @@ int cu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, int32_t *ne
 
 /* ---- scratch and staging ---- */
 
+long cu_buf_moves;
+
 int cu_buf_ensure(cu_buf_t *b, size_t bytes, char *err, size_t errlen)
 {
     if (bytes <= b->cap)
@@ -40,6 +42,7 @@ int cu_buf_ensure(cu_buf_t *b, size_t bytes, char *err, size_t errlen)
     b->p = NULL;
     b->cap = 0;
     size_t want = bytes + bytes / 4; /* some headroom against regrowing every step */
+    cu_buf_moves++; /* any captured graph now points at freed memory */
     CU_TRY(cudaMalloc(&b->p, want));
     b->cap = want;
     return 0;
@@ -425,6 +428,8 @@ static void cu_destroy(eng_backend_t *be)
         cu_buf_free(bufs[i]);
     if (cb->kv)
         cudaFree(cb->kv);
+    if (cb->gexec)
+        cudaGraphExecDestroy(cb->gexec);
     if (cb->h_meta)
         cudaFreeHost(cb->h_meta);
     for (int i = 0; i < cb->cap_marks; i++) {
@@ -434,6 +439,8 @@ static void cu_destroy(eng_backend_t *be)
     free(cb->marks);
     if (cb->blas)
         cublasDestroy(cb->blas);
+    if (cb->blas_ws)
+        cudaFree(cb->blas_ws); /* after the handle that uses it */
     if (cb->stream)
         cudaStreamDestroy(cb->stream);
     if (cb->kc)
@@ -524,6 +531,10 @@ static int cuda_setup(eng_backend_t *be, const eng_cuda_opts_t *o, char *err, si
     /* CUBLAS_COMPUTE_32F in the default math mode: no TF32 (that needs
      * CUBLAS_TF32_TENSOR_OP_MATH or COMPUTE_32F_FAST_TF32) */
     CUBLAS_TRY(cublasSetMathMode(cb->blas, CUBLAS_DEFAULT_MATH));
+    /* a fixed workspace (32 MiB, NVIDIA's advice for Hopper): no allocation
+     * inside cuBLAS, which CUDA graph capture requires */
+    CU_TRY(cudaMalloc(&cb->blas_ws, (size_t)32 << 20));
+    CUBLAS_TRY(cublasSetWorkspace(cb->blas, cb->blas_ws, (size_t)32 << 20));
     ci->up.cb = cb;
     TRY(upload_model(cb, &ci->up, err, errlen));
     cb->info.weight_bytes = cb->weight_bytes;
@@ -591,6 +602,9 @@ extern "C" eng_backend_t *eng_backend_cuda_create(const eng_model_t *model,
     cb->device = o.device;
     cb->profile = o.profile;
     cb->scale = (float)eng_config_attn_scale(&model->cfg);
+    /* TG_CUDA_GRAPH=1: greedy decode steps captured and replayed as a CUDA graph */
+    const char *gr = getenv("TG_CUDA_GRAPH");
+    cb->graphs = gr && !strcmp(gr, "1");
     /* TG_CUDA_MOE=host|device forces one expert path (checks, benchmarks) */
     const char *moe = getenv("TG_CUDA_MOE");
     cb->moe_device_max = moe && !strcmp(moe, "host")     ? 0
@@ -700,6 +714,15 @@ extern "C" int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err,
     (void)err, (void)errlen;
     *out = CB(be)->info;
     return 0;
+}
+
+extern "C" void eng_cuda_graph_stats(eng_backend_t *be, long *captures, long *replays,
+                                     long *failures)
+{
+    cu_backend_t *cb = CB(be);
+    *captures = cb->graph_captures;
+    *replays = cb->graph_replays;
+    *failures = cb->graph_failures;
 }
 
 extern "C" int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err,

@@ -31,6 +31,7 @@ typedef struct {
     int n_abs;      /* rows attending the absorbed way */
     int max_splits;
     int R;          /* rows that want logits */
+    int TB;         /* block-table entries of all items */
     int *lrow_item; /* item of each logits row */
     /* device arrays (in the meta buffer) */
     int32_t *d_tokens, *d_pos, *d_dblk, *d_dslot, *d_tables, *d_lrows;
@@ -426,6 +427,7 @@ static int plan_step(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items,
     sp->n_abs = A;
     sp->max_splits = ms;
     sp->R = R;
+    sp->TB = TB;
     size_t ints = (size_t)4 * N + TB + 3 * (size_t)A + R;
     size_t moe = 3 * (size_t)N * (c->top_k > 0 ? c->top_k : 1);
     TRY(cu_meta_ensure(cb, (ints + moe + 16) * 4, err, errlen));
@@ -512,8 +514,7 @@ static int run_step(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items, 
         TRY(cu_buf_ensure(&cb->b_amax, (size_t)R * 4, err, errlen));
         PROF("argmax", (double)R * V * 4,
              TRY(cu_argmax(s, (int32_t *)cb->b_amax.p, lg, R, V, err, errlen)));
-        CU_TRY(cudaMemcpyAsync(next, cb->b_amax.p, (size_t)R * 4, cudaMemcpyDeviceToHost, s));
-        return 0;
+        return 0; /* the caller copies the ids back (outside any graph) */
     }
     for (int r = 0; r < R;) {
         int i = sp->lrow_item[r], cnt = 1;
@@ -523,6 +524,66 @@ static int run_step(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items, 
                                cudaMemcpyDeviceToHost, s));
         r += cnt;
     }
+    return 0;
+}
+
+/* Runs the planned step eagerly, or, for greedy decode steps with
+ * TG_CUDA_GRAPH=1 (one absorbed token per item, routed experts on the
+ * device, no profiling), from a CUDA graph: the second step of a shape
+ * (tokens, splits, table entries, logits rows) is captured, later ones of
+ * that shape replay it. The metadata copy stays outside the graph (same
+ * device addresses, new contents each step); a scratch buffer that moved
+ * since the capture makes the graph stale (recaptured). A failed capture
+ * runs the step eagerly and leaves graphs off. */
+static int run_planned(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items, int32_t *next,
+                       char *err, size_t errlen)
+{
+    const eng_config_t *c = &cb->m->cfg;
+    bool ok = cb->graphs && next && !cb->profile && cb->graph_failures == 0 &&
+              (c->n_routed == 0 || sp->N * c->top_k <= cb->moe_device_max);
+    for (int i = 0; ok && i < sp->n_items; i++)
+        ok = items[i].n == 1 && !(items[i].flags & ENG_FWD_REFERENCE);
+    if (!ok)
+        return run_step(cb, sp, items, next, err, errlen);
+    long long key[5] = {sp->N, sp->max_splits, sp->TB, sp->R, sp->n_abs};
+    if (cb->gexec && !memcmp(key, cb->gkey, sizeof key) && cb->graph_moves == cu_buf_moves) {
+        CU_TRY(cudaGraphLaunch(cb->gexec, cb->stream));
+        cb->graph_replays++;
+        return 0;
+    }
+    if (memcmp(key, cb->gcand, sizeof key) != 0) {
+        /* first step of this shape: eager, which also sizes every buffer */
+        memcpy(cb->gcand, key, sizeof key);
+        return run_step(cb, sp, items, next, err, errlen);
+    }
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ex = NULL;
+    long moves = cu_buf_moves;
+    CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
+    int rc = run_step(cb, sp, items, next, err, errlen);
+    cudaError_t e = cudaStreamEndCapture(cb->stream, &g);
+    if (rc == 0 && e == cudaSuccess && moves == cu_buf_moves)
+        e = cudaGraphInstantiate(&ex, g, 0);
+    if (g)
+        cudaGraphDestroy(g);
+    if (rc != 0 || e != cudaSuccess || !ex || moves != cu_buf_moves) {
+        cb->graph_failures++;
+        fprintf(stderr, "tollgate-engine: CUDA graph capture failed (%s); decode steps run "
+                        "without graphs\n",
+                rc ? err : cudaGetErrorString(e != cudaSuccess ? e : cudaErrorUnknown));
+        cudaGetLastError(); /* a capture error is not sticky: clear it */
+        if (ex)
+            cudaGraphExecDestroy(ex);
+        return run_step(cb, sp, items, next, err, errlen);
+    }
+    if (cb->gexec)
+        CU_TRY(cudaGraphExecDestroy(cb->gexec));
+    cb->gexec = ex;
+    memcpy(cb->gkey, key, sizeof key);
+    cb->graph_moves = moves;
+    cb->graph_captures++;
+    CU_TRY(cudaGraphLaunch(ex, cb->stream));
+    cb->graph_replays++;
     return 0;
 }
 
@@ -553,7 +614,16 @@ int cu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, int32_t *ne
     sp.lrow_item = (int *)eng_xcalloc((size_t)total + 1, sizeof(int));
     int rc = plan_step(cb, &sp, items, n_items, next != NULL, err, errlen);
     if (!rc)
-        rc = run_step(cb, &sp, items, next, err, errlen);
+        rc = run_planned(cb, &sp, items, next, err, errlen);
+    if (!rc && next) {
+        cudaError_t e = cudaMemcpyAsync(next, cb->b_amax.p, (size_t)sp.R * 4,
+                                        cudaMemcpyDeviceToHost, cb->stream);
+        if (e != cudaSuccess) {
+            snprintf(err, errlen, "CUDA error copying the chosen tokens: %s",
+                     cudaGetErrorString(e));
+            rc = -1;
+        }
+    }
     if (!rc) {
         cudaError_t e = cudaStreamSynchronize(cb->stream);
         if (e != cudaSuccess) {

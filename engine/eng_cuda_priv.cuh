@@ -123,6 +123,13 @@ typedef struct cu_backend {
         b_kvb, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
+    long graph_moves;  /* cu_buf_moves when gexec was captured: it must still match */
+    void *blas_ws;     /* cuBLAS workspace, fixed (graph capture must not allocate) */
+    /* CUDA graph of greedy decode steps (TG_CUDA_GRAPH=1) */
+    bool graphs;
+    cudaGraphExec_t gexec; /* the captured step for gkey, or NULL */
+    long long gkey[5], gcand[5];
+    long graph_captures, graph_replays, graph_failures;
     /* profile */
     bool profile;
     cu_prof_entry_t prof[CU_PROF_MAX];
@@ -133,7 +140,9 @@ typedef struct cu_backend {
 
 /* ---- helpers (eng_cuda_backend.cu) ---- */
 
-/* Makes b hold at least bytes (a fresh allocation when it must grow). */
+/* Makes b hold at least bytes (a fresh allocation when it must grow, which
+ * bumps cu_buf_moves: a captured graph pointing at the old one is stale). */
+extern long cu_buf_moves;
 int cu_buf_ensure(cu_buf_t *b, size_t bytes, char *err, size_t errlen);
 void cu_buf_free(cu_buf_t *b);
 
