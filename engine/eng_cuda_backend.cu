@@ -37,8 +37,11 @@ int cu_buf_ensure(cu_buf_t *b, size_t bytes, char *err, size_t errlen)
 {
     if (bytes <= b->cap)
         return 0;
-    if (b->p)
+    if (b->p) {
+        /* kernels queued earlier in this step may still read the old buffer */
+        CU_TRY(cudaDeviceSynchronize());
         CU_TRY(cudaFree(b->p));
+    }
     b->p = NULL;
     b->cap = 0;
     size_t want = bytes + bytes / 4; /* some headroom against regrowing every step */
