@@ -137,8 +137,6 @@ int cu_prof_collect(cu_backend_t *cb, char *err, size_t errlen)
 
 /* ---- weights ---- */
 
-/* What a tensor is, for weights filled on the device (shell models). */
-enum { W_MATRIX = 0, W_NORM, W_BIAS };
 
 typedef struct {
     cu_backend_t *cb;
@@ -163,27 +161,6 @@ static int dev_alloc(uploader_t *u, void **p, size_t bytes, char *err, size_t er
     return 0;
 }
 
-/* Uniform random weights as eng_model_random draws them (matrices with
- * standard deviation init_range, norms 1 +- 0.1, biases +- 0.1), from a
- * counter-based hash instead of the CPU's sequential generator. */
-template <typename T>
-__global__ void k_fill_weights(T *dst, size_t n, int kind, float amp, uint64_t seed)
-{
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + 1) * 0xd1b54a32d192ed03ull + i * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        float uu = (float)(z >> 40) / 16777216.0f * 2.0f - 1.0f;
-        float v = kind == W_NORM ? 1.0f + 0.1f * uu : kind == W_BIAS ? 0.1f * uu : amp * uu;
-        if (sizeof(T) == 4)
-            ((float *)dst)[i] = v;
-        else
-            ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
-    }
-}
-
 /* Copies n float32 values to dst + elem_off (elements of type dt); with src
  * NULL (a shell model) fills them with random values of that kind. */
 static int upload_into(uploader_t *u, cu_dtype_t dt, void *dst, size_t elem_off, const float *src,
@@ -192,15 +169,7 @@ static int upload_into(uploader_t *u, cu_dtype_t dt, void *dst, size_t elem_off,
     char *d = (char *)dst + elem_off * cu_dtype_size(dt);
     if (!src) {
         float amp = (float)(u->cb->m->cfg.init_range * 1.7320508075688772);
-        size_t g = (n + 255) / 256;
-        unsigned grid = (unsigned)(g > 65535u * 8u ? 65535u * 8u : (g ? g : 1));
-        if (dt == CU_F32)
-            k_fill_weights<float><<<grid, 256, 0, u->cb->stream>>>((float *)d, n, kind, amp,
-                                                                   u->fills++);
-        else
-            k_fill_weights<__nv_bfloat16><<<grid, 256, 0, u->cb->stream>>>(
-                (__nv_bfloat16 *)d, n, kind, amp, u->fills++);
-        CU_LAUNCHED("fill_weights");
+        TRY(cu_fill_weights(u->cb->stream, dt, d, n, kind, amp, u->fills++, err, errlen));
         CU_TRY(cudaStreamSynchronize(u->cb->stream));
         return 0;
     }
@@ -627,24 +596,6 @@ extern "C" eng_backend_t *eng_backend_cuda_create(const eng_model_t *model,
 
 /* ---- bench helpers ---- */
 
-__global__ void k_fill_blocks(__nv_bfloat16 *kvh, float *kvf, const int32_t *blocks,
-                              size_t block_elems, uint64_t seed)
-{
-    size_t b = (size_t)blocks[blockIdx.y];
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < block_elems;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = seed + (b * block_elems + i) * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        float v = ((float)(z >> 40) / 16777216.0f * 2.0f - 1.0f) * 1.7f; /* std ~1 */
-        if (kvh)
-            kvh[b * block_elems + i] = __float2bfloat16_rn(v);
-        else
-            kvf[b * block_elems + i] = v;
-    }
-}
-
 extern "C" int eng_cuda_seq_fill_synthetic(eng_backend_t *be, eng_bseq_t *seq, int n_tokens,
                                            uint64_t seed, char *err, size_t errlen)
 {
@@ -660,11 +611,8 @@ extern "C" int eng_cuda_seq_fill_synthetic(eng_backend_t *be, eng_bseq_t *seq, i
     TRY(cu_buf_ensure(&cb->b_meta, nb * sizeof(int32_t), err, errlen));
     CU_TRY(cudaMemcpy(cb->b_meta.p, s->blocks, nb * sizeof(int32_t), cudaMemcpyHostToDevice));
     size_t block_elems = (size_t)cb->m->cfg.n_layers * ENG_KV_BLOCK * (size_t)s->row;
-    bool bf = cb->dt == CU_BF16;
-    k_fill_blocks<<<dim3(64, (unsigned)nb), 256, 0, cb->stream>>>(
-        bf ? (__nv_bfloat16 *)cb->kv : NULL, bf ? NULL : (float *)cb->kv,
-        (const int32_t *)cb->b_meta.p, block_elems, seed);
-    CU_LAUNCHED("fill");
+    TRY(cu_fill_blocks(cb->stream, cb->dt, cb->kv, (const int32_t *)cb->b_meta.p, (int)nb,
+                       block_elems, seed, err, errlen));
     CU_TRY(cudaStreamSynchronize(cb->stream));
     s->len = n_tokens;
     return 0;

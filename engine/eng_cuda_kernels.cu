@@ -820,3 +820,59 @@ int cu_argmax(cudaStream_t s, int32_t *out, const float *x, int n_rows, int n, c
     CU_LAUNCHED("argmax");
     return 0;
 }
+
+/* ---- random fills (benchmarks) ---- */
+
+/* Uniform random weights of eng_model_random's distribution (matrices with
+ * standard deviation init_range, norms 1 +- 0.1, biases +- 0.1), from a
+ * counter-based hash instead of the CPU's sequential generator. */
+template <typename T>
+__global__ void k_fill_weights(T *dst, size_t n, int kind, float amp, uint64_t seed)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = (seed + 1) * 0xd1b54a32d192ed03ull + i * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        float uu = (float)(z >> 40) / 16777216.0f * 2.0f - 1.0f;
+        st(dst, i, kind == W_NORM ? 1.0f + 0.1f * uu : kind == W_BIAS ? 0.1f * uu : amp * uu);
+    }
+}
+
+int cu_fill_weights(cudaStream_t s, cu_dtype_t dt, void *dst, size_t n, int kind, float amp,
+                    uint64_t seed, char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    DISPATCH_T(dt, k_fill_weights<T><<<grid_for(n, 256), 256, 0, s>>>((T *)dst, n, kind, amp,
+                                                                      seed));
+    CU_LAUNCHED("fill_weights");
+    return 0;
+}
+
+/* Random latent rows (standard deviation ~1) into whole cache blocks. */
+template <typename T>
+__global__ void k_fill_blocks(T *kv, const int32_t *blocks, size_t block_elems, uint64_t seed)
+{
+    size_t b = (size_t)blocks[blockIdx.y];
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < block_elems;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = seed + (b * block_elems + i) * 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        st(kv, b * block_elems + i, ((float)(z >> 40) / 16777216.0f * 2.0f - 1.0f) * 1.7f);
+    }
+}
+
+int cu_fill_blocks(cudaStream_t s, cu_dtype_t dt, void *kv, const int32_t *blocks, int n_blocks,
+                   size_t block_elems, uint64_t seed, char *err, size_t errlen)
+{
+    if (n_blocks == 0)
+        return 0;
+    DISPATCH_T(dt, k_fill_blocks<T><<<dim3(64, (unsigned)n_blocks), 256, 0, s>>>(
+                       (T *)kv, blocks, block_elems, seed));
+    CU_LAUNCHED("fill_blocks");
+    return 0;
+}

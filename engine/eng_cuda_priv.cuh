@@ -258,6 +258,14 @@ int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, cons
 int cu_att_prefill(cudaStream_t s, float *out, const float *q, const float *kvb,
                    const float *krot, int n, int p0, int nh, int nope, int rope, int vd,
                    float scale, char *err, size_t errlen);
+/* What a weight is, for random fills. */
+enum { W_MATRIX = 0, W_NORM, W_BIAS };
+/* n random weights of that kind into dst (benchmarks: shell models). */
+int cu_fill_weights(cudaStream_t s, cu_dtype_t dt, void *dst, size_t n, int kind, float amp,
+                    uint64_t seed, char *err, size_t errlen);
+/* Random latent rows into every element of the listed cache blocks. */
+int cu_fill_blocks(cudaStream_t s, cu_dtype_t dt, void *kv, const int32_t *blocks, int n_blocks,
+                   size_t block_elems, uint64_t seed, char *err, size_t errlen);
 /* out[r] = argmax of x[r] (n values, first on ties). */
 int cu_argmax(cudaStream_t s, int32_t *out, const float *x, int n_rows, int n, char *err,
               size_t errlen);

@@ -354,6 +354,7 @@ static void check_sched(const char *fixtures)
     eng_model_free(m);
 }
 
+#ifndef ENG_CUDA_MOCK
 /* Greedy decode with TG_CUDA_GRAPH=1 (steps captured and replayed as CUDA
  * graphs, recaptured when a sequence crosses into a new 64-token block) gives
  * the same tokens as without, and the graph really ran. */
@@ -414,6 +415,7 @@ static void check_graph(const char *fixtures)
     CHECK(same);
     eng_model_free(m);
 }
+#endif
 
 int main(int argc, char **argv)
 {
@@ -430,7 +432,11 @@ int main(int argc, char **argv)
         check_model(argv[1], MODELS[i], tmp);
     check_batch_truncate(argv[1]);
     check_sched(argv[1]);
+#ifdef ENG_CUDA_MOCK
+    printf("CUDA graphs: not checked under the mock (it cannot capture)\n");
+#else
     check_graph(argv[1]);
+#endif
     tu_rmtree(tmp);
     free(tmp);
     printf("%s\n", eng_test_failures ? "FAIL" : "ok");
