@@ -417,6 +417,69 @@ static void check_graph(const char *fixtures)
 }
 #endif
 
+/* What `bench --device cuda` relies on: a shell model (weights drawn on the
+ * device) runs and gives finite logits; synthetic contexts decode with
+ * step_greedy in a batch; the kernel profile names the decode kernels; copy
+ * bandwidth and memory figures are positive. */
+static void check_bench_helpers(const char *fixtures)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v3_tiny_yarn/config.json", fixtures);
+    eng_config_t cfg;
+    CHECK(eng_config_load(path, &cfg, err, sizeof err) == 0);
+    eng_model_t *m = eng_model_shell(&cfg);
+    eng_cuda_opts_t o = {.cache_tokens = 64 * 8, .profile = true};
+    eng_backend_t *be = eng_backend_cuda_create(m, &o, NULL, err, sizeof err);
+    CHECK(be != NULL);
+    if (!be) {
+        fprintf(stderr, "shell model: %s\n", err);
+        eng_model_free(m);
+        return;
+    }
+    int V = cfg.vocab;
+    eng_bseq_t *q[2];
+    int32_t cur[2] = {1, 2}, next[2] = {-1, -1};
+    for (int s = 0; s < 2; s++) {
+        CHECK(be->ops->seq_create(be, 140, &q[s], err, sizeof err) == 0);
+        CHECK(eng_cuda_seq_fill_synthetic(be, q[s], 100 + 10 * s, 7 + s, err, sizeof err) == 0);
+        CHECK(be->ops->seq_len(be, q[s]) == 100 + 10 * s);
+    }
+    eng_cuda_profile_reset(be);
+    for (int k = 0; k < 3; k++) {
+        eng_batch_item_t it[2] = {{q[0], &cur[0], 1, 0, NULL}, {q[1], &cur[1], 1, 0, NULL}};
+        CHECK(be->ops->step_greedy(be, it, 2, next, err, sizeof err) == 0);
+        CHECK(next[0] >= 0 && next[0] < V && next[1] >= 0 && next[1] < V);
+        memcpy(cur, next, sizeof cur);
+    }
+    float *lg = calloc((size_t)V, sizeof(float));
+    eng_batch_item_t it = {q[0], &cur[0], 1, 0, lg};
+    CHECK(be->ops->step(be, &it, 1, err, sizeof err) == 0);
+    bool finite = true;
+    for (int i = 0; i < V; i++)
+        finite &= isfinite(lg[i]) != 0;
+    CHECK(finite);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    eng_cuda_profile_print(be, f, 4);
+    fclose(f);
+    printf("shell model decode profile:\n%s", text);
+    CHECK(text && strstr(text, "| attn_decode |") && strstr(text, "| lm_head |"));
+    free(text);
+    double bw = 0;
+    size_t used = 0, total = 0;
+    CHECK(eng_cuda_copy_bandwidth(be, 1 << 20, &bw, err, sizeof err) == 0 && bw > 0);
+    CHECK(eng_cuda_mem_used(be, &used, &total, err, sizeof err) == 0 && used > 0 && total >= used);
+    eng_cuda_info_t info;
+    CHECK(eng_cuda_info(be, &info, err, sizeof err) == 0 && info.kv_blocks == 8 &&
+          info.weight_bytes > 0);
+    for (int s = 0; s < 2; s++)
+        be->ops->seq_free(be, q[s]);
+    free(lg);
+    be->ops->destroy(be);
+    eng_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -432,6 +495,7 @@ int main(int argc, char **argv)
         check_model(argv[1], MODELS[i], tmp);
     check_batch_truncate(argv[1]);
     check_sched(argv[1]);
+    check_bench_helpers(argv[1]);
 #ifdef ENG_CUDA_MOCK
     printf("CUDA graphs: not checked under the mock (it cannot capture)\n");
 #else
