@@ -4,7 +4,8 @@
  * machine without a GPU. "Device" memory is malloc'd, every call is
  * synchronous, cuBLAS GEMMs follow cuBLAS's column-major contract literally
  * (op, m/n/k, lda/ldb/ldc, batch strides) and each launcher does its kernel's
- * math in plain loops. What this proves: the step's orchestration (buffers,
+ * math in plain loops (the split-by-block decode attention transliterated
+ * with its partial layout and combine). What this proves: the step's orchestration (buffers,
  * offsets, metadata, the two expert paths, cuBLAS argument mapping, the
  * sequence bookkeeping) computes the reference function. What it cannot
  * prove: the device kernels themselves (test_cuda_ops.c on a GPU does).
@@ -478,39 +479,91 @@ int cu_qlat_rope(cudaStream_t, float *qlat, const float *q, int n, int nh, int n
     return 0;
 }
 
+/* The absorbed decode attention as the device runs it: the same grid (row,
+ * 16-head chunk, 64-token split), the same three passes per block, the same
+ * partial (o, m, l) layout in po / pml and the same combine, one "block" at a
+ * time with the thread loops written out; so the split/combine index
+ * arithmetic of k_att_absorbed / k_att_combine is exercised here. */
 int cu_att_absorbed(cudaStream_t, cu_dtype_t dt, const void *kv, const float *qlat, float *olat,
                     float *po, float *pml, const cu_att_row_t *rows, int n_rows, int max_splits,
                     const int32_t *tables, int nh, int kvl, int rope, int layer, int n_layers,
                     float scale, char *, size_t)
 {
-    (void)po, (void)pml, (void)max_splits;
-    int row = kvl + rope;
-    for (int i = 0; i < n_rows; i++) {
-        cu_att_row_t R = rows[i];
-        float *p = (float *)calloc((size_t)R.n_ctx, sizeof(float));
-        for (int h = 0; h < nh; h++) {
-            const float *q = qlat + ((size_t)R.row * nh + h) * row;
-            for (int j = 0; j < R.n_ctx; j++) {
-                size_t o = kv_off(tables[R.table + j / ENG_KV_BLOCK], layer, j % ENG_KV_BLOCK,
-                                  n_layers, row);
-                float s = 0.0f;
-                for (int d = 0; d < row; d++)
-                    s += q[d] * ldt(dt, kv, o + d);
-                p[j] = s * scale;
+    const int row = kvl + rope, HC = CU_ATT_HEADS;
+    float *sq = (float *)calloc((size_t)HC * row, sizeof(float));
+    float sp[CU_ATT_HEADS * ENG_KV_BLOCK];
+    for (int bx = 0; bx < n_rows; bx++)
+        for (int by = 0; by < (nh + HC - 1) / HC; by++)
+            for (int split = 0; split < max_splits; split++) {
+                const cu_att_row_t R = rows[bx];
+                const int h0 = by * HC, hc = nh - h0 < HC ? nh - h0 : HC;
+                const int j0 = split * ENG_KV_BLOCK;
+                const int cnt = R.n_ctx - j0 < ENG_KV_BLOCK ? R.n_ctx - j0 : ENG_KV_BLOCK;
+                float *pm = pml + (((size_t)bx * max_splits + split) * nh + h0) * 2;
+                if (cnt <= 0) {
+                    for (int h = 0; h < hc; h++) {
+                        pm[2 * h] = -INFINITY;
+                        pm[2 * h + 1] = 0.0f;
+                    }
+                    continue;
+                }
+                const float *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
+                for (int i = 0; i < hc * row; i++)
+                    sq[i] = qsrc[i];
+                size_t base = kv_off(tables[R.table + split], layer, 0, n_layers, row);
+                for (int j = 0; j < cnt; j++)
+                    for (int h = 0; h < hc; h++) {
+                        float acc = 0.0f;
+                        for (int d = 0; d < row; d++)
+                            acc += sq[h * row + d] * ldt(dt, kv, base + (size_t)j * row + d);
+                        sp[h * ENG_KV_BLOCK + j] = acc * scale;
+                    }
+                for (int h = 0; h < hc; h++) {
+                    float *p = sp + h * ENG_KV_BLOCK, m = -INFINITY, l = 0.0f;
+                    for (int j = 0; j < cnt; j++)
+                        m = p[j] > m ? p[j] : m;
+                    for (int j = 0; j < cnt; j++) {
+                        p[j] = expf(p[j] - m);
+                        l += p[j];
+                    }
+                    pm[2 * h] = m;
+                    pm[2 * h + 1] = l;
+                }
+                float *out = po + (((size_t)bx * max_splits + split) * nh + h0) * kvl;
+                for (int k = 0; k < kvl; k++)
+                    for (int h = 0; h < hc; h++) {
+                        float acc = 0.0f;
+                        for (int j = 0; j < cnt; j++)
+                            acc += sp[h * ENG_KV_BLOCK + j] * ldt(dt, kv, base + (size_t)j * row + k);
+                        out[(size_t)h * kvl + k] = acc;
+                    }
             }
-            eng_softmax(p, (size_t)R.n_ctx);
-            float *out = olat + ((size_t)R.row * nh + h) * kvl;
+    free(sq);
+    /* k_att_combine */
+    for (int bx = 0; bx < n_rows; bx++)
+        for (int h = 0; h < nh; h++) {
+            const cu_att_row_t R = rows[bx];
+            const int S = (R.n_ctx + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+            const float *pm = pml + ((size_t)bx * max_splits * nh + h) * 2;
+            const size_t sstride = (size_t)nh * 2;
+            float M = -INFINITY, L = 0.0f;
+            for (int s = 0; s < S; s++)
+                if (pm[s * sstride + 1] > 0.0f && pm[s * sstride] > M)
+                    M = pm[s * sstride];
+            for (int s = 0; s < S; s++)
+                if (pm[s * sstride + 1] > 0.0f)
+                    L += pm[s * sstride + 1] * expf(pm[s * sstride] - M);
+            const float *o = po + ((size_t)bx * max_splits * nh + h) * kvl;
+            const size_t ostride = (size_t)nh * kvl;
+            float *dst = olat + ((size_t)R.row * nh + h) * kvl;
             for (int k = 0; k < kvl; k++) {
                 float acc = 0.0f;
-                for (int j = 0; j < R.n_ctx; j++)
-                    acc += p[j] * ldt(dt, kv,
-                                      kv_off(tables[R.table + j / ENG_KV_BLOCK], layer,
-                                             j % ENG_KV_BLOCK, n_layers, row) + k);
-                out[k] = acc;
+                for (int s = 0; s < S; s++)
+                    if (pm[s * sstride + 1] > 0.0f)
+                        acc += o[s * ostride + k] * expf(pm[s * sstride] - M);
+                dst[k] = acc / L;
             }
         }
-        free(p);
-    }
     return 0;
 }
 
