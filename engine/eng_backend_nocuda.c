@@ -119,6 +119,16 @@ int eng_cuda_op_matmul(float *y, const float *x, const float *w, int n_tok, int 
     return no_cuda(err, errlen);
 }
 
+int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
+                            const int32_t *idx, int n, int K, int E, const float *x,
+                            const float *W, int n_in, int n_out, bool f32, char *err,
+                            size_t errlen)
+{
+    (void)y, (void)first, (void)src, (void)slot, (void)idx, (void)n, (void)K, (void)E, (void)x,
+        (void)W, (void)n_in, (void)n_out, (void)f32;
+    return no_cuda(err, errlen);
+}
+
 int eng_cuda_op_argmax(int32_t *out, const float *x, int rows, int n, char *err, size_t errlen)
 {
     (void)out, (void)x, (void)rows, (void)n;

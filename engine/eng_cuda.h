@@ -67,6 +67,14 @@ int eng_cuda_op_moe_route(const eng_config_t *cfg, const float *logits, const fl
 /* eng_matmul: y (n_tok, n_out) = x w^T with bf16 (f32 false) or float32 operands. */
 int eng_cuda_op_matmul(float *y, const float *x, const float *w, int n_tok, int n_in, int n_out,
                        bool f32, char *err, size_t errlen);
+/* The routed-expert kernels of small steps: sorts the n*K expert ids in idx
+ * by expert (first (E+1), src (n*K), slot (n*K) as cu_moe_sort), then
+ * y (n*K, n_out) = W[e] x[src[a]] for each sorted row a of expert e, with W
+ * (E, n_out, n_in) and x (n, n_in) rounded to bf16 unless f32. */
+int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
+                            const int32_t *idx, int n, int K, int E, const float *x,
+                            const float *W, int n_in, int n_out, bool f32, char *err,
+                            size_t errlen);
 /* eng_argmax per row of x (rows, n). */
 int eng_cuda_op_argmax(int32_t *out, const float *x, int rows, int n, char *err, size_t errlen);
 

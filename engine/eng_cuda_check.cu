@@ -12,7 +12,7 @@ extern "C" {
 
 /* Device allocations of one op, freed together. */
 struct op_mem {
-    void *p[8];
+    void *p[16];
     int n = 0;
     cudaStream_t s = NULL;
     ~op_mem()
@@ -152,6 +152,63 @@ extern "C" int eng_cuda_op_matmul(float *y, const float *x, const float *w, int 
     if (!rc)
         rc = op_out(&m, y, dy, (size_t)n_tok * n_out * 4, err, errlen);
     cublasDestroy(h);
+    return rc;
+}
+
+extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
+                                       const int32_t *idx, int n, int K, int E, const float *x,
+                                       const float *W, int n_in, int n_out, bool f32, char *err,
+                                       size_t errlen)
+{
+    if (E > CU_MAX_EXPERTS) {
+        snprintf(err, errlen, "too many experts");
+        return -1;
+    }
+    op_mem m;
+    cu_dtype_t dt = f32 ? CU_F32 : CU_BF16;
+    size_t es = cu_dtype_size(dt), NK = (size_t)n * K;
+    void *di, *dfirst, *dsrc, *dslot, *dxf, *dwf, *dx, *dw, *dxg, *dy;
+    TRY(op_start(&m, err, errlen));
+    TRY(op_in(&m, &di, idx, NK * 4, err, errlen));
+    TRY(op_in(&m, &dfirst, NULL, (size_t)(E + 1) * 4, err, errlen));
+    TRY(op_in(&m, &dsrc, NULL, NK * 4, err, errlen));
+    TRY(op_in(&m, &dslot, NULL, NK * 4, err, errlen));
+    /* float32 staging, then the element-type copies (8 slots in op_mem: reuse) */
+    TRY(op_in(&m, &dxf, x, (size_t)n * n_in * 4, err, errlen));
+    TRY(op_in(&m, &dwf, W, (size_t)E * n_out * n_in * 4, err, errlen));
+    TRY(op_in(&m, &dx, NULL, (size_t)n * n_in * es + NK * n_in * es + (size_t)E * n_out * n_in * es,
+              err, errlen));
+    dxg = (char *)dx + (size_t)n * n_in * es;
+    dw = (char *)dxg + NK * n_in * es;
+    void *dyy;
+    CU_TRY(cudaMalloc(&dyy, NK * n_out * 4 + 4));
+    dy = dyy;
+    int rc = cu_convert_f32(m.s, dt, dx, (const float *)dxf, (size_t)n * n_in, err, errlen);
+    if (!rc)
+        rc = cu_convert_f32(m.s, dt, dw, (const float *)dwf, (size_t)E * n_out * n_in, err,
+                            errlen);
+    if (!rc)
+        rc = cu_moe_sort(m.s, (const int32_t *)di, (int)NK, K, E, (int32_t *)dfirst,
+                         (int32_t *)dsrc, (int32_t *)dslot, err, errlen);
+    /* gather in the element type: rows of x by src (the backend gathers from float32) */
+    if (!rc)
+        rc = cu_to_f32(m.s, dt, (float *)dxf, dx, (size_t)n * n_in, err, errlen);
+    if (!rc)
+        rc = cu_gather_rows(m.s, dt, dxg, (const float *)dxf, (const int32_t *)dsrc, (int)NK,
+                            n_in, err, errlen);
+    if (!rc)
+        rc = cu_expert_gemv(m.s, dt, (float *)dy, n_out, dxg, n_in, dw, (const int32_t *)dfirst,
+                            E, n_in, n_out, err, errlen);
+    if (!rc)
+        rc = op_out(&m, y, dy, NK * n_out * 4, err, errlen);
+    if (!rc)
+        rc = op_out(&m, first, dfirst, (size_t)(E + 1) * 4, err, errlen);
+    if (!rc)
+        rc = op_out(&m, src, dsrc, NK * 4, err, errlen);
+    if (!rc)
+        rc = op_out(&m, slot, dslot, NK * 4, err, errlen);
+    cudaStreamSynchronize(m.s);
+    cudaFree(dyy);
     return rc;
 }
 

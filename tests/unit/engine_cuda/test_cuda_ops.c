@@ -2,7 +2,8 @@
  * inputs: RMSNorm, RoPE in both layouts with yarn frequencies and large
  * positions, SwiGLU, the MoE gate for V2 greedy, V2 group-limited and V3
  * (sigmoid + bias, groups, renorm, scale), the cuBLAS products in float32 and
- * bfloat16, and argmax with ties. Without a CUDA device (or a build without
+ * bfloat16, the expert sort + grouped products (both load paths), and argmax
+ * with ties. Without a CUDA device (or a build without
  * CUDA) it prints why and exits 77: skipped, never passed. */
 #include "eng_cuda.h"
 #include "eng_forward.h"
@@ -186,6 +187,55 @@ static void check_matmul(void)
     }
 }
 
+/* Sort by expert (stable) + grouped products, both load paths of the kernel:
+ * bf16 rows of a multiple of 8 (16-byte loads) and of 70 (element loads),
+ * and float32. */
+static void check_expert_rows(void)
+{
+    enum { N = 9, K = 3, E = 8 };
+    const int shapes[][3] = {{64, 48, 0}, {70, 33, 0}, {64, 48, 1}};
+    int32_t idx[N * K];
+    for (int t = 0; t < N; t++)
+        for (int k = 0; k < K; k++)
+            idx[t * K + k] = (int32_t)((t * 5 + k * 3 + (t % 2)) % E);
+    for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+        int I = shapes[c][0], O = shapes[c][1];
+        bool f32 = shapes[c][2];
+        float *x = frandv((size_t)N * I, 1.0f), *w = frandv((size_t)E * O * I, 0.1f);
+        if (!f32) {
+            for (size_t i = 0; i < (size_t)N * I; i++)
+                x[i] = bf16_round(x[i]);
+            for (size_t i = 0; i < (size_t)E * O * I; i++)
+                w[i] = bf16_round(w[i]);
+        }
+        int32_t first[E + 1], src[N * K], slot[N * K], rfirst[E + 1], rsrc[N * K], rslot[N * K];
+        float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
+        int run = 0;
+        for (int e = 0; e < E; e++) {
+            rfirst[e] = run;
+            for (int a = 0; a < N * K; a++)
+                if (idx[a] == e) {
+                    rsrc[run] = a / K;
+                    rslot[a] = run;
+                    eng_matmul(NULL, ref + (size_t)run * O, (size_t)O, x + (size_t)(a / K) * I,
+                               (size_t)I, w + (size_t)e * O * I, 1, (size_t)I, (size_t)O);
+                    run++;
+                }
+        }
+        rfirst[E] = run;
+        CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, err,
+                                      sizeof err) == 0);
+        bool same = !memcmp(first, rfirst, sizeof first) && !memcmp(src, rsrc, sizeof src) &&
+                    !memcmp(slot, rslot, sizeof slot);
+        double e = tu_rel_err(y, ref, (size_t)N * K * O);
+        printf("expert rows %s %dx%d: sort %s, products rel err %.2e\n", f32 ? "f32 " : "bf16", O,
+               I, same ? "identical" : "DIFFERENT", e);
+        CHECK(same);
+        CHECK(e < 1e-5);
+        free(x), free(w), free(y), free(ref);
+    }
+}
+
 static void check_argmax(void)
 {
     int rows = 5, n = 102400;
@@ -217,6 +267,7 @@ int main(void)
     check_silu();
     check_routes();
     check_matmul();
+    check_expert_rows();
     check_argmax();
     if (eng_test_failures)
         fprintf(stderr, "last error: %s\n", err);
