@@ -1,7 +1,7 @@
 /* eng_backend: the plain C interface between the engine's drivers (generate,
- * a future scheduler/server) and a compute backend. The CPU backend
- * (eng_backend_cpu.c) implements it now; a CUDA backend implements the same
- * table later and keeps every CUDA type inside its own .c/.cu files.
+ * the scheduler/server, bench) and a compute backend. The CPU backend
+ * (eng_backend_cpu.c) and the CUDA backend (eng_cuda_*.cu) implement the same
+ * table; every CUDA type stays inside the CUDA backend's own files.
  *
  * A backend owns the KV cache of MLA latent rows (64-token blocks, shared
  * across sequences for prefix reuse) and per-sequence state behind the opaque
@@ -12,6 +12,7 @@
 #include "eng_kvcache.h"
 #include "eng_model.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,11 @@ typedef struct eng_backend_ops {
      * most once). Returns 0, or -1 with err and no sequence changed. */
     int (*step)(eng_backend_t *be, eng_batch_item_t *items, int n_items, char *err,
                 size_t errlen);
+    /* As step, but each item's logits pointer is ignored and next[i] gets the
+     * index of item i's largest last-position logit (first on ties), computed
+     * by the backend (the GPU copies back one id, not the logits). */
+    int (*step_greedy)(eng_backend_t *be, eng_batch_item_t *items, int n_items, int32_t *next,
+                       char *err, size_t errlen);
     /* Block counts of the backend's KV cache. */
     void (*cache_stats)(eng_backend_t *be, eng_kvcache_stats_t *out);
     /* Releases the backend (the model is the caller's). */
@@ -69,6 +75,40 @@ struct eng_backend {
  * sequences, with prefix reuse. The model must outlive the backend. Aborts
  * only on OOM. */
 eng_backend_t *eng_backend_cpu_create(const eng_model_t *model, int n_threads, int cache_tokens);
+
+/* Options of the CUDA backend (zeroed = defaults). */
+typedef struct eng_cuda_opts {
+    int device;          /* CUDA device index */
+    bool f32_weights;    /* float32 weights and KV cache (for checks); default bfloat16 */
+    int cache_tokens;    /* > 0: a KV cache of exactly this many tokens (rounded up to
+                            64-token blocks); 0: sized from the memory left after weights */
+    double mem_fraction; /* share of the memory left after weights and a reserve that
+                            KV blocks take when cache_tokens is 0 (0: 0.85) */
+    bool profile;        /* time every kernel with CUDA events (see eng_cuda.h) */
+} eng_cuda_opts_t;
+
+/* What the CUDA backend planned at start (bytes of device memory). */
+typedef struct eng_cuda_info {
+    char device[128];
+    int sm_count;
+    size_t total_bytes;   /* the device's memory */
+    size_t weight_bytes;  /* weights as stored on the device */
+    size_t kv_bytes;      /* the KV block pool */
+    int kv_blocks;        /* blocks of 64 tokens */
+    size_t kv_bytes_per_token;
+    size_t free_after;    /* free memory once weights and KV blocks are allocated */
+} eng_cuda_info_t;
+
+/* The CUDA backend over a loaded model: uploads the weights (bfloat16, or
+ * float32 with opts->f32_weights), then allocates the KV block pool; info
+ * (may be NULL) receives the plan. Returns NULL with err when the engine was
+ * built without CUDA, when no usable device is present (CUDA's own message)
+ * or when the model does not fit. The model must outlive the backend. */
+eng_backend_t *eng_backend_cuda_create(const eng_model_t *model, const eng_cuda_opts_t *opts,
+                                       eng_cuda_info_t *info, char *err, size_t errlen);
+
+/* Whether this binary was built with the CUDA backend. */
+bool eng_backend_cuda_built(void);
 
 /* Greedy generation on any backend: runs the prompt (logits for every
  * prompt position into prompt_logits (L, vocab) when not NULL; else cached

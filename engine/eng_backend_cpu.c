@@ -77,6 +77,32 @@ static int cpu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, cha
     return rc;
 }
 
+/* Greedy step on the CPU: logits into a scratch buffer, argmax per item. */
+static int cpu_step_greedy(eng_backend_t *be, eng_batch_item_t *items, int n_items,
+                           int32_t *next, char *err, size_t errlen)
+{
+    if (n_items <= 0) {
+        snprintf(err, errlen, "empty batch");
+        return -1;
+    }
+    int V = be->model->cfg.vocab;
+    float *lg = malloc((size_t)n_items * (size_t)V * sizeof(float));
+    eng_batch_item_t *it = malloc((size_t)n_items * sizeof *it);
+    if (!lg || !it)
+        abort();
+    for (int i = 0; i < n_items; i++) {
+        it[i] = items[i];
+        it[i].flags &= ~ENG_FWD_ALL_LOGITS;
+        it[i].logits = lg + (size_t)i * V;
+    }
+    int rc = cpu_step(be, it, n_items, err, errlen);
+    for (int i = 0; rc == 0 && i < n_items; i++)
+        next[i] = eng_argmax(lg + (size_t)i * V, V);
+    free(it);
+    free(lg);
+    return rc;
+}
+
 static void cpu_cache_stats(eng_backend_t *be, eng_kvcache_stats_t *out)
 {
     eng_kvcache_stats(((cpu_impl_t *)be->impl)->kc, out);
@@ -101,6 +127,7 @@ static const eng_backend_ops_t CPU_OPS = {
     .seq_attach_prefix = cpu_seq_attach_prefix,
     .seq_truncate = cpu_seq_truncate,
     .step = cpu_step,
+    .step_greedy = cpu_step_greedy,
     .cache_stats = cpu_cache_stats,
     .destroy = cpu_destroy,
 };

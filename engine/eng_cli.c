@@ -3,6 +3,7 @@
 #include "eng_cli.h"
 
 #include "eng_backend.h"
+#include "eng_cuda.h"
 #include "eng_forward.h"
 
 #include <cjson/cJSON.h>
@@ -115,8 +116,9 @@ static const char GENERATE_HELP[] =
     "usage: tollgate-engine generate (--model DIR | --random-init CONFIG [--seed N])\n"
     "                                --ids 5,17,42 --greedy [--max-tokens N]\n"
     "                                [--logits-out FILE] [--threads N] [--ignore-eos]\n"
+    "                                [--device cpu|cuda] [--gpu-f32] [--gpu-device N]\n"
     "\n"
-    "Runs the prompt's token ids through the model on the CPU and prints the greedily\n"
+    "Runs the prompt's token ids through the model and prints the greedily\n"
     "generated ids, comma-separated, on one line. Generation stops after max-tokens\n"
     "(default 16) or after the model's eos_token_id (unless --ignore-eos).\n"
     "\n"
@@ -127,7 +129,11 @@ static const char GENERATE_HELP[] =
     "  --greedy             argmax decoding (the only decoding this version has)\n"
     "  --max-tokens N       tokens to generate (default 16)\n"
     "  --logits-out FILE    write the prompt's logits, float32 little-endian [L, vocab]\n"
-    "  --threads N          worker threads (default: all CPUs)\n";
+    "  --threads N          worker threads (default: all CPUs)\n"
+    "  --device cpu|cuda    where the forward pass runs (default cpu); cuda keeps\n"
+    "                       bfloat16 weights on the GPU and prints its memory plan\n"
+    "  --gpu-f32            with --device cuda: float32 weights and cache (checks)\n"
+    "  --gpu-device N       with --device cuda: the CUDA device index (default 0)\n";
 
 /* Fetches the value of option argv[*i]; prints an error when it is missing. */
 static const char *opt_value(const char *cmd, int argc, char **argv, int *i)
@@ -143,13 +149,23 @@ static const char *opt_value(const char *cmd, int argc, char **argv, int *i)
 int eng_cli_generate(int argc, char **argv)
 {
     const char *model_dir = NULL, *random_cfg = NULL, *ids_text = NULL, *logits_out = NULL;
-    uint64_t seed = 0, max_tokens = 16, threads = 0;
-    bool greedy = false, ignore_eos = false;
+    uint64_t seed = 0, max_tokens = 16, threads = 0, gpu_dev = 0;
+    bool greedy = false, ignore_eos = false, cuda = false;
+    eng_cuda_opts_t gpu = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(GENERATE_HELP, stdout);
             return 0;
+        } else if (!strcmp(a, "--gpu-f32")) {
+            gpu.f32_weights = true;
+        } else if (!strcmp(a, "--device") || !strcmp(a, "--gpu-device")) {
+            if (!(v = opt_value("generate", argc, argv, &i)))
+                return 2;
+            if (!strcmp(a, "--device") ? !eng_cli_parse_device("generate", v, &cuda)
+                                       : !eng_cli_parse_u64("generate", a, v, 64, &gpu_dev))
+                return 2;
+            gpu.device = (int)gpu_dev;
         } else if (!strcmp(a, "--greedy")) {
             greedy = true;
         } else if (!strcmp(a, "--ignore-eos")) {
@@ -186,6 +202,11 @@ int eng_cli_generate(int argc, char **argv)
                         "--greedy\n");
         return 2;
     }
+    char derr[512];
+    if (cuda && eng_cuda_device_ok(derr, sizeof derr)) {
+        fprintf(stderr, "tollgate-engine generate: --device cuda: %s\n", derr);
+        return 1;
+    }
     int32_t *ids;
     int n = parse_ids(ids_text, &ids);
     if (n < 0)
@@ -198,7 +219,15 @@ int eng_cli_generate(int argc, char **argv)
     int rc = 1;
     float *logits = NULL;
     int32_t *out = calloc(max_tokens + 1, sizeof *out);
-    eng_backend_t *be = eng_backend_cpu_create(m, (int)threads, n + (int)max_tokens);
+    gpu.cache_tokens = n + (int)max_tokens; /* one sequence: no need for a larger cache */
+    eng_backend_t *be =
+        eng_cli_backend("generate", cuda, m, (int)threads, n + (int)max_tokens, &gpu);
+    if (!be) {
+        eng_model_free(m);
+        free(out);
+        free(ids);
+        return 1;
+    }
     if (logits_out) {
         logits = calloc((size_t)n * (size_t)m->cfg.vocab, sizeof(float));
         if (!logits)

@@ -113,17 +113,21 @@ out:
 static const char BENCH_HELP[] =
     "usage: tollgate-engine bench (--model DIR | --random-init CONFIG [--seed N])\n"
     "                             [--prompt-len N] [--decode-tokens N] [--threads N]\n"
-    "                             [--copy-mb N] [--batches 1,4,16]\n"
+    "                             [--copy-mb N] [--batches 1,4,16] [--device cpu|cuda]\n"
     "\n"
     "Prints key=value lines: prefill and batch-1 decode tokens/s, the float32 bytes\n"
     "of weights one decode token reads, the memcpy rate measured in the same run\n"
     "(decode runs in 4 rounds, each followed by a copy measurement; medians are\n"
     "printed), decode's time over the bandwidth floor (active bytes / copy rate), and\n"
     "with\n"
-    "--batches the decode tokens/s of that many sequences stepping together.\n";
+    "--batches the decode tokens/s of that many sequences stepping together.\n"
+    "With --device cuda it runs the GPU benchmark instead (see bench --device cuda --help).\n";
 
 int eng_cli_bench(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--device") && !strcmp(argv[i + 1], "cuda"))
+            return eng_cli_bench_gpu(argc, argv);
     const char *model_dir = NULL, *random_cfg = NULL, *batches = NULL;
     uint64_t seed = 0, prompt_len = 128, decode = 32, threads = 0, copy_mb = 512;
     for (int i = 1; i < argc; i++) {
@@ -152,6 +156,11 @@ int eng_cli_bench(int argc, char **argv)
             ok = eng_cli_parse_u64("bench", a, v, 64, &threads);
         else if (!strcmp(a, "--batches"))
             batches = v;
+        else if (!strcmp(a, "--device")) {
+            ok = !strcmp(v, "cpu");
+            if (!ok)
+                fprintf(stderr, "tollgate-engine bench: --device is cpu or cuda, got '%s'\n", v);
+        }
         else if (!strcmp(a, "--copy-mb"))
             ok = eng_cli_parse_u64("bench", a, v, 65536, &copy_mb);
         else {

@@ -30,7 +30,8 @@ struct eng_kvcache {
     long evictions;
 };
 
-eng_kvcache_t *eng_kvcache_create(const eng_model_t *model, int n_blocks)
+/* Shared by both constructors: with_data false leaves the rows to a device. */
+static eng_kvcache_t *kvcache_new(const eng_model_t *model, int n_blocks, bool with_data)
 {
     eng_kvcache_t *kc = calloc(1, sizeof *kc);
     if (!kc || n_blocks < 1)
@@ -39,11 +40,11 @@ eng_kvcache_t *eng_kvcache_create(const eng_model_t *model, int n_blocks)
     kc->n_layers = model->cfg.n_layers;
     kc->row = model->cfg.kv_lora_rank + model->cfg.qk_rope;
     kc->block_floats = (size_t)kc->n_layers * ENG_KV_BLOCK * (size_t)kc->row;
-    kc->data = calloc((size_t)n_blocks * kc->block_floats, sizeof(float));
+    kc->data = with_data ? calloc((size_t)n_blocks * kc->block_floats, sizeof(float)) : NULL;
     kc->b = calloc((size_t)n_blocks, sizeof *kc->b);
     kc->n_buckets = 2 * n_blocks + 1;
     kc->bucket = malloc((size_t)kc->n_buckets * sizeof *kc->bucket);
-    if (!kc->data || !kc->b || !kc->bucket)
+    if ((with_data && !kc->data) || !kc->b || !kc->bucket)
         abort();
     for (int i = 0; i < kc->n_buckets; i++)
         kc->bucket[i] = -1;
@@ -54,6 +55,16 @@ eng_kvcache_t *eng_kvcache_create(const eng_model_t *model, int n_blocks)
     kc->free_head = 0;
     kc->lru_head = kc->lru_tail = -1;
     return kc;
+}
+
+eng_kvcache_t *eng_kvcache_create(const eng_model_t *model, int n_blocks)
+{
+    return kvcache_new(model, n_blocks, true);
+}
+
+eng_kvcache_t *eng_kvcache_create_meta(const eng_model_t *model, int n_blocks)
+{
+    return kvcache_new(model, n_blocks, false);
 }
 
 void eng_kvcache_free(eng_kvcache_t *kc)

@@ -19,6 +19,11 @@ typedef struct eng_kvcache eng_kvcache_t;
 
 /* A cache of n_blocks blocks for model's shapes. Aborts on OOM. */
 eng_kvcache_t *eng_kvcache_create(const eng_model_t *model, int n_blocks);
+/* The same bookkeeping (refcounts, hashes, LRU) without host rows: for a
+ * backend that keeps the rows in device memory, indexed by block id.
+ * eng_kvcache_row_ptr must not be called on it. Aborts on OOM. */
+eng_kvcache_t *eng_kvcache_create_meta(const eng_model_t *model, int n_blocks);
+
 void eng_kvcache_free(eng_kvcache_t *kc);
 
 /* Floats per cached row (kv_lora_rank + qk_rope). */

@@ -118,6 +118,11 @@ static eng_model_t *model_alloc(const eng_config_t *cfg)
     return m;
 }
 
+eng_model_t *eng_model_shell(const eng_config_t *cfg)
+{
+    return model_alloc(cfg);
+}
+
 /* Takes ownership of a buffer allocated for a weight. */
 static float *model_own(eng_model_t *m, size_t n)
 {

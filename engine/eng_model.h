@@ -79,6 +79,13 @@ size_t eng_model_bytes_for(const eng_config_t *cfg);
  * with standard deviation initializer_range, norms 1 +- 0.1, biases +- 0.1. */
 eng_model_t *eng_model_random(const eng_config_t *cfg, uint64_t seed);
 
+/* A model with the config and layer layout of cfg but no weights (every
+ * weight pointer NULL, weight_bytes 0): for the CUDA backend, which then
+ * draws random weights of eng_model_random's distribution on the device (a
+ * different generator: not the same values). The CPU backend cannot run it.
+ * Free with eng_model_free. */
+eng_model_t *eng_model_shell(const eng_config_t *cfg);
+
 /* Writes all weights to dir as safetensors (dtype F32, BF16 or F16, n_shards as in
  * eng_st_write). config.json is the caller's business. Returns 0 or -1. */
 int eng_model_save(eng_model_t *m, const char *dir, eng_dtype_t dtype, int n_shards, char *err,

@@ -3,6 +3,7 @@
  * backend and runs the server until SIGTERM. */
 #include "eng_backend.h"
 #include "eng_cli.h"
+#include "eng_cuda.h"
 #include "eng_serve.h"
 #include "tg_log.h"
 #include "tok.h"
@@ -17,7 +18,8 @@ static const char SERVE_HELP[] =
     "                             [--tokenizer DIR] [--listen HOST:PORT] [--port-file F]\n"
     "                             [--name ID] [--threads N] [--max-batch-tokens N]\n"
     "                             [--max-running N] [--kv-blocks N] [--default-max-tokens N]\n"
-    "                             [--log-level L]\n"
+    "                             [--log-level L] [--device cpu|cuda] [--gpu-f32]\n"
+    "                             [--gpu-device N] [--gpu-mem-fraction F]\n"
     "\n"
     "Serves the model over the OpenAI API: POST /v1/chat/completions and\n"
     "/v1/completions (streamed and not), GET /v1/models, /healthz and /metrics.\n"
@@ -37,7 +39,14 @@ static const char SERVE_HELP[] =
     "  --max-running N         requests decoding together at most (default 32)\n"
     "  --kv-blocks N           KV cache size in 64-token blocks (default 1024)\n"
     "  --default-max-tokens N  completion length when a request gives none (default 256)\n"
-    "  --log-level L           debug, info, warn (default), error\n";
+    "  --log-level L           debug, info, warn (default), error\n"
+    "  --device cpu|cuda       where the model runs (default cpu). With cuda the KV\n"
+    "                          cache takes the GPU memory left after the weights\n"
+    "                          unless --kv-blocks is given; the plan goes to stderr\n"
+    "  --gpu-f32               with cuda: float32 weights and cache (default bfloat16)\n"
+    "  --gpu-device N          with cuda: the CUDA device index (default 0)\n"
+    "  --gpu-mem-fraction F    with cuda: share of the free memory for KV blocks\n"
+    "                          (default 0.85)\n";
 
 static const char *opt_value(int argc, char **argv, int *i)
 {
@@ -75,11 +84,41 @@ int eng_cli_serve(int argc, char **argv)
     const char *model_dir = NULL, *random_cfg = NULL, *tok_dir = NULL, *listen = "127.0.0.1:8000";
     const char *port_file = NULL, *name = NULL, *level = "warn";
     uint64_t seed = 0, threads = 0, budget = 256, running = 32, kv_blocks = 1024, dmax = 256;
+    uint64_t gpu_dev = 0;
+    bool cuda = false, kv_given = false;
+    eng_cuda_opts_t gpu = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(SERVE_HELP, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--gpu-f32")) {
+            gpu.f32_weights = true;
+            continue;
+        }
+        if (!strcmp(a, "--device") || !strcmp(a, "--gpu-device") ||
+            !strcmp(a, "--gpu-mem-fraction")) {
+            if (!(v = opt_value(argc, argv, &i)))
+                return 2;
+            if (!strcmp(a, "--device")) {
+                if (!eng_cli_parse_device("serve", v, &cuda))
+                    return 2;
+            } else if (!strcmp(a, "--gpu-device")) {
+                if (!eng_cli_parse_u64("serve", a, v, 64, &gpu_dev))
+                    return 2;
+                gpu.device = (int)gpu_dev;
+            } else {
+                char *end;
+                double f = strtod(v, &end);
+                if (end == v || *end || !(f > 0 && f <= 1)) {
+                    fprintf(stderr, "tollgate-engine serve: --gpu-mem-fraction is a number in "
+                                    "(0, 1], got '%s'\n", v);
+                    return 2;
+                }
+                gpu.mem_fraction = f;
+            }
+            continue;
         }
         static const char *const with_value[] = {
             "--model",   "--random-init",      "--tokenizer",   "--listen",
@@ -118,8 +157,10 @@ int eng_cli_serve(int argc, char **argv)
             ok = eng_cli_parse_u64("serve", a, v, 65536, &budget) && budget > 0;
         else if (!strcmp(a, "--max-running"))
             ok = eng_cli_parse_u64("serve", a, v, 4096, &running) && running > 0;
-        else if (!strcmp(a, "--kv-blocks"))
+        else if (!strcmp(a, "--kv-blocks")) {
             ok = eng_cli_parse_u64("serve", a, v, 1 << 20, &kv_blocks) && kv_blocks > 0;
+            kv_given = true;
+        }
         else if (!strcmp(a, "--default-max-tokens"))
             ok = eng_cli_parse_u64("serve", a, v, 1 << 20, &dmax) && dmax > 0;
         if (!ok) {
@@ -162,6 +203,10 @@ int eng_cli_serve(int argc, char **argv)
         return 2;
     }
     char path[4096], err[1024];
+    if (cuda && eng_cuda_device_ok(err, sizeof err)) {
+        fprintf(stderr, "tollgate-engine serve: --device cuda: %s\n", err);
+        return 1;
+    }
     snprintf(path, sizeof path, "%s/tokenizer.json", tok_dir);
     if (!is_file(path)) {
         fprintf(stderr, "tollgate-engine serve: no tokenizer at %s; give --tokenizer DIR\n", path);
@@ -187,7 +232,15 @@ int eng_cli_serve(int argc, char **argv)
     }
     char def_name[256];
     base_name(model_dir ? model_dir : random_cfg, def_name, sizeof def_name);
-    eng_backend_t *be = eng_backend_cpu_create(m, (int)threads, (int)kv_blocks * ENG_KV_BLOCK);
+    gpu.cache_tokens = kv_given ? (int)kv_blocks * ENG_KV_BLOCK : 0;
+    eng_backend_t *be =
+        eng_cli_backend("serve", cuda, m, (int)threads, (int)kv_blocks * ENG_KV_BLOCK, &gpu);
+    if (!be) {
+        eng_model_free(m);
+        tok_chat_free(chat);
+        tok_free(tok);
+        return 1;
+    }
     eng_serve_opts_t o = {.host = host,
                           .port = (int)port,
                           .port_file = port_file,

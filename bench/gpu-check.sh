@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The one script for a GPU machine (H100/H200, CUDA 13): runs the prepared
+# bundle from bench/gpu-bundle.sh (builds nothing), checks correctness, then
+# benchmarks, and prints a short table last. Steps, each under a time limit
+# inside an 8-minute budget:
+#   1. per-kernel checks against the CPU ops (tests/unit/engine_cuda/test_cuda_ops.c)
+#   2. every golden fixture on the GPU (float32 weights: 1e-4 of transformers;
+#      bfloat16: vs the CPU engine) + scheduler, batching, truncate (test_cuda_golden.c)
+#   3. `generate` on the CPU and on the GPU (float32): the same tokens
+#   4. V2-Lite shapes with random weights: prefill tok/s (4096-token prompt),
+#      decode tok/s at batch 1/16/64/256 against a 1000-token context, GPU
+#      memory used, per-kernel time and bandwidth of decode steps (batch 1, 64);
+#      then decode at batch 1/16/64 again with steps replayed from CUDA graphs
+#   5. compute-sanitizer memcheck, initcheck and racecheck on short GPU runs
+# Exit status 0 when every check passed (benchmark numbers never fail it).
+# Budget 8 minutes in all: give the device tool timeout_s 560.
+#   bench/gpu-check.sh [--bundle DIR] [--no-bench] [--batches 1,16,64,256]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=build-gpu-bundle bench=1 batches=1,16,64,256
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bundle) B=$2; shift 2 ;;
+        --no-bench) bench=0; shift ;;
+        --batches) batches=$2; shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ -x "$B/bin/tollgate-engine" ] || { echo "gpu-check: no bundle at $B (run bench/gpu-bundle.sh where nvcc is)" >&2; exit 2; }
+B=$(cd "$B" && pwd)
+export PATH="$PATH:/usr/local/cuda/bin"
+export LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+eng="$B/bin/tollgate-engine" fx="$B/fixtures/engine-golden"
+log=$(mktemp -d /tmp/gpu-check.XXXXXX)
+start=$(date +%s) budget=480 failed=0
+rows=()
+left() { local l=$((budget - ($(date +%s) - start))); [ "$l" -gt "$1" ] && l=$1; [ "$l" -lt 5 ] && l=5; echo "$l"; }
+row() { rows+=("| $1 | $2 | $3 |"); }
+# check NAME LIMIT_S CMD...: runs it, records PASS / SKIP (77) / TIMEOUT / FAIL
+check() {
+    local name=$1 limit; limit=$(left "$2"); shift 2
+    local t0=$(date +%s) rc=0
+    timeout "$limit" "$@" > "$log/$name.log" 2>&1 || rc=$?
+    local dt=$(($(date +%s) - t0)) st
+    case $rc in
+        0) st=PASS ;; 77) st="SKIP (no device?)"; failed=1 ;; 124|137) st="TIMEOUT (${limit}s)"; failed=1 ;; *) st="FAIL (exit $rc)"; failed=1 ;;
+    esac
+    echo "== $name: $st in ${dt}s (log $log/$name.log)"
+    if [ "$st" != PASS ]; then tail -25 "$log/$name.log"; else tail -4 "$log/$name.log"; fi
+    last_status=$st
+}
+
+echo "== device"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -2
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+head -2 "$B/MANIFEST"
+if ldd "$eng" | grep -q "not found"; then
+    echo "gpu-check: shared libraries missing:"; ldd "$eng" | grep "not found"; exit 1
+fi
+
+check kernels 120 "$B/bin/test_engine_cuda_ops"
+row "kernels vs CPU ops (norm, rope, silu, gate x3, gemm f32/bf16, argmax)" "$last_status" "exact experts; 1e-5..2e-5"
+check golden 240 "$B/bin/test_engine_cuda_golden" "$fx"
+row "golden fixtures on GPU (f32 and bf16), sched, batch, truncate" "$last_status" "f32 <= 1e-4 of transformers; bf16 medians <= 5e-2 of CPU-bf16, 7e-2 of transformers"
+grep -E "f32|bf16" "$log/golden.log" > "$log/golden-lines.txt" 2>/dev/null
+
+ids=$(seq -s, 3 7 283)   # 40 ids < 512 (the fixtures' vocabulary)
+cpu_out=$("$eng" generate --model "$fx/v3_tiny_yarn" --ids "$ids" --greedy --max-tokens 12 --ignore-eos 2>"$log/gen-cpu.err")
+check gen_gpu 60 "$eng" generate --device cuda --gpu-f32 --model "$fx/v3_tiny_yarn" --ids "$ids" --greedy --max-tokens 12 --ignore-eos
+if [ -n "$cpu_out" ] && [ "$cpu_out" = "$(grep -E '^[0-9,]+$' "$log/gen_gpu.log" | tail -1)" ]; then
+    row "generate: GPU f32 tokens = CPU tokens" PASS "$cpu_out"
+else
+    row "generate: GPU f32 tokens = CPU tokens" FAIL "cpu $cpu_out / gpu $(grep -E '^[0-9,]+$' "$log/gen_gpu.log" | tail -1)"; failed=1
+fi
+
+get() { sed -n "s/^$1=//p" "$log/${2:-bench}.log" | tail -1; }
+if [ $bench = 1 ]; then
+    check bench 330 "$eng" bench --device cuda --random-init "$B/v2-lite.json" --context 1000 \
+        --batches "$batches" --decode-steps 16 --prefill-len 4096 --profile-batches 1,64
+    bench_status=$last_status
+    # the same decode with steps replayed from CUDA graphs (opt-in: TG_CUDA_GRAPH=1)
+    check bench_graph 150 env TG_CUDA_GRAPH=1 "$eng" bench --device cuda --random-init "$B/v2-lite.json" \
+        --context 1000 --batches 1,16,64 --decode-steps 32 --prefill-len 256 --profile-batches ""
+    graph_status=$last_status
+    echo
+    echo "== decode-step kernels (V2-Lite shapes, bf16, 1000-token context; GB/s = bytes each must move / time)"
+    awk '/^profile_batch_/ {print ""; print "batch " substr($1, 15, length($1) - 15) ":"; next} /^\|/ {print}' "$log/bench.log"
+fi
+
+# last: the sanitizers get what is left of the budget
+if command -v compute-sanitizer >/dev/null; then
+    for tool in memcheck initcheck racecheck; do
+        model=v3_tiny_yarn; [ $tool = initcheck ] && model=v2_tiny
+        extra=(); [ $tool = memcheck ] && extra=(--leak-check full)
+        check "sanitizer_$tool" 150 compute-sanitizer --tool $tool "${extra[@]}" --error-exitcode 3 \
+            "$eng" generate --device cuda --model "$fx/$model" --ids "$ids" --greedy --max-tokens 4 --ignore-eos
+        row "compute-sanitizer $tool ($model, prefill 40 + 4 decode)" "$last_status" "$(grep -m1 'ERROR SUMMARY' "$log/sanitizer_$tool.log")"
+    done
+else
+    row "compute-sanitizer" "SKIP" "not on PATH"
+fi
+
+echo
+echo "== result ($card; $(date -u +%FT%TZ); $(head -1 "$B/MANIFEST"))"
+echo "| check | result | detail |"
+echo "|---|---|---|"
+printf '%s\n' "${rows[@]}"
+if [ $bench = 1 ]; then
+    bw=$(get copy_bytes_per_s) fl=$(get decode_floor_b1_tok_s)
+    echo
+    echo "| V2-Lite, bf16, random weights | measured | target (H100) |"
+    echo "|---|---|---|"
+    echo "| benchmark run | $bench_status | |"
+    echo "| prefill tok/s (4096-token prompt) | $(get prefill_tok_s) | >= 80,000 |"
+    for b in ${batches//,/ }; do
+        t=""; case $b in 1) t=">= 450 (floor ${fl:-?})";; 16) t=">= 1,700";; 256) t=">= 8,000";; esac
+        echo "| decode tok/s, batch $b (ms/step) | $(get batch_${b}_decode_tok_s) ($(get batch_${b}_step_ms)) | $t |"
+    done
+    echo "| with CUDA graphs ($graph_status; $(get graph_replays bench_graph) replays, $(get graph_failures bench_graph) failed captures): decode tok/s b1 / b16 / b64 | $(get batch_1_decode_tok_s bench_graph) / $(get batch_16_decode_tok_s bench_graph) / $(get batch_64_decode_tok_s bench_graph) | |"
+    u=$(get mem_used_bytes) tot=$(get mem_total_bytes)
+    echo "| GPU memory used (weights + KV pool + scratch) | $(awk -v u="${u:-0}" -v t="${tot:-0}" 'BEGIN{printf "%.1f of %.1f GB", u/1e9, t/1e9}') | |"
+    echo "| of which weights / KV pool | $(awk -v w="$(get weight_bytes)" -v k="$(get kv_bytes)" -v b="$(get kv_blocks)" 'BEGIN{printf "%.2f GB / %.2f GB (%d blocks of 64 tokens)", w/1e9, k/1e9, b}') | |"
+    echo "| device copy bandwidth (read+write) | $(awk -v b="${bw:-0}" 'BEGIN{printf "%.0f GB/s", b/1e9}') | ~3000 GB/s |"
+    echo "| model build + upload s | $(get model_build_s) + $(get upload_s) | |"
+fi
+echo "| wall time | $(($(date +%s) - start)) s | < 480 s |"
+[ $failed = 0 ] && echo "gpu-check: all checks passed" || echo "gpu-check: SOME CHECKS FAILED (logs in $log)"
+exit $failed

@@ -1,0 +1,53 @@
+/* eng_cuda_gemm: the dense products of the CUDA backend through cuBLAS.
+ * Row-major weights (out, in) as the checkpoint stores them are, to cuBLAS's
+ * column-major view, (in, out) matrices: y^T = W x^T is OP_T on W. Inputs are
+ * bfloat16 (or float32 in the checking mode), outputs and accumulation float32
+ * (CUBLAS_COMPUTE_32F: no TF32, no reduced-precision reductions). */
+#include "eng_cuda_priv.cuh"
+
+static cudaDataType_t cuda_type(cu_dtype_t dt)
+{
+    return dt == CU_F32 ? CUDA_R_32F : CUDA_R_16BF;
+}
+
+int cu_gemm_xwt(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
+                const void *w, int ldw, int n_tok, int n_in, int n_out, float beta, char *err,
+                size_t errlen)
+{
+    if (n_tok <= 0 || n_out <= 0)
+        return 0;
+    const float alpha = 1.0f;
+    CUBLAS_TRY(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
+                            cuda_type(dt), ldw, x, cuda_type(dt), ldx, &beta, y, CUDA_R_32F, ldy,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+int cu_gemm_xw_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long long sy,
+                       const void *x, int ldx, long long sx, const void *w, int ldw, long long sw,
+                       int n_tok, int n_in, int n_out, int batch, char *err, size_t errlen)
+{
+    if (n_tok <= 0 || n_out <= 0 || batch <= 0)
+        return 0;
+    const float alpha = 1.0f, beta = 0.0f;
+    CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
+                                          w, cuda_type(dt), ldw, sw, x, cuda_type(dt), ldx, sx,
+                                          &beta, y, CUDA_R_32F, ldy, sy, batch,
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+int cu_gemm_xwt_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long long sy,
+                        const void *x, int ldx, long long sx, const void *w, int ldw,
+                        long long sw, int n_tok, int n_in, int n_out, int batch, char *err,
+                        size_t errlen)
+{
+    if (n_tok <= 0 || n_out <= 0 || batch <= 0)
+        return 0;
+    const float alpha = 1.0f, beta = 0.0f;
+    CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
+                                          w, cuda_type(dt), ldw, sw, x, cuda_type(dt), ldx, sx,
+                                          &beta, y, CUDA_R_32F, ldy, sy, batch,
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}

@@ -1,0 +1,3 @@
+/* The CUDA backend's host code (eng_cuda_check.cu) compiled as C++ for the mock
+ * build (mock_cuda.cpp stands in for the GPU). */
+#include "eng_cuda_check.cu"

@@ -1,0 +1,276 @@
+/* Each CUDA kernel against its CPU twin (eng_ops.c, eng_moe.c) on random
+ * inputs: RMSNorm, RoPE in both layouts with yarn frequencies and large
+ * positions, SwiGLU, the MoE gate for V2 greedy, V2 group-limited and V3
+ * (sigmoid + bias, groups, renorm, scale), the cuBLAS products in float32 and
+ * bfloat16, the expert sort + grouped products (both load paths), and argmax
+ * with ties. Without a CUDA device (or a build without
+ * CUDA) it prints why and exits 77: skipped, never passed. */
+#include "eng_cuda.h"
+#include "eng_forward.h"
+#include "eng_moe.h"
+#include "eng_ops.h"
+#include "eng_test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x1234567;
+
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static float *frandv(size_t n, float scale)
+{
+    float *v = malloc(n * sizeof *v);
+    if (!v)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        v[i] = frand() * scale;
+    return v;
+}
+
+/* Round to bfloat16 (nearest even), as the device's conversion does. */
+static float bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+static char err[1024];
+
+static void check_rmsnorm(void)
+{
+    const int shapes[][2] = {{7, 2048}, {3, 5}, {1, 512}, {64, 7168}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int rows = shapes[k][0], n = shapes[k][1];
+        float *x = frandv((size_t)rows * n, 3.0f), *w = frandv((size_t)n, 1.0f);
+        float *y = calloc((size_t)rows * n, sizeof *y), *ref = calloc((size_t)rows * n, 4);
+        for (int r = 0; r < rows; r++)
+            eng_rmsnorm(ref + (size_t)r * n, x + (size_t)r * n, w, (size_t)n, 1e-6f);
+        CHECK(eng_cuda_op_rmsnorm(y, x, w, rows, n, 1e-6f, err, sizeof err) == 0);
+        double e = tu_rel_err(y, ref, (size_t)rows * n);
+        printf("rmsnorm %dx%d: rel err %.2e\n", rows, n, e);
+        CHECK(e < 1e-6);
+        free(x), free(w), free(y), free(ref);
+    }
+}
+
+static void check_rope(void)
+{
+    eng_config_t c;
+    memset(&c, 0, sizeof c);
+    c.qk_rope = 64;
+    c.rope_theta = 10000;
+    for (int yarn = 0; yarn < 2; yarn++) {
+        c.yarn = yarn;
+        c.yarn_factor = 40;
+        c.yarn_orig_max = 4096;
+        c.beta_fast = 32;
+        c.beta_slow = 1;
+        c.yarn_truncate = true;
+        float inv[32];
+        eng_rope_inv_freq(&c, inv);
+        for (int il = 0; il < 2; il++) {
+            int rows = 300;
+            float *v = frandv((size_t)rows * 64, 2.0f), *ref = malloc((size_t)rows * 64 * 4);
+            int32_t *pos = malloc((size_t)rows * 4);
+            memcpy(ref, v, (size_t)rows * 64 * 4);
+            for (int r = 0; r < rows; r++) {
+                pos[r] = r < 200 ? r : r * 517; /* up to ~154k: the large-argument path */
+                eng_rope_apply(ref + (size_t)r * 64, 64, inv, pos[r], il, yarn ? 1.2f : 1.0f);
+            }
+            CHECK(eng_cuda_op_rope(v, rows, 64, inv, pos, il, yarn ? 1.2f : 1.0f, err,
+                                   sizeof err) == 0);
+            double e = max_abs_diff(v, ref, (size_t)rows * 64);
+            printf("rope yarn=%d interleave=%d: max abs diff %.2e\n", yarn, il, e);
+            CHECK(e < 2e-5);
+            free(v), free(ref), free(pos);
+        }
+    }
+}
+
+static void check_silu(void)
+{
+    int rows = 9, inter = 1408;
+    float *gu = frandv((size_t)rows * 2 * inter, 6.0f), *out = calloc((size_t)rows * inter, 4);
+    float *ref = malloc((size_t)rows * inter * 4);
+    for (int r = 0; r < rows; r++) {
+        float *g = ref + (size_t)r * inter;
+        memcpy(g, gu + (size_t)r * 2 * inter, (size_t)inter * 4);
+        eng_silu_mul(g, gu + (size_t)r * 2 * inter + inter, (size_t)inter);
+    }
+    CHECK(eng_cuda_op_silu_mul(out, gu, rows, inter, err, sizeof err) == 0);
+    double e = tu_rel_err(out, ref, (size_t)rows * inter);
+    printf("silu_mul %dx%d: rel err %.2e\n", rows, inter, e);
+    CHECK(e < 1e-6);
+    free(gu), free(out), free(ref);
+}
+
+static void check_route(const char *name, eng_config_t *c, bool bias)
+{
+    int n = 500, E = c->n_routed, K = c->top_k;
+    float *lg = frandv((size_t)n * E, 4.0f), *b = bias ? frandv((size_t)E, 0.1f) : NULL;
+    int32_t *idx = calloc((size_t)n * K, 4);
+    int *ridx = calloc((size_t)n * K, sizeof(int));
+    float *w = calloc((size_t)n * K, 4), *rw = calloc((size_t)n * K, 4);
+    for (int t = 0; t < n; t++)
+        eng_moe_route(c, lg + (size_t)t * E, b, ridx + (size_t)t * K, rw + (size_t)t * K);
+    CHECK(eng_cuda_op_moe_route(c, lg, b, n, idx, w, err, sizeof err) == 0);
+    int same = 0;
+    for (int i = 0; i < n * K; i++)
+        same += idx[i] == ridx[i];
+    double e = max_abs_diff(w, rw, (size_t)n * K);
+    printf("moe route %s: %d/%d experts identical, weights max abs diff %.2e\n", name, same, n * K,
+           e);
+    CHECK(same == n * K);
+    CHECK(e < 1e-5);
+    free(lg), free(b), free(idx), free(ridx), free(w), free(rw);
+}
+
+static void check_routes(void)
+{
+    eng_config_t c;
+    memset(&c, 0, sizeof c);
+    c.n_routed = 64, c.top_k = 6, c.scoring = ENG_SCORE_SOFTMAX, c.group_rank = ENG_GROUP_NONE;
+    c.n_group = 1, c.topk_group = 1, c.routed_scale = 1.0f;
+    check_route("V2 greedy (64, top-6)", &c, false);
+    c.group_rank = ENG_GROUP_MAX, c.n_group = 8, c.topk_group = 3, c.routed_scale = 16.0f;
+    check_route("V2 group-limited (8 groups, keep 3)", &c, false);
+    c.n_routed = 256, c.top_k = 8, c.scoring = ENG_SCORE_SIGMOID;
+    c.group_rank = ENG_GROUP_TOP2_SUM, c.n_group = 8, c.topk_group = 4, c.norm_topk = true;
+    c.routed_scale = 2.5f;
+    check_route("V3 (256, top-8, sigmoid + bias, groups, renorm, x2.5)", &c, true);
+}
+
+static void check_matmul(void)
+{
+    const int shapes[][3] = {{1, 2048, 300}, {5, 70, 33}, {64, 512, 1024}, {130, 2048, 96}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int T = shapes[k][0], I = shapes[k][1], O = shapes[k][2];
+        for (int f32 = 0; f32 < 2; f32++) {
+            float *x = frandv((size_t)T * I, 1.0f), *w = frandv((size_t)O * I, 0.05f);
+            if (!f32)
+                for (size_t i = 0; i < (size_t)T * I; i++)
+                    x[i] = bf16_round(x[i]);
+            if (!f32)
+                for (size_t i = 0; i < (size_t)O * I; i++)
+                    w[i] = bf16_round(w[i]);
+            float *y = calloc((size_t)T * O, 4), *ref = calloc((size_t)T * O, 4);
+            eng_matmul(NULL, ref, (size_t)O, x, (size_t)I, w, (size_t)T, (size_t)I, (size_t)O);
+            CHECK(eng_cuda_op_matmul(y, x, w, T, I, O, f32, err, sizeof err) == 0);
+            double e = tu_rel_err(y, ref, (size_t)T * O);
+            printf("matmul %s %dx%d x %dx%d: rel err %.2e\n", f32 ? "f32 " : "bf16", T, I, O, I, e);
+            /* bf16 inputs are exact and products exact in float32: only the
+             * summation order (and tensor-core accumulation) differs */
+            CHECK(e < (f32 ? 1e-5 : 1e-4));
+            free(x), free(w), free(y), free(ref);
+        }
+    }
+}
+
+/* Sort by expert (stable) + grouped products, both load paths of the kernel:
+ * bf16 rows of a multiple of 8 (16-byte loads) and of 70 (element loads),
+ * and float32. */
+static void check_expert_rows(void)
+{
+    enum { N = 9, K = 3, E = 8 };
+    const int shapes[][3] = {{64, 48, 0}, {70, 33, 0}, {64, 48, 1}};
+    int32_t idx[N * K];
+    for (int t = 0; t < N; t++)
+        for (int k = 0; k < K; k++)
+            idx[t * K + k] = (int32_t)((t * 5 + k * 3 + (t % 2)) % E);
+    for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+        int I = shapes[c][0], O = shapes[c][1];
+        bool f32 = shapes[c][2];
+        float *x = frandv((size_t)N * I, 1.0f), *w = frandv((size_t)E * O * I, 0.1f);
+        if (!f32) {
+            for (size_t i = 0; i < (size_t)N * I; i++)
+                x[i] = bf16_round(x[i]);
+            for (size_t i = 0; i < (size_t)E * O * I; i++)
+                w[i] = bf16_round(w[i]);
+        }
+        int32_t first[E + 1], src[N * K], slot[N * K], rfirst[E + 1], rsrc[N * K], rslot[N * K];
+        float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
+        int run = 0;
+        for (int e = 0; e < E; e++) {
+            rfirst[e] = run;
+            for (int a = 0; a < N * K; a++)
+                if (idx[a] == e) {
+                    rsrc[run] = a / K;
+                    rslot[a] = run;
+                    eng_matmul(NULL, ref + (size_t)run * O, (size_t)O, x + (size_t)(a / K) * I,
+                               (size_t)I, w + (size_t)e * O * I, 1, (size_t)I, (size_t)O);
+                    run++;
+                }
+        }
+        rfirst[E] = run;
+        CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, err,
+                                      sizeof err) == 0);
+        bool same = !memcmp(first, rfirst, sizeof first) && !memcmp(src, rsrc, sizeof src) &&
+                    !memcmp(slot, rslot, sizeof slot);
+        double e = tu_rel_err(y, ref, (size_t)N * K * O);
+        printf("expert rows %s %dx%d: sort %s, products rel err %.2e\n", f32 ? "f32 " : "bf16", O,
+               I, same ? "identical" : "DIFFERENT", e);
+        CHECK(same);
+        CHECK(e < 1e-5);
+        free(x), free(w), free(y), free(ref);
+    }
+}
+
+static void check_argmax(void)
+{
+    int rows = 5, n = 102400;
+    float *x = frandv((size_t)rows * n, 1.0f);
+    x[0 * n + 777] = 5.0f;                         /* one clear maximum */
+    x[1 * n + 100] = x[1 * n + 90000] = 7.0f;      /* a tie: the first index wins */
+    x[2 * n + n - 1] = 3.0f;                       /* at the end */
+    x[3 * n + 0] = 9.0f;                           /* at the start */
+    for (int i = 0; i < n; i++)                    /* all equal: index 0 */
+        x[4 * (size_t)n + i] = 1.5f;
+    int32_t got[5];
+    CHECK(eng_cuda_op_argmax(got, x, rows, n, err, sizeof err) == 0);
+    for (int r = 0; r < rows; r++) {
+        int want = eng_argmax(x + (size_t)r * n, n);
+        printf("argmax row %d: %d (CPU %d)\n", r, (int)got[r], want);
+        CHECK(got[r] == want);
+    }
+    free(x);
+}
+
+int main(void)
+{
+    if (eng_cuda_device_ok(err, sizeof err)) {
+        printf("skipped: no CUDA device (%s)\n", err);
+        return 77;
+    }
+    check_rmsnorm();
+    check_rope();
+    check_silu();
+    check_routes();
+    check_matmul();
+    check_expert_rows();
+    check_argmax();
+    if (eng_test_failures)
+        fprintf(stderr, "last error: %s\n", err);
+    printf("%s\n", eng_test_failures ? "FAIL" : "ok");
+    return eng_test_failures ? 1 : 0;
+}
