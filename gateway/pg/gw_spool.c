@@ -722,7 +722,15 @@ bool gw_spool_has_room(gw_spool_t *s, size_t len)
 size_t gw_spool_read(gw_spool_t *s, size_t max, gw_spool_visit_fn visit, void *arg,
                      gw_spool_pos_t *end)
 {
-    gw_spool_pos_t pos = s->ck;
+    return gw_spool_read_from(s, NULL, max, visit, arg, end);
+}
+
+size_t gw_spool_read_from(gw_spool_t *s, const gw_spool_pos_t *from, size_t max,
+                          gw_spool_visit_fn visit, void *arg, gw_spool_pos_t *end)
+{
+    gw_spool_pos_t pos = from ? *from : s->ck;
+    if (pos.seg < s->ck.seg || (pos.seg == s->ck.seg && pos.off < s->ck.off))
+        pos = s->ck; /* never before the checkpoint: those segments may be gone */
     size_t n = 0;
     while (n < max) {
         pthread_mutex_lock(&s->mu);

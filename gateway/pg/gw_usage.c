@@ -27,6 +27,14 @@
 #define UW_BACKOFF_MAX_MS 2000
 #define UW_CONNECT_TIMEOUT_S 2
 #define UW_PARTITIONS_EVERY_MS (3600 * 1000)
+#define UW_LINKS_MAX 4 /* connections (batches in flight) in spool mode, at most */
+
+/* One connection of the writer thread. */
+typedef struct uw_link {
+    PGconn *conn;             /* NULL: not connected */
+    int64_t partitions_at_ms; /* last usage_partitions_ensure() */
+    int schema;               /* which uw_schema the database has */
+} uw_link_t;
 
 typedef struct uw_item {
     gw_usage_record_t rec;
@@ -44,9 +52,9 @@ struct gw_usage_writer {
     size_t cap, head, count;
     bool stopping;
     int64_t stop_deadline_ms;
-    PGconn *conn;             /* writer thread only */
-    int64_t partitions_at_ms; /* writer thread only: last usage_partitions_ensure() */
-    int schema;               /* writer thread only: which uw_schema the database has */
+    uw_link_t links[UW_LINKS_MAX]; /* writer thread only */
+    int nlinks;                    /* spool mode: connections with a batch in flight, at most */
+    bool off; /* spool_ledger = off-for-benchmarks: submit discards, no thread */
     gw_spool_t *spool;        /* NULL: the in-memory queue above */
     int64_t oldest_ms;    /* spool mode: when the oldest unsent record came (-1: none, 0: due) */
     unsigned unsignalled; /* spool mode: appends since the thread was last woken */
@@ -296,45 +304,67 @@ static int uw_schema_probe(PGconn *conn)
  * month partitions ahead of time, rows parked in the default partition moved
  * into theirs. Failure is logged and harmless (rows go to the default
  * partition meanwhile); retried at the next connection or hour. */
-static void uw_partitions_ensure(gw_usage_writer_t *w)
+static void uw_partitions_ensure(uw_link_t *l)
 {
     char err[512];
-    w->partitions_at_ms = uw_now_ms();
+    l->partitions_at_ms = uw_now_ms();
     PGresult *res =
-        PQexec(w->conn, "SELECT to_regprocedure('usage_partitions_ensure()') IS NOT NULL");
+        PQexec(l->conn, "SELECT to_regprocedure('usage_partitions_ensure()') IS NOT NULL");
     bool have = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                 strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!have)
         return;
-    res = PQexec(w->conn, "SELECT usage_partitions_ensure()");
+    res = PQexec(l->conn, "SELECT usage_partitions_ensure()");
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         tg_warn("usage writer: usage_partitions_ensure() failed: %s",
-                gw_pg_message(w->conn, res, err, sizeof err));
+                gw_pg_message(l->conn, res, err, sizeof err));
     else if (atoi(PQgetvalue(res, 0, 0)) > 0)
         tg_info("usage writer: created %s monthly partition(s) of usage_events",
                 PQgetvalue(res, 0, 0));
     PQclear(res);
 }
 
-/* Sends recs[0..n) in one statement. UW_DONE: committed (or, for a single
- * record PostgreSQL refuses as bad data, logged and counted as rejected).
- * UW_RETRY: PostgreSQL unreachable or busy; nothing is lost, try again. */
-static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs, size_t n)
+/* Makes sure link l is connected (probing the schema and the partitions on
+ * a new connection, the partitions again every hour). Returns false, logged,
+ * when PostgreSQL cannot be reached; n is the batch waiting, for the log. */
+static bool uw_link_ready(gw_usage_writer_t *w, uw_link_t *l, size_t n)
 {
     char err[512];
-    if (!w->conn) {
-        w->conn = gw_pg_connect(w->conninfo, UW_CONNECT_TIMEOUT_S, err, sizeof err);
-        if (!w->conn) {
-            tg_warn("usage writer: %s; records wait in memory (next batch: %zu)", err, n);
-            return UW_RETRY;
+    if (!l->conn) {
+        l->conn = gw_pg_connect(w->conninfo, UW_CONNECT_TIMEOUT_S, err, sizeof err);
+        if (!l->conn) {
+            tg_warn("usage writer: %s; records wait %s (next batch: %zu)", err,
+                    w->spool ? "in the spool" : "in memory", n);
+            return false;
         }
         tg_info("usage writer: connected to PostgreSQL");
-        w->schema = uw_schema_probe(w->conn);
-        uw_partitions_ensure(w);
-    } else if (uw_now_ms() - w->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
-        uw_partitions_ensure(w);
+        l->schema = uw_schema_probe(l->conn);
+        if (l == &w->links[0]) /* once per writer is enough: the first connection does it */
+            uw_partitions_ensure(l);
+    } else if (l == &w->links[0] && uw_now_ms() - l->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
+        uw_partitions_ensure(l);
     }
+    return true;
+}
+
+/* Closes link l after a failure (the next use reconnects). */
+static void uw_link_drop(uw_link_t *l)
+{
+    if (l->conn)
+        PQfinish(l->conn);
+    l->conn = NULL;
+}
+
+/* Sends recs[0..n) as one statement on link l, connecting first if needed,
+ * without waiting for its result (uw_finish collects it). In autocommit, so
+ * the statement is its own transaction. Returns 0 when sent, -1 (logged)
+ * when PostgreSQL cannot be reached: nothing is lost, try again. */
+static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs, size_t n)
+{
+    char err[512];
+    if (!uw_link_ready(w, l, n))
+        return -1;
     uw_buf_t col[UW_COLS] = {{0}};
     const char *v[UW_COLS];
     for (size_t c = 0; c < UW_COLS; c++)
@@ -349,26 +379,52 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
         uw_buf_put(&col[c], "}", 1);
         v[c] = col[c].s;
     }
-    const uw_schema_t *schema = &uw_schemas[w->schema];
-    PGresult *res = PQexecParams(w->conn, schema->sql, schema->columns, NULL, v, NULL, NULL, 0);
+    const uw_schema_t *schema = &uw_schemas[l->schema];
+    /* The connection is blocking: this returns once the whole statement is
+     * on its way, and the server works on it while we prepare the next. */
+    int ok = PQsendQueryParams(l->conn, schema->sql, schema->columns, NULL, v, NULL, NULL, 0);
     for (size_t c = 0; c < UW_COLS; c++)
         free(col[c].s);
+    if (!ok) {
+        tg_warn("usage writer: sending %zu records failed: %s; will retry", n,
+                gw_pg_message(l->conn, NULL, err, sizeof err));
+        uw_link_drop(l);
+        return -1;
+    }
+    return 0;
+}
+
+static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
+                            size_t n);
+
+/* Waits for the result of the statement uw_send sent on link l for
+ * recs[0..n). UW_DONE: committed (PostgreSQL answered the statement, which
+ * with synchronous_commit on means durable), or, for a single record
+ * PostgreSQL refuses as bad data, logged and counted as rejected; a batch
+ * with bad data is written again row by row. UW_RETRY: PostgreSQL
+ * unreachable or busy; nothing is lost, try again. */
+static uw_result_t uw_finish(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
+                             size_t n)
+{
+    char err[512];
+    PGresult *res = PQgetResult(l->conn), *extra;
+    while ((extra = PQgetResult(l->conn)) != NULL) /* a statement has one result */
+        PQclear(extra);
     uw_result_t out = UW_DONE;
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         atomic_fetch_add(&w->written, strtoull(PQcmdTuples(res), NULL, 10));
-    } else if (gw_pg_error_retryable(res) || PQstatus(w->conn) != CONNECTION_OK) {
+    } else if (gw_pg_error_retryable(res) || PQstatus(l->conn) != CONNECTION_OK) {
         tg_warn("usage writer: writing %zu records failed: %s; will retry", n,
-                gw_pg_message(w->conn, res, err, sizeof err));
-        PQfinish(w->conn);
-        w->conn = NULL;
+                gw_pg_message(l->conn, res, err, sizeof err));
+        uw_link_drop(l);
         out = UW_RETRY;
     } else if (n > 1) {
         /* Bad data somewhere in the batch: find it row by row so that the
          * good rows are written (duplicates are harmless: ON CONFLICT). */
         for (size_t i = 0; i < n && out == UW_DONE; i++)
-            out = uw_write(w, &recs[i], 1);
+            out = uw_write(w, l, &recs[i], 1);
     } else {
-        gw_pg_message(w->conn, res, err, sizeof err);
+        gw_pg_message(l->conn, res, err, sizeof err);
         char why[600];
         snprintf(why, sizeof why, "PostgreSQL refused the record (%s)", err);
         uw_log_record(why, recs);
@@ -376,6 +432,16 @@ static uw_result_t uw_write(gw_usage_writer_t *w, const gw_usage_record_t *recs,
     }
     PQclear(res);
     return out;
+}
+
+/* Sends recs[0..n) in one statement on link l and waits for it (uw_send,
+ * then uw_finish: same results). */
+static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
+                            size_t n)
+{
+    if (uw_send(w, l, recs, n) != 0)
+        return UW_RETRY;
+    return uw_finish(w, l, recs, n);
 }
 
 /* The writer thread: waits until a batch is full or its oldest record has
@@ -409,7 +475,7 @@ static void *uw_thread(void *arg)
         for (size_t i = 0; i < n; i++)
             batch[i] = w->items[(w->head + i) % w->cap].rec;
         pthread_mutex_unlock(&w->mu);
-        uw_result_t r = uw_write(w, batch, n);
+        uw_result_t r = uw_write(w, &w->links[0], batch, n);
         pthread_mutex_lock(&w->mu);
         if (r == UW_DONE) {
             /* Only this thread removes items, so the first n are still ours. */
@@ -462,23 +528,83 @@ static void uw_decode_one(void *arg, const uint8_t *payload, size_t len)
     atomic_fetch_add(&d->w->rejected, 1);
 }
 
-/* The writer thread in spool mode: waits until a batch is full or its oldest
- * record has waited flush_ms, reads it from the journal, writes it, and only
- * after the COMMIT advances the spool's checkpoint. On failure it backs off
- * and reads the same records again. Exits when stopping and the spool is
- * drained or the stop deadline has passed (what is left stays on disk). */
+/* A batch read from the spool and sent, not yet confirmed (spool mode). */
+typedef struct uw_flight {
+    gw_usage_record_t *recs; /* batch_max records, owned */
+    size_t n;                /* records decoded and sent */
+    size_t frames;           /* spool records it covers (n plus undecodable ones) */
+    gw_spool_pos_t end;      /* the spool position just after them */
+    uw_link_t *link;         /* the connection it was sent on */
+    bool failed;             /* the send failed: PostgreSQL unreachable */
+} uw_flight_t;
+
+/* Waits for flight f's statement and, if it committed, advances the spool's
+ * checkpoint past it. The caller confirms flights in the order they were
+ * read, so the checkpoint never passes a record that is not a row. */
+static uw_result_t uw_flight_confirm(gw_usage_writer_t *w, uw_flight_t *f)
+{
+    uw_result_t r = f->failed ? UW_RETRY : f->n ? uw_finish(w, f->link, f->recs, f->n) : UW_DONE;
+    if (r == UW_DONE && gw_spool_commit(w->spool, f->end, f->frames) != 0)
+        r = UW_RETRY;
+    return r;
+}
+
+/* Collects the result of a flight that will be read and sent again (an
+ * earlier one failed): rows it wrote count (the resend skips them: ON
+ * CONFLICT), anything else just drops the connection. */
+static void uw_flight_abandon(gw_usage_writer_t *w, uw_flight_t *f)
+{
+    if (f->failed || f->n == 0 || !f->link->conn)
+        return;
+    PGresult *res;
+    bool ok = true;
+    while ((res = PQgetResult(f->link->conn)) != NULL) {
+        if (PQresultStatus(res) == PGRES_COMMAND_OK)
+            atomic_fetch_add(&w->written, strtoull(PQcmdTuples(res), NULL, 10));
+        else
+            ok = false;
+        PQclear(res);
+    }
+    if (!ok)
+        uw_link_drop(f->link);
+}
+
+/* The writer thread in spool mode. It reads a batch from the journal when a
+ * batch is full or its oldest record has waited flush_ms, and sends it on
+ * one of its nlinks connections; while a backlog of full batches remains it
+ * reads and sends the next ones on the other connections without waiting
+ * (PostgreSQL inserts them in parallel). Results are taken in the order the
+ * batches were read, and the checkpoint advances past a batch only when it
+ * and every batch before it have committed. When one fails, the ones after
+ * it are abandoned and everything from the checkpoint is read again after a
+ * back-off (rows already written are skipped: ON CONFLICT DO NOTHING). Exits
+ * when stopping and the spool is drained or the stop deadline has passed
+ * (what is left stays on disk). */
 static void *uw_thread_spool(void *arg)
 {
     gw_usage_writer_t *w = arg;
-    gw_usage_record_t *batch = malloc((size_t)w->batch_max * sizeof *batch);
-    if (!batch)
-        abort();
+    int k = w->nlinks;
+    uw_flight_t fl[UW_LINKS_MAX];
+    memset(fl, 0, sizeof fl);
+    for (int i = 0; i < k; i++) {
+        fl[i].recs = malloc((size_t)w->batch_max * sizeof *fl[i].recs);
+        if (!fl[i].recs)
+            abort();
+    }
+    int head = 0, count = 0, next_link = 0; /* flights: fl[head .. head + count) mod k */
+    uint64_t inflight = 0;                  /* spool records in those flights */
+    bool broken = false;                    /* a flight in the queue failed to send */
+    bool hold = false; /* a read-ahead found nothing: confirm the oldest before reading again */
+    gw_spool_pos_t rpos = {0, 0};           /* where the next read starts (if count > 0) */
     int backoff = 0;
     gw_spool_stats_t st;
     pthread_mutex_lock(&w->mu);
     for (;;) {
         gw_spool_stats(w->spool, &st);
-        if (st.pending == 0) {
+        uint64_t unread = st.pending > inflight ? st.pending - inflight : 0;
+        if (w->stopping && uw_now_ms() >= w->stop_deadline_ms)
+            break;
+        if (unread == 0 && count == 0) {
             w->oldest_ms = -1;
             w->unsignalled = 0; /* so that the next submit wakes us */
             if (w->stopping)
@@ -487,34 +613,70 @@ static void *uw_thread_spool(void *arg)
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
             continue;
         }
-        if (w->stopping && uw_now_ms() >= w->stop_deadline_ms)
-            break;
-        if (w->oldest_ms < 0)
-            w->oldest_ms = uw_now_ms();
-        int64_t due = w->oldest_ms + w->flush_ms;
-        if (!w->stopping && st.pending < (uint64_t)w->batch_max && uw_now_ms() < due) {
-            struct timespec ts = uw_abs_time(due);
-            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+        bool send = false;
+        if (unread > 0 && count < k && !broken && !hold) {
+            if (w->oldest_ms < 0)
+                w->oldest_ms = uw_now_ms();
+            int64_t due = w->oldest_ms + w->flush_ms;
+            /* A partial batch goes only when nothing is in flight: under a
+             * light load one connection does the work, as before. */
+            send = unread >= (uint64_t)w->batch_max ||
+                   (count == 0 && (w->stopping || uw_now_ms() >= due));
+            if (!send && count == 0) {
+                struct timespec ts = uw_abs_time(due);
+                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+                continue;
+            }
+        }
+        if (send) {
+            w->unsignalled = 0;
+            pthread_mutex_unlock(&w->mu);
+            uw_flight_t *f = &fl[(head + count) % k];
+            uw_decode_t d = {w, f->recs, 0};
+            f->frames = gw_spool_read_from(w->spool, count ? &rpos : NULL, (size_t)w->batch_max,
+                                           uw_decode_one, &d, &f->end);
+            pthread_mutex_lock(&w->mu);
+            if (f->frames == 0 && count > 0) {
+                hold = true;
+                continue;
+            }
+            if (f->frames == 0) { /* nothing readable yet (an append racing the count) */
+                struct timespec ts = uw_abs_time(uw_now_ms() + UW_BACKOFF_MIN_MS / 4);
+                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+                continue;
+            }
+            pthread_mutex_unlock(&w->mu);
+            f->n = d.n;
+            f->link = &w->links[next_link];
+            next_link = (next_link + 1) % k;
+            f->failed = f->n > 0 && uw_send(w, f->link, f->recs, f->n) != 0;
+            broken = broken || f->failed;
+            rpos = f->end;
+            inflight += f->frames;
+            count++;
+            pthread_mutex_lock(&w->mu);
             continue;
         }
-        w->unsignalled = 0;
+        /* Nothing more to send now: confirm the oldest flight. */
         pthread_mutex_unlock(&w->mu);
-        uw_decode_t d = {w, batch, 0};
-        gw_spool_pos_t end;
-        size_t frames = gw_spool_read(w->spool, (size_t)w->batch_max, uw_decode_one, &d, &end);
-        uw_result_t r = d.n ? uw_write(w, batch, d.n) : UW_DONE;
-        if (r == UW_DONE && gw_spool_commit(w->spool, end, frames) != 0)
-            r = UW_RETRY;
-        pthread_mutex_lock(&w->mu);
-        if (r == UW_DONE && frames > 0) {
+        uw_flight_t *f = &fl[head];
+        uw_result_t r = uw_flight_confirm(w, f);
+        hold = false;
+        head = (head + 1) % k;
+        count--;
+        inflight -= f->frames;
+        if (r == UW_DONE) {
+            pthread_mutex_lock(&w->mu);
             w->oldest_ms = 0; /* what is left has waited already */
             backoff = 0;
             continue;
         }
-        if (r == UW_DONE) /* nothing readable yet (an append racing the count) */
-            backoff = UW_BACKOFF_MIN_MS / 4;
-        else
-            backoff = gw_pg_backoff_next(backoff, UW_BACKOFF_MIN_MS, UW_BACKOFF_MAX_MS);
+        for (; count > 0; count--, head = (head + 1) % k)
+            uw_flight_abandon(w, &fl[head]);
+        inflight = 0;
+        broken = false;
+        pthread_mutex_lock(&w->mu);
+        backoff = gw_pg_backoff_next(backoff, UW_BACKOFF_MIN_MS, UW_BACKOFF_MAX_MS);
         int64_t wake = uw_now_ms() + backoff;
         if (w->stopping && wake > w->stop_deadline_ms)
             wake = w->stop_deadline_ms;
@@ -525,12 +687,22 @@ static void *uw_thread_spool(void *arg)
                 break;
     }
     pthread_mutex_unlock(&w->mu);
+    /* Past the deadline: the statements already sent are confirmed in order
+     * (as a single writer finishes its current one), up to the first failure. */
+    bool ok = true;
+    for (; count > 0; count--, head = (head + 1) % k) {
+        if (ok)
+            ok = uw_flight_confirm(w, &fl[head]) == UW_DONE;
+        else
+            uw_flight_abandon(w, &fl[head]);
+    }
     gw_spool_stats(w->spool, &st);
     if (st.pending)
         tg_warn("usage writer: %" PRIu64 " records not yet in PostgreSQL stay in the spool %s; "
                 "the next start writes them",
                 st.pending, gw_spool_dir(w->spool));
-    free(batch);
+    for (int i = 0; i < k; i++)
+        free(fl[i].recs);
     return NULL;
 }
 
@@ -540,6 +712,7 @@ void gw_usage_writer_opts_default(gw_usage_writer_opts_t *o)
     o->conninfo = "";
     o->batch_max = 1000;
     o->flush_ms = 50;
+    o->connections = 2;
     gw_spool_opts_default(&o->spool);
 }
 
@@ -554,12 +727,25 @@ gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char 
                    : o->batch_max > UW_BATCH_LIMIT ? UW_BATCH_LIMIT
                                                    : o->batch_max;
     w->flush_ms = o->flush_ms < 0 ? 0 : o->flush_ms;
+    w->nlinks = o->connections < 1              ? 1
+                : o->connections > UW_LINKS_MAX ? UW_LINKS_MAX
+                                                : o->connections;
     w->oldest_ms = 0; /* records left by an earlier run are due at once */
     w->cap = 1024;
     w->items = malloc(w->cap * sizeof *w->items);
     if (!w->conninfo || !w->items) {
         snprintf(err, errlen, "out of memory");
         goto err;
+    }
+    if (o->spool.ledger_off) {
+        /* Benchmarks only: said at error level so that no log reader can
+         * miss that this gateway meters nothing. */
+        tg_error("usage ledger OFF (spool_ledger = off-for-benchmarks): requests are answered "
+                 "WITHOUT usage rows; for measuring the ledger's cost only, never in production");
+        w->off = true;
+        atomic_init(&w->written, 0);
+        atomic_init(&w->rejected, 0);
+        return w;
     }
     if (o->spool.dir[0]) {
         w->spool = gw_spool_open(&o->spool, err, errlen);
@@ -616,6 +802,8 @@ static void uw_grow(gw_usage_writer_t *w)
 
 int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
 {
+    if (w->off)
+        return 0; /* spool_ledger = off-for-benchmarks: discarded */
     uw_item_t item = {.rec = *rec, .queued_ms = uw_now_ms()};
     gw_usage_record_t *r = &item.rec;
     uw_text_sanitize(r->request_id, sizeof r->request_id);
@@ -656,6 +844,8 @@ int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
 
 size_t gw_usage_writer_pending(gw_usage_writer_t *w)
 {
+    if (w->off)
+        return 0;
     if (w->spool) {
         gw_spool_stats_t st;
         gw_spool_stats(w->spool, &st);
@@ -701,6 +891,12 @@ void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms)
 {
     if (!w)
         return;
+    if (w->off) {
+        free(w->items);
+        free(w->conninfo);
+        free(w);
+        return;
+    }
     pthread_mutex_lock(&w->mu);
     w->stopping = true;
     w->stop_deadline_ms = uw_now_ms() + (deadline_ms < 0 ? 0 : deadline_ms);
@@ -710,8 +906,8 @@ void gw_usage_writer_stop(gw_usage_writer_t *w, int deadline_ms)
         gw_spool_unblock(w->spool); /* submits blocked for room return -1 */
     pthread_join(w->thread, NULL);
     gw_spool_close(w->spool);
-    if (w->conn)
-        PQfinish(w->conn);
+    for (int i = 0; i < UW_LINKS_MAX; i++)
+        uw_link_drop(&w->links[i]);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->items);

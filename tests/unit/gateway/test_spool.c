@@ -137,6 +137,10 @@ static void test_opts(void)
           o.full == GW_SPOOL_FULL_BLOCK);
     CHECK(gw_spool_opts_parse(&o, "spool_full", "refuse", err, sizeof err) == 1 &&
           o.full == GW_SPOOL_FULL_REFUSE);
+    CHECK(!o.ledger_off);
+    CHECK(gw_spool_opts_parse(&o, "spool_ledger", "off-for-benchmarks", err, sizeof err) == 1 &&
+          o.ledger_off);
+    CHECK(gw_spool_opts_parse(&o, "spool_ledger", "on", err, sizeof err) == 1 && !o.ledger_off);
     /* Not ours: untouched, 0. */
     CHECK(gw_spool_opts_parse(&o, "listen", "x", err, sizeof err) == 0);
     CHECK(gw_spool_opts_parse(&o, "spool_colour", "x", err, sizeof err) == 0);
@@ -149,7 +153,9 @@ static void test_opts(void)
         {"spool_max_bytes", "100"},  {"spool_max_bytes", "-5"},
         {"spool_max_bytes", "10T"},  {"spool_max_bytes", "99999999999999999999"},
         {"spool_max_bytes", "1KK"},  {"spool_full", "drop"},
-        {"spool_full", NULL}};
+        {"spool_full", NULL},        {"spool_ledger", "off"},
+        {"spool_ledger", "no"},      {"spool_ledger", ""},
+        {"spool_ledger", NULL}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         int rc = gw_spool_opts_parse(&o, bad[i][0], bad[i][1], err, sizeof err);

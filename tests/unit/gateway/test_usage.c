@@ -4,7 +4,8 @@
  * database refuses is logged and counted without blocking the others; text
  * that is not UTF-8 is made safe; records queued while the database is
  * unreachable stay pending and stop() honours its deadline; the cache
- * columns are written, and a database without them still takes rows. */
+ * columns are written, and a database without them still takes rows; the
+ * benchmarks-only switch spool_ledger = off-for-benchmarks discards records. */
 #include "test_usage_common.h"
 
 #include <pthread.h>
@@ -166,6 +167,27 @@ int main(void)
     CHECK(usage_count(c, "older-%") == 1);
     CHECK(gw_usage_writer_rejected(w) == 0);
     gw_usage_writer_stop(w, 2000);
+
+    /* spool_ledger = off-for-benchmarks: every record is discarded, and a
+     * spool directory is not even opened. */
+    gw_usage_writer_opts_t o;
+    char err[256];
+    gw_usage_writer_opts_default(&o);
+    o.conninfo = db.conninfo;
+    o.flush_ms = 10;
+    snprintf(o.spool.dir, sizeof o.spool.dir, "/nonexistent/not/a/spool");
+    CHECK(gw_spool_opts_parse(&o.spool, "spool_ledger", "off-for-benchmarks", err, sizeof err) == 1);
+    w = gw_usage_writer_start2(&o, err, sizeof err);
+    CHECK(w != NULL);
+    for (int i = 0; w && i < 20; i++) {
+        r = usage_record("off", i, team_id, key_id);
+        CHECK(gw_usage_writer_submit(w, &r) == 0);
+    }
+    tdb_sleep_ms(200);
+    CHECK(w && gw_usage_writer_pending(w) == 0 && gw_usage_writer_written(w) == 0);
+    CHECK(w && gw_usage_writer_accepting(w));
+    CHECK(usage_count(c, "off-%") == 0);
+    gw_usage_writer_stop(w, 100);
 
     /* PostgreSQL unreachable: records stay pending (nothing dropped), and
      * stop() gives up at its deadline, logging each record. */
