@@ -21,6 +21,7 @@ cc -std=c17 -O2 -D_GNU_SOURCE -Wall -Wextra -Werror -Igateway/pg -Icommon -Ipric
 scripts/services start "$work/services" >/dev/null
 set -a; . "$work/services/services.env"; set +a
 build/gateway/ctl/tollgatectl migrate >/dev/null
+build/gateway/ctl/tollgatectl price seed >/dev/null # rows are priced, as the gateway's are
 mkdir -p "$work/spool"
 echo "machine: $(nproc) cpus, $(uname -m); PostgreSQL $(psql "$TG_PG_CONNINFO" -Atc 'show server_version');" \
      "spool on $(df -P "$work" | awk 'NR==2 {print $1}')"

@@ -21,6 +21,13 @@ static double now_s(void)
 }
 
 static int64_t team_id, key_id;
+static int64_t card_id;   /* a price card (bench/ledger.sh seeds them); 0: rows unpriced */
+static char currency[4];
+/* What gw_route.c writes into route_explain, about this long. */
+#define BENCH_EXPLAIN                                                                    \
+    "{\"policy\":\"cheapest\",\"chosen\":\"deepseek\",\"runner_up\":\"openai\","            \
+    "\"reason\":\"lowest expected charge\",\"expected_pico\":312400000,"                   \
+    "\"runner_up_pico\":1250000000}"
 
 /* A realistic priced record; run-unique request ids. */
 static gw_usage_record_t rec(const char *run, int i)
@@ -46,6 +53,16 @@ static gw_usage_record_t rec(const char *run, int i)
     r.completion_tokens = 50 + i % 30;
     r.reasoning_tokens = 0;
     r.usage_complete = true;
+    if (card_id > 0) { /* priced as the gateway prices: four costs and their sum */
+        r.price_card_id = card_id;
+        r.priced_at_us = r.received_at_us;
+        memcpy(r.charge_currency, currency, sizeof r.charge_currency);
+        r.cost_pico[0] = (__int128)r.cache_hit_tokens * 70000;
+        r.cost_pico[1] = (__int128)r.cache_miss_tokens * 270000;
+        r.cost_pico[2] = (__int128)r.completion_tokens * 1100000;
+        r.charge_pico = r.cost_pico[0] + r.cost_pico[1] + r.cost_pico[2];
+    }
+    snprintf(r.route_explain, sizeof r.route_explain, "%s", BENCH_EXPLAIN);
     return r;
 }
 
@@ -72,23 +89,38 @@ static double bench_copy(PGconn *c, const char *tag, int n)
                               " provider, upstream_model, attempts, endpoint, streamed,"
                               " http_status, error_type, received_at, first_byte_at, completed_at,"
                               " prompt_tokens, cache_hit_tokens, cache_miss_tokens,"
-                              " completion_tokens, reasoning_tokens, usage_complete) FROM STDIN");
+                              " completion_tokens, reasoning_tokens, usage_complete,"
+                              " price_card_id, discount_window_id, priced_at_instant,"
+                              " charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"
+                              " cost_output_pico, cost_reasoning_pico, charge_pico, pricing_flags,"
+                              " route_explain, cache_hit_predicted_tokens, response_cache_hit)"
+                              " FROM STDIN");
     if (PQresultStatus(res) != PGRES_COPY_IN)
         die(c, "COPY");
     PQclear(res);
-    char line[2048], ra[40], fb[40], ca[40];
+    char line[4096], ra[40], fb[40], ca[40], priced[512];
     for (int i = 0; i < n; i++) {
         gw_usage_record_t r = rec(tag, i);
         ts_text(ra, sizeof ra, r.received_at_us);
         ts_text(fb, sizeof fb, r.first_byte_at_us);
         ts_text(ca, sizeof ca, r.completed_at_us);
+        if (r.price_card_id > 0)
+            snprintf(priced, sizeof priced,
+                     "%" PRId64 "\t\\N\t%s\t%s\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t0\t%" PRId64
+                     "\t0",
+                     r.price_card_id, ra, r.charge_currency, (int64_t)r.cost_pico[0],
+                     (int64_t)r.cost_pico[1], (int64_t)r.cost_pico[2], (int64_t)r.charge_pico);
+        else
+            snprintf(priced, sizeof priced, "\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N");
         int len = snprintf(line, sizeof line,
                            "%s\t%" PRId64 "\t%" PRId64 "\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t\\N\t%s\t%s\t%s"
-                           "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\tt\n",
+                           "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64
+                           "\tt\t%s\t%s\t\\N\tf\n",
                            r.request_id, r.team_id, r.key_id, r.model_requested, r.provider,
                            r.upstream_model, r.attempts, r.endpoint, r.streamed ? "t" : "f",
                            r.http_status, ra, fb, ca, r.prompt_tokens, r.cache_hit_tokens,
-                           r.cache_miss_tokens, r.completion_tokens, r.reasoning_tokens);
+                           r.cache_miss_tokens, r.completion_tokens, r.reasoning_tokens, priced,
+                           r.route_explain);
         if (PQputCopyData(c, line, len) != 1)
             die(c, "COPY data");
     }
@@ -174,6 +206,12 @@ int main(int argc, char **argv)
     key_id = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
 
+    res = PQexec(c, "SELECT id, currency FROM price_cards ORDER BY id LIMIT 1");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        card_id = atoll(PQgetvalue(res, 0, 0));
+        snprintf(currency, sizeof currency, "%s", PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
     char d1[1024], d2[1024], d3[1024];
     snprintf(d1, sizeof d1, "%s/interval", argv[2]);
     snprintf(d2, sizeof d2, "%s/always", argv[2]);
@@ -187,7 +225,9 @@ int main(int argc, char **argv)
         bench_writer(conninfo, "always", d2, GW_SPOOL_SYNC_ALWAYS, 2, n_always, &su_always);
     double copy2 = bench_copy(c, "copy2", n); /* again: the machine's load drifts during a run */
     double peer = (copy + copy2) / 2;
-    printf("rows per run: %d (always: %d), one submitting thread, batches of 5000\n", n, n_always);
+    printf("rows per run: %d (always: %d), one submitting thread, batches of 5000; rows %s, with"
+           " a %zu-byte route explanation\n",
+           n, n_always, card_id > 0 ? "priced" : "UNPRICED (no price card)", strlen(BENCH_EXPLAIN));
     printf("%-40s %9.0f events/s  (first %.0f, last %.0f)\n", "COPY (peer, same table), mean", peer,
            copy, copy2);
     printf("%-40s %9.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
