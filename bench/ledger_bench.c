@@ -20,6 +20,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* CPU time of this whole process (the submitting thread, the writer's
+ * thread, the spool's syncer): what the ledger costs the gateway's host. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int64_t team_id, key_id;
 static int64_t card_id;   /* a price card (bench/ledger.sh seeds them); 0: rows unpriced */
 static char currency[4];
@@ -137,7 +146,8 @@ static double bench_copy(PGconn *c, const char *tag, int n)
  * until every one is committed. Returns events/s; *submit_us the mean time
  * one submit took. */
 static double bench_writer(const char *conninfo, const char *run, const char *spool_dir,
-                           gw_spool_sync_t sync, int conns, int n, double *submit_us)
+                           gw_spool_sync_t sync, int conns, int n, double *submit_us,
+                           double *cpu_us)
 {
     gw_usage_writer_opts_t o;
     char err[512];
@@ -156,7 +166,7 @@ static double bench_writer(const char *conninfo, const char *run, const char *sp
         fprintf(stderr, "ledger_bench: %s\n", err);
         exit(1);
     }
-    double t0 = now_s(), submit = 0;
+    double t0 = now_s(), submit = 0, c0 = cpu_s();
     for (int i = 0; i < n; i++) {
         gw_usage_record_t r = rec(run, i);
         double s0 = now_s();
@@ -176,6 +186,7 @@ static double bench_writer(const char *conninfo, const char *run, const char *sp
     }
     gw_usage_writer_stop(w, 5000);
     *submit_us = submit / n * 1e6;
+    *cpu_us = (cpu_s() - c0) / n * 1e6;
     return rate;
 }
 
@@ -216,28 +227,52 @@ int main(int argc, char **argv)
     snprintf(d1, sizeof d1, "%s/interval", argv[2]);
     snprintf(d2, sizeof d2, "%s/always", argv[2]);
     snprintf(d3, sizeof d3, "%s/interval1", argv[2]);
-    double su_int, su_int1, su_mem, su_always;
+    double su_int, su_int1, su_mem, su_always, cu_int, cu_int1, cu_mem, cu_always;
     double copy = bench_copy(c, "copy", n);
-    double spool = bench_writer(conninfo, "spool", d1, GW_SPOOL_SYNC_INTERVAL, 2, n, &su_int);
-    double spool1 = bench_writer(conninfo, "spool1", d3, GW_SPOOL_SYNC_INTERVAL, 1, n, &su_int1);
-    double mem = bench_writer(conninfo, "memory", NULL, GW_SPOOL_SYNC_INTERVAL, 1, n, &su_mem);
-    double always =
-        bench_writer(conninfo, "always", d2, GW_SPOOL_SYNC_ALWAYS, 2, n_always, &su_always);
+    double spool =
+        bench_writer(conninfo, "spool", d1, GW_SPOOL_SYNC_INTERVAL, 2, n, &su_int, &cu_int);
+    double spool1 =
+        bench_writer(conninfo, "spool1", d3, GW_SPOOL_SYNC_INTERVAL, 1, n, &su_int1, &cu_int1);
+    double mem = bench_writer(conninfo, "memory", NULL, GW_SPOOL_SYNC_INTERVAL, 1, n, &su_mem,
+                              &cu_mem);
+    double always = bench_writer(conninfo, "always", d2, GW_SPOOL_SYNC_ALWAYS, 2, n_always,
+                                 &su_always, &cu_always);
     double copy2 = bench_copy(c, "copy2", n); /* again: the machine's load drifts during a run */
+    int64_t card = card_id;
+    card_id = 0; /* what pricing columns cost PostgreSQL: the same rows unpriced */
+    double copy_unpriced = bench_copy(c, "copy3", n);
+    card_id = card;
+    /* What the daily rollup's trigger (migration 0017) costs: COPY without it. */
+    double copy_noroll = -1;
+    res = PQexec(c, "ALTER TABLE usage_events DISABLE TRIGGER usage_daily_insert");
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        copy_noroll = bench_copy(c, "copy4", n);
+        res = PQexec(c, "ALTER TABLE usage_events ENABLE TRIGGER usage_daily_insert");
+    }
+    PQclear(res);
     double peer = (copy + copy2) / 2;
     printf("rows per run: %d (always: %d), one submitting thread, batches of 5000; rows %s, with"
            " a %zu-byte route explanation\n",
            n, n_always, card_id > 0 ? "priced" : "UNPRICED (no price card)", strlen(BENCH_EXPLAIN));
     printf("%-40s %9.0f events/s  (first %.0f, last %.0f)\n", "COPY (peer, same table), mean", peer,
            copy, copy2);
-    printf("%-40s %9.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
-           "ledger, spool interval, 2 connections", spool, spool / peer, su_int);
-    printf("%-40s %9.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
-           "ledger, spool interval, 1 connection", spool1, spool1 / peer, su_int1);
-    printf("%-40s %9.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
-           "ledger, no spool (memory, 1 connection)", mem, mem / peer, su_mem);
-    printf("%-40s %9.0f events/s  ratio to COPY %.2f  submit %.2f us\n",
-           "ledger, spool always, 2 connections", always, always / peer, su_always);
+    printf("%-40s %9.0f events/s  (the same rows without prices)\n", "COPY, unpriced rows",
+           copy_unpriced);
+    if (copy_noroll > 0)
+        printf("%-40s %9.0f events/s  (the daily rollup costs the peer %.0f%%)\n",
+               "COPY, rollup trigger disabled", copy_noroll, 100 * (1 - copy / copy_noroll));
+    printf("%-40s %9s %13s %10s %16s\n", "", "events/s", "ratio to COPY", "submit us",
+           "client CPU us/ev");
+    const char *names[] = {"ledger, spool interval, 2 connections",
+                           "ledger, spool interval, 1 connection",
+                           "ledger, no spool (memory, 1 connection)",
+                           "ledger, spool always, 2 connections"};
+    double rates[] = {spool, spool1, mem, always}, sub[] = {su_int, su_int1, su_mem, su_always},
+           cpu[] = {cu_int, cu_int1, cu_mem, cu_always};
+    for (int i = 0; i < 4; i++)
+        printf("%-40s %9.0f %13.2f %10.2f %16.2f\n", names[i], rates[i], rates[i] / peer, sub[i],
+               cpu[i]);
     printf("target: ledger (spool, interval) >= 50000 events/s: %s\n",
            spool >= 50000 ? "met" : "NOT met");
     PQfinish(c);
