@@ -36,9 +36,10 @@ void gw_spool_opts_default(gw_spool_opts_t *o);
  * spool_sync (always | interval), spool_sync_ms (1..60000), spool_max_bytes
  * (an integer >= 65536, optional suffix K, M or G for powers of 1024),
  * spool_full (refuse | block), spool_ledger (on | off-for-benchmarks: no
- * usage rows at all, for benchmarks only; plain "off" is refused). Returns 1 when the key was one of these and
- * its value was applied, 0 when the key is not a spool key (o untouched),
- * -1 when the value is bad (err says why, o untouched). */
+ * usage rows at all, for benchmarks only; plain "off" is refused). Returns 1
+ * when the key was one of these and its value was applied, 0 when the key is
+ * not a spool key (o untouched), -1 when the value is bad (err says why, o
+ * untouched). */
 int gw_spool_opts_parse(gw_spool_opts_t *o, const char *key, const char *value, char *err,
                         size_t errlen);
 

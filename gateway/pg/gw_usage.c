@@ -55,8 +55,8 @@ struct gw_usage_writer {
     int64_t stop_deadline_ms;
     uw_link_t links[UW_LINKS_MAX]; /* writer thread only */
     int nlinks;                    /* spool mode: connections with a batch in flight, at most */
-    bool off; /* spool_ledger = off-for-benchmarks: submit discards, no thread */
-    gw_spool_t *spool;        /* NULL: the in-memory queue above */
+    bool off;                      /* spool_ledger = off-for-benchmarks: submit discards */
+    gw_spool_t *spool;             /* NULL: the in-memory queue above */
     int64_t oldest_ms;    /* spool mode: when the oldest unsent record came (-1: none, 0: due) */
     unsigned unsignalled; /* spool mode: appends since the thread was last woken */
     atomic_uint_fast64_t written;

@@ -9,17 +9,17 @@
 #include "test_usage_common.h"
 
 /* Groups where usage_daily and a GROUP BY over the rows differ (either way). */
-#define TRUTH                                                                                   \
-    "SELECT (completed_at AT TIME ZONE 'UTC')::date, team_id, key_id, model_requested,"         \
-    " provider, charge_currency, count(*),"                                                     \
-    " count(*) FILTER (WHERE error_type IS NOT NULL OR http_status >= 400),"                    \
-    " count(*) FILTER (WHERE NOT usage_complete), count(*) FILTER (WHERE price_card_id IS NULL)," \
-    " COALESCE(sum(prompt_tokens), 0)::bigint, COALESCE(sum(cache_hit_tokens), 0)::bigint,"     \
-    " COALESCE(sum(cache_miss_tokens), 0)::bigint, COALESCE(sum(completion_tokens), 0)::bigint," \
-    " COALESCE(sum(reasoning_tokens), 0)::bigint, COALESCE(sum(charge_pico), 0)::numeric(40,0)" \
+#define TRUTH                                                                                      \
+    "SELECT (completed_at AT TIME ZONE 'UTC')::date, team_id, key_id, model_requested,"            \
+    " provider, charge_currency, count(*),"                                                        \
+    " count(*) FILTER (WHERE error_type IS NOT NULL OR http_status >= 400),"                       \
+    " count(*) FILTER (WHERE NOT usage_complete), count(*) FILTER (WHERE price_card_id IS NULL),"  \
+    " COALESCE(sum(prompt_tokens), 0)::bigint, COALESCE(sum(cache_hit_tokens), 0)::bigint,"        \
+    " COALESCE(sum(cache_miss_tokens), 0)::bigint, COALESCE(sum(completion_tokens), 0)::bigint,"   \
+    " COALESCE(sum(reasoning_tokens), 0)::bigint, COALESCE(sum(charge_pico), 0)::numeric(40,0)"    \
     " FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6"
-#define DIFF                                                                                    \
-    "SELECT count(*) FROM ((" TRUTH " EXCEPT SELECT * FROM usage_daily) UNION ALL"              \
+#define DIFF                                                                                       \
+    "SELECT count(*) FROM ((" TRUTH " EXCEPT SELECT * FROM usage_daily) UNION ALL"                 \
     " (SELECT * FROM usage_daily EXCEPT " TRUTH ")) x"
 
 static long value_long(PGconn *c, const char *sql)
@@ -123,11 +123,15 @@ int main(void)
     /* 4. The finance views read the rollup and agree with the rows. */
     CHECK(value_long(c, "SELECT sum(requests) FROM finance_usage_daily") ==
           value_long(c, "SELECT count(*) FROM usage_events"));
-    char *a = tdb_value(c, "SELECT sum(errors) || '/' || sum(charge_pico) || '/' ||"
-                           " sum(prompt_tokens) FROM finance_spend_monthly", 0, NULL);
-    char *b = tdb_value(c, "SELECT count(*) FILTER (WHERE error_type IS NOT NULL OR http_status"
-                           " >= 400) || '/' || COALESCE(sum(charge_pico), 0) || '/' ||"
-                           " COALESCE(sum(prompt_tokens), 0) FROM usage_events", 0, NULL);
+    char *a = tdb_value(c,
+                        "SELECT sum(errors) || '/' || sum(charge_pico) || '/' ||"
+                        " sum(prompt_tokens) FROM finance_spend_monthly",
+                        0, NULL);
+    char *b = tdb_value(c,
+                        "SELECT count(*) FILTER (WHERE error_type IS NOT NULL OR http_status"
+                        " >= 400) || '/' || COALESCE(sum(charge_pico), 0) || '/' ||"
+                        " COALESCE(sum(prompt_tokens), 0) FROM usage_events",
+                        0, NULL);
     printf("finance_spend_monthly %s, rows %s (errors/charge/prompt tokens)\n", a ? a : "?",
            b ? b : "?");
     CHECK(a && b && strcmp(a, b) == 0);

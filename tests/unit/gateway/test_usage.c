@@ -176,7 +176,8 @@ int main(void)
     o.conninfo = db.conninfo;
     o.flush_ms = 10;
     snprintf(o.spool.dir, sizeof o.spool.dir, "/nonexistent/not/a/spool");
-    CHECK(gw_spool_opts_parse(&o.spool, "spool_ledger", "off-for-benchmarks", err, sizeof err) == 1);
+    CHECK(gw_spool_opts_parse(&o.spool, "spool_ledger", "off-for-benchmarks", err,
+                              sizeof err) == 1);
     w = gw_usage_writer_start2(&o, err, sizeof err);
     CHECK(w != NULL);
     for (int i = 0; w && i < 20; i++) {
