@@ -212,9 +212,9 @@ static void exec_ok(PGconn *c, const char *sql)
 }
 
 /* The peer: one COPY of n rows (text format) into usage_events. With
- * staged, the alternative the writer could use instead of its INSERT ...
- * unnest: per batch of 5,000, COPY into a temporary table, then INSERT ...
- * SELECT ... ON CONFLICT DO NOTHING from it, in one transaction. */
+ * staged, what the writer does (gw_usage.c), from one connection: per batch
+ * of 5,000, COPY into a temporary table, then INSERT ... SELECT ... ON
+ * CONFLICT DO NOTHING from it, in one transaction. */
 static double bench_copy_ex(PGconn *c, const char *tag, int n, bool staged)
 {
     double t0 = now_s(), p0 = pg_cpu_s();
@@ -392,8 +392,8 @@ int main(int argc, char **argv)
     printf("%-42s %9.0f %9s %9.1f   (priced, around: %.1f: prices cost %.0f%% of PG CPU)\n",
            "COPY, the same rows unpriced", copy[4], "", copy_pg[4], priced,
            100 * (priced / copy_pg[4] - 1));
-    printf("%-42s %9.0f %9s %9.1f   (COPY around: %.1f; the writer's INSERT ... unnest: %.1f)\n",
-           "staged: COPY to a temp table + INSERT ON CONFLICT", staged, "", staged_pg,
+    printf("%-42s %9.0f %9s %9.1f   (COPY around: %.1f; the writer, 2 connections: %.1f)\n",
+           "COPY to a temp table + INSERT ON CONFLICT", staged, "", staged_pg,
            (copy_pg[5] + copy7_pg) / 2, pg[0]);
     (void)copy7;
     printf("one core's worth of PostgreSQL CPU takes %.0f rows/s by COPY, %.0f by the writer "

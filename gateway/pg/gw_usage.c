@@ -35,6 +35,7 @@ typedef struct uw_link {
     PGconn *conn;             /* NULL: not connected */
     int64_t partitions_at_ms; /* last usage_partitions_ensure() */
     int schema;               /* which uw_schema the database has */
+    bool staged;              /* its temporary table uw_stage exists: batches go by COPY */
 } uw_link_t;
 
 typedef struct uw_item {
@@ -230,6 +231,127 @@ static void uw_arr_record(uw_buf_t *col, const gw_usage_record_t *r)
     uw_buf_put(&col[32], r->response_cache_hit ? "t" : "f", 1);
 }
 
+/* Appends one COPY text field (NULL: \N) with its separator before it
+ * (none for the first); text is escaped as COPY's text format wants. */
+static void uw_copy_text(uw_buf_t *b, const char *s, bool first)
+{
+    if (!first)
+        uw_buf_put(b, "\t", 1);
+    if (!s) {
+        uw_buf_put(b, "\\N", 2);
+        return;
+    }
+    for (const char *p = s; *p;) {
+        size_t run = strcspn(p, "\\\t\n\r");
+        uw_buf_put(b, p, run);
+        p += run;
+        if (*p) {
+            char esc[2] = {'\\', *p == '\t' ? 't' : *p == '\n' ? 'n' : *p == '\r' ? 'r' : '\\'};
+            uw_buf_put(b, esc, 2);
+            p++;
+        }
+    }
+}
+
+/* An integer field; negative means NULL when null_if_negative. */
+static void uw_copy_int(uw_buf_t *b, int64_t v, bool null_if_negative)
+{
+    uw_buf_put(b, "\t", 1);
+    if (null_if_negative && v < 0) {
+        uw_buf_put(b, "\\N", 2);
+        return;
+    }
+    uw_arr_int(b, v, false); /* the digits */
+}
+
+/* Writes n digits of v, zero-padded, at p. */
+static void uw_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+}
+
+/* A timestamp field from unix microseconds, as "YYYY-MM-DD HH:MM:SS.ffffff+00"
+ * (UTC, exact); NULL when null_if_not_positive and us <= 0, or outside years
+ * 1..9999. Formatted by hand (three per row: strftime was a fifth of the
+ * writer's CPU); the date from the day number by the civil-from-days
+ * algorithm of the proleptic Gregorian calendar. */
+static void uw_copy_time(uw_buf_t *b, int64_t us, bool null_if_not_positive)
+{
+    uw_buf_put(b, "\t", 1);
+    int64_t day = us >= 0 ? us / 86400000000LL : -((-us + 86399999999LL) / 86400000000LL);
+    int64_t in_day = us - day * 86400000000LL; /* 0 .. 86399999999 */
+    int64_t z = day + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    if ((null_if_not_positive && us <= 0) || y < 1 || y > 9999) {
+        uw_buf_put(b, "\\N", 2);
+        return;
+    }
+    char out[32] = "YYYY-MM-DD HH:MM:SS.ffffff+00";
+    uw_digits(out, y, 4);
+    uw_digits(out + 5, m, 2);
+    uw_digits(out + 8, d, 2);
+    uw_digits(out + 11, in_day / 3600000000LL, 2);
+    uw_digits(out + 14, in_day / 60000000 % 60, 2);
+    uw_digits(out + 17, in_day / 1000000 % 60, 2);
+    uw_digits(out + 20, in_day % 1000000, 6);
+    uw_buf_put(b, out, 29);
+}
+
+/* Appends record r as one line of COPY text with the first `columns`
+ * columns of the newest schema, in the order of UW_COLUMNS_0013 (the same
+ * values, NULLs and checks as uw_arr_record). */
+static void uw_copy_record(uw_buf_t *b, const gw_usage_record_t *r, int columns)
+{
+    uw_copy_text(b, r->request_id, true);
+    uw_copy_int(b, r->team_id, false);
+    uw_copy_int(b, r->key_id, false);
+    uw_copy_text(b, r->model_requested, false);
+    uw_copy_text(b, r->provider[0] ? r->provider : NULL, false);
+    uw_copy_text(b, r->upstream_model[0] ? r->upstream_model : NULL, false);
+    uw_copy_int(b, r->attempts, false);
+    uw_copy_text(b, r->endpoint, false);
+    uw_copy_text(b, r->streamed ? "t" : "f", false);
+    uw_copy_int(b, r->http_status, false);
+    uw_copy_text(b, r->error_type[0] ? r->error_type : NULL, false);
+    uw_copy_time(b, r->received_at_us, false);
+    uw_copy_time(b, r->first_byte_at_us, true);
+    uw_copy_time(b, r->completed_at_us, false);
+    uw_copy_int(b, r->prompt_tokens, true);
+    uw_copy_int(b, r->cache_hit_tokens, true);
+    uw_copy_int(b, r->cache_miss_tokens, true);
+    uw_copy_int(b, r->completion_tokens, true);
+    uw_copy_int(b, r->reasoning_tokens, true);
+    uw_copy_text(b, r->usage_complete ? "t" : "f", false);
+    bool priced = r->price_card_id > 0;
+    uw_copy_int(b, priced ? r->price_card_id : -1, true);
+    uw_copy_int(b, priced && r->discount_window_id > 0 ? r->discount_window_id : -1, true);
+    uw_copy_time(b, priced ? r->priced_at_us : -1, true);
+    uw_copy_text(b, priced ? r->charge_currency : NULL, false);
+    for (int c = 0; c < 5; c++) {
+        char num[48];
+        bool ok =
+            priced && pr_pico_format_int(c < 4 ? r->cost_pico[c] : r->charge_pico, num, sizeof num);
+        uw_copy_text(b, ok ? num : NULL, false);
+    }
+    uw_copy_int(b, priced ? (int64_t)r->pricing_flags : -1, true);
+    if (columns > 30) {
+        /* Not valid JSON: NULL, as in uw_arr_record (never lose the row). */
+        cJSON *explain = r->route_explain[0] ? cJSON_Parse(r->route_explain) : NULL;
+        uw_copy_text(b, explain ? r->route_explain : NULL, false);
+        cJSON_Delete(explain);
+    }
+    if (columns > 31) {
+        uw_copy_int(b, r->cache_predicted ? r->cache_hit_predicted_tokens : -1, true);
+        uw_copy_text(b, r->response_cache_hit ? "t" : "f", false);
+    }
+    uw_buf_put(b, "\n", 1);
+}
+
 /* One statement for any batch size: each column travels as one array and
  * unnest() turns them back into rows. The text is constant, so PostgreSQL's
  * parse and plan cost does not grow with the batch (a multi-row VALUES list
@@ -267,22 +389,33 @@ typedef struct uw_schema {
     const char *migration; /* the migration that added `probe` ("" = the base) */
     const char *probe;     /* a column of usage_events it added */
     int columns;           /* how many of the record's columns it takes */
-    const char *sql;
+    const char *sql;       /* the batch as one INSERT ... unnest(arrays) */
+    const char *copy;      /* staged: the batch COPYed into uw_stage ... */
+    const char *insert;    /* ... then moved into usage_events, and committed */
 } uw_schema_t;
+
+#define UW_STAGED(cols)                                                                    \
+    "COPY uw_stage (" cols ") FROM STDIN",                                                 \
+        "INSERT INTO usage_events (" cols ") SELECT " cols " FROM uw_stage"                \
+        " ON CONFLICT DO NOTHING; COMMIT"
+#define UW_COLUMNS_0013 UW_COLUMNS ", route_explain, cache_hit_predicted_tokens, response_cache_hit"
 
 static const uw_schema_t uw_schemas[] = {
     {"", "", 30,
      "INSERT INTO usage_events (" UW_COLUMNS ") SELECT " UW_VALUES " FROM unnest(" UW_ARRAYS
-     ") AS v(" UW_NAMES ") ON CONFLICT DO NOTHING"},
+     ") AS v(" UW_NAMES ") ON CONFLICT DO NOTHING",
+     UW_STAGED(UW_COLUMNS)},
     {"0010", "route_explain", 31,
      "INSERT INTO usage_events (" UW_COLUMNS ", route_explain) SELECT " UW_VALUES
      ", rex::jsonb FROM unnest(" UW_ARRAYS ", $31::text[]) AS v(" UW_NAMES
-     ", rex) ON CONFLICT DO NOTHING"},
+     ", rex) ON CONFLICT DO NOTHING",
+     UW_STAGED(UW_COLUMNS ", route_explain")},
     {"0013", "cache_hit_predicted_tokens", 33,
      "INSERT INTO usage_events (" UW_COLUMNS ", route_explain, cache_hit_predicted_tokens,"
      " response_cache_hit) SELECT " UW_VALUES ", rex::jsonb, chp, rch FROM unnest(" UW_ARRAYS
      ", $31::text[], $32::bigint[], $33::boolean[]) AS v(" UW_NAMES
-     ", rex, chp, rch) ON CONFLICT DO NOTHING"},
+     ", rex, chp, rch) ON CONFLICT DO NOTHING",
+     UW_STAGED(UW_COLUMNS_0013)},
 };
 #define UW_SCHEMAS ((int)(sizeof uw_schemas / sizeof uw_schemas[0]))
 
@@ -351,6 +484,17 @@ static bool uw_link_ready(gw_usage_writer_t *w, uw_link_t *l, size_t n)
         }
         tg_info("usage writer: connected to PostgreSQL");
         l->schema = uw_schema_probe(l->conn);
+        /* Batches go by COPY into this session's temporary table, then one
+         * INSERT ... SELECT ... ON CONFLICT DO NOTHING from it (about 20%
+         * less PostgreSQL CPU per row than the unnest statement, which
+         * stays the fallback when the table cannot be made). */
+        PGresult *res = PQexec(l->conn, "CREATE TEMP TABLE uw_stage (LIKE usage_events INCLUDING"
+                                        " DEFAULTS) ON COMMIT DELETE ROWS");
+        l->staged = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!l->staged)
+            tg_warn("usage writer: no staging table (%s): batches go as one INSERT each",
+                    gw_pg_message(l->conn, res, err, sizeof err));
+        PQclear(res);
         if (l == &w->links[0]) /* once per writer is enough: the first connection does it */
             uw_partitions_ensure(l);
     } else if (l == &w->links[0] && uw_now_ms() - l->partitions_at_ms > UW_PARTITIONS_EVERY_MS) {
@@ -371,11 +515,85 @@ static void uw_link_drop(uw_link_t *l)
  * without waiting for its result (uw_finish collects it). In autocommit, so
  * the statement is its own transaction. Returns 0 when sent, -1 (logged)
  * when PostgreSQL cannot be reached: nothing is lost, try again. */
+/* Runs `sql` on l, expecting status `want`. Returns 0; or -1 (logged as
+ * `what`), with *retry telling a lost connection (dropped) from a refusal. */
+static int uw_exec(uw_link_t *l, const char *sql, ExecStatusType want, const char *what,
+                   bool *retry)
+{
+    char err[512];
+    PGresult *res = PQexec(l->conn, sql);
+    if (PQresultStatus(res) == want) {
+        PQclear(res);
+        return 0;
+    }
+    *retry = gw_pg_error_retryable(res) || PQstatus(l->conn) != CONNECTION_OK;
+    tg_warn("usage writer: %s failed: %s%s", what, gw_pg_message(l->conn, res, err, sizeof err),
+            *retry ? "; will retry" : "");
+    PQclear(res);
+    if (*retry)
+        uw_link_drop(l);
+    return -1;
+}
+
+/* Staged send: BEGIN, COPY recs[0..n) into uw_stage (waited for), then sends
+ * the INSERT into usage_events and the COMMIT without waiting (uw_finish
+ * collects both). Returns 0 when sent; 1 when COPY refused the data (rolled
+ * back: send the batch the other way); -1 when PostgreSQL is unreachable. */
+static int uw_send_staged(uw_link_t *l, const gw_usage_record_t *recs, size_t n)
+{
+    char err[512];
+    const uw_schema_t *schema = &uw_schemas[l->schema];
+    bool retry = true;
+    if (uw_exec(l, "BEGIN", PGRES_COMMAND_OK, "BEGIN", &retry) != 0)
+        return retry ? -1 : 1;
+    if (uw_exec(l, schema->copy, PGRES_COPY_IN, "COPY into uw_stage", &retry) != 0)
+        goto refused;
+    uw_buf_t data = {0};
+    for (size_t i = 0; i < n; i++)
+        uw_copy_record(&data, &recs[i], schema->columns);
+    int ok = PQputCopyData(l->conn, data.s, (int)data.len) == 1 && PQputCopyEnd(l->conn, NULL) == 1;
+    free(data.s);
+    PGresult *res = ok ? PQgetResult(l->conn) : NULL, *extra;
+    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        gw_pg_message(l->conn, res, err, sizeof err);
+    PQclear(res);
+    while ((extra = PQgetResult(l->conn)) != NULL)
+        PQclear(extra);
+    if (!ok) {
+        if (PQstatus(l->conn) != CONNECTION_OK) {
+            tg_warn("usage writer: COPY of %zu records failed: %s; will retry", n, err);
+            uw_link_drop(l);
+            return -1;
+        }
+        tg_warn("usage writer: COPY of %zu records refused: %s", n, err);
+        goto refused;
+    }
+    if (!PQsendQuery(l->conn, schema->insert)) {
+        tg_warn("usage writer: sending %zu records failed: %s; will retry", n,
+                gw_pg_message(l->conn, NULL, err, sizeof err));
+        uw_link_drop(l);
+        return -1;
+    }
+    return 0;
+refused:
+    if (!retry && uw_exec(l, "ROLLBACK", PGRES_COMMAND_OK, "ROLLBACK", &retry) == 0)
+        return 1;
+    return -1;
+}
+
 static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs, size_t n)
 {
     char err[512];
     if (!uw_link_ready(w, l, n))
         return -1;
+    if (l->staged) {
+        int r = uw_send_staged(l, recs, n);
+        if (r <= 0)
+            return r;
+        /* COPY refused the data (it should not): the unnest statement below
+         * finds and rejects the bad record, row by row if needed. */
+    }
     uw_buf_t col[UW_COLS] = {{0}};
     const char *v[UW_COLS];
     for (size_t c = 0; c < UW_COLS; c++)
@@ -408,6 +626,16 @@ static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *
 static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
                             size_t n);
 
+/* Ends a transaction that a failed staged batch left open (a no-op after
+ * the unnest statement, which runs in autocommit). False if it could not. */
+static bool uw_txn_reset(uw_link_t *l)
+{
+    if (PQtransactionStatus(l->conn) == PQTRANS_IDLE)
+        return true;
+    PQclear(PQexec(l->conn, "ROLLBACK"));
+    return PQtransactionStatus(l->conn) == PQTRANS_IDLE;
+}
+
 /* Waits for the result of the statement uw_send sent on link l for
  * recs[0..n). UW_DONE: committed (PostgreSQL answered the statement, which
  * with synchronous_commit on means durable), or, for a single record
@@ -418,15 +646,31 @@ static uw_result_t uw_finish(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_
                              size_t n)
 {
     char err[512];
-    PGresult *res = PQgetResult(l->conn), *extra;
-    while ((extra = PQgetResult(l->conn)) != NULL) /* a statement has one result */
-        PQclear(extra);
+    /* One result for the unnest statement; the INSERT's and the COMMIT's
+     * for a staged batch. The rows count only when every one succeeded. */
+    PGresult *res = NULL, *next;
+    uint64_t inserted = 0;
+    int results = 0;
+    while ((next = PQgetResult(l->conn)) != NULL) {
+        if (results++ == 0 && PQresultStatus(next) == PGRES_COMMAND_OK)
+            inserted = strtoull(PQcmdTuples(next), NULL, 10);
+        if (!res && PQresultStatus(next) != PGRES_COMMAND_OK)
+            res = next; /* the first failure */
+        else
+            PQclear(next);
+    }
     uw_result_t out = UW_DONE;
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        atomic_fetch_add(&w->written, strtoull(PQcmdTuples(res), NULL, 10));
+    if (!res && results > 0) {
+        atomic_fetch_add(&w->written, inserted);
     } else if (gw_pg_error_retryable(res) || PQstatus(l->conn) != CONNECTION_OK) {
         tg_warn("usage writer: writing %zu records failed: %s; will retry", n,
                 gw_pg_message(l->conn, res, err, sizeof err));
+        uw_link_drop(l);
+        out = UW_RETRY;
+    } else if (!uw_txn_reset(l)) {
+        /* The failed staged transaction could not be ended: start afresh. */
+        tg_warn("usage writer: cannot roll back a failed batch: %s; will retry",
+                PQerrorMessage(l->conn));
         uw_link_drop(l);
         out = UW_RETRY;
     } else if (n > 1) {
