@@ -591,8 +591,12 @@ static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *
         int r = uw_send_staged(l, recs, n);
         if (r <= 0)
             return r;
-        /* COPY refused the data (it should not): the unnest statement below
-         * finds and rejects the bad record, row by row if needed. */
+        /* COPY refused (it should not; e.g. the table went missing behind a
+         * transaction-mode pooler): this connection stops staging, and the
+         * unnest statement below takes the batch, finding a bad record row
+         * by row if there is one. A new connection tries staging again. */
+        tg_warn("usage writer: COPY refused: batches on this connection go as one INSERT each");
+        l->staged = false;
     }
     uw_buf_t col[UW_COLS] = {{0}};
     const char *v[UW_COLS];
@@ -813,14 +817,17 @@ static void uw_flight_abandon(gw_usage_writer_t *w, uw_flight_t *f)
         return;
     PGresult *res;
     bool ok = true;
+    uint64_t inserted = 0;
     while ((res = PQgetResult(f->link->conn)) != NULL) {
-        if (PQresultStatus(res) == PGRES_COMMAND_OK)
-            atomic_fetch_add(&w->written, strtoull(PQcmdTuples(res), NULL, 10));
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) /* the COMMIT's count is "" */
+            inserted += strtoull(PQcmdTuples(res), NULL, 10);
         else
             ok = false;
         PQclear(res);
     }
-    if (!ok)
+    if (ok) /* the INSERT and, when staged, its COMMIT */
+        atomic_fetch_add(&w->written, inserted);
+    else
         uw_link_drop(f->link);
 }
 
