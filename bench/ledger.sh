@@ -16,11 +16,12 @@ finish() { scripts/services stop "$work/services" >/dev/null 2>&1 || true; rm -r
 trap finish EXIT
 cc -std=c17 -O2 -D_GNU_SOURCE -Wall -Wextra -Werror -Igateway/pg -Icommon -Ipricing \
     -I/usr/include/postgresql bench/ledger_bench.c build/gateway/pg/libgw_pg.a \
-    build/pricing/libtg_pricing.a build/common/libtg_common.a -lpq -lcrypto -lpthread -lm \
+    build/pricing/libtg_pricing.a build/common/libtg_common.a -lpq -lcjson -lcrypto -lpthread -lm \
     -o "$work/ledger_bench"
 scripts/services start "$work/services" >/dev/null
 set -a; . "$work/services/services.env"; set +a
 build/gateway/ctl/tollgatectl migrate >/dev/null
+build/gateway/ctl/tollgatectl price seed >/dev/null # rows are priced, as the gateway's are
 mkdir -p "$work/spool"
 echo "machine: $(nproc) cpus, $(uname -m); PostgreSQL $(psql "$TG_PG_CONNINFO" -Atc 'show server_version');" \
      "spool on $(df -P "$work" | awk 'NR==2 {print $1}')"

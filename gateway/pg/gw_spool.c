@@ -61,6 +61,7 @@ struct gw_spool {
 /* ---- CRC32C (Castagnoli, reflected polynomial 0x82F63B78) ---- */
 
 static uint32_t sp_crc_table[256];
+static bool sp_crc_hw; /* the CPU has the SSE4.2 crc32 instruction (CRC32C itself) */
 static pthread_once_t sp_crc_once = PTHREAD_ONCE_INIT;
 
 static void sp_crc_init(void)
@@ -71,13 +72,41 @@ static void sp_crc_init(void)
             c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
         sp_crc_table[i] = c;
     }
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    sp_crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same CRC with the crc32 instruction, 8 bytes at a time (about 20x
+ * faster than the table: every record is checksummed when appended and
+ * again when read). Only called when sp_crc_hw. */
+__attribute__((target("sse4.2"))) static uint32_t sp_crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                               size_t len)
+{
+    uint64_t c = crc;
+    for (; len >= 8; len -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8); /* unaligned; x86-64 is little-endian like the format */
+        c = __builtin_ia32_crc32di(c, v);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+#endif
 
 uint32_t gw_spool_crc32c(uint32_t crc, const void *buf, size_t len)
 {
     pthread_once(&sp_crc_once, sp_crc_init);
     const uint8_t *p = buf;
     crc = ~crc;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (sp_crc_hw)
+        return ~sp_crc32c_hw(crc, p, len);
+#endif
     while (len--)
         crc = sp_crc_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
     return ~crc;
@@ -722,7 +751,15 @@ bool gw_spool_has_room(gw_spool_t *s, size_t len)
 size_t gw_spool_read(gw_spool_t *s, size_t max, gw_spool_visit_fn visit, void *arg,
                      gw_spool_pos_t *end)
 {
-    gw_spool_pos_t pos = s->ck;
+    return gw_spool_read_from(s, NULL, max, visit, arg, end);
+}
+
+size_t gw_spool_read_from(gw_spool_t *s, const gw_spool_pos_t *from, size_t max,
+                          gw_spool_visit_fn visit, void *arg, gw_spool_pos_t *end)
+{
+    gw_spool_pos_t pos = from ? *from : s->ck;
+    if (pos.seg < s->ck.seg || (pos.seg == s->ck.seg && pos.off < s->ck.off))
+        pos = s->ck; /* never before the checkpoint: those segments may be gone */
     size_t n = 0;
     while (n < max) {
         pthread_mutex_lock(&s->mu);

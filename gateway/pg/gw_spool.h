@@ -23,6 +23,10 @@ typedef struct gw_spool_opts {
     int sync_ms;                /* interval mode: longest time before data is fdatasync'd */
     uint64_t max_bytes;         /* disk budget: sum of the segment files' sizes */
     gw_spool_full_t full;       /* what an append does past the budget */
+    /* spool_ledger = off-for-benchmarks: the usage writer discards every
+     * record (NO usage rows, nothing metered). Only for measuring the
+     * ledger's cost (bench/ledger-gateway.sh); logged loudly at start. */
+    bool ledger_off;
 } gw_spool_opts_t;
 
 /* Defaults: no dir, interval sync every 100 ms, 1 GiB budget, refuse. */
@@ -31,9 +35,11 @@ void gw_spool_opts_default(gw_spool_opts_t *o);
 /* Applies one configuration key to *o. Keys: spool_dir (a path),
  * spool_sync (always | interval), spool_sync_ms (1..60000), spool_max_bytes
  * (an integer >= 65536, optional suffix K, M or G for powers of 1024),
- * spool_full (refuse | block). Returns 1 when the key was one of these and
- * its value was applied, 0 when the key is not a spool key (o untouched),
- * -1 when the value is bad (err says why, o untouched). */
+ * spool_full (refuse | block), spool_ledger (on | off-for-benchmarks: no
+ * usage rows at all, for benchmarks only; plain "off" is refused). Returns 1
+ * when the key was one of these and its value was applied, 0 when the key is
+ * not a spool key (o untouched), -1 when the value is bad (err says why, o
+ * untouched). */
 int gw_spool_opts_parse(gw_spool_opts_t *o, const char *key, const char *value, char *err,
                         size_t errlen);
 
@@ -85,6 +91,14 @@ typedef void (*gw_spool_visit_fn)(void *arg, const uint8_t *payload, size_t len)
  * gw_spool_commit once they are safely stored. Returns the number visited. */
 size_t gw_spool_read(gw_spool_t *s, size_t max, gw_spool_visit_fn visit, void *arg,
                      gw_spool_pos_t *end);
+
+/* Like gw_spool_read, but from `from` (a position an earlier read returned
+ * as its end; NULL or a position before the checkpoint = the checkpoint), so
+ * that the reader can take the next batch while an earlier one is still
+ * being stored. Same thread as gw_spool_read. Commits must still come in
+ * order: gw_spool_commit(end) says that everything before end is stored. */
+size_t gw_spool_read_from(gw_spool_t *s, const gw_spool_pos_t *from, size_t max,
+                          gw_spool_visit_fn visit, void *arg, gw_spool_pos_t *end);
 
 /* Records that everything before end (n records) is stored: writes the
  * checkpoint (temporary file, fdatasync, rename, directory fsync), then

@@ -1,5 +1,6 @@
 /* gw_spool_opts: defaults and configuration-key parsing for the usage spool
- * (spool_dir, spool_sync, spool_sync_ms, spool_max_bytes, spool_full), so
+ * (spool_dir, spool_sync, spool_sync_ms, spool_max_bytes, spool_full, and
+ * spool_ledger, the benchmarks-only switch that turns metering off), so
  * that the gateway's config loader can hand these keys over unchanged. */
 #include "gw_spool.h"
 
@@ -100,6 +101,23 @@ int gw_spool_opts_parse(gw_spool_opts_t *o, const char *key, const char *value, 
             o->full = GW_SPOOL_FULL_BLOCK;
         else {
             snprintf(err, errlen, "spool_full: '%s' is not refuse or block", value);
+            return -1;
+        }
+        return 1;
+    }
+    if (strcmp(key, "spool_ledger") == 0) {
+        /* Turning the ledger off must never happen by accident: only the
+         * long value is taken, and it says what it is for. */
+        if (strcmp(value, "on") == 0)
+            o->ledger_off = false;
+        else if (strcmp(value, "off-for-benchmarks") == 0)
+            o->ledger_off = true;
+        else {
+            snprintf(err, errlen,
+                     "spool_ledger: '%s' is not on or off-for-benchmarks (the usage ledger is "
+                     "not turned off in production: off-for-benchmarks answers requests with no "
+                     "usage row)",
+                     value);
             return -1;
         }
         return 1;

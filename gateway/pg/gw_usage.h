@@ -71,9 +71,14 @@ typedef struct gw_usage_writer_opts {
     int batch_max;         /* rows per INSERT (1..5000) */
     int flush_ms;          /* longest a record waits for its batch */
     gw_spool_opts_t spool; /* spool.dir "" = records kept in memory only */
+    /* With a spool: PostgreSQL connections, each with at most one batch in
+     * flight, used only while a backlog of full batches waits (1..4; the
+     * checkpoint still advances strictly in order). Without a spool: 1. */
+    int connections;
 } gw_usage_writer_opts_t;
 
-/* conninfo "", batch 1000, flush 50 ms, spool defaults (no directory). */
+/* conninfo "", batch 1000, flush 50 ms, 2 connections, spool defaults (no
+ * directory). */
 void gw_usage_writer_opts_default(gw_usage_writer_opts_t *o);
 
 /* Starts the writer with options; with a spool directory, opens it first

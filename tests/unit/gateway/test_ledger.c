@@ -5,7 +5,10 @@
  * a journal whose checkpoint is older than the COMMIT (a crash between the
  * two) writes nothing twice; a torn tail and a corrupted middle record are
  * recovered as docs/ledger.md says, end to end; a full spool refuses
- * (submit returns -1) or blocks until the writer makes room. */
+ * (submit returns -1) or blocks until the writer makes room; a backlog is
+ * sent on several connections at once, and when the first of the batches in
+ * flight fails the rest are sent again: still exactly once, with a record
+ * PostgreSQL refuses among them rejected exactly once. */
 #include "spool_files.h"
 #include "test_usage_common.h"
 
@@ -24,6 +27,25 @@ static gw_usage_writer_t *writer(const char *conninfo, const char *dir, uint64_t
     snprintf(o.spool.dir, sizeof o.spool.dir, "%s", dir);
     o.spool.max_bytes = max_bytes;
     o.spool.full = full;
+    gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "test: writer did not start: %s\n", err);
+        exit(1);
+    }
+    return w;
+}
+
+/* A writer with `conns` connections and batches of `batch`. */
+static gw_usage_writer_t *writer_conns(const char *conninfo, const char *dir, int conns, int batch)
+{
+    gw_usage_writer_opts_t o;
+    char err[512];
+    gw_usage_writer_opts_default(&o);
+    o.conninfo = conninfo;
+    o.batch_max = batch;
+    o.flush_ms = 10;
+    o.connections = conns;
+    snprintf(o.spool.dir, sizeof o.spool.dir, "%s", dir);
     gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
     if (!w) {
         fprintf(stderr, "test: writer did not start: %s\n", err);
@@ -225,6 +247,54 @@ int main(void)
     CHECK(gw_usage_writer_written(w) == 1000);
     gw_usage_writer_stop(w, 1000);
     PQfinish(locker);
+    spool_rmdir(dir);
+
+    /* 8. A backlog goes out on several connections at once: with the table
+     *    locked, three batches wait inside PostgreSQL together. The backend
+     *    of the oldest is then killed: the batches after it are abandoned
+     *    and sent again (ON CONFLICT skips what they wrote). One record in
+     *    the middle has an unknown team: rejected exactly once. */
+    spool_tmpdir(dir, sizeof dir, "pipe");
+    w = writer_conns(db.conninfo, dir, 3, 100);
+    gw_usage_record_t warm = usage_record("pipe-warm", 0, team, key);
+    CHECK(gw_usage_writer_submit(w, &warm) == 0); /* connected, partitions made */
+    CHECK(usage_wait_drained(w, 20000));
+    /* SHARE mode blocks the INSERTs but lets new connections make their
+     * staging table (CREATE TEMP TABLE ... LIKE usage_events) and COPY. */
+    locker = tdb_connect(&db);
+    CHECK(tdb_exec(locker, "BEGIN; LOCK TABLE usage_events IN SHARE MODE"));
+    CHECK(submit_range(w, "pipe", 0, 1050, team, key) == 1050);
+    gw_usage_record_t bad = usage_record("pipe-bad", 0, 999999, key);
+    CHECK(gw_usage_writer_submit(w, &bad) == 0);
+    CHECK(submit_range(w, "pipe", 1050, 2000, team, key) == 950);
+    const char *waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                          " AND query LIKE 'INSERT INTO usage_events%'";
+    char *v = NULL;
+    for (int i = 0; i < 100; i++, tdb_sleep_ms(50)) {
+        free(v);
+        v = tdb_value(c, waiting, 0, NULL);
+        if (v && atoi(v) == 3)
+            break;
+    }
+    printf("batches waiting in PostgreSQL at once: %s (3 connections)\n", v ? v : "?");
+    CHECK(v && atoi(v) == 3);
+    free(v);
+    v = tdb_value(c,
+                  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type ="
+                  " 'Lock' AND query LIKE 'INSERT INTO usage_events%' ORDER BY query_start LIMIT 1",
+                  0, NULL);
+    CHECK(v && strcmp(v, "t") == 0);
+    free(v);
+    CHECK(tdb_exec(locker, "COMMIT"));
+    PQfinish(locker);
+    CHECK(usage_wait_drained(w, 30000));
+    CHECK(usage_count(c, "pipe-0%") == 2000);
+    CHECK(usage_count(c, "pipe-bad%") == 0);
+    CHECK(gw_usage_writer_written(w) == 2001);
+    CHECK(gw_usage_writer_rejected(w) == 1);
+    gw_usage_writer_spool_stats(w, &st);
+    CHECK(st.pending == 0 && st.appended == 2002);
+    gw_usage_writer_stop(w, 1000);
     spool_rmdir(dir);
 
     PQfinish(c);

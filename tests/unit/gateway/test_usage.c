@@ -4,7 +4,8 @@
  * database refuses is logged and counted without blocking the others; text
  * that is not UTF-8 is made safe; records queued while the database is
  * unreachable stay pending and stop() honours its deadline; the cache
- * columns are written, and a database without them still takes rows. */
+ * columns are written, and a database without them still takes rows; the
+ * benchmarks-only switch spool_ledger = off-for-benchmarks discards records. */
 #include "test_usage_common.h"
 
 #include <pthread.h>
@@ -166,6 +167,66 @@ int main(void)
     CHECK(usage_count(c, "older-%") == 1);
     CHECK(gw_usage_writer_rejected(w) == 0);
     gw_usage_writer_stop(w, 2000);
+
+    /* Without the right to make temporary tables there is no staging table:
+     * batches go as one INSERT ... unnest(arrays) each, rows just as exact. */
+    char sql[256];
+    snprintf(sql, sizeof sql, "REVOKE TEMPORARY ON DATABASE %s FROM PUBLIC, CURRENT_USER", db.name);
+    CHECK(tdb_exec(c, sql));
+    w = gw_usage_writer_start(db.conninfo, 200, 20);
+    CHECK(w != NULL);
+    for (int i = 0; i < 500; i++) {
+        r = usage_record("unnest", i, team_id, key_id);
+        snprintf(r.error_type, sizeof r.error_type, i % 2 ? "tab\there" : "");
+        gw_usage_writer_submit(w, &r);
+    }
+    r = usage_record("unnest-bad", 0, 999999, key_id); /* unknown team: rejected alone */
+    gw_usage_writer_submit(w, &r);
+    CHECK(usage_wait_drained(w, 20000));
+    CHECK(usage_count(c, "unnest-0%") == 500);
+    CHECK(usage_count(c, "unnest-bad%") == 0);
+    CHECK(gw_usage_writer_written(w) == 500 && gw_usage_writer_rejected(w) == 1);
+    v = tdb_value(c, "SELECT error_type FROM usage_events WHERE request_id = 'unnest-000001'", 0,
+                  NULL);
+    CHECK(v && strcmp(v, "tab\there") == 0);
+    free(v);
+    gw_usage_writer_stop(w, 2000);
+    snprintf(sql, sizeof sql, "GRANT TEMPORARY ON DATABASE %s TO PUBLIC, CURRENT_USER", db.name);
+    CHECK(tdb_exec(c, sql));
+    /* The staged path (COPY text format) with the characters it escapes. */
+    w = gw_usage_writer_start(db.conninfo, 200, 20);
+    CHECK(w != NULL);
+    r = usage_record("copyesc", 1, team_id, key_id);
+    snprintf(r.error_type, sizeof r.error_type, "t\tn\nr\rb\\N");
+    gw_usage_writer_submit(w, &r);
+    CHECK(usage_wait_drained(w, 20000));
+    v = tdb_value(c, "SELECT error_type FROM usage_events WHERE request_id = 'copyesc-000001'", 0,
+                  NULL);
+    CHECK(v && strcmp(v, "t\tn\nr\rb\\N") == 0);
+    free(v);
+    gw_usage_writer_stop(w, 2000);
+
+    /* spool_ledger = off-for-benchmarks: every record is discarded, and a
+     * spool directory is not even opened. */
+    gw_usage_writer_opts_t o;
+    char err[256];
+    gw_usage_writer_opts_default(&o);
+    o.conninfo = db.conninfo;
+    o.flush_ms = 10;
+    snprintf(o.spool.dir, sizeof o.spool.dir, "/nonexistent/not/a/spool");
+    CHECK(gw_spool_opts_parse(&o.spool, "spool_ledger", "off-for-benchmarks", err,
+                              sizeof err) == 1);
+    w = gw_usage_writer_start2(&o, err, sizeof err);
+    CHECK(w != NULL);
+    for (int i = 0; w && i < 20; i++) {
+        r = usage_record("off", i, team_id, key_id);
+        CHECK(gw_usage_writer_submit(w, &r) == 0);
+    }
+    tdb_sleep_ms(200);
+    CHECK(w && gw_usage_writer_pending(w) == 0 && gw_usage_writer_written(w) == 0);
+    CHECK(w && gw_usage_writer_accepting(w));
+    CHECK(usage_count(c, "off-%") == 0);
+    gw_usage_writer_stop(w, 100);
 
     /* PostgreSQL unreachable: records stay pending (nothing dropped), and
      * stop() gives up at its deadline, logging each record. */
