@@ -805,7 +805,6 @@ int gw_spool_commit(gw_spool_t *s, gw_spool_pos_t end, size_t n)
         s->rfd = -1;
     }
     pthread_mutex_lock(&s->mu);
-    s->st.pending = s->st.pending >= n ? s->st.pending - n : 0;
     uint64_t from = s->oldest;
     s->oldest = end.seg > s->oldest ? end.seg : s->oldest;
     pthread_mutex_unlock(&s->mu);
@@ -822,7 +821,10 @@ int gw_spool_commit(gw_spool_t *s, gw_spool_pos_t end, size_t n)
         }
         freed += (uint64_t)sb.st_size;
     }
+    /* pending drops only now, with the drained segments gone: whoever sees
+     * it reach 0 also sees their bytes freed */
     pthread_mutex_lock(&s->mu);
+    s->st.pending = s->st.pending >= n ? s->st.pending - n : 0;
     s->st.bytes = s->st.bytes >= freed ? s->st.bytes - freed : 0;
     if (freed && s->full_logged && s->st.bytes < s->o.max_bytes) {
         s->full_logged = false;

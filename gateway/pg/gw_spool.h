@@ -102,8 +102,10 @@ size_t gw_spool_read_from(gw_spool_t *s, const gw_spool_pos_t *from, size_t max,
 
 /* Records that everything before end (n records) is stored: writes the
  * checkpoint (temporary file, fdatasync, rename, directory fsync), then
- * deletes segments wholly before it and wakes appends waiting for space.
- * Same thread as gw_spool_read. Returns 0, or -1 if the checkpoint could not
+ * deletes segments wholly before it and wakes appends waiting for space;
+ * the stats' pending count drops after the deletion, so a caller that sees
+ * it reach 0 also sees the drained segments' bytes gone. Same thread as
+ * gw_spool_read. Returns 0, or -1 if the checkpoint could not
  * be written (logged; the records will be read again: harmless when the
  * store is idempotent). */
 int gw_spool_commit(gw_spool_t *s, gw_spool_pos_t end, size_t n);

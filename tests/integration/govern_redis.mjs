@@ -53,16 +53,21 @@ test('kill -9 a gateway holding reservations: the holds expire, the budget is ri
   const gwB = await h.startGateway(h.gatewayConfig({ ...base, gateway: gov('redis_failure = closed\n') }));
   await h.sleep(1200);
   const body = h.chatBody({ model: 'stalled', max_tokens: 20 });
+  const stalledBefore = (await stall.stats()).requests.by_endpoint.chat_completions;
   const pending = [];
   for (let i = 0; i < 5; i++) pending.push(h.post(gwB, '/v1/chat/completions', key, body).catch(() => null));
-  const held = await h.waitFor('holds placed', async () => {
-    const b = await budget(gwA, key);
-    return Number(b.held_micro) > 0 && Number(b.held_micro) >= 5 * 10 ? b : null;
-  }, 10000);
+  // a request reaches the provider only after its hold is placed: once the
+  // stalled simulator has all five, every hold is in Redis
+  await h.waitFor('all five requests at the provider', async () =>
+    (await stall.stats()).requests.by_endpoint.chat_completions - stalledBefore >= 5, 10000);
+  // (read again if the read-out itself is refused: its Redis timeout is
+  // 300 ms, which a loaded machine can pass)
+  const held = await h.waitFor('the budget read-out', () => budget(gwA, key), 5000, 100);
+  assert.ok(Number(held.held_micro) >= 5 * 10, `five holds: ${held.held_micro} micro`);
   gwB.proc.kill('SIGKILL');
   await gwB.exited;
   await Promise.all(pending);
-  const right = await budget(gwA, key);
+  const right = await h.waitFor('the budget read-out', () => budget(gwA, key), 2000, 100);
   assert.equal(right.held_micro, held.held_micro, 'the dead gateway\'s holds are still counted for now');
   await h.waitFor('holds expired', async () => (await budget(gwA, key)).held_micro === '0', 8000);
   // a request that needs most of the budget fits again
