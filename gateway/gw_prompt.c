@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "tg_log.h"
 
@@ -13,32 +12,7 @@ int gw_tokenizer_load(gw_tokenizer_t *t, const char *path, char *err, size_t err
 {
     memset(t, 0, sizeof *t);
     snprintf(t->path, sizeof t->path, "%s", path);
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "tokenizer %s: no such file or folder", path);
-        return -1;
-    }
-    char file[600], cfg[600];
-    bool dir = S_ISDIR(st.st_mode);
-    snprintf(file, sizeof file, dir ? "%s/tokenizer.json" : "%s", path);
-    char lerr[256];
-    t->tok = tok_load_file(file, lerr, sizeof lerr);
-    if (!t->tok) {
-        snprintf(err, errlen, "tokenizer %s: %s", file, lerr);
-        return -1;
-    }
-    if (dir) {
-        snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", path);
-        if (stat(cfg, &st) == 0) {
-            t->chat = tok_chat_load_file(cfg, lerr, sizeof lerr);
-            if (!t->chat) {
-                snprintf(err, errlen, "chat template %s: %s", cfg, lerr);
-                gw_tokenizer_free(t);
-                return -1;
-            }
-        }
-    }
-    return 0;
+    return tok_load_path(path, &t->tok, &t->chat, err, errlen);
 }
 
 void gw_tokenizer_free(gw_tokenizer_t *t)

@@ -5,38 +5,13 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "tg_log.h"
 
 int sim_tokenizer_load(sim_tokenizer_t *t, const char *path, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "tokenizer %s: no such file or folder", path);
-        return -1;
-    }
-    char file[1100], lerr[256];
-    bool dir = S_ISDIR(st.st_mode);
-    snprintf(file, sizeof file, dir ? "%s/tokenizer.json" : "%s", path);
-    t->tok = tok_load_file(file, lerr, sizeof lerr);
-    if (!t->tok) {
-        snprintf(err, errlen, "tokenizer %s: %s", file, lerr);
-        return -1;
-    }
-    if (dir) {
-        snprintf(file, sizeof file, "%s/tokenizer_config.json", path);
-        if (stat(file, &st) == 0) {
-            t->chat = tok_chat_load_file(file, lerr, sizeof lerr);
-            if (!t->chat) {
-                snprintf(err, errlen, "chat template %s: %s", file, lerr);
-                sim_tokenizer_free(t);
-                return -1;
-            }
-        }
-    }
-    return 0;
+    return tok_load_path(path, &t->tok, &t->chat, err, errlen);
 }
 
 void sim_tokenizer_free(sim_tokenizer_t *t)

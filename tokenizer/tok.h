@@ -95,6 +95,14 @@ tok_chat_t *tok_chat_load_file(const char *path, char *err, size_t errlen);
 tok_chat_t *tok_chat_load_json(const char *json, size_t len, char *err, size_t errlen);
 void tok_chat_free(tok_chat_t *chat);
 
+/* Loads PATH the way every Tollgate binary takes a --tokenizer/tokenizer =
+ * setting: a tokenizer.json file, or a folder holding tokenizer.json and,
+ * optionally, tokenizer_config.json with the chat template. *chat is NULL
+ * when the folder has no tokenizer_config.json (or PATH is a file). Returns
+ * 0, or -1 with err naming the file at fault (nothing is left allocated). */
+int tok_load_path(const char *path, tok_tokenizer_t **tok, tok_chat_t **chat, char *err,
+                  size_t errlen);
+
 /* Renders an OpenAI-shaped messages array (system, user, assistant with
  * content or tool_calls, tool) exactly as the published Jinja template does,
  * appending the text to out. Returns 0, or -1 with err set where the template

@@ -1,10 +1,12 @@
 /* tokenizer.json loading on a tiny hand-built byte-level BPE: both merge
  * forms ("a b" and ["a", "b"]) give the same ids, and each unsupported or
  * malformed field gives a clear error naming it — never a crash, also not for
- * every truncation of a valid file. */
+ * every truncation of a valid file. tok_load_path: a file, a folder with or
+ * without a chat template, and each way it can be wrong. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tok.h"
 #include "tok_internal.h"
@@ -86,6 +88,64 @@ static void expect_err(const tok_buf_t *b, const char *needle, const char *what)
     tok_free(t);
 }
 
+static void write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        failures++;
+        fprintf(stderr, "FAIL: cannot write %s\n", path);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* One tok_load_path case: rc and whether a chat template came, or the error
+ * text expected. */
+static void expect_path(const char *path, int want_rc, bool want_chat, const char *needle)
+{
+    tok_tokenizer_t *tok = (tok_tokenizer_t *)1;
+    tok_chat_t *chat = (tok_chat_t *)1;
+    char err[512] = "";
+    int rc = tok_load_path(path, &tok, &chat, err, sizeof err);
+    bool ok = rc == want_rc && (rc == 0 ? tok != NULL && (chat != NULL) == want_chat
+                                        : tok == NULL && chat == NULL && strstr(err, needle));
+    if (!ok) {
+        failures++;
+        fprintf(stderr, "FAIL: tok_load_path(%s): rc %d, err \"%s\"\n", path, rc, err);
+    }
+    if (rc == 0) {
+        tok_free(tok);
+        tok_chat_free(chat);
+    }
+}
+
+/* tok_load_path on a folder made here around the valid tokenizer.json in b. */
+static void check_load_path(const tok_buf_t *b)
+{
+    char dir[] = "/tmp/tok-path-XXXXXX", file[64], cfg[64];
+    if (!mkdtemp(dir)) {
+        failures++;
+        return;
+    }
+    snprintf(file, sizeof file, "%s/tokenizer.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
+    expect_path("/nonexistent/tok", -1, false, "no such file or folder");
+    expect_path(dir, -1, false, "tokenizer.json"); /* a folder without tokenizer.json */
+    write_file(file, b->data, b->len);
+    expect_path(dir, 0, false, NULL);  /* no tokenizer_config.json: no chat template */
+    expect_path(file, 0, false, NULL); /* the file itself */
+    const char *odd = "{\"chat_template\": \"{{ unknown }}\"}"; /* not DeepSeek's */
+    write_file(cfg, odd, strlen(odd));
+    expect_path(dir, -1, false, "chat template");
+    write_file(cfg, "{", 1);
+    expect_path(dir, -1, false, "chat template");
+    write_file(file, "{", 1);
+    expect_path(dir, -1, false, "tokenizer");
+    unlink(cfg);
+    unlink(file);
+    rmdir(dir);
+}
+
 int main(void)
 {
     tok_buf_t b = {0};
@@ -98,6 +158,7 @@ int main(void)
     build(&b, NULL, "{\"type\":\"Sequence\",\"normalizers\":[]}", NULL, NULL,
           ",\"ignore_merges\":true", NULL);
     expect_ok_ids(&b, "abc<|x|>ab1", want, 4, "ignore_merges + empty normalizer");
+    check_load_path(&b);
 
     /* Every truncation of a valid file fails cleanly. */
     build(&b, NULL, NULL, NULL, NULL, NULL, NULL);
