@@ -22,34 +22,16 @@
 #include "gw_govern_admin.h"
 #include "gw_govern_calc.h"
 #include "gw_govern_lua.h"
+#include "gw_admin_http.h"
 #include "gw_http.h"
 #include "gw_pgconn.h"
 #include "gw_redis.h"
 #include "pr_money.h"
 #include "tg_log.h"
 
-#define AB_CONNECT_TIMEOUT_S 3
-#define AB_MAX_BODY 65536
-#define AB_ACTOR_MAX 200
 #define AB_MAX_SPEND 64 /* budgets of one team read at once */
 
 /* ---- answers ---------------------------------------------------------------- */
-
-static void ab_fail(struct evhttp_request *req, int status, const char *param, const char *msg)
-{
-    const char *code = status == 404   ? "not_found"
-                       : status == 413 ? "body_too_large"
-                       : status == 503 ? "database_unavailable"
-                                       : "invalid_value";
-    gw_http_send_error(req, status, status >= 500 ? "api_error" : "invalid_request_error", code,
-                       param, "%s", msg);
-}
-
-static void ab_reply(struct evhttp_request *req, int status, cJSON *json)
-{
-    gw_http_send_json(req, status, json);
-    cJSON_Delete(json);
-}
 
 /* Adds micro-units as "<name>" (decimal currency units) and "<name>_micro". */
 static void ab_add_money(cJSON *o, const char *name, int64_t micro)
@@ -90,69 +72,7 @@ static void ab_add_count_or_null(cJSON *o, const char *name, const PGresult *r, 
         cJSON_AddNumberToObject(o, name, (double)strtoll(PQgetvalue(r, row, col), NULL, 10));
 }
 
-static void ab_add_instant(cJSON *o, const char *name, int64_t us)
-{
-    char buf[40];
-    if (us == INT64_MAX)
-        cJSON_AddNullToObject(o, name);
-    else
-        cJSON_AddStringToObject(o, name, pr_instant_format(us, buf, sizeof buf));
-}
-
 /* ---- request pieces ------------------------------------------------------------ */
-
-/* Connects to PostgreSQL; NULL after answering 503. */
-static PGconn *ab_connect(gw_server_t *s, struct evhttp_request *req)
-{
-    char err[512], msg[640];
-    PGconn *conn = gw_pg_connect(s->cfg->postgres, AB_CONNECT_TIMEOUT_S, err, sizeof err);
-    if (!conn) {
-        snprintf(msg, sizeof msg, "%s. Nothing was read or saved; try again.", err);
-        tg_warn("admin budgets: %s", err);
-        ab_fail(req, 503, NULL, msg);
-    }
-    return conn;
-}
-
-/* The JSON object body of a write; NULL after answering 400/413. */
-static cJSON *ab_body(struct evhttp_request *req)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(in);
-    if (n > AB_MAX_BODY) {
-        ab_fail(req, 413, NULL, "The request body is too large (64 KiB at most).");
-        return NULL;
-    }
-    const char *bytes = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
-    cJSON *j = cJSON_ParseWithLength(bytes, n);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        ab_fail(req, 400, NULL,
-                "The body must be a JSON object; it could not be parsed as one. Nothing was "
-                "saved.");
-        return NULL;
-    }
-    return j;
-}
-
-/* The writer's name from x-tollgate-actor (required for writes); NULL after
- * answering 400. */
-static const char *ab_actor(struct evhttp_request *req)
-{
-    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "x-tollgate-actor");
-    size_t n = a ? strlen(a) : 0;
-    bool ok = n > 0 && n <= AB_ACTOR_MAX;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char)a[i] >= 0x20 && a[i] != 0x7f;
-    if (!ok) {
-        gw_http_send_error(req, 400, "invalid_request_error", "missing_actor", "x-tollgate-actor",
-                           "Writes need the header 'x-tollgate-actor: NAME' (who makes the "
-                           "change, 1 to %d characters) for the audit log. Nothing was saved.",
-                           AB_ACTOR_MAX);
-        return NULL;
-    }
-    return a;
-}
 
 /* Refuses any member of body not in `known` (a typo must not be silently
  * ignored). False after answering 400. */
@@ -171,7 +91,7 @@ static bool ab_known_fields(struct evhttp_request *req, const cJSON *body, const
                      "Unknown field '%.64s' (the fields are: %s). Nothing was "
                      "saved.",
                      f->string, list);
-            ab_fail(req, 400, f->string, msg);
+            gw_admin_fail(req, 400, f->string, msg);
             return false;
         }
     }
@@ -192,7 +112,7 @@ static bool ab_string(struct evhttp_request *req, const cJSON *body, const char 
     }
     char msg[256];
     snprintf(msg, sizeof msg, "Field '%s' must be %s. Nothing was saved.", name, what);
-    ab_fail(req, 400, name, msg);
+    gw_admin_fail(req, 400, name, msg);
     return false;
 }
 
@@ -211,7 +131,7 @@ static bool ab_money(struct evhttp_request *req, const cJSON *body, const char *
     *present = t != NULL;
     if (t && gw_gov_amount_parse(name, t, out, err, sizeof err) != 0) {
         snprintf(msg, sizeof msg, "%s. Nothing was saved.", err);
-        ab_fail(req, 400, name, msg);
+        gw_admin_fail(req, 400, name, msg);
         return false;
     }
     return true;
@@ -234,7 +154,7 @@ static bool ab_count(struct evhttp_request *req, const cJSON *body, const char *
              "Field '%s' must be a whole number from 0 (no limit) to %lld, or "
              "null. Nothing was saved.",
              name, GW_GOV_COUNT_MAX);
-    ab_fail(req, 400, name, msg);
+    gw_admin_fail(req, 400, name, msg);
     return false;
 }
 
@@ -302,7 +222,7 @@ static bool ab_parse_path(struct evhttp_request *req, const char *path, ab_path_
                      "There is no team named '%.64s' (team names are 1 to 64 "
                      "letters, digits, _ . -).",
                      seg[0]);
-            ab_fail(req, 404, NULL, msg);
+            gw_admin_fail(req, 404, NULL, msg);
             return false;
         }
         snprintf(out->team, sizeof out->team, "%.64s", seg[0]);
@@ -350,7 +270,7 @@ static cJSON *ab_budget_json(const PGresult *r, int i)
     cJSON_AddStringToObject(o, "policy", PQgetvalue(r, i, 8));
     cJSON_AddStringToObject(o, "downgrades", PQgetvalue(r, i, 9));
     ab_add_text_or_null(o, "webhook", r, i, 10);
-    ab_add_instant(o, "updated_at", strtoll(PQgetvalue(r, i, 11), NULL, 10));
+    gw_admin_add_instant(o, "updated_at", strtoll(PQgetvalue(r, i, 11), NULL, 10));
     ab_add_text_or_null(o, "updated_by", r, i, 12);
     return o;
 }
@@ -364,7 +284,7 @@ static cJSON *ab_limit_json(const PGresult *r, int i)
     ab_add_count_or_null(o, "rpm", r, i, 3);
     ab_add_count_or_null(o, "tpm", r, i, 4);
     ab_add_count_or_null(o, "concurrent", r, i, 5);
-    ab_add_instant(o, "updated_at", strtoll(PQgetvalue(r, i, 6), NULL, 10));
+    gw_admin_add_instant(o, "updated_at", strtoll(PQgetvalue(r, i, 6), NULL, 10));
     ab_add_text_or_null(o, "updated_by", r, i, 7);
     return o;
 }
@@ -384,7 +304,7 @@ static PGresult *ab_select(PGconn *conn, struct evhttp_request *req, bool limits
         snprintf(msg, sizeof msg, "Reading %s failed: %s (is the schema migrated?).",
                  limits ? "rate limits" : "budgets", err);
         tg_warn("admin budgets: %s", msg);
-        ab_fail(req, 503, NULL, msg);
+        gw_admin_fail(req, 503, NULL, msg);
         PQclear(r);
         return NULL;
     }
@@ -399,13 +319,13 @@ static void ab_get(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
     TAILQ_INIT(&q);
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     if (query && evhttp_parse_query_str(query, &q) != 0) {
-        ab_fail(req, 400, NULL, "The query string could not be parsed.");
+        gw_admin_fail(req, 400, NULL, "The query string could not be parsed.");
         evhttp_clear_headers(&q);
         return;
     }
     if (!team)
         team = evhttp_find_header(&q, "team");
-    PGconn *conn = ab_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin budgets");
     if (!conn) {
         evhttp_clear_headers(&q);
         return;
@@ -420,25 +340,25 @@ static void ab_get(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
         char *dot = strstr(err, " Nothing was saved.");
         if (dot)
             *dot = '\0';
-        ab_fail(req, st, NULL, err);
+        gw_admin_fail(req, st, NULL, err);
     } else {
         PGresult *r = ab_select(conn, req, p->limits, team, p->target == AB_KEY ? p->key : NULL, 0);
         if (r && p->target == AB_KEY && PQntuples(r) == 0) {
             char msg[200];
             snprintf(msg, sizeof msg, "The key %s of team '%s' has no %s of its own.", p->key,
                      p->team, p->limits ? "rate limits" : "budget");
-            ab_fail(req, 404, NULL, msg);
+            gw_admin_fail(req, 404, NULL, msg);
         } else if (r && p->target == AB_KEY) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddItemToObject(o, p->limits ? "limits" : "budget",
                                   p->limits ? ab_limit_json(r, 0) : ab_budget_json(r, 0));
-            ab_reply(req, 200, o);
+            gw_admin_reply(req, 200, o);
         } else if (r) {
             cJSON *o = cJSON_CreateObject();
             cJSON *arr = cJSON_AddArrayToObject(o, p->limits ? "limits" : "budgets");
             for (int i = 0; i < PQntuples(r); i++)
                 cJSON_AddItemToArray(arr, p->limits ? ab_limit_json(r, i) : ab_budget_json(r, i));
-            ab_reply(req, 200, o);
+            gw_admin_reply(req, 200, o);
         }
         PQclear(r);
     }
@@ -475,13 +395,13 @@ static bool ab_put_fields(struct evhttp_request *req, const cJSON *body, bool li
             !ab_money(req, body, "soft", &b->soft_micro, &has_soft))
             return false;
         if (!has_hard) {
-            ab_fail(req, 400, "hard",
+            gw_admin_fail(req, 400, "hard",
                     "Field 'hard' (the hard limit, a decimal string such as "
                     "\"500\") is required. Nothing was saved.");
             return false;
         }
         if (has_soft && b->soft_micro == 0) {
-            ab_fail(req, 400, "soft",
+            gw_admin_fail(req, 400, "soft",
                     "soft: the soft threshold must be above zero (leave it "
                     "out for none). Nothing was saved.");
             return false;
@@ -498,7 +418,7 @@ static bool ab_put_fields(struct evhttp_request *req, const cJSON *body, bool li
     }
     if (rc != 0) {
         snprintf(msg, sizeof msg, "%s. Nothing was saved.", err);
-        ab_fail(req, 400, param, msg);
+        gw_admin_fail(req, 400, param, msg);
         return false;
     }
     return true;
@@ -506,15 +426,15 @@ static bool ab_put_fields(struct evhttp_request *req, const cJSON *body, bool li
 
 static void ab_put(gw_server_t *s, struct evhttp_request *req, const ab_path_t *p)
 {
-    const char *actor = ab_actor(req);
-    cJSON *body = actor ? ab_body(req) : NULL;
+    const char *actor = gw_admin_actor(req);
+    cJSON *body = actor ? gw_admin_body(req) : NULL;
     if (!body)
         return;
     gw_gov_budget_spec_t b;
     gw_gov_limit_spec_t l;
     if (!ab_put_fields(req, body, p->limits, &b, &l))
         goto done;
-    PGconn *conn = ab_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin budgets");
     if (!conn)
         goto done;
     const char *key = p->target == AB_KEY ? p->key : NULL;
@@ -525,7 +445,7 @@ static void ab_put(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
                  ? gw_gov_limit_put(conn, actor, p->team, key, &l, &id, &created, err, sizeof err)
                  : gw_gov_budget_put(conn, actor, p->team, key, &b, &id, &created, err, sizeof err);
     if (st != GW_PA_OK) {
-        ab_fail(req, st, NULL, err);
+        gw_admin_fail(req, st, NULL, err);
     } else {
         tg_info("admin: %s %s %s %" PRId64 " of team %s%s%s", actor,
                 created ? "created" : "replaced", p->limits ? "rate limits" : "budget", id, p->team,
@@ -535,9 +455,9 @@ static void ab_put(gw_server_t *s, struct evhttp_request *req, const ab_path_t *
             cJSON *o = cJSON_CreateObject();
             cJSON_AddItemToObject(o, p->limits ? "limits" : "budget",
                                   p->limits ? ab_limit_json(r, 0) : ab_budget_json(r, 0));
-            ab_reply(req, created ? 201 : 200, o);
+            gw_admin_reply(req, created ? 201 : 200, o);
         } else if (r) { /* deleted by someone else in between */
-            ab_fail(req, 404, NULL, "Saved, but deleted again before it could be read back.");
+            gw_admin_fail(req, 404, NULL, "Saved, but deleted again before it could be read back.");
         }
         PQclear(r);
     }
@@ -548,10 +468,10 @@ done:
 
 static void ab_delete(gw_server_t *s, struct evhttp_request *req, const ab_path_t *p)
 {
-    const char *actor = ab_actor(req);
+    const char *actor = gw_admin_actor(req);
     if (!actor)
         return;
-    PGconn *conn = ab_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin budgets");
     if (!conn)
         return;
     const char *key = p->target == AB_KEY ? p->key : NULL;
@@ -561,7 +481,7 @@ static void ab_delete(gw_server_t *s, struct evhttp_request *req, const ab_path_
                        : gw_gov_budget_delete(conn, actor, p->team, key, &id, err, sizeof err);
     PQfinish(conn);
     if (st != GW_PA_OK) {
-        ab_fail(req, st, NULL, err);
+        gw_admin_fail(req, st, NULL, err);
         return;
     }
     tg_info("admin: %s deleted %s %" PRId64 " of team %s%s%s", actor,
@@ -570,7 +490,7 @@ static void ab_delete(gw_server_t *s, struct evhttp_request *req, const ab_path_
     cJSON_AddBoolToObject(o, "deleted", true);
     cJSON_AddStringToObject(o, "object", p->limits ? "rate_limits" : "budget");
     cJSON_AddNumberToObject(o, "id", (double)id);
-    ab_reply(req, 200, o);
+    gw_admin_reply(req, 200, o);
 }
 
 /* ---- GET /budgets/{team}/spend ---------------------------------------------------- */
@@ -652,7 +572,7 @@ static int ab_redis_status(const gw_config_t *cfg, ab_spend_t *b, int n, int64_t
 
 static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t *p)
 {
-    PGconn *conn = ab_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin budgets");
     if (!conn)
         return;
     char err[512];
@@ -662,7 +582,7 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
         char *dot = strstr(err, " Nothing was saved.");
         if (dot)
             *dot = '\0';
-        ab_fail(req, st, NULL, err);
+        gw_admin_fail(req, st, NULL, err);
         PQfinish(conn);
         return;
     }
@@ -679,7 +599,7 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
         char msg[700];
         gw_pg_message(conn, r, err, sizeof err);
         snprintf(msg, sizeof msg, "Reading budgets failed: %s.", err);
-        ab_fail(req, 503, NULL, msg);
+        gw_admin_fail(req, 503, NULL, msg);
         PQclear(r);
         PQfinish(conn);
         return;
@@ -725,7 +645,7 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
     if (st != GW_PA_OK) {
         char msg[700];
         snprintf(msg, sizeof msg, "Reading the ledger's spend failed: %s.", err);
-        ab_fail(req, 503, NULL, msg);
+        gw_admin_fail(req, 503, NULL, msg);
         free(b);
         return;
     }
@@ -736,7 +656,7 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "tollgate.budget_spend");
     cJSON_AddStringToObject(o, "team", p->team);
-    ab_add_instant(o, "at", now_us);
+    gw_admin_add_instant(o, "at", now_us);
     cJSON_AddBoolToObject(o, "live", live);
     if (n > 0 && !live)
         cJSON_AddStringToObject(o, "message", rerr);
@@ -753,9 +673,9 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
         cJSON_AddStringToObject(e, "period", b[i].period);
         cJSON_AddStringToObject(e, "zone", b[i].zone);
         cJSON_AddStringToObject(e, "period_id", b[i].period_id);
-        ab_add_instant(e, "period_start",
+        gw_admin_add_instant(e, "period_start",
                        b[i].start_s == INT64_MIN ? INT64_MAX : b[i].start_s * 1000000);
-        ab_add_instant(e, "period_end", b[i].end_s == INT64_MAX ? INT64_MAX : b[i].end_s * 1000000);
+        gw_admin_add_instant(e, "period_end", b[i].end_s == INT64_MAX ? INT64_MAX : b[i].end_s * 1000000);
         ab_add_money(e, "hard", b[i].hard);
         if (b[i].soft) {
             ab_add_money(e, "soft", b[i].soft);
@@ -781,7 +701,7 @@ static void ab_spend(gw_server_t *s, struct evhttp_request *req, const ab_path_t
         cJSON_AddItemToArray(arr, e);
     }
     free(b);
-    ab_reply(req, 200, o);
+    gw_admin_reply(req, 200, o);
 }
 
 /* ---- dispatch ---------------------------------------------------------------------- */

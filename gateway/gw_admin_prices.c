@@ -15,55 +15,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "gw_admin_http.h"
 #include "gw_http.h"
 #include "gw_pgconn.h"
 #include "gw_price_admin.h"
 #include "tg_log.h"
 
-#define AP_CONNECT_TIMEOUT_S 3
-#define AP_MAX_BODY 65536
-#define AP_ACTOR_MAX 200
-
 /* ---- small helpers ---------------------------------------------------------- */
-
-static const char *ap_type(int status)
-{
-    return status >= 500 ? "api_error" : "invalid_request_error";
-}
-
-static const char *ap_code(int status)
-{
-    switch (status) {
-    case 404:
-        return "not_found";
-    case 409:
-        return "conflict";
-    case 503:
-        return "database_unavailable";
-    default:
-        return "invalid_value";
-    }
-}
-
-static void ap_fail(struct evhttp_request *req, int status, const char *param, const char *msg)
-{
-    gw_http_send_error(req, status, ap_type(status), ap_code(status), param, "%s", msg);
-}
 
 static int64_t ap_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void ap_add_instant(cJSON *o, const char *name, int64_t us)
-{
-    char buf[40];
-    if (us == PR_FOREVER)
-        cJSON_AddNullToObject(o, name);
-    else
-        cJSON_AddStringToObject(o, name, pr_instant_format(us, buf, sizeof buf));
 }
 
 /* Adds micro-units per 1M tokens as a decimal string. */
@@ -94,12 +58,6 @@ static void ap_add_rounded(cJSON *o, pr_pico_t total, const pr_currency_t *cur)
     cJSON_AddStringToObject(o, "rounded", buf);
 }
 
-static void ap_reply(struct evhttp_request *req, int status, cJSON *json)
-{
-    gw_http_send_json(req, status, json);
-    cJSON_Delete(json);
-}
-
 /* Parses the query string into q (always initialized; evhttp_clear_headers
  * after). False after answering 400. */
 static bool ap_query(struct evhttp_request *req, struct evkeyvalq *q)
@@ -107,7 +65,7 @@ static bool ap_query(struct evhttp_request *req, struct evkeyvalq *q)
     TAILQ_INIT(q);
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     if (query && evhttp_parse_query_str(query, q) != 0) {
-        ap_fail(req, 400, NULL, "The query string could not be parsed.");
+        gw_admin_fail(req, 400, NULL, "The query string could not be parsed.");
         return false;
     }
     return true;
@@ -121,7 +79,7 @@ static const char *ap_need(struct evhttp_request *req, const struct evkeyvalq *q
     if (!v || !*v) {
         char msg[128];
         snprintf(msg, sizeof msg, "Query parameter '%s' is required.", name);
-        ap_fail(req, 400, name, msg);
+        gw_admin_fail(req, 400, name, msg);
         return NULL;
     }
     return v;
@@ -137,7 +95,7 @@ static bool ap_instant(struct evhttp_request *req, const char *name, const char 
         return true;
     }
     if (gw_price_instant_parse(name, text, out, err, sizeof err) != 0) {
-        ap_fail(req, 400, name, err);
+        gw_admin_fail(req, 400, name, err);
         return false;
     }
     return true;
@@ -149,60 +107,10 @@ static bool ap_tokens(struct evhttp_request *req, const char *name, const char *
 {
     char err[256];
     if (gw_price_int_parse(name, text, 0, PR_TOKENS_MAX, out, err, sizeof err) != 0) {
-        ap_fail(req, 400, name, err);
+        gw_admin_fail(req, 400, name, err);
         return false;
     }
     return true;
-}
-
-/* Connects to PostgreSQL; NULL after answering 503. */
-static PGconn *ap_connect(gw_server_t *s, struct evhttp_request *req)
-{
-    char err[512], msg[640];
-    PGconn *conn = gw_pg_connect(s->cfg->postgres, AP_CONNECT_TIMEOUT_S, err, sizeof err);
-    if (!conn) {
-        snprintf(msg, sizeof msg, "%s. Nothing was read or saved; try again.", err);
-        tg_warn("admin prices: %s", err);
-        ap_fail(req, 503, NULL, msg);
-    }
-    return conn;
-}
-
-/* The JSON object body of a write; NULL after answering 400/413. */
-static cJSON *ap_body(struct evhttp_request *req)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(in);
-    if (n > AP_MAX_BODY) {
-        ap_fail(req, 413, NULL, "The request body is too large (64 KiB at most).");
-        return NULL;
-    }
-    const char *bytes = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
-    cJSON *j = cJSON_ParseWithLength(bytes, n);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        ap_fail(req, 400, NULL, "The body must be a JSON object; it could not be parsed as one.");
-        return NULL;
-    }
-    return j;
-}
-
-/* The writer's name from x-tollgate-actor (required). NULL after answering. */
-static const char *ap_actor(struct evhttp_request *req)
-{
-    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "x-tollgate-actor");
-    size_t n = a ? strlen(a) : 0;
-    bool ok = n > 0 && n <= AP_ACTOR_MAX;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char)a[i] >= 0x20 && a[i] != 0x7f;
-    if (!ok) {
-        gw_http_send_error(req, 400, "invalid_request_error", "missing_actor", "x-tollgate-actor",
-                           "Writes need the header 'x-tollgate-actor: NAME' (who makes the "
-                           "change, 1 to %d characters) for the audit log. Nothing was saved.",
-                           AP_ACTOR_MAX);
-        return NULL;
-    }
-    return a;
 }
 
 /* Reads field `name` as text: a string, or an integer number (never a
@@ -229,7 +137,7 @@ static bool ap_field(struct evhttp_request *req, const cJSON *body, const char *
     snprintf(msg, sizeof msg, "Field '%s' must be %s.", name,
              allow_int ? "a string or a whole number" : "a string (money is a decimal string "
                                                         "such as \"0.27\")");
-    ap_fail(req, 400, name, msg);
+    gw_admin_fail(req, 400, name, msg);
     return false;
 }
 
@@ -242,7 +150,7 @@ static bool ap_field_need(struct evhttp_request *req, const cJSON *body, const c
     if (!*out) {
         char msg[128];
         snprintf(msg, sizeof msg, "Field '%s' is required.", name);
-        ap_fail(req, 400, name, msg);
+        gw_admin_fail(req, 400, name, msg);
         return false;
     }
     return true;
@@ -261,7 +169,7 @@ static bool ap_money(struct evhttp_request *req, const cJSON *body, const char *
         return true;
     }
     if (gw_price_money_parse(name, t, out, err, sizeof err) != 0) {
-        ap_fail(req, 400, name, err);
+        gw_admin_fail(req, 400, name, err);
         return false;
     }
     return true;
@@ -270,7 +178,7 @@ static bool ap_money(struct evhttp_request *req, const cJSON *body, const char *
 /* Answers a gw_price_admin status with its message. */
 static void ap_refused(struct evhttp_request *req, int status, const char *err)
 {
-    ap_fail(req, status >= 400 && status < 600 ? status : 500, NULL, err);
+    gw_admin_fail(req, status >= 400 && status < 600 ? status : 500, NULL, err);
 }
 
 /* ---- GET /prices and /prices/history ----------------------------------------- */
@@ -301,8 +209,8 @@ static cJSON *ap_cards_json(const PGresult *res)
             cJSON_AddNullToObject(c, "reasoning"); /* = the output price */
         else
             ap_add_micro(c, "reasoning", ap_ll(res, r, 7));
-        ap_add_instant(c, "effective_from", ap_ll(res, r, 8));
-        ap_add_instant(c, "effective_until",
+        gw_admin_add_instant(c, "effective_from", ap_ll(res, r, 8));
+        gw_admin_add_instant(c, "effective_until",
                        PQgetisnull(res, r, 9) ? PR_FOREVER : ap_ll(res, r, 9));
         if (PQgetisnull(res, r, 10))
             cJSON_AddNullToObject(c, "note");
@@ -333,7 +241,7 @@ static void ap_list(gw_server_t *s, struct evhttp_request *req, const struct evk
     int64_t at;
     if (!ap_instant(req, "at", evhttp_find_header(q, "at"), &at))
         return;
-    PGconn *conn = ap_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin prices");
     if (!conn)
         return;
     char attxt[40];
@@ -352,7 +260,7 @@ static void ap_list(gw_server_t *s, struct evhttp_request *req, const struct evk
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "at", attxt);
         cJSON_AddItemToObject(o, "cards", ap_cards_json(res));
-        ap_reply(req, 200, o);
+        gw_admin_reply(req, 200, o);
         PQclear(res);
     }
     PQfinish(conn);
@@ -369,8 +277,8 @@ static cJSON *ap_windows_json(const PGresult *w)
         const char *kind = PQgetvalue(w, r, 2);
         cJSON_AddStringToObject(o, "kind", kind);
         cJSON_AddNumberToObject(o, "precedence", (double)ap_ll(w, r, 3));
-        ap_add_instant(o, "valid_from", ap_ll(w, r, 4));
-        ap_add_instant(o, "valid_until", PQgetisnull(w, r, 5) ? PR_FOREVER : ap_ll(w, r, 5));
+        gw_admin_add_instant(o, "valid_from", ap_ll(w, r, 4));
+        gw_admin_add_instant(o, "valid_until", PQgetisnull(w, r, 5) ? PR_FOREVER : ap_ll(w, r, 5));
         if (!strcmp(kind, "daily")) {
             char t[16], wd[40] = "";
             cJSON_AddStringToObject(o, "zone", PQgetvalue(w, r, 6));
@@ -414,7 +322,7 @@ static void ap_history(gw_server_t *s, struct evhttp_request *req, const struct 
     const char *model = prov ? ap_need(req, q, "model") : NULL;
     if (!model)
         return;
-    PGconn *conn = ap_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin prices");
     if (!conn)
         return;
     const char *params[] = {prov, model};
@@ -438,14 +346,14 @@ static void ap_history(gw_server_t *s, struct evhttp_request *req, const struct 
         if (PQntuples(res) == 0) {
             char msg[512];
             snprintf(msg, sizeof msg, "No price card for %s/%s (see GET /prices).", prov, model);
-            ap_fail(req, 404, "model", msg);
+            gw_admin_fail(req, 404, "model", msg);
         } else {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "provider", prov);
             cJSON_AddStringToObject(o, "model", model);
             cJSON_AddItemToObject(o, "cards", ap_cards_json(res));
             cJSON_AddItemToObject(o, "windows", ap_windows_json(win));
-            ap_reply(req, 200, o);
+            gw_admin_reply(req, 200, o);
         }
     }
     PQclear(res);
@@ -462,8 +370,8 @@ static cJSON *ap_card_ref(const pr_card_t *c)
     cJSON_AddStringToObject(o, "provider", c->provider);
     cJSON_AddStringToObject(o, "model", c->model);
     cJSON_AddStringToObject(o, "currency", c->currency->code);
-    ap_add_instant(o, "effective_from", c->effective_from_us);
-    ap_add_instant(o, "effective_until", c->effective_until_us);
+    gw_admin_add_instant(o, "effective_from", c->effective_from_us);
+    gw_admin_add_instant(o, "effective_until", c->effective_until_us);
     return o;
 }
 
@@ -498,7 +406,7 @@ static void ap_preview(gw_server_t *s, struct evhttp_request *req, const struct 
     const char *rtxt = evhttp_find_header(q, "reasoning");
     if (rtxt && !ap_tokens(req, "reasoning", rtxt, &reas))
         return;
-    PGconn *conn = ap_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin prices");
     if (!conn)
         return;
     char err[1536];
@@ -512,7 +420,7 @@ static void ap_preview(gw_server_t *s, struct evhttp_request *req, const struct 
     pr_usage_t u = {n[0] + n[1], n[0], n[1], n[2] + reas, rtxt ? reas : -1, true};
     pr_charge_t ch;
     if (pr_price_usage(book, prov, model, at, at, &u, &ch, err, sizeof err) != 0) {
-        ap_fail(req, 404, "model", err);
+        gw_admin_fail(req, 404, "model", err);
         pr_book_free(book);
         return;
     }
@@ -522,7 +430,7 @@ static void ap_preview(gw_server_t *s, struct evhttp_request *req, const struct 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "card", ap_card_ref(ch.card));
     cJSON_AddItemToObject(o, "window", ap_window_ref(ch.window));
-    ap_add_instant(o, "decided_at", ch.decided_at_us);
+    gw_admin_add_instant(o, "decided_at", ch.decided_at_us);
     cJSON_AddStringToObject(o, "currency", ch.card->currency->code);
     cJSON *comps = cJSON_AddArrayToObject(o, "components");
     for (int k = 0; k < PR_C_COUNT; k++) {
@@ -536,7 +444,7 @@ static void ap_preview(gw_server_t *s, struct evhttp_request *req, const struct 
     ap_add_pico(o, "total", ch.total);
     ap_add_rounded(o, ch.total, ch.card->currency);
     cJSON_AddNumberToObject(o, "flags", ch.flags);
-    ap_reply(req, 200, o);
+    gw_admin_reply(req, 200, o);
     pr_book_free(book);
 }
 
@@ -544,8 +452,8 @@ static void ap_preview(gw_server_t *s, struct evhttp_request *req, const struct 
 
 static void ap_card_add(gw_server_t *s, struct evhttp_request *req)
 {
-    const char *actor = ap_actor(req);
-    cJSON *b = actor ? ap_body(req) : NULL;
+    const char *actor = gw_admin_actor(req);
+    cJSON *b = actor ? gw_admin_body(req) : NULL;
     if (!b)
         return;
     char nb[4][32], err[1536];
@@ -562,7 +470,7 @@ static void ap_card_add(gw_server_t *s, struct evhttp_request *req)
         !ap_field(req, b, "note", false, nb[2], &c.note) ||
         !ap_instant(req, "from", from, &c.from_us))
         goto done;
-    PGconn *conn = ap_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin prices");
     if (!conn)
         goto done;
     int64_t id;
@@ -586,8 +494,8 @@ static void ap_card_add(gw_server_t *s, struct evhttp_request *req)
         cJSON_AddNullToObject(card, "reasoning");
     else
         ap_add_micro(card, "reasoning", c.prices.reasoning);
-    ap_add_instant(card, "effective_from", c.from_us);
-    ap_reply(req, 201, o);
+    gw_admin_add_instant(card, "effective_from", c.from_us);
+    gw_admin_reply(req, 201, o);
 done:
     cJSON_Delete(b);
 }
@@ -619,7 +527,7 @@ static bool ap_window_fields(struct evhttp_request *req, const cJSON *b, gw_pric
     else if (gw_price_int_parse("precedence", prec, -1000000, 1000000, &v, err, sizeof err) != 0)
         bad = "precedence";
     if (bad) {
-        ap_fail(req, 400, bad, err);
+        gw_admin_fail(req, 400, bad, err);
         return false;
     }
     w->precedence = (int32_t)v;
@@ -630,7 +538,7 @@ static bool ap_window_fields(struct evhttp_request *req, const cJSON *b, gw_pric
     } else if (!strcmp(kind, "holiday")) {
         w->kind = PR_WIN_HOLIDAY;
     } else {
-        ap_fail(req, 400, "kind", "Field 'kind' must be \"once\", \"daily\" or \"holiday\".");
+        gw_admin_fail(req, 400, "kind", "Field 'kind' must be \"once\", \"daily\" or \"holiday\".");
         return false;
     }
     if ((from && !ap_instant(req, "from", from, &w->from_us)) ||
@@ -639,12 +547,12 @@ static bool ap_window_fields(struct evhttp_request *req, const cJSON *b, gw_pric
     w->has_from = from != NULL;
     w->has_until = until != NULL;
     if ((start || end || wd || excl) && w->kind != PR_WIN_DAILY) {
-        ap_fail(req, 400, NULL, "start, end, weekdays and exclude_calendar are for daily windows.");
+        gw_admin_fail(req, 400, NULL, "start, end, weekdays and exclude_calendar are for daily windows.");
         return false;
     }
     if (w->kind == PR_WIN_DAILY) {
         if (!start || !end) {
-            ap_fail(req, 400, start ? "end" : "start",
+            gw_admin_fail(req, 400, start ? "end" : "start",
                     "A daily window needs zone, start and end (local HH:MM).");
             return false;
         }
@@ -666,7 +574,7 @@ static bool ap_window_fields(struct evhttp_request *req, const cJSON *b, gw_pric
         bad = "calendar";
     }
     if (bad) {
-        ap_fail(req, 400, bad, err);
+        gw_admin_fail(req, 400, bad, err);
         return false;
     }
     bool explicit_prices = cJSON_GetObjectItemCaseSensitive(b, "hit") ||
@@ -674,14 +582,14 @@ static bool ap_window_fields(struct evhttp_request *req, const cJSON *b, gw_pric
                            cJSON_GetObjectItemCaseSensitive(b, "output") ||
                            cJSON_GetObjectItemCaseSensitive(b, "reasoning");
     if ((pct != NULL) == explicit_prices) {
-        ap_fail(req, 400, "percent_off",
+        gw_admin_fail(req, 400, "percent_off",
                 "Give either percent_off or hit, miss and output (explicit prices), not both.");
         return false;
     }
     if (pct) {
         w->use_percent = true;
         if (gw_price_percent_parse("percent_off", pct, &w->percent_off_bp, err, sizeof err) != 0) {
-            ap_fail(req, 400, "percent_off", err);
+            gw_admin_fail(req, 400, "percent_off", err);
             return false;
         }
         return true;
@@ -694,15 +602,15 @@ static bool ap_window_fields(struct evhttp_request *req, const cJSON *b, gw_pric
 
 static void ap_window_add(gw_server_t *s, struct evhttp_request *req)
 {
-    const char *actor = ap_actor(req);
-    cJSON *b = actor ? ap_body(req) : NULL;
+    const char *actor = gw_admin_actor(req);
+    cJSON *b = actor ? gw_admin_body(req) : NULL;
     if (!b)
         return;
     gw_price_window_new_t w;
     char err[1536];
     if (!ap_window_fields(req, b, &w))
         goto done;
-    PGconn *conn = ap_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin prices");
     if (!conn)
         goto done;
     int64_t id;
@@ -726,7 +634,7 @@ static void ap_window_add(gw_server_t *s, struct evhttp_request *req)
     ap_add_micro(win, "miss", saved.cache_miss);
     ap_add_micro(win, "output", saved.output);
     ap_add_micro(win, "reasoning", saved.reasoning);
-    ap_reply(req, 201, o);
+    gw_admin_reply(req, 201, o);
 done:
     cJSON_Delete(b);
 }
@@ -736,17 +644,17 @@ static void ap_window_end(gw_server_t *s, struct evhttp_request *req, const char
     char err[1536], nb[32];
     int64_t id, at;
     if (gw_price_int_parse("window id", idtxt, 1, INT64_MAX / 10, &id, err, sizeof err) != 0) {
-        ap_fail(req, 404, NULL, err);
+        gw_admin_fail(req, 404, NULL, err);
         return;
     }
-    const char *actor = ap_actor(req);
-    cJSON *b = actor ? ap_body(req) : NULL;
+    const char *actor = gw_admin_actor(req);
+    cJSON *b = actor ? gw_admin_body(req) : NULL;
     if (!b)
         return;
     const char *attxt;
     if (!ap_field_need(req, b, "at", false, nb, &attxt) || !ap_instant(req, "at", attxt, &at))
         goto done;
-    PGconn *conn = ap_connect(s, req);
+    PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin prices");
     if (!conn)
         goto done;
     int st = gw_price_admin_window_end(conn, actor, id, at, err, sizeof err);
@@ -759,8 +667,8 @@ static void ap_window_end(gw_server_t *s, struct evhttp_request *req, const char
     cJSON *o = cJSON_CreateObject();
     cJSON *win = cJSON_AddObjectToObject(o, "window");
     cJSON_AddNumberToObject(win, "id", (double)id);
-    ap_add_instant(win, "valid_until", at);
-    ap_reply(req, 200, o);
+    gw_admin_add_instant(win, "valid_until", at);
+    gw_admin_reply(req, 200, o);
 done:
     cJSON_Delete(b);
 }
@@ -773,13 +681,13 @@ static void ap_quote_send(gw_server_t *s, struct evhttp_request *req, const gw_m
 {
     const pr_book_t *book = gw_pricebook_acquire(s->prices);
     if (!book) {
-        ap_fail(req, 503, NULL, "The gateway has not loaded its price book yet; try again.");
+        gw_admin_fail(req, 503, NULL, "The gateway has not loaded its price book yet; try again.");
         return;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "tollgate.quote");
     cJSON_AddStringToObject(o, "model", m->name);
-    ap_add_instant(o, "at", at);
+    gw_admin_add_instant(o, "at", at);
     cJSON_AddNumberToObject(o, "prompt_tokens", (double)prompt);
     cJSON_AddBoolToObject(o, "prompt_tokens_exact", exact);
     cJSON_AddNumberToObject(o, "max_tokens", (double)max_tokens);
@@ -810,7 +718,7 @@ static void ap_quote_send(gw_server_t *s, struct evhttp_request *req, const gw_m
         cJSON_AddItemToArray(routes, r);
     }
     gw_pricebook_release(s->prices, book);
-    ap_reply(req, 200, o);
+    gw_admin_reply(req, 200, o);
 }
 
 static const gw_model_cfg_t *ap_model(gw_server_t *s, struct evhttp_request *req,
@@ -873,7 +781,7 @@ static bool ap_prompt_shape(const cJSON *b, bool *chat)
 
 static void ap_quote_post(gw_server_t *s, struct evhttp_request *req, const struct evkeyvalq *q)
 {
-    cJSON *b = ap_body(req);
+    cJSON *b = gw_admin_body(req);
     if (!b)
         return;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(b, "model");
@@ -885,15 +793,15 @@ static void ap_quote_post(gw_server_t *s, struct evhttp_request *req, const stru
     bool chat;
     int64_t at;
     if (!cJSON_IsString(model)) {
-        ap_fail(req, 400, "model", "Field 'model' (a gateway model name) is required.");
+        gw_admin_fail(req, 400, "model", "Field 'model' (a gateway model name) is required.");
     } else if (!cJSON_IsNumber(mt) || mt->valuedouble < 0 ||
                mt->valuedouble != floor(mt->valuedouble) ||
                mt->valuedouble > (double)PR_TOKENS_MAX) {
-        ap_fail(req, 400, "max_tokens",
+        gw_admin_fail(req, 400, "max_tokens",
                 "A worst-case quote needs max_tokens (or max_completion_tokens): a whole number "
                 "from 0.");
     } else if (!ap_prompt_shape(b, &chat)) {
-        ap_fail(req, 400, "messages",
+        gw_admin_fail(req, 400, "messages",
                 "Give 'messages' (an array of {role, content}) or 'prompt' (a string, or an "
                 "array of strings or token ids).");
     } else if (ap_instant(req, "at", attxt, &at)) {
