@@ -230,19 +230,22 @@ static int ctl_key_list(ctl_ctx_t *ctx, int argc, char **argv)
         "   'never'),"
         " CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'"
         "      WHEN k.expires_at <= now() THEN 'expired' ELSE 'active' END,"
-        " to_char(k.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+        " to_char(k.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        /* the response cache's opt-in (migration 0014; through jsonb so that
+         * an older schema lists too) */
+        " CASE WHEN (to_jsonb(k) ->> 'response_cache')::boolean THEN 'on' ELSE 'off' END"
         " FROM api_keys k JOIN teams t ON t.id = k.team_id"
         " WHERE $1::text IS NULL OR t.name = $1 ORDER BY k.id",
         1, NULL, params, NULL, NULL, 0);
     int rc = CTL_OK;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        printf("%-6s %-20s %-12s %-8s %-20s %-20s %-20s %s\n", "ID", "TEAM", "PREFIX", "STATE",
-               "EXPIRES", "CREATED", "MODELS", "NAME");
+        printf("%-6s %-20s %-12s %-8s %-5s %-20s %-20s %-20s %s\n", "ID", "TEAM", "PREFIX",
+               "STATE", "CACHE", "EXPIRES", "CREATED", "MODELS", "NAME");
         for (int r = 0; r < PQntuples(res); r++)
-            printf("%-6s %-20s %-12s %-8s %-20s %-20s %-20s %s\n", PQgetvalue(res, r, 0),
+            printf("%-6s %-20s %-12s %-8s %-5s %-20s %-20s %-20s %s\n", PQgetvalue(res, r, 0),
                    PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 6),
-                   PQgetvalue(res, r, 5), PQgetvalue(res, r, 7), PQgetvalue(res, r, 4),
-                   PQgetvalue(res, r, 3));
+                   PQgetvalue(res, r, 8), PQgetvalue(res, r, 5), PQgetvalue(res, r, 7),
+                   PQgetvalue(res, r, 4), PQgetvalue(res, r, 3));
     } else {
         ctl_pg_error(conn, res, "key list failed");
         rc = CTL_FAIL;

@@ -110,6 +110,12 @@ int main(void)
     /* key list shows the display prefix, never the key. */
     rc = tdb_ctl(out, sizeof out, err, sizeof err, "key list");
     CHECK(rc == 0 && strstr(out, display) && !strstr(out, key) && strstr(out, "active"));
+    /* ...and whether it opted in to the response cache (off by default) */
+    CHECK(strstr(out, "STATE    CACHE") && strstr(out, "active   off   "));
+    rc = tdb_ctl(out, sizeof out, err, sizeof err, "key cache %s on", display);
+    CHECK(rc == 0);
+    rc = tdb_ctl(out, sizeof out, err, sizeof err, "key list");
+    CHECK(rc == 0 && strstr(out, "active   on    "));
     rc = tdb_ctl(out, sizeof out, err, sizeof err, "key list --team vault");
     CHECK(rc == 0 && !strstr(out, display));
     rc = tdb_ctl(out, sizeof out, err, sizeof err, "key list --team nosuch");
