@@ -12,6 +12,7 @@
 # per event. --soak S also samples tollgate's RSS every 10 s under load for S s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 root=$(pwd)
 duration=10; conns=32; soak=0
 while [ $# -gt 0 ]; do
@@ -23,24 +24,9 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for t in wrk hey nginx curl; do
-    command -v $t >/dev/null || [ -x /usr/sbin/$t ] || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }
-done
-[ -x build/gateway/tollgate ] || { echo "bench: build first (scripts/setup)" >&2; exit 1; }
+bench_need wrk hey nginx curl
 
-work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-pids=()
-finish() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    scripts/services stop "$work/services" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap finish EXIT
-
-scripts/services start "$work/services" >/dev/null
-set -a; . "$work/services/services.env"; set +a
+bench_start bench
 build/gateway/ctl/tollgatectl migrate >/dev/null
 build/gateway/ctl/tollgatectl team create bench >/dev/null
 key=$(build/gateway/ctl/tollgatectl key create --team bench 2>/dev/null)

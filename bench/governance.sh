@@ -17,6 +17,7 @@
 # machine allows a proxy without any governance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 duration=8; conns=32; rounds=3; compare=
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,24 +29,9 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for t in wrk nginx; do
-    command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }
-done
-[ -x build/gateway/tollgate ] || { echo "bench: build first (meson setup build; ninja -C build)" >&2; exit 1; }
+bench_need wrk nginx
 
-work=$(mktemp -d /tmp/tollgate-govbench.XXXXXX)
-pids=()
-finish() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    scripts/services stop "$work/services" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap finish EXIT
-
-scripts/services start "$work/services" >/dev/null
-set -a; . "$work/services/services.env"; set +a
+bench_start govbench
 ctl=build/gateway/ctl/tollgatectl
 $ctl migrate >/dev/null
 $ctl price seed >/dev/null

@@ -24,6 +24,7 @@
 # backlog took to drain, and each metered instance's usage counters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 duration=8; conns=32; rounds=3; rate=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,21 +36,9 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for t in wrk hey curl; do command -v $t >/dev/null || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }; done
-[ -x build/gateway/tollgate ] || { echo "bench: build first (meson setup build; ninja -C build)" >&2; exit 1; }
+bench_need wrk hey curl
 
-work=$(mktemp -d /tmp/tollgate-ledgergw.XXXXXX)
-pids=()
-finish() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    scripts/services stop "$work/services" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap finish EXIT
-
-scripts/services start "$work/services" >/dev/null
-set -a; . "$work/services/services.env"; set +a
+bench_start ledgergw
 ctl=build/gateway/ctl/tollgatectl
 $ctl migrate >/dev/null
 $ctl price seed >/dev/null

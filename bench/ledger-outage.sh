@@ -18,6 +18,7 @@
 # quick run: --outage 20.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 outage=300; rate=1000; warmup=10; after=60; batch=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -30,21 +31,9 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for t in hey curl; do command -v $t >/dev/null || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }; done
-[ -x build/gateway/tollgate ] || { echo "bench: build first (meson setup build; ninja -C build)" >&2; exit 1; }
+bench_need hey curl
 
-work=$(mktemp -d /tmp/tollgate-ledgerout.XXXXXX)
-pids=()
-finish() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    scripts/services stop "$work/services" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap finish EXIT
-
-scripts/services start "$work/services" >/dev/null
-set -a; . "$work/services/services.env"; set +a
+bench_start ledgerout
 ctl=build/gateway/ctl/tollgatectl
 $ctl migrate >/dev/null
 $ctl price seed >/dev/null

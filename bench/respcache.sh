@@ -13,6 +13,7 @@
 #   bench/respcache.sh [--requests N] [--prompts P] [--duration S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 requests=600; prompts=120; dur=5
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -23,26 +24,10 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-for t in wrk node curl; do
-    command -v $t >/dev/null || { echo "bench: $t missing: run scripts/setup" >&2; exit 1; }
-done
-[ -x /usr/sbin/nginx ] || { echo "bench: nginx missing: run scripts/setup" >&2; exit 1; }
-[ -x build/gateway/tollgate ] || { echo "bench: build first (meson setup build; ninja -C build)" >&2; exit 1; }
+bench_need wrk node curl nginx
 
-work=$(mktemp -d /tmp/tollgate-rcbench.XXXXXX)
-chmod 755 "$work"
-pids=()
-finish() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    scripts/services stop "$work/services" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap finish EXIT
-
-scripts/services start "$work/services" >/dev/null
-set -a; . "$work/services/services.env"; set +a
+bench_start rcbench
+chmod 755 "$work" # nginx (www-data) serves a file from it
 ctl=build/gateway/ctl/tollgatectl
 $ctl migrate >/dev/null
 $ctl price seed >/dev/null

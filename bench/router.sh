@@ -13,6 +13,7 @@
 # ratio of each baseline's charge to Tollgate's. Not a test: numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 root=$(pwd)
 args=()
 while [ $# -gt 0 ]; do
@@ -22,16 +23,9 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ -x build/gateway/tollgate ] || { echo "bench: build first (scripts/setup)" >&2; exit 1; }
+bench_need
 [ -d data/tokenizers/deepseek-v3 ] || { echo "bench: tokenizer missing: run scripts/setup" >&2; exit 1; }
-work=$(mktemp -d /tmp/tollgate-router-bench.XXXXXX)
-finish() {
-    scripts/services stop "$work/services" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap finish EXIT
-scripts/services start "$work/services" >/dev/null
-set -a; . "$work/services/services.env"; set +a
+bench_start router-bench
 export TOLLGATE_BIN="$root/build/gateway/tollgate" TOLLGATECTL_BIN="$root/build/gateway/ctl/tollgatectl" \
     SIM_BIN="$root/build/sim/tollgate-sim" TG_SOURCE_ROOT="$root" NODE_PATH="$root/tests/node/node_modules"
 node bench/router_bench.mjs "${args[@]}"
