@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gw_hedge.h"
 #include "rt_route.h"
 
 typedef enum { SEC_NONE, SEC_GATEWAY, SEC_PROVIDER, SEC_MODEL } section_t;
@@ -207,6 +208,8 @@ static int set_gateway_routing(parse_ctx_t *ctx, gw_config_t *c, const char *k, 
         return parse_int_field(ctx, k, v, 1, 1000, &c->breaker_failures);
     if (!strcmp(k, "breaker_cooldown_ms"))
         return parse_int_field(ctx, k, v, 10, 3600000, &c->breaker_cooldown_ms);
+    if (!strcmp(k, "hedge_max_per_minute"))
+        return parse_int_field(ctx, k, v, 0, 1000000, &c->hedge_max_per_minute);
     return 1;
 }
 
@@ -228,6 +231,8 @@ static int set_model_routing(parse_ctx_t *ctx, gw_model_cfg_t *m, const char *k,
 {
     if (!strcmp(k, "policy"))
         return set_policy(ctx, m->policy, sizeof m->policy, k, v);
+    if (!strcmp(k, "hedge_after_ms"))
+        return parse_int_field(ctx, k, v, 0, GW_HEDGE_MAX_AFTER_MS, &m->hedge_after_ms);
     char err[200];
     if (!strcmp(k, "latency_target_ms")) {
         if (rt_parse_latency_ms(v, &m->latency_target_ms, err, sizeof err) != 0)
@@ -530,6 +535,7 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->route_target_margin_pct = 10;
     c->breaker_failures = 5;
     c->breaker_cooldown_ms = 10000;
+    c->hedge_max_per_minute = 600;
     c->prefix_timeout_ms = 50; /* prefix index defaults (docs/cache.md) */
     c->prefix_max_blocks = 2048;
 }

@@ -56,6 +56,9 @@ typedef struct gw_model_cfg {
     int64_t latency_target_ms; /* 0 = none */
     bool has_max_cost;
     int64_t max_cost_pico;     /* cost ceiling in pico-units of each card's currency */
+    /* hedging (docs/router.md): race the next route when the first byte is
+     * this late, for requests with a latency need; 0 = never hedged */
+    int hedge_after_ms;
 } gw_model_cfg_t;
 
 typedef struct gw_config {
@@ -84,6 +87,7 @@ typedef struct gw_config {
     int route_target_margin_pct; /* safety margin on latency predictions for targets; 10 */
     int breaker_failures;    /* consecutive failures that open a provider's circuit; 5 */
     int breaker_cooldown_ms; /* open -> one probe after this; 10000 */
+    int hedge_max_per_minute; /* hedged attempts per minute per process; 600 (0 = none) */
     /* governance (docs/governance.md) */
     char *redis;               /* redis://host:port[/db] (resolved; env: allowed), NULL = none */
     bool governance;           /* rate limits and budgets on (needs redis) */

@@ -201,6 +201,28 @@ void gw_metrics_budget_webhook(int ok)
     atomic_fetch_add_explicit(&budget_webhooks[ok ? 1 : 0], 1, memory_order_relaxed);
 }
 
+static _Atomic uint64_t hedge_events[GW_HEDGE_EVENTS];
+static const char *const hedge_event_names[GW_HEDGE_EVENTS] = {"sent",      "won",    "lost",
+                                                                "took_over", "failed", "capped"};
+
+void gw_metrics_hedge(gw_metrics_hedge_t what)
+{
+    if (what >= 0 && what < GW_HEDGE_EVENTS)
+        atomic_fetch_add_explicit(&hedge_events[what], 1, memory_order_relaxed);
+}
+
+/* The hedge counters (every series, zeros included: 6). */
+static void render_hedges(struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "# HELP tollgate_hedges_total Hedged requests' races by event "
+                             "(docs/router.md).\n"
+                             "# TYPE tollgate_hedges_total counter\n");
+    for (int e = 0; e < GW_HEDGE_EVENTS; e++)
+        evbuffer_add_printf(out, "tollgate_hedges_total{event=\"%s\"} %llu\n",
+                            hedge_event_names[e],
+                            (unsigned long long)atomic_load(&hedge_events[e]));
+}
+
 /* Governance's alert counters (every series, zeros included: 8 + 2). */
 static void render_budget_alerts(struct evbuffer *out)
 {
@@ -318,6 +340,7 @@ void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
         }
     }
     render_budget_alerts(out);
+    render_hedges(out);
     render_respcache(out);
     render_histogram(out, "tollgate_request_duration_seconds",
                      "Time from request received to last byte sent.", &latency_hist);

@@ -42,6 +42,17 @@ typedef enum {
 void gw_metrics_respcache(gw_metrics_rc_t what);
 /* Time from sending a lookup to its answer (hits and misses). */
 void gw_metrics_respcache_lookup(double seconds);
+/* Hedging (docs/router.md): one event of a hedged request's race. */
+typedef enum {
+    GW_HEDGE_SENT = 0,  /* a second attempt was sent because the first byte was late */
+    GW_HEDGE_WON,       /* the hedge answered first; the first attempt was cancelled */
+    GW_HEDGE_LOST,      /* the first attempt answered first; the hedge was cancelled */
+    GW_HEDGE_TOOK_OVER, /* the first attempt failed; the hedge went on alone */
+    GW_HEDGE_FAILED,    /* the hedge failed on its own; the first attempt went on */
+    GW_HEDGE_CAPPED,    /* due, but hedge_max_per_minute was spent: not sent */
+    GW_HEDGE_EVENTS
+} gw_metrics_hedge_t;
+void gw_metrics_hedge(gw_metrics_hedge_t what);
 /* Prefix index (docs/cache.md): how each lookup ended. */
 typedef enum {
     GW_PFX_HIT = 0,        /* Redis answered; some route holds a prefix of the prompt */

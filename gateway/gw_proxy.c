@@ -17,6 +17,7 @@
 
 #include "gw_govern.h"
 #include "gw_clock.h"
+#include "gw_hedge.h"
 #include "gw_http.h"
 #include "gw_respcache_req.h"
 #include "gw_route.h"
@@ -37,6 +38,8 @@ typedef enum {
     FAIL_GARBAGE,   /* a 200 whose body is not what the protocol says */
 } fail_kind_t;
 
+typedef struct attempt attempt_t;
+
 struct gw_exchange {
     gw_worker_t *w;
     gw_exchange_t *prev, *next;
@@ -55,22 +58,15 @@ struct gw_exchange {
     int next_in_plan;         /* index into plan.routes of the next attempt */
     gw_prompt_count_t prompt; /* prompt tokens, exact or estimated */
     int64_t max_tokens;       /* the request's max_tokens, 0 when not given */
-    int64_t attempt_sent_us;  /* when the attempt in flight was sent */
-    int64_t up_header_us;     /* when its response headers arrived; 0 = not yet */
-    /* the attempt in flight */
-    int route;
-    gw_upstream_conn_t *conn;
-    struct evhttp_request *up;
-    struct event *first_byte_timer;
-    struct event *deferred; /* runs attempt_fail outside libevent's callbacks */
-    bool cancelling;
-    int up_status;
-    enum evhttp_request_error up_error; /* why libevent failed the attempt */
-    bool up_failed;                     /* up_error is set */
-    bool up_discard; /* a retryable error response: its body is dropped */
-    bool up_garbage; /* a 200 stream turned out not to be SSE: dropped, then failed */
+    /* the attempts (docs/router.md): the one whose answer the client gets,
+     * and a hedge racing it before either has produced a byte */
+    int route;      /* the current attempt's route (the last tried when none) */
+    attempt_t *cur;
+    attempt_t *hedge;
+    int hedge_after_ms;         /* 0 = not hedged */
+    struct event *hedge_timer;  /* fires hedge_after_ms after the first attempt */
+    const char *hedge_outcome;  /* "won", "lost", ... once decided; NULL = none */
     bool maybe_billed; /* an attempt failed in a way a provider may still bill */
-    struct evbuffer *up_error_body;
     gw_sse_splitter_t sse;
     bool saw_usage;
     bool saw_done; /* the upstream's [DONE]: held back, sent after settling */
@@ -90,12 +86,40 @@ struct gw_exchange {
     gw_prefix_req_t pfx; /* prefix index (gw_prefix): the prompt's blocks, the prediction */
 };
 
+/* One upstream request made for an exchange. libevent's callbacks get the
+ * attempt (a request's callback argument cannot change), and reach the
+ * exchange through it; only the exchange's current attempt relays. */
+struct attempt {
+    gw_exchange_t *ex;
+    int route;          /* index into the model's routes */
+    int number;         /* 1-based: which attempt of the exchange */
+    bool first_choice;  /* the plan's first route (routing counts it in flight) */
+    gw_upstream_conn_t *conn;
+    struct evhttp_request *up; /* NULL once finished or cancelled */
+    struct event *first_byte_timer;
+    struct event *deferred; /* runs the garbage failure outside libevent's callbacks */
+    bool cancelling;
+    int status;                      /* the response's HTTP status; 0 = none yet */
+    enum evhttp_request_error error; /* why libevent failed it */
+    bool failed;                     /* error is set */
+    bool discard; /* a retryable error response: its body is dropped */
+    bool garbage; /* a 200 stream turned out not to be SSE: dropped, then failed */
+    struct evbuffer *error_body;
+    int64_t sent_us, header_us; /* sent; response headers arrived (0 = not yet) */
+    char retry_after[32];       /* a 429's Retry-After */
+};
+
 static int64_t now_us(void)
 {
     return gw_clock_now_us();
 }
 
 static void attempt_next(gw_exchange_t *ex);
+static void client_first_byte(gw_exchange_t *ex);
+static void on_up_done(struct evhttp_request *up, void *arg);
+static void attempt_cancel_loser(attempt_t *a);
+static void attempt_cancel_current(gw_exchange_t *ex);
+static void hedge_explain(gw_exchange_t *ex, const char *outcome, const attempt_t *hedge);
 static void on_client_close(struct evhttp_connection *evcon, void *arg);
 
 /* ---- exchange lifetime ------------------------------------------------- */
@@ -232,10 +256,11 @@ static void exchange_finish(gw_exchange_t *ex, int status, const char *error_typ
         ex->gov_ticket = NULL;
     }
     client_detach(ex);
-    if (ex->first_byte_timer)
-        event_free(ex->first_byte_timer);
-    if (ex->deferred)
-        event_free(ex->deferred);
+    if (ex->hedge) /* the race was never decided (e.g. the client left) */
+        attempt_cancel_loser(ex->hedge);
+    attempt_cancel_current(ex); /* callers free a finished attempt; this is a safety net */
+    if (ex->hedge_timer)
+        event_free(ex->hedge_timer);
     exchange_settle(ex, status, error_type);
     status = ex->rec.http_status;
     if (ex->rc) /* stores a complete fresh answer, cancels a pending lookup */
@@ -260,8 +285,6 @@ static void exchange_finish(gw_exchange_t *ex, int status, const char *error_typ
     gw_prefix_release(&ex->pfx);
     cJSON_Delete(ex->body);
     gw_sse_free(&ex->sse);
-    if (ex->up_error_body)
-        evbuffer_free(ex->up_error_body);
     free(ex);
 }
 
@@ -423,54 +446,278 @@ static void add_served_by_headers(gw_exchange_t *ex)
     evhttp_add_header(h, "x-tollgate-prompt-tokens", num);
     evhttp_add_header(h, "x-tollgate-prompt-tokens-source",
                       ex->prompt.exact ? "tokenizer" : "estimate");
+    if (ex->hedge_outcome)
+        evhttp_add_header(h, "x-tollgate-hedge", ex->hedge_outcome);
 }
 
 static void client_start_stream(gw_exchange_t *ex)
 {
+    client_first_byte(ex);
     struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     add_served_by_headers(ex);
     evhttp_send_reply_start(ex->client, 200, "OK");
-    ex->client_started = true;
-    ex->rec.first_byte_at_us = now_us();
 }
 
-/* ---- the upstream attempt ----------------------------------------------- */
+/* ---- the upstream attempts ---------------------------------------------- */
 
-static void attempt_release(gw_exchange_t *ex, bool broken)
+/* Ends an attempt's life: its timers, its connection (given back as broken
+ * when the request failed or was cancelled), its stashed error body; clears
+ * the exchange's pointer to it and frees it. The attempt's request must be
+ * finished (done callback running) or cancelled already. */
+static void attempt_free(attempt_t *a, bool broken)
 {
-    if (ex->first_byte_timer)
-        evtimer_del(ex->first_byte_timer);
-    if (ex->conn) {
-        gw_upstream_release(ex->conn, broken);
-        ex->conn = NULL;
-    }
-    ex->up = NULL;
+    gw_exchange_t *ex = a->ex;
+    if (a->first_byte_timer)
+        event_free(a->first_byte_timer);
+    if (a->deferred)
+        event_free(a->deferred);
+    if (a->conn)
+        gw_upstream_release(a->conn, broken);
+    if (a->error_body)
+        evbuffer_free(a->error_body);
+    if (ex->cur == a)
+        ex->cur = NULL;
+    if (ex->hedge == a)
+        ex->hedge = NULL;
+    free(a);
 }
 
-/* Reports the end of an attempt to the metrics and the routing policy. */
-static void attempt_report(gw_exchange_t *ex, bool ok)
+/* Reports the end of an attempt to the metrics and the routing policy. Only
+ * the exchange's current attempt has relayed anything (TTFT, output tokens). */
+static void attempt_report(attempt_t *a, bool ok)
 {
-    int provider = ex->model->routes[ex->route].provider;
+    gw_exchange_t *ex = a->ex;
+    bool cur = ex->cur == a;
+    int provider = ex->model->routes[a->route].provider;
     gw_metrics_upstream_attempt(provider, ok);
-    gw_route_outcome_t o = {provider, ok, ex->up_status,
-                            ex->up_header_us ? ex->up_header_us - ex->attempt_sent_us : 0,
-                            ex->model_index, ex->route, ex->stream, ex->attempt_sent_us,
-                            ex->rec.first_byte_at_us, ex->rec.completion_tokens,
-                            ex->retry_after, ex->next_in_plan == 1};
+    gw_route_outcome_t o = {provider, ok, a->status,
+                            a->header_us ? a->header_us - a->sent_us : 0,
+                            ex->model_index, a->route, ex->stream, a->sent_us,
+                            cur ? ex->rec.first_byte_at_us : 0,
+                            cur ? ex->rec.completion_tokens : GW_USAGE_UNKNOWN,
+                            a->retry_after, a->first_choice, false};
     gw_route_observe(ex->w, &o);
 }
 
-/* The attempt failed before anything reached the client: try the next route,
- * or tell the client what the last failure was. */
-static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, const char *msg)
+/* Stops the attempt's request (from a timer, the client's close, or the
+ * callbacks of ANOTHER attempt: never from its own, which libevent is still
+ * running). The attempt itself stays for attempt_free. */
+static void attempt_stop(attempt_t *a)
 {
-    const gw_route_cfg_t *r = &ex->model->routes[ex->route];
+    if (!a->up)
+        return;
+    a->cancelling = true;
+    /* libevent 2.1 runs only the error callback here (which just notes the
+     * error); should a version run the done callback too, `cancelling`
+     * makes on_up_done ignore it */
+    evhttp_cancel_request(a->up);
+    a->up = NULL;
+    a->cancelling = false;
+}
+
+/* Makes a the attempt whose answer the client gets: the usage row names its
+ * provider. */
+static void attempt_make_current(attempt_t *a)
+{
+    gw_exchange_t *ex = a->ex;
+    const gw_route_cfg_t *r = &ex->model->routes[a->route];
+    ex->cur = a;
+    ex->route = a->route;
+    snprintf(ex->rec.provider, sizeof ex->rec.provider, "%s",
+             ex->w->server->cfg->providers[r->provider].name);
+    snprintf(ex->rec.upstream_model, sizeof ex->rec.upstream_model, "%s", r->upstream_model);
+}
+
+/* Forgets what an abandoned attempt relayed into the exchange's parser and
+ * record (nothing of it reached the client). */
+static void exchange_relay_reset(gw_exchange_t *ex)
+{
+    gw_sse_free(&ex->sse);
+    gw_sse_init(&ex->sse, SSE_MAX_EVENT);
+    ex->saw_usage = ex->saw_done = false;
+    ex->pfx.usage_reported_hits = false; /* a failed attempt's usage does not count */
+    gw_respcache_attempt_failed(ex->rc);
+    ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
+        ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
+    ex->rec.usage_complete = false;
+}
+
+/* ---- hedging (docs/router.md): a second attempt races a late first one --- */
+
+/* Notes the race's outcome in the usage row's route_explain (the first
+ * decisive event only) and in the client's x-tollgate-hedge header. */
+static void hedge_explain(gw_exchange_t *ex, const char *outcome, const attempt_t *hedge)
+{
+    if (ex->hedge_outcome)
+        return;
+    ex->hedge_outcome = outcome;
+    char add[200];
+    if (hedge)
+        snprintf(add, sizeof add, "\"hedge\":{\"after_ms\":%d,\"provider\":\"%s\",\"outcome\":\"%s\"}",
+                 ex->hedge_after_ms,
+                 ex->w->server->cfg->providers[ex->model->routes[hedge->route].provider].name,
+                 outcome);
+    else
+        snprintf(add, sizeof add, "\"hedge\":{\"after_ms\":%d,\"outcome\":\"%s\"}",
+                 ex->hedge_after_ms, outcome);
+    char *e = ex->rec.route_explain;
+    size_t len = strlen(e);
+    if (len >= 2 && e[len - 1] == '}' && len + strlen(add) + 1 < sizeof ex->rec.route_explain) {
+        snprintf(e + len - 1, sizeof ex->rec.route_explain - (len - 1), "%s%s}",
+                 e[len - 2] == '{' ? "" : ",", add);
+    } else if (len == 0) {
+        snprintf(e, sizeof ex->rec.route_explain, "{%s}", add);
+    } else {
+        tg_warn("request %s: route_explain full; hedge outcome '%s' not recorded there",
+                ex->rec.request_id, outcome);
+    }
+}
+
+/* The gateway's own cost of a cancelled attempt (a hedge's loser): its
+ * prompt priced as cache misses, no output, usage marked incomplete, written
+ * to gateway_costs through the usage writer, never to the team. */
+static void attempt_bill_gateway(attempt_t *a)
+{
+    gw_exchange_t *ex = a->ex;
+    const gw_route_cfg_t *r = &ex->model->routes[a->route];
+    gw_gateway_cost_t c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.request_id, sizeof c.request_id, "%s", ex->rec.request_id);
+    c.attempt = a->number;
+    snprintf(c.reason, sizeof c.reason, "%s", "hedge_loser");
+    c.team_id = ex->key.team_id;
+    c.key_id = ex->key.key_id;
+    snprintf(c.model_requested, sizeof c.model_requested, "%s", ex->rec.model_requested);
+    snprintf(c.provider, sizeof c.provider, "%s", ex->w->server->cfg->providers[r->provider].name);
+    snprintf(c.upstream_model, sizeof c.upstream_model, "%s", r->upstream_model);
+    c.sent_at_us = a->sent_us;
+    c.cancelled_at_us = now_us();
+    c.prompt_tokens = ex->prompt.tokens;
+    c.prompt_exact = ex->prompt.exact;
+    c.usage_complete = false;
+    const pr_book_t *book = gw_pricebook_acquire(ex->w->server->prices);
+    if (book) {
+        pr_usage_t u = {c.prompt_tokens, 0, c.prompt_tokens, 0, 0, false};
+        pr_charge_t ch;
+        char err[256];
+        if (pr_price_usage(book, c.provider, c.upstream_model, c.sent_at_us, c.cancelled_at_us, &u,
+                           &ch, err, sizeof err) == 0) {
+            c.price_card_id = ch.card->id;
+            c.discount_window_id = ch.window ? ch.window->id : 0;
+            snprintf(c.charge_currency, sizeof c.charge_currency, "%s", ch.card->currency->code);
+            c.charge_pico = ch.total;
+        } else {
+            tg_warn("request %s: hedge loser's cost not priced: %s", c.request_id, err);
+        }
+        gw_pricebook_release(ex->w->server->prices, book);
+    }
+    if (gw_usage_writer_submit_cost(ex->w->server->usage, &c) < 0)
+        tg_error("request %s: the gateway cost of attempt %d could not be stored (spool full or "
+                 "disk error)", c.request_id, c.attempt);
+}
+
+/* Cancels an attempt that lost the race (or whose client left) and is not
+ * the one the client's row is for: billed to the gateway, nothing learned
+ * by routing but its in-flight count. */
+static void attempt_cancel_loser(attempt_t *a)
+{
+    tg_info("request %s: cancelling attempt %d (provider %s): %s", a->ex->rec.request_id,
+            a->number, a->ex->w->server->cfg->providers[a->ex->model->routes[a->route].provider].name,
+            a->ex->client_gone ? "the client left" : "the other attempt answered first");
+    attempt_bill_gateway(a);
+    attempt_stop(a);
+    gw_route_outcome_t o = {0};
+    o.model_index = a->ex->model_index;
+    o.route = a->route;
+    o.first_choice = a->first_choice;
+    o.cancelled = true;
+    gw_route_observe(a->ex->w, &o);
+    attempt_free(a, true);
+}
+
+/* Cancels the exchange's current attempt because the client left or the
+ * gateway is stopping (its cost stays on the team's row, marked incomplete). */
+static void attempt_cancel_current(gw_exchange_t *ex)
+{
+    attempt_t *a = ex->cur;
+    if (!a)
+        return;
+    attempt_stop(a);
+    gw_route_outcome_t o = {0};
+    o.model_index = ex->model_index;
+    o.route = a->route;
+    o.first_choice = a->first_choice;
+    o.cancelled = true;
+    gw_route_observe(ex->w, &o);
+    attempt_free(a, true);
+}
+
+/* The current attempt produced the first byte for the client: the race is
+ * over and a hedge still out lost. */
+static void race_current_won(gw_exchange_t *ex)
+{
+    if (ex->hedge_timer)
+        evtimer_del(ex->hedge_timer);
+    if (!ex->hedge)
+        return;
+    gw_metrics_hedge(GW_HEDGE_LOST);
+    hedge_explain(ex, "lost", ex->hedge);
+    attempt_cancel_loser(ex->hedge);
+}
+
+/* The hedge produced its first byte first: the first attempt is cancelled
+ * (billed to the gateway) and the hedge becomes the exchange's attempt. */
+static void race_hedge_won(attempt_t *h)
+{
+    gw_exchange_t *ex = h->ex;
+    attempt_t *first = ex->cur;
+    ex->hedge = NULL;
+    gw_metrics_hedge(GW_HEDGE_WON);
+    hedge_explain(ex, "won", h);
+    if (first) {
+        ex->cur = NULL;
+        attempt_cancel_loser(first);
+    }
+    exchange_relay_reset(ex);
+    attempt_make_current(h);
+}
+
+/* ---- the attempt's libevent callbacks (arg: the attempt) ------------------ */
+
+/* Marks the first byte sent to the client (headers of a stream, or the whole
+ * answer): no more failover, and the hedge race is decided. */
+static void client_first_byte(gw_exchange_t *ex)
+{
+    ex->rec.first_byte_at_us = now_us();
+    ex->client_started = true;
+    race_current_won(ex);
+}
+
+/* The attempt failed before anything reached the client. A hedge that failed
+ * is dropped and the first attempt goes on; a current attempt that failed
+ * hands over to the hedge when one is out, else the next route is tried, or
+ * the client is told what the last failure was. Frees a (broken: give its
+ * connection back as broken). */
+static void attempt_failed(attempt_t *a, bool broken, fail_kind_t kind, int status,
+                           const char *msg)
+{
+    gw_exchange_t *ex = a->ex;
+    const gw_route_cfg_t *r = &ex->model->routes[a->route];
     const char *pname = ex->w->server->cfg->providers[r->provider].name;
-    tg_warn("request %s: provider %s failed (attempt %d): %s", ex->rec.request_id, pname,
-            ex->rec.attempts, msg);
-    attempt_report(ex, false);
+    bool hedge = ex->hedge == a;
+    tg_warn("request %s: provider %s failed (attempt %d%s): %s", ex->rec.request_id, pname,
+            a->number, hedge ? ", the hedge" : "", msg);
+    attempt_report(a, false);
+    if (a->retry_after[0])
+        snprintf(ex->retry_after, sizeof ex->retry_after, "%s", a->retry_after);
+    if (hedge) {
+        gw_metrics_hedge(GW_HEDGE_FAILED);
+        hedge_explain(ex, "failed", a);
+        attempt_free(a, broken);
+        return;
+    }
     ex->last_fail = kind;
     ex->last_fail_status = status;
     snprintf(ex->last_fail_msg, sizeof ex->last_fail_msg, "provider %s: %s", pname, msg);
@@ -478,88 +725,87 @@ static void attempt_failed(gw_exchange_t *ex, fail_kind_t kind, int status, cons
      * answer may come after the provider did (and billed) the work. */
     if (kind != FAIL_STATUS)
         ex->maybe_billed = true;
-    gw_sse_free(&ex->sse);
-    gw_sse_init(&ex->sse, SSE_MAX_EVENT);
-    ex->saw_usage = ex->saw_done = false;
-    gw_respcache_attempt_failed(ex->rc);
-    ex->rec.prompt_tokens = ex->rec.cache_hit_tokens = ex->rec.cache_miss_tokens =
-        ex->rec.completion_tokens = ex->rec.reasoning_tokens = GW_USAGE_UNKNOWN;
-    ex->rec.usage_complete = false;
-    attempt_next(ex);
-}
-
-/* Cancels the attempt in flight (from a timer or the client's close: never
- * from the attempt's own callbacks, which libevent is still running). */
-static void attempt_cancel(gw_exchange_t *ex)
-{
-    if (!ex->up)
+    attempt_free(a, broken);
+    exchange_relay_reset(ex);
+    if (ex->hedge) {
+        attempt_t *h = ex->hedge;
+        ex->hedge = NULL;
+        gw_metrics_hedge(GW_HEDGE_TOOK_OVER);
+        hedge_explain(ex, "took_over", h);
+        attempt_make_current(h);
         return;
-    ex->cancelling = true;
-    /* libevent 2.1 runs only the error callback here (which just notes the
-     * error); should a version run the done callback too, `cancelling`
-     * makes on_up_done ignore it */
-    evhttp_cancel_request(ex->up);
-    ex->cancelling = false;
-    attempt_release(ex, true);
+    }
+    attempt_next(ex);
 }
 
 static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    gw_exchange_t *ex = arg;
-    attempt_cancel(ex);
-    if (ex->client_started) {
+    attempt_t *a = arg;
+    gw_exchange_t *ex = a->ex;
+    attempt_stop(a);
+    if (ex->cur == a && ex->client_started) {
+        attempt_report(a, false);
+        attempt_free(a, true);
         exchange_fail(ex, 504, "api_error", "upstream_timeout", NULL, "upstream timed out");
         return;
     }
     char msg[96];
     snprintf(msg, sizeof msg, "no response within %d ms",
-             ex->w->server->cfg->providers[ex->model->routes[ex->route].provider]
+             ex->w->server->cfg->providers[ex->model->routes[a->route].provider]
                  .first_byte_timeout_ms);
-    attempt_failed(ex, FAIL_TIMEOUT, 504, msg);
+    attempt_failed(a, true, FAIL_TIMEOUT, 504, msg);
 }
 
 /* Garbage inside a 200 stream is noticed in the chunk callback, where the
- * request cannot be cancelled: this runs just after, from the loop. */
+ * request cannot be cancelled: this runs just after, from the loop. Only the
+ * current attempt relays, so only it can find garbage. */
 static void on_deferred_garbage(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    gw_exchange_t *ex = arg;
-    if (!ex->up)
+    attempt_t *a = arg;
+    gw_exchange_t *ex = a->ex;
+    if (!a->up)
         return;
-    attempt_cancel(ex);
+    attempt_stop(a);
     if (ex->client_started) {
         tg_warn("request %s: upstream sent malformed SSE mid-stream; ending the stream",
                 ex->rec.request_id);
         ex->rec.usage_complete = false;
+        attempt_report(a, false);
+        attempt_free(a, true);
         exchange_fail(ex, 502, "api_error", "upstream_bad_response", NULL, "");
         return;
     }
-    attempt_failed(ex, FAIL_GARBAGE, 502, "malformed event stream");
+    attempt_failed(a, true, FAIL_GARBAGE, 502, "malformed event stream");
 }
 
 /* libevent calls this just before the done callback of a failed attempt. */
 static void on_up_error(enum evhttp_request_error error, void *arg)
 {
-    gw_exchange_t *ex = arg;
-    ex->up_error = error;
-    ex->up_failed = true;
+    attempt_t *a = arg;
+    a->error = error;
+    a->failed = true;
 }
 
 static int on_up_header(struct evhttp_request *up, void *arg)
 {
-    gw_exchange_t *ex = arg;
-    ex->up_status = evhttp_request_get_response_code(up);
-    ex->up_header_us = now_us();
-    if (ex->first_byte_timer)
-        evtimer_del(ex->first_byte_timer);
-    ex->up_discard = ex->up_status == 429 || ex->up_status >= 500;
-    if (ex->up_status == 429) {
+    attempt_t *a = arg;
+    gw_exchange_t *ex = a->ex;
+    a->status = evhttp_request_get_response_code(up);
+    a->header_us = now_us();
+    if (a->first_byte_timer)
+        evtimer_del(a->first_byte_timer);
+    a->discard = a->status == 429 || a->status >= 500;
+    if (a->status == 429) {
         const char *ra = evhttp_find_header(evhttp_request_get_input_headers(up), "Retry-After");
-        snprintf(ex->retry_after, sizeof ex->retry_after, "%s", ra ? ra : "");
+        snprintf(a->retry_after, sizeof a->retry_after, "%s", ra ? ra : "");
     }
+    /* a whole answer is on its way: no reason to hedge any more */
+    if (ex->cur == a && !ex->stream && a->status == 200 && ex->hedge_timer)
+        evtimer_del(ex->hedge_timer);
     return 0;
 }
 
@@ -614,23 +860,28 @@ static int on_sse_event(void *arg, const char *event, size_t len)
 
 static void on_up_chunk(struct evhttp_request *up, void *arg)
 {
-    gw_exchange_t *ex = arg;
+    attempt_t *a = arg;
+    gw_exchange_t *ex = a->ex;
     struct evbuffer *in = evhttp_request_get_input_buffer(up);
-    if (ex->up_discard || ex->up_garbage || ex->client_gone) {
+    if (a->discard || a->garbage || ex->client_gone) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    if (ex->up_status != 200) {
-        if (!ex->up_error_body)
-            ex->up_error_body = evbuffer_new();
-        if (evbuffer_get_length(ex->up_error_body) < 65536)
-            evbuffer_add_buffer(ex->up_error_body, in);
+    if (a->status != 200) {
+        if (!a->error_body)
+            a->error_body = evbuffer_new();
+        if (evbuffer_get_length(a->error_body) < 65536)
+            evbuffer_add_buffer(a->error_body, in);
         else
             evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    relay_batch_t b = {ex, evbuffer_new()};
     size_t n = evbuffer_get_length(in);
+    if (n == 0)
+        return;
+    if (ex->hedge == a)
+        race_hedge_won(a); /* the hedge's stream carries data first */
+    relay_batch_t b = {ex, evbuffer_new()};
     const char *bytes = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
     int rc = gw_sse_feed(&ex->sse, bytes, n, on_sse_event, &b);
     if (evbuffer_get_length(b.out) > 0) {
@@ -640,11 +891,11 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
     }
     evbuffer_free(b.out);
     if (rc == -2) {
-        ex->up_garbage = true;
-        if (!ex->deferred)
-            ex->deferred = evtimer_new(ex->w->base, on_deferred_garbage, ex);
+        a->garbage = true;
+        if (!a->deferred)
+            a->deferred = evtimer_new(ex->w->base, on_deferred_garbage, a);
         struct timeval zero = {0, 0};
-        evtimer_add(ex->deferred, &zero);
+        evtimer_add(a->deferred, &zero);
     }
 }
 
@@ -682,11 +933,10 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
         ex->pfx.usage_reported_hits = gw_prefix_usage_reports_hits(usage);
         changed = gw_usage_json_complete(usage);
     }
+    client_first_byte(ex);
     struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
     evhttp_add_header(h, "Content-Type", "application/json");
     add_served_by_headers(ex);
-    ex->rec.first_byte_at_us = now_us();
-    ex->client_started = true;
     client_detach(ex);
     usage_close(ex);
     exchange_settle(ex, 200, NULL);
@@ -718,84 +968,118 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
 }
 
 /* A non-retryable upstream error (4xx other than 429): relay it as is. */
-static void relay_upstream_error(gw_exchange_t *ex, struct evhttp_request *up)
+static void relay_upstream_error(gw_exchange_t *ex, attempt_t *a, struct evhttp_request *up)
 {
-    struct evbuffer *body = ex->stream ? ex->up_error_body : evhttp_request_get_input_buffer(up);
+    struct evbuffer *body = ex->stream ? a->error_body : evhttp_request_get_input_buffer(up);
     struct evkeyvalq *h = evhttp_request_get_output_headers(ex->client);
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(up), "Content-Type");
     evhttp_add_header(h, "Content-Type", ct ? ct : "application/json");
+    client_first_byte(ex);
     add_served_by_headers(ex);
-    ex->rec.first_byte_at_us = now_us();
-    ex->client_started = true;
     client_detach(ex);
-    exchange_settle(ex, ex->up_status, "upstream_error");
-    evhttp_send_reply(ex->client, ex->up_status, gw_http_reason(ex->up_status), body);
+    exchange_settle(ex, a->status, "upstream_error");
+    evhttp_send_reply(ex->client, a->status, gw_http_reason(a->status), body);
     ex->client = NULL;
+}
+
+/* A hedge's upstream answer ended before the hedge produced any byte for the
+ * client: a failure drops it (the first attempt goes on); a complete 200
+ * answer (not streamed) wins the race and is relayed as the exchange's. */
+static void hedge_done(attempt_t *a, struct evhttp_request *up)
+{
+    if (!up || a->status == 0) {
+        bool timeout = a->failed && a->error == EVREQ_HTTP_TIMEOUT;
+        attempt_failed(a, true, timeout ? FAIL_TIMEOUT : FAIL_CONNECT, timeout ? 504 : 502,
+                       timeout ? "idle timeout (no bytes for idle_timeout_ms)"
+                               : "connection failed, reset or closed early");
+        return;
+    }
+    if (a->garbage || a->discard || a->status != 200 || a->ex->stream) {
+        char msg[64];
+        snprintf(msg, sizeof msg, a->status != 200 ? "HTTP %d" : "no answer before it ended",
+                 a->status);
+        attempt_failed(a, a->garbage, a->discard ? FAIL_STATUS : FAIL_GARBAGE, a->status, msg);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(up);
+    size_t n = evbuffer_get_length(in);
+    cJSON *j = cJSON_ParseWithLength((const char *)evbuffer_pullup(in, (ev_ssize_t)n), n);
+    bool whole = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    if (!whole) {
+        attempt_failed(a, false, FAIL_GARBAGE, 502, "response body is not a JSON object");
+        return;
+    }
+    race_hedge_won(a);
+    on_up_done(up, a); /* now the exchange's attempt: relayed like any answer */
 }
 
 static void on_up_done(struct evhttp_request *up, void *arg)
 {
-    gw_exchange_t *ex = arg;
-    if (ex->cancelling)
-        return; /* attempt_cancel() is on the stack and cleans up */
-    if (ex->deferred)
-        evtimer_del(ex->deferred);
-    if (!up || ex->up_status == 0) {
-        attempt_release(ex, true);
+    attempt_t *a = arg;
+    gw_exchange_t *ex = a->ex;
+    if (a->cancelling)
+        return; /* attempt_stop() is on the stack and cleans up */
+    if (a->deferred)
+        evtimer_del(a->deferred);
+    if (ex->hedge == a) {
+        hedge_done(a, up);
+        return;
+    }
+    if (!up || a->status == 0) {
         if (ex->client_started) {
             /* the stream broke after bytes reached the client: it cannot be retried */
             tg_warn("request %s: upstream connection lost mid-stream", ex->rec.request_id);
             ex->rec.usage_complete = false;
-            attempt_report(ex, false);
+            attempt_report(a, false);
+            attempt_free(a, true);
             exchange_fail(ex, 502, "api_error", "upstream_stream_cut", NULL, "");
             return;
         }
-        if (ex->up_failed && ex->up_error == EVREQ_HTTP_TIMEOUT)
-            attempt_failed(ex, FAIL_TIMEOUT, 504, "idle timeout (no bytes for idle_timeout_ms)");
+        if (a->failed && a->error == EVREQ_HTTP_TIMEOUT)
+            attempt_failed(a, true, FAIL_TIMEOUT, 504,
+                           "idle timeout (no bytes for idle_timeout_ms)");
         else
-            attempt_failed(ex, FAIL_CONNECT, 502, "connection failed, reset or closed early");
+            attempt_failed(a, true, FAIL_CONNECT, 502, "connection failed, reset or closed early");
         return;
     }
-    int status = ex->up_status;
-    if (ex->up_garbage) {
+    int status = a->status;
+    if (a->garbage) {
         /* malformed SSE in the last read: the deferred cancel never ran */
-        attempt_release(ex, true);
         if (ex->client_started) {
             tg_warn("request %s: upstream sent malformed SSE mid-stream; ending the stream",
                     ex->rec.request_id);
             ex->rec.usage_complete = false;
-            attempt_report(ex, false);
+            attempt_report(a, false);
+            attempt_free(a, true);
             exchange_fail(ex, 502, "api_error", "upstream_bad_response", NULL, "");
             return;
         }
-        attempt_failed(ex, FAIL_GARBAGE, 502, "malformed event stream");
+        attempt_failed(a, true, FAIL_GARBAGE, 502, "malformed event stream");
         return;
     }
-    if (ex->up_discard) {
+    if (a->discard) {
         char msg[64];
         snprintf(msg, sizeof msg, "HTTP %d", status);
-        attempt_release(ex, false);
-        attempt_failed(ex, FAIL_STATUS, status, msg);
+        attempt_failed(a, false, FAIL_STATUS, status, msg);
         return;
     }
     if (status != 200) {
-        attempt_report(ex, true);
-        relay_upstream_error(ex, up);
-        attempt_release(ex, false);
+        attempt_report(a, true);
+        relay_upstream_error(ex, a, up);
+        attempt_free(a, false);
         exchange_finish(ex, status, "upstream_error");
         return;
     }
     if (!ex->stream) {
         if (!relay_whole(ex, up)) {
-            attempt_release(ex, false);
-            attempt_failed(ex, FAIL_GARBAGE, 502, "response body is not a JSON object");
+            attempt_failed(a, false, FAIL_GARBAGE, 502, "response body is not a JSON object");
             return;
         }
     } else {
         if (!ex->client_started && !ex->saw_done) {
             /* 200 with an empty or unterminated stream: nothing reached the client */
-            attempt_release(ex, false);
-            attempt_failed(ex, FAIL_GARBAGE, 502, "event stream ended before any event");
+            attempt_failed(a, false, FAIL_GARBAGE, 502, "event stream ended before any event");
             return;
         }
         if (!ex->client_started)
@@ -816,8 +1100,8 @@ static void on_up_done(struct evhttp_request *up, void *arg)
         evhttp_send_reply_end(ex->client);
         ex->client = NULL;
     }
-    attempt_report(ex, true);
-    attempt_release(ex, false);
+    attempt_report(a, true);
+    attempt_free(a, false);
     exchange_finish(ex, 200, NULL);
 }
 
@@ -829,14 +1113,16 @@ static char *upstream_body(gw_exchange_t *ex, const gw_route_cfg_t *r)
 {
     cJSON *body = ex->body;
     cJSON_ReplaceItemInObjectCaseSensitive(body, "model", cJSON_CreateString(r->upstream_model));
-    if (ex->stream && ex->rec.attempts == 0) {
+    if (ex->stream) {
         cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
         if (!cJSON_IsObject(so)) {
             cJSON_DeleteItemFromObjectCaseSensitive(body, "stream_options");
             so = cJSON_AddObjectToObject(body, "stream_options");
         }
-        cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-        cJSON_AddTrueToObject(so, "include_usage");
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"))) {
+            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+            cJSON_AddTrueToObject(so, "include_usage");
+        }
     }
     char *text = cJSON_PrintUnformatted(body);
     if (!text)
@@ -844,76 +1130,122 @@ static char *upstream_body(gw_exchange_t *ex, const gw_route_cfg_t *r)
     return text;
 }
 
-/* Starts the attempt on the next route, or fails the exchange when none is
- * left. Never called with an attempt in flight. */
-static void attempt_next(gw_exchange_t *ex)
+/* Sends one attempt of the exchange to its route `route`. Returns the new
+ * attempt (its first-byte timer armed), or NULL when no connection could be
+ * had or the request could not be sent (logged; the attempt number is used
+ * up either way, as it is in x-tollgate-attempts). */
+static attempt_t *attempt_start(gw_exchange_t *ex, int route)
 {
     const gw_config_t *cfg = ex->w->server->cfg;
+    const gw_route_cfg_t *r = &ex->model->routes[route];
+    const gw_provider_cfg_t *p = &cfg->providers[r->provider];
+    gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider]);
+    if (!conn)
+        return NULL;
+    attempt_t *a = calloc(1, sizeof *a);
+    if (!a)
+        abort();
+    a->ex = ex;
+    a->route = route;
+    a->conn = conn;
+    a->first_choice = ex->rec.attempts == 0 && ex->plan.n > 0 && ex->plan.routes[0] == route;
+    struct evhttp_request *up = evhttp_request_new(on_up_done, a);
+    evhttp_request_set_header_cb(up, on_up_header);
+    evhttp_request_set_error_cb(up, on_up_error);
+    evhttp_request_set_chunked_cb(up, ex->stream ? on_up_chunk : NULL);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(up);
+    char hostport[300];
+    if ((p->tls && p->port == 443) || (!p->tls && p->port == 80))
+        snprintf(hostport, sizeof hostport, "%s", p->host);
+    else
+        snprintf(hostport, sizeof hostport, "%s:%d", p->host, p->port);
+    evhttp_add_header(h, "Host", hostport);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Accept", ex->stream ? "text/event-stream" : "application/json");
+    evhttp_add_header(h, "x-request-id", ex->rec.request_id);
+    if (p->api_key) {
+        char bearer[4200];
+        snprintf(bearer, sizeof bearer, "Bearer %s", p->api_key);
+        evhttp_add_header(h, "Authorization", bearer);
+    }
+    char *body = upstream_body(ex, r);
+    evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, strlen(body),
+                           gw_evbuffer_free_data, NULL);
+    char uri[400];
+    snprintf(uri, sizeof uri, "%s/%s", p->base_path,
+             ex->endpoint == GW_ENDPOINT_CHAT ? "chat/completions" : "completions");
+    a->number = ++ex->rec.attempts;
+    if (evhttp_make_request(conn->evcon, up, EVHTTP_REQ_POST, uri) != 0) {
+        /* libevent 2.1 unlinks the request on this path but does not free it */
+        evhttp_request_free(up);
+        tg_warn("request %s: cannot send to provider %s", ex->rec.request_id, p->name);
+        attempt_free(a, true);
+        return NULL;
+    }
+    a->up = up;
+    a->sent_us = now_us();
+    a->first_byte_timer = evtimer_new(ex->w->base, on_first_byte_timeout, a);
+    struct timeval tv = {p->first_byte_timeout_ms / 1000,
+                         (p->first_byte_timeout_ms % 1000) * 1000};
+    evtimer_add(a->first_byte_timer, &tv);
+    return a;
+}
+
+/* The first attempt's first byte is late (hedge_after_ms): send the next
+ * route in the plan as a hedge, unless the race is already decided, no route
+ * is left, the gateway is stopping or the per-minute cap is spent. */
+static void on_hedge_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_exchange_t *ex = arg;
+    attempt_t *first = ex->cur;
+    if (!first || ex->hedge || ex->client_started || ex->client_gone || ex->w->stopping ||
+        first->discard || (!ex->stream && first->status == 200) ||
+        ex->next_in_plan >= ex->plan.n)
+        return;
+    if (!gw_hedge_take(ex->w->server->cfg->hedge_max_per_minute, now_us())) {
+        gw_metrics_hedge(GW_HEDGE_CAPPED);
+        hedge_explain(ex, "capped", NULL);
+        tg_info("request %s: hedge due but hedge_max_per_minute is spent", ex->rec.request_id);
+        return;
+    }
+    while (ex->next_in_plan < ex->plan.n) {
+        attempt_t *h = attempt_start(ex, ex->plan.routes[ex->next_in_plan++]);
+        if (!h)
+            continue;
+        ex->hedge = h;
+        gw_metrics_hedge(GW_HEDGE_SENT);
+        tg_info("request %s: no first byte from %s after %d ms: hedging to %s (attempt %d)",
+                ex->rec.request_id, ex->rec.provider, ex->hedge_after_ms,
+                ex->w->server->cfg->providers[ex->model->routes[h->route].provider].name,
+                h->number);
+        return;
+    }
+}
+
+/* Starts the attempt on the next route, or fails the exchange when none is
+ * left. Never called with an attempt in flight. The first attempt of a
+ * hedged exchange also arms its hedge timer. */
+static void attempt_next(gw_exchange_t *ex)
+{
     if (ex->client_gone) {
         ex->rec.usage_complete = false;
         exchange_fail(ex, 499, "api_error", "client_closed", NULL, "");
         return;
     }
     while (ex->next_in_plan < ex->plan.n) {
-        ex->route = ex->plan.routes[ex->next_in_plan++];
-        const gw_route_cfg_t *r = &ex->model->routes[ex->route];
-        const gw_provider_cfg_t *p = &cfg->providers[r->provider];
         if (ex->w->stopping && ex->rec.attempts > 0)
             break; /* shutting down: no new attempts */
-        gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider]);
-        if (!conn)
+        attempt_t *a = attempt_start(ex, ex->plan.routes[ex->next_in_plan++]);
+        if (!a)
             continue;
-        struct evhttp_request *up = evhttp_request_new(on_up_done, ex);
-        evhttp_request_set_header_cb(up, on_up_header);
-        evhttp_request_set_error_cb(up, on_up_error);
-        evhttp_request_set_chunked_cb(up, ex->stream ? on_up_chunk : NULL);
-        struct evkeyvalq *h = evhttp_request_get_output_headers(up);
-        char hostport[300];
-        if ((p->tls && p->port == 443) || (!p->tls && p->port == 80))
-            snprintf(hostport, sizeof hostport, "%s", p->host);
-        else
-            snprintf(hostport, sizeof hostport, "%s:%d", p->host, p->port);
-        evhttp_add_header(h, "Host", hostport);
-        evhttp_add_header(h, "Content-Type", "application/json");
-        evhttp_add_header(h, "Accept", ex->stream ? "text/event-stream" : "application/json");
-        evhttp_add_header(h, "x-request-id", ex->rec.request_id);
-        if (p->api_key) {
-            char bearer[4200];
-            snprintf(bearer, sizeof bearer, "Bearer %s", p->api_key);
-            evhttp_add_header(h, "Authorization", bearer);
+        attempt_make_current(a);
+        if (ex->hedge_after_ms > 0 && a->number == 1 && ex->next_in_plan < ex->plan.n) {
+            ex->hedge_timer = evtimer_new(ex->w->base, on_hedge_due, ex);
+            struct timeval tv = {ex->hedge_after_ms / 1000, (ex->hedge_after_ms % 1000) * 1000};
+            evtimer_add(ex->hedge_timer, &tv);
         }
-        char *body = upstream_body(ex, r);
-        evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, strlen(body),
-                               gw_evbuffer_free_data, NULL);
-        char uri[400];
-        snprintf(uri, sizeof uri, "%s/%s", p->base_path,
-                 ex->endpoint == GW_ENDPOINT_CHAT ? "chat/completions" : "completions");
-        ex->conn = conn;
-        ex->up = up;
-        ex->up_status = 0;
-        ex->up_header_us = 0;
-        ex->up_failed = false;
-        ex->up_discard = false;
-        ex->up_garbage = false;
-        ex->pfx.usage_reported_hits = false; /* a failed attempt's usage does not count */
-        ex->rec.attempts++;
-        snprintf(ex->rec.provider, sizeof ex->rec.provider, "%s", p->name);
-        snprintf(ex->rec.upstream_model, sizeof ex->rec.upstream_model, "%s", r->upstream_model);
-        if (evhttp_make_request(conn->evcon, up, EVHTTP_REQ_POST, uri) != 0) {
-            /* libevent 2.1 unlinks the request on this path but does not free it */
-            evhttp_request_free(up);
-            ex->up = NULL;
-            gw_upstream_release(conn, true);
-            ex->conn = NULL;
-            tg_warn("request %s: cannot send to provider %s", ex->rec.request_id, p->name);
-            continue;
-        }
-        ex->attempt_sent_us = now_us();
-        if (!ex->first_byte_timer)
-            ex->first_byte_timer = evtimer_new(ex->w->base, on_first_byte_timeout, ex);
-        struct timeval tv = {p->first_byte_timeout_ms / 1000,
-                             (p->first_byte_timeout_ms % 1000) * 1000};
-        evtimer_add(ex->first_byte_timer, &tv);
         return;
     }
     /* no route left */
@@ -1081,7 +1413,11 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
     gw_exchange_t *ex = arg;
     ex->client_gone = true;
     tg_info("request %s: client went away", ex->rec.request_id);
-    attempt_cancel(ex);
+    if (ex->hedge)
+        hedge_explain(ex, "client_gone", ex->hedge);
+    if (ex->hedge)
+        attempt_cancel_loser(ex->hedge);
+    attempt_cancel_current(ex);
     struct evhttp_request *req = ex->client;
     ex->client = NULL;
     if (req)
@@ -1182,6 +1518,20 @@ static void exchange_plan(gw_exchange_t *ex)
                              ex->pfx.predicted ? ex->pfx.hit_tokens : NULL};
     gw_route_plan(w, &rq, &ex->plan);
     snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", ex->plan.explain);
+    if (ex->plan.n > 0) {
+        char err[200];
+        const char *hv = evhttp_find_header(evhttp_request_get_input_headers(ex->client),
+                                            GW_HEDGE_HEADER);
+        if (gw_hedge_threshold(hv, ex->model->hedge_after_ms, ex->plan.latency_target_ms,
+                               &ex->hedge_after_ms, err, sizeof err) != 0) {
+            ex->plan.n = 0; /* answered below, after admission, like any plan error */
+            ex->plan.status = 400;
+            snprintf(ex->plan.type, sizeof ex->plan.type, "invalid_request_error");
+            snprintf(ex->plan.code, sizeof ex->plan.code, "invalid_header");
+            snprintf(ex->plan.param, sizeof ex->plan.param, "%s", GW_HEDGE_HEADER);
+            snprintf(ex->plan.message, sizeof ex->plan.message, "%s", err);
+        }
+    }
     if (ex->plan.n == 0 && !ex->plan.param[0])
         snprintf(ex->plan.param, sizeof ex->plan.param, "%s",
                  endpoint == GW_ENDPOINT_CHAT ? "messages" : "prompt");
@@ -1236,7 +1586,9 @@ void gw_proxy_abort_all(gw_worker_t *w)
     while (w->exchanges) {
         gw_exchange_t *ex = w->exchanges;
         tg_warn("request %s: shutdown deadline reached; ending it", ex->rec.request_id);
-        attempt_cancel(ex);
+        if (ex->hedge)
+            attempt_cancel_loser(ex->hedge);
+        attempt_cancel_current(ex);
         if (ex->rec.attempts == 0)
             usage_nothing_used(&ex->rec);
         else

@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "gw_clock.h"
 #include "gw_http.h"
 #include "gw_server.h"
 #include "rt_route.h"
@@ -30,11 +30,11 @@ static double out_avg[GW_MAX_MODELS];                  /* decayed completion tok
 static uint32_t out_n[GW_MAX_MODELS];
 static _Atomic uint64_t seq; /* seeds near-tie draws and round-robin */
 
+/* The gateway's one clock (gw_clock): the proxy's instants come from it, so
+ * durations measured here against them are right under a test clock too. */
 static int64_t clock_us(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    return gw_clock_now_us();
 }
 
 static void breaker_cfg(const gw_config_t *cfg, rt_breaker_cfg_t *bc)
@@ -286,6 +286,7 @@ void gw_route_plan(gw_worker_t *w, const gw_route_request_t *rq, gw_route_plan_t
     r.breaker = &bc;
     if (read_needs(cfg, rq->model, rq->key, rq->headers, &r, plan) != 0)
         return;
+    plan->latency_target_ms = r.latency_target_ms;
     const pr_book_t *book = gw_pricebook_acquire(w->server->prices);
     rt_candidate_t cands[RT_MAX_CANDIDATES];
     rt_decision_t d;
@@ -320,6 +321,14 @@ void gw_route_observe(gw_worker_t *w, const gw_route_outcome_t *o)
     if (o->model_index < 0 || o->model_index >= cfg->n_models || o->route < 0 ||
         o->route >= cfg->models[o->model_index].n_routes)
         return;
+    if (o->cancelled) {
+        if (o->first_choice) {
+            pthread_mutex_lock(&mu);
+            rt_stats_release(&stats[o->model_index][o->route]);
+            pthread_mutex_unlock(&mu);
+        }
+        return;
+    }
     int64_t now = clock_us();
     rt_observation_t ob = {0};
     ob.now_us = now;

@@ -43,6 +43,7 @@ typedef struct gw_route_plan {
     int status;
     char type[32], code[48], param[48], message[512];
     char explain[512]; /* compact JSON for the usage row's route_explain */
+    int64_t latency_target_ms; /* the need as resolved (header > key > model); 0 = none */
 } gw_route_plan_t;
 
 /* Decides the order of routes for one request (see above). Reads the needs
@@ -64,9 +65,12 @@ typedef struct gw_route_outcome {
     int64_t completion_tokens;       /* GW_USAGE_UNKNOWN (-1) when not reported */
     const char *retry_after;         /* the provider's Retry-After, "" or NULL = none */
     bool first_choice;               /* the attempt was the plan's first route */
+    bool cancelled; /* the gateway cancelled it (hedge loser, client gone): nothing is
+                       learned, only its in-flight count is released */
 } gw_route_outcome_t;
 
-/* Reports one finished attempt (for health and latency statistics). */
+/* Reports one finished attempt (for health and latency statistics), or one
+ * the gateway cancelled (o->cancelled). */
 void gw_route_observe(gw_worker_t *w, const gw_route_outcome_t *o);
 
 /* The admin endpoint GET /route/explain?model=M&prompt_tokens=N&max_tokens=N

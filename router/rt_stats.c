@@ -128,6 +128,12 @@ void rt_stats_take(rt_stats_t *s, int64_t now_us)
         s->probe_at_us = now_us;
 }
 
+void rt_stats_release(rt_stats_t *s)
+{
+    if (s->in_flight > 0)
+        s->in_flight--;
+}
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;

@@ -74,6 +74,11 @@ bool rt_stats_usable(rt_stats_t *s, const rt_breaker_cfg_t *cfg, int64_t now_us,
  * half-open, it is the probe). */
 void rt_stats_take(rt_stats_t *s, int64_t now_us);
 
+/* The attempt rt_stats_take counted ended with nothing to learn from (the
+ * gateway cancelled it: a hedge's loser, a client that left): in flight - 1,
+ * nothing else. A probe cancelled this way is retried after the cool-down. */
+void rt_stats_release(rt_stats_t *s);
+
 /* Expected TTFT in ms: the decayed average (p = 0) or the p-th percentile
  * (1..100) of the recent samples; `prior` when nothing has been measured. */
 double rt_stats_ttft_ms(const rt_stats_t *s, int p, double prior);

@@ -85,6 +85,17 @@ static void test_breaker_consecutive(void)
     CHECK(s.in_flight == 1);
     CHECK(!rt_stats_usable(&s, &bc, t + 1, &why));
     CHECK_STR(why, "probe_in_flight");
+    /* a cancelled attempt releases its in-flight count and teaches nothing */
+    rt_stats_t before = s;
+    rt_stats_take(&s, t);
+    CHECK(s.in_flight == 2);
+    rt_stats_release(&s);
+    CHECK(s.in_flight == 1 && s.state == RT_HALF_OPEN && s.attempts == before.attempts &&
+          s.consecutive_failures == before.consecutive_failures);
+    rt_stats_t idle;
+    rt_stats_init(&idle);
+    rt_stats_release(&idle); /* never below zero */
+    CHECK(idle.in_flight == 0);
     /* the probe fails: open again, cool-down from now */
     f = failure(t + 5, 503);
     f.first_choice = true;
