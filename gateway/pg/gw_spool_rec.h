@@ -37,7 +37,7 @@ typedef enum gw_spool_rec_kind {
 gw_spool_rec_kind_t gw_spool_rec_kind(const uint8_t *p, size_t len);
 
 /* Encodes gateway cost *c into buf (at least GW_SPOOL_REC_MAX bytes).
- * Returns the length (at most about 480). */
+ * Returns the length (at most 477). */
 size_t gw_spool_rec_encode_cost(const gw_gateway_cost_t *c, uint8_t *buf);
 
 /* Decodes a gateway cost payload into *c, as strictly as
