@@ -18,4 +18,9 @@ BEGIN
     GRANT USAGE ON SCHEMA public TO tollgate_finance;
     GRANT SELECT ON finance_usage, finance_usage_daily, finance_spend_monthly,
         finance_spend_monthly_team, usage_charge_recomputed TO tollgate_finance;
+    -- The gateway's own costs (migration 0018), on a database that has them.
+    IF to_regclass('finance_gateway_costs') IS NOT NULL THEN
+        GRANT SELECT ON finance_gateway_costs, finance_gateway_costs_daily,
+            gateway_costs_charge_recomputed TO tollgate_finance;
+    END IF;
 END $$;

@@ -2,8 +2,10 @@
  * from the ledger: spend per team/model/provider for a period, every row of a
  * period streamed as CSV or JSON through a server-side cursor (bounded memory
  * for any number of rows), and a verification that recomputes every charge
- * from the rows and the price tables and counts spool records against rows. */
+ * from the rows and the price tables and counts spool records against rows.
+ * "usage gateway-costs" (the gateway's own costs) is in ctl_usage_costs.c. */
 #include "ctl.h"
+#include "ctl_usage_costs.h"
 
 #include "gw_spool.h"
 #include "gw_spool_rec.h"
@@ -25,6 +27,9 @@ static const char ctl_usage_usage[] =
     "  usage verify --from TIME --to TIME [--spool DIR]\n"
     "                      recompute every charge from the rows and the price tables;\n"
     "                      with --spool, count the spool's records against the rows\n"
+    "  usage gateway-costs [--from TIME] [--to TIME] [--format table|csv]\n"
+    "                      the gateway's own costs (cancelled hedge attempts), in no\n"
+    "                      team's spend, with totals per currency\n"
     "\n"
     "TIME is YYYY-MM-DD (00:00 UTC) or RFC 3339 (2027-01-31T18:00:00Z); the period is\n"
     "[--from, --to) on the rows' completion time. Amounts are exact: pico-units of the\n"
@@ -179,7 +184,7 @@ static const struct {
 };
 #define CTL_EXPORT_NCOLS (sizeof ctl_export_cols / sizeof ctl_export_cols[0])
 
-static void ctl_csv_field(FILE *out, const char *v)
+void ctl_csv_field(FILE *out, const char *v)
 {
     if (!strpbrk(v, ",\"\r\n") && v[0] != ' ' && (v[0] == '\0' || v[strlen(v) - 1] != ' ')) {
         fputs(v, out);
@@ -338,13 +343,48 @@ typedef struct ctl_spool_scan {
     char **ids;
     size_t n, cap;
     uint64_t undecodable, outside;
+    /* gateway cost records in the period (on cancelled_at) */
+    char **cost_ids;
+    int *cost_attempts;
+    size_t ncost, cost_cap;
+    uint64_t cost_outside;
 } ctl_spool_scan_t;
+
+/* A gateway cost record of the spool: collected when in the period. */
+static void ctl_spool_visit_cost(ctl_spool_scan_t *s, const uint8_t *payload, size_t len)
+{
+    gw_gateway_cost_t c;
+    char err[128];
+    if (gw_spool_rec_decode_cost(payload, len, &c, err, sizeof err) != 0) {
+        s->undecodable++;
+        return;
+    }
+    if (c.cancelled_at_us < s->from_us || c.cancelled_at_us >= s->to_us) {
+        s->cost_outside++;
+        return;
+    }
+    if (s->ncost == s->cost_cap) {
+        s->cost_cap = s->cost_cap ? s->cost_cap * 2 : 64;
+        s->cost_ids = realloc(s->cost_ids, s->cost_cap * sizeof *s->cost_ids);
+        s->cost_attempts = realloc(s->cost_attempts, s->cost_cap * sizeof *s->cost_attempts);
+        if (!s->cost_ids || !s->cost_attempts)
+            abort();
+    }
+    s->cost_ids[s->ncost] = strdup(c.request_id);
+    if (!s->cost_ids[s->ncost])
+        abort();
+    s->cost_attempts[s->ncost++] = c.attempt;
+}
 
 static void ctl_spool_visit(void *arg, const uint8_t *payload, size_t len)
 {
     ctl_spool_scan_t *s = arg;
     gw_usage_record_t r;
     char err[128];
+    if (gw_spool_rec_kind(payload, len) == GW_SPOOL_REC_COST) {
+        ctl_spool_visit_cost(s, payload, len);
+        return;
+    }
     if (gw_spool_rec_decode(payload, len, &r, err, sizeof err) != 0) {
         s->undecodable++;
         return;
@@ -487,10 +527,11 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
         " OR u.cost_reasoning_pico IS DISTINCT FROM 0)";
     snprintf(sql, sizeof sql, "SELECT count(*)%s", free_sql);
     int64_t free_bad = ctl_count(conn, sql, params);
-    int64_t free_rows = ctl_count(conn,
-                                  "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
-                                  " AND u.price_card_id IS NOT NULL AND (u.pricing_flags & 32) <> 0",
-                                  params);
+    int64_t free_rows =
+        ctl_count(conn,
+                  "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
+                  " AND u.price_card_id IS NOT NULL AND (u.pricing_flags & 32) <> 0",
+                  params);
     int64_t incomplete = ctl_count(conn,
                                    "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
                                    " AND u.price_card_id IS NOT NULL AND u.pricing_flags <> 0"
@@ -524,6 +565,8 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_examples(conn, sql, params);
     }
     int64_t differences = dups + mismatched + parts + free_bad;
+    int64_t cost_bad = ctl_gateway_costs_verify(conn, params);
+    differences += cost_bad < 0 ? 1 : cost_bad;
     if (opts[2].present) {
         ctl_spool_scan_t s = {0};
         s.from_us = strtoll(from, NULL, 10);
@@ -548,15 +591,30 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
                    in.corrupted, in.torn);
             if (s.undecodable)
                 printf("  undecodable records:          %" PRIu64 "\n", s.undecodable);
+            int64_t cwaiting = 0; /* gateway cost records not yet rows */
+            if (s.ncost || s.cost_outside) {
+                int64_t cfound =
+                    ctl_gateway_costs_in_ledger(conn, s.cost_ids, s.cost_attempts, s.ncost);
+                cwaiting = cfound < 0 ? 0 : (int64_t)s.ncost - cfound;
+                printf("  gateway cost records:         %zu in the period (%" PRId64
+                       " already in gateway_costs, %" PRId64 " waiting), %" PRIu64 " outside it\n",
+                       s.ncost, cfound < 0 ? 0 : cfound, cwaiting, s.cost_outside);
+                if (cfound < 0)
+                    differences++;
+            }
             if (found < 0)
                 differences++;
-            else if (!in.in_use && found < (int64_t)s.n)
+            else if (!in.in_use && (found < (int64_t)s.n || cwaiting > 0))
                 printf("  (no writer is draining this spool: start the gateway on it to write "
                        "the waiting records)\n");
         }
         for (size_t i = 0; i < s.n; i++)
             free(s.ids[i]);
         free(s.ids);
+        for (size_t i = 0; i < s.ncost; i++)
+            free(s.cost_ids[i]);
+        free(s.cost_ids);
+        free(s.cost_attempts);
     }
     PQclear(PQexec(conn, "COMMIT"));
     PQfinish(conn);
@@ -576,6 +634,8 @@ int ctl_usage_main(ctl_ctx_t *ctx, int argc, char **argv)
         return ctl_usage_export(ctx, argc - 2, argv + 2);
     if (strcmp(argv[1], "verify") == 0)
         return ctl_usage_verify(ctx, argc - 2, argv + 2);
+    if (strcmp(argv[1], "gateway-costs") == 0)
+        return ctl_usage_gateway_costs(ctx, argc - 2, argv + 2);
     ctl_error("usage: unknown command '%s' (see: tollgatectl usage --help)", argv[1]);
     return CTL_USAGE;
 }

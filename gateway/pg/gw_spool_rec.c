@@ -1,6 +1,7 @@
-/* gw_spool_rec: usage record <-> spool payload (version 1). Integers are
- * little-endian two's complement (8 bytes; 16 for pico amounts), booleans
- * one byte, strings a 2-byte length then the bytes without NUL. */
+/* gw_spool_rec: usage record (versions 1, 2) and gateway cost record
+ * (version 64) <-> spool payload. Integers are little-endian two's
+ * complement (8 bytes; 16 for pico amounts), booleans one byte, strings a
+ * 2-byte length then the bytes without NUL. */
 #include "gw_spool_rec.h"
 
 #include <stdio.h>
@@ -137,6 +138,10 @@ int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *out, ch
     gw_usage_record_t x;
     memset(&x, 0, sizeof x);
     uint8_t version = r_u8(&r);
+    if (!r.bad && gw_spool_rec_kind(p, len) == GW_SPOOL_REC_COST) {
+        snprintf(err, errlen, "a gateway cost record (version %u), not a usage record", version);
+        return -1;
+    }
     if (!r.bad && (version < 1 || version > GW_SPOOL_REC_VERSION)) {
         snprintf(err, errlen, "unknown spool record version %u", version);
         return -1;
@@ -177,6 +182,82 @@ int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *out, ch
     }
     if (r.bad || r.n != len) {
         snprintf(err, errlen, "malformed spool record (%zu bytes, %s)", len,
+                 r.bad ? "truncated or a string too long" : "bytes left over");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+gw_spool_rec_kind_t gw_spool_rec_kind(const uint8_t *p, size_t len)
+{
+    if (len == 0)
+        return GW_SPOOL_REC_UNKNOWN;
+    if (p[0] >= 1 && p[0] < GW_SPOOL_REC_COST_VERSION)
+        return GW_SPOOL_REC_USAGE;
+    if (p[0] >= GW_SPOOL_REC_COST_VERSION && p[0] < 128)
+        return GW_SPOOL_REC_COST;
+    return GW_SPOOL_REC_UNKNOWN;
+}
+
+size_t gw_spool_rec_encode_cost(const gw_gateway_cost_t *c, uint8_t *buf)
+{
+    rec_w_t w = {buf, 0};
+    w_u8(&w, GW_SPOOL_REC_COST_VERSION);
+    w_str(&w, c->request_id, sizeof c->request_id);
+    w_u64(&w, (uint64_t)(int64_t)c->attempt);
+    w_str(&w, c->reason, sizeof c->reason);
+    w_u64(&w, (uint64_t)c->team_id);
+    w_u64(&w, (uint64_t)c->key_id);
+    w_str(&w, c->model_requested, sizeof c->model_requested);
+    w_str(&w, c->provider, sizeof c->provider);
+    w_str(&w, c->upstream_model, sizeof c->upstream_model);
+    w_u64(&w, (uint64_t)c->sent_at_us);
+    w_u64(&w, (uint64_t)c->cancelled_at_us);
+    w_u64(&w, (uint64_t)c->prompt_tokens);
+    w_u8(&w, c->prompt_exact);
+    w_u8(&w, c->usage_complete);
+    w_u64(&w, (uint64_t)c->price_card_id);
+    w_u64(&w, (uint64_t)c->discount_window_id);
+    w_str(&w, c->charge_currency, sizeof c->charge_currency);
+    w_i128(&w, c->charge_pico);
+    return w.n;
+}
+
+int gw_spool_rec_decode_cost(const uint8_t *p, size_t len, gw_gateway_cost_t *out, char *err,
+                             size_t errlen)
+{
+    rec_r_t r = {p, 0, len, false};
+    gw_gateway_cost_t x;
+    memset(&x, 0, sizeof x);
+    uint8_t version = r_u8(&r);
+    if (!r.bad && version != GW_SPOOL_REC_COST_VERSION) {
+        if (gw_spool_rec_kind(p, len) == GW_SPOOL_REC_USAGE)
+            snprintf(err, errlen, "a usage record (version %u), not a gateway cost record",
+                     version);
+        else
+            snprintf(err, errlen, "unknown gateway cost record version %u", version);
+        return -1;
+    }
+    r_str(&r, x.request_id, sizeof x.request_id);
+    x.attempt = (int)(int64_t)r_u64(&r);
+    r_str(&r, x.reason, sizeof x.reason);
+    x.team_id = (int64_t)r_u64(&r);
+    x.key_id = (int64_t)r_u64(&r);
+    r_str(&r, x.model_requested, sizeof x.model_requested);
+    r_str(&r, x.provider, sizeof x.provider);
+    r_str(&r, x.upstream_model, sizeof x.upstream_model);
+    x.sent_at_us = (int64_t)r_u64(&r);
+    x.cancelled_at_us = (int64_t)r_u64(&r);
+    x.prompt_tokens = (int64_t)r_u64(&r);
+    x.prompt_exact = r_u8(&r) != 0;
+    x.usage_complete = r_u8(&r) != 0;
+    x.price_card_id = (int64_t)r_u64(&r);
+    x.discount_window_id = (int64_t)r_u64(&r);
+    r_str(&r, x.charge_currency, sizeof x.charge_currency);
+    x.charge_pico = r_i128(&r);
+    if (r.bad || r.n != len) {
+        snprintf(err, errlen, "malformed gateway cost record (%zu bytes, %s)", len,
                  r.bad ? "truncated or a string too long" : "bytes left over");
         return -1;
     }

@@ -1,10 +1,10 @@
-/* gw_usage: the usage writer. Request threads append records to the durable
- * spool (or, without one, to an in-memory queue); one background thread sends
- * them to PostgreSQL in batches, each one INSERT ... SELECT FROM
- * unnest(arrays) ON CONFLICT DO NOTHING (in spool mode, a backlog on several
- * connections at once, confirmed in order), retrying with back-off while
- * PostgreSQL is unreachable; it also keeps the monthly partitions of
- * usage_events made ahead (migration 0004). See gw_usage.h. */
+/* gw_usage: the usage writer. Request threads append records (usage rows
+ * and the gateway's own cost rows) to the durable spool (or, without one, to
+ * an in-memory queue); one background thread sends them to PostgreSQL in
+ * batches, each one transaction with ON CONFLICT DO NOTHING (in spool mode, a
+ * backlog on several connections at once, confirmed in order), retrying with
+ * back-off while PostgreSQL is unreachable; it also keeps the monthly
+ * partitions of usage_events made ahead (migration 0004). See gw_usage.h. */
 #include "gw_usage.h"
 
 #include <cjson/cJSON.h>
@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#define UW_COLS 33 /* columns of the newest schema (migration 0013) */
+#define UW_COLS 33          /* columns of the newest schema (migration 0013) */
 #define UW_BATCH_LIMIT 5000 /* rows per statement, at most */
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
@@ -36,10 +36,23 @@ typedef struct uw_link {
     int64_t partitions_at_ms; /* last usage_partitions_ensure() */
     int schema;               /* which uw_schema the database has */
     bool staged;              /* its temporary table uw_stage exists: batches go by COPY */
+    bool costs_table;         /* the database has gateway_costs (migration 0018) */
+    /* The batch in flight on this link: */
+    size_t skipped_costs; /* its cost records not sent (no gateway_costs): logged on success */
+    char *tail;           /* unnest path: cost INSERT and COMMIT to send after its result */
 } uw_link_t;
 
+/* One record of either kind, as queued, read from the spool and batched. */
+typedef struct uw_rec {
+    bool is_cost;
+    union {
+        gw_usage_record_t usage;
+        gw_gateway_cost_t cost;
+    } u;
+} uw_rec_t;
+
 typedef struct uw_item {
-    gw_usage_record_t rec;
+    uw_rec_t rec;
     int64_t queued_ms;
 } uw_item_t;
 
@@ -62,6 +75,8 @@ struct gw_usage_writer {
     unsigned unsignalled; /* spool mode: appends since the thread was last woken */
     atomic_uint_fast64_t written;
     atomic_uint_fast64_t rejected;
+    atomic_uint_fast64_t costs_written;
+    atomic_uint_fast64_t costs_rejected;
 };
 
 typedef enum { UW_DONE, UW_RETRY } uw_result_t;
@@ -122,6 +137,33 @@ static void uw_log_record(const char *why, const gw_usage_record_t *r)
              r->error_type, r->received_at_us, r->first_byte_at_us, r->completed_at_us,
              r->prompt_tokens, r->cache_hit_tokens, r->cache_miss_tokens, r->completion_tokens,
              r->reasoning_tokens, r->usage_complete);
+}
+
+/* Logs a gateway cost record that will not reach PostgreSQL, whole, on one
+ * line (every field, so that it can be inserted by hand). */
+static void uw_log_cost(const char *why, const gw_gateway_cost_t *c)
+{
+    char charge[48];
+    if (!pr_pico_format_int(c->charge_pico, charge, sizeof charge))
+        snprintf(charge, sizeof charge, "?");
+    tg_error("usage writer: %s: gateway cost request_id=%s attempt=%d reason=%s team_id=%" PRId64
+             " key_id=%" PRId64 " model=%s provider=%s upstream_model=%s sent_us=%" PRId64
+             " cancelled_us=%" PRId64 " prompt=%" PRId64 " prompt_exact=%d complete=%d"
+             " price_card_id=%" PRId64 " discount_window_id=%" PRId64 " currency=%s"
+             " charge_pico=%s",
+             why, c->request_id, c->attempt, c->reason, c->team_id, c->key_id, c->model_requested,
+             c->provider, c->upstream_model, c->sent_at_us, c->cancelled_at_us, c->prompt_tokens,
+             c->prompt_exact, c->usage_complete, c->price_card_id, c->discount_window_id,
+             c->charge_currency, charge);
+}
+
+/* Logs a record of either kind that will not reach PostgreSQL. */
+static void uw_log_rec(const char *why, const uw_rec_t *r)
+{
+    if (r->is_cost)
+        uw_log_cost(why, &r->u.cost);
+    else
+        uw_log_record(why, &r->u.usage);
 }
 
 /* A growing string; one PostgreSQL array literal per column. */
@@ -352,35 +394,117 @@ static void uw_copy_record(uw_buf_t *b, const gw_usage_record_t *r, int columns)
     uw_buf_put(b, "\n", 1);
 }
 
+/* Appends one SQL literal for text s (NULL: SQL NULL), escaped by libpq for
+ * the connection's settings. */
+static void uw_sql_text(uw_buf_t *b, PGconn *conn, const char *s)
+{
+    char *lit = s ? PQescapeLiteral(conn, s, strlen(s)) : NULL;
+    if (!lit) { /* NULL, or libpq could not escape it: the row is refused, logged */
+        uw_buf_put(b, "NULL", 4);
+        return;
+    }
+    uw_buf_put(b, lit, strlen(lit));
+    PQfreemem(lit);
+}
+
+/* Appends a timestamptz expression for unix microseconds us (exact). */
+static void uw_sql_time(uw_buf_t *b, int64_t us)
+{
+    uw_buf_put(b, "timestamptz 'epoch' + ", 22);
+    uw_arr_int(b, us, false);
+    uw_buf_put(b, " * interval '1 microsecond'", 27);
+}
+
+/* Builds into *b one INSERT INTO gateway_costs ... VALUES (...), ... ON
+ * CONFLICT DO NOTHING for the cost records among recs[0..n) (literals
+ * escaped with PQescapeLiteral: these rows are few, one per hedge lost).
+ * Returns how many rows it holds (0: *b untouched). */
+static size_t uw_cost_sql(uw_buf_t *b, PGconn *conn, const uw_rec_t *recs, size_t n)
+{
+    size_t rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!recs[i].is_cost)
+            continue;
+        const gw_gateway_cost_t *c = &recs[i].u.cost;
+        static const char head[] =
+            "INSERT INTO gateway_costs (request_id, attempt, reason, team_id, key_id,"
+            " model_requested, provider, upstream_model, sent_at, cancelled_at, prompt_tokens,"
+            " prompt_exact, usage_complete, price_card_id, discount_window_id, charge_currency,"
+            " charge_pico) VALUES (";
+        if (rows++ == 0)
+            uw_buf_put(b, head, sizeof head - 1);
+        else
+            uw_buf_put(b, "), (", 4);
+        bool priced = c->price_card_id > 0;
+        char num[48];
+        uw_sql_text(b, conn, c->request_id);
+        uw_buf_put(b, ", ", 2);
+        uw_arr_int(b, c->attempt, false);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_text(b, conn, c->reason);
+        uw_buf_put(b, ", ", 2);
+        uw_arr_int(b, c->team_id, false);
+        uw_buf_put(b, ", ", 2);
+        uw_arr_int(b, c->key_id, false);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_text(b, conn, c->model_requested);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_text(b, conn, c->provider);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_text(b, conn, c->upstream_model);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_time(b, c->sent_at_us);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_time(b, c->cancelled_at_us);
+        uw_buf_put(b, ", ", 2);
+        uw_arr_int(b, c->prompt_tokens, true);
+        uw_buf_put(b, c->prompt_exact ? ", true, " : ", false, ", c->prompt_exact ? 8 : 9);
+        uw_buf_put(b, c->usage_complete ? "true, " : "false, ", c->usage_complete ? 6 : 7);
+        uw_arr_int(b, priced ? c->price_card_id : -1, true);
+        uw_buf_put(b, ", ", 2);
+        uw_arr_int(b, priced && c->discount_window_id > 0 ? c->discount_window_id : -1, true);
+        uw_buf_put(b, ", ", 2);
+        uw_sql_text(b, conn, priced ? c->charge_currency : NULL);
+        uw_buf_put(b, ", ", 2);
+        if (priced && pr_pico_format_int(c->charge_pico, num, sizeof num))
+            uw_buf_put(b, num, strlen(num));
+        else
+            uw_buf_put(b, "NULL", 4);
+    }
+    if (rows)
+        uw_buf_put(b, ") ON CONFLICT DO NOTHING", 24);
+    return rows;
+}
+
 /* One statement for any batch size: each column travels as one array and
  * unnest() turns them back into rows. The text is constant, so PostgreSQL's
  * parse and plan cost does not grow with the batch (a multi-row VALUES list
  * of 20 x n parameters was 4x slower). Timestamps travel as integer
  * microseconds and become timestamptz exactly (no floating point). */
-#define UW_COLUMNS                                                                         \
-    "request_id, team_id, key_id, model_requested, provider, upstream_model, attempts,"    \
-    " endpoint, streamed, http_status, error_type, received_at, first_byte_at,"            \
-    " completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens," \
-    " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"                \
-    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"      \
+#define UW_COLUMNS                                                                                 \
+    "request_id, team_id, key_id, model_requested, provider, upstream_model, attempts,"            \
+    " endpoint, streamed, http_status, error_type, received_at, first_byte_at,"                    \
+    " completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens,"        \
+    " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"                        \
+    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"              \
     " cost_output_pico, cost_reasoning_pico, charge_pico, pricing_flags"
-#define UW_VALUES                                                                          \
-    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"                                      \
-    " timestamptz 'epoch' + ra * interval '1 microsecond',"                                \
-    " timestamptz 'epoch' + fb * interval '1 microsecond',"                                \
-    " timestamptz 'epoch' + ca * interval '1 microsecond',"                                \
-    " pt, cht, cmt, ct, rt, uc, pcid, dwid,"                                               \
-    " timestamptz 'epoch' + pat * interval '1 microsecond',"                               \
+#define UW_VALUES                                                                                  \
+    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"                                              \
+    " timestamptz 'epoch' + ra * interval '1 microsecond',"                                        \
+    " timestamptz 'epoch' + fb * interval '1 microsecond',"                                        \
+    " timestamptz 'epoch' + ca * interval '1 microsecond',"                                        \
+    " pt, cht, cmt, ct, rt, uc, pcid, dwid,"                                                       \
+    " timestamptz 'epoch' + pat * interval '1 microsecond',"                                       \
     " cur, chit, cmiss, cout, creas, ctot, pfl"
-#define UW_ARRAYS                                                                          \
-    "$1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"          \
-    " $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"       \
-    " $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"          \
-    " $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"         \
-    " $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"         \
+#define UW_ARRAYS                                                                                  \
+    "$1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"                  \
+    " $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"               \
+    " $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"                  \
+    " $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"                 \
+    " $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"                 \
     " $28::numeric[], $29::numeric[], $30::int[]"
-#define UW_NAMES                                                                           \
-    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt, uc," \
+#define UW_NAMES                                                                                   \
+    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt, uc,"        \
     " pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl"
 /* The statement for each schema a database may have, newest last: a gateway
  * newer than its database keeps writing rows (rolling upgrades), without the
@@ -391,13 +515,13 @@ typedef struct uw_schema {
     int columns;           /* how many of the record's columns it takes */
     const char *sql;       /* the batch as one INSERT ... unnest(arrays) */
     const char *copy;      /* staged: the batch COPYed into uw_stage ... */
-    const char *insert;    /* ... then moved into usage_events, and committed */
+    const char *insert;    /* ... then moved into usage_events (COMMIT follows) */
 } uw_schema_t;
 
-#define UW_STAGED(cols)                                                                    \
-    "COPY uw_stage (" cols ") FROM STDIN",                                                 \
-        "INSERT INTO usage_events (" cols ") SELECT " cols " FROM uw_stage"                \
-        " ON CONFLICT DO NOTHING; COMMIT"
+#define UW_STAGED(cols)                                                                            \
+    "COPY uw_stage (" cols ") FROM STDIN",                                                         \
+        "INSERT INTO usage_events (" cols ") SELECT " cols " FROM uw_stage"                        \
+        " ON CONFLICT DO NOTHING"
 #define UW_COLUMNS_0013 UW_COLUMNS ", route_explain, cache_hit_predicted_tokens, response_cache_hit"
 
 static const uw_schema_t uw_schemas[] = {
@@ -444,6 +568,16 @@ static int uw_schema_probe(PGconn *conn)
     return have;
 }
 
+/* True when the connected database has the table gateway_costs. */
+static bool uw_costs_probe(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT to_regclass('gateway_costs') IS NOT NULL");
+    bool have = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return have;
+}
+
 /* Calls usage_partitions_ensure() (migration 0004) when the schema has it:
  * month partitions ahead of time, rows parked in the default partition moved
  * into theirs. Failure is logged and harmless (rows go to the default
@@ -484,6 +618,11 @@ static bool uw_link_ready(gw_usage_writer_t *w, uw_link_t *l, size_t n)
         }
         tg_info("usage writer: connected to PostgreSQL");
         l->schema = uw_schema_probe(l->conn);
+        l->costs_table = uw_costs_probe(l->conn);
+        if (!l->costs_table)
+            tg_warn("usage writer: the database has no table gateway_costs (migration 0018): "
+                    "gateway cost records (hedge losers) are logged, not written, until it "
+                    "exists; run tollgatectl migrate");
         /* Batches go by COPY into this session's temporary table, then one
          * INSERT ... SELECT ... ON CONFLICT DO NOTHING from it (about 20%
          * less PostgreSQL CPU per row than the unnest statement, which
@@ -509,12 +648,10 @@ static void uw_link_drop(uw_link_t *l)
     if (l->conn)
         PQfinish(l->conn);
     l->conn = NULL;
+    free(l->tail);
+    l->tail = NULL;
 }
 
-/* Sends recs[0..n) as one statement on link l, connecting first if needed,
- * without waiting for its result (uw_finish collects it). In autocommit, so
- * the statement is its own transaction. Returns 0 when sent, -1 (logged)
- * when PostgreSQL cannot be reached: nothing is lost, try again. */
 /* Runs `sql` on l, expecting status `want`. Returns 0; or -1 (logged as
  * `what`), with *retry telling a lost connection (dropped) from a refusal. */
 static int uw_exec(uw_link_t *l, const char *sql, ExecStatusType want, const char *what,
@@ -535,11 +672,13 @@ static int uw_exec(uw_link_t *l, const char *sql, ExecStatusType want, const cha
     return -1;
 }
 
-/* Staged send: BEGIN, COPY recs[0..n) into uw_stage (waited for), then sends
- * the INSERT into usage_events and the COMMIT without waiting (uw_finish
- * collects both). Returns 0 when sent; 1 when COPY refused the data (rolled
- * back: send the batch the other way); -1 when PostgreSQL is unreachable. */
-static int uw_send_staged(uw_link_t *l, const gw_usage_record_t *recs, size_t n)
+/* Staged send: BEGIN, COPY the usage records of recs[0..n) into uw_stage
+ * (waited for), then sends the INSERT into usage_events, cost_sql (the
+ * batch's INSERT INTO gateway_costs, or "") and the COMMIT without waiting
+ * (uw_finish collects them). Returns 0 when sent; 1 when COPY refused the
+ * data (rolled back: send the batch the other way); -1 when PostgreSQL is
+ * unreachable. */
+static int uw_send_staged(uw_link_t *l, const uw_rec_t *recs, size_t n, const char *cost_sql)
 {
     char err[512];
     const uw_schema_t *schema = &uw_schemas[l->schema];
@@ -550,8 +689,10 @@ static int uw_send_staged(uw_link_t *l, const gw_usage_record_t *recs, size_t n)
         goto refused;
     uw_buf_t data = {0};
     for (size_t i = 0; i < n; i++)
-        uw_copy_record(&data, &recs[i], schema->columns);
-    int ok = PQputCopyData(l->conn, data.s, (int)data.len) == 1 && PQputCopyEnd(l->conn, NULL) == 1;
+        if (!recs[i].is_cost)
+            uw_copy_record(&data, &recs[i].u.usage, schema->columns);
+    int ok = (data.len == 0 || PQputCopyData(l->conn, data.s, (int)data.len) == 1) &&
+             PQputCopyEnd(l->conn, NULL) == 1;
     free(data.s);
     PGresult *res = ok ? PQgetResult(l->conn) : NULL, *extra;
     ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -569,7 +710,16 @@ static int uw_send_staged(uw_link_t *l, const gw_usage_record_t *recs, size_t n)
         tg_warn("usage writer: COPY of %zu records refused: %s", n, err);
         goto refused;
     }
-    if (!PQsendQuery(l->conn, schema->insert)) {
+    uw_buf_t sql = {0};
+    uw_buf_put(&sql, schema->insert, strlen(schema->insert));
+    if (cost_sql[0]) {
+        uw_buf_put(&sql, "; ", 2);
+        uw_buf_put(&sql, cost_sql, strlen(cost_sql));
+    }
+    uw_buf_put(&sql, "; COMMIT", 8);
+    ok = PQsendQuery(l->conn, sql.s);
+    free(sql.s);
+    if (!ok) {
         tg_warn("usage writer: sending %zu records failed: %s; will retry", n,
                 gw_pg_message(l->conn, NULL, err, sizeof err));
         uw_link_drop(l);
@@ -582,15 +732,43 @@ refused:
     return -1;
 }
 
-static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs, size_t n)
+/* Sends recs[0..n) (records of both kinds) as one transaction on link l,
+ * connecting first if needed, without waiting for its result (uw_finish
+ * collects it). Usage rows go to usage_events, cost rows to gateway_costs;
+ * without that table the cost rows are left out (l->skipped_costs; uw_finish
+ * logs them once the rest has committed). Returns 0 when sent, -1 (logged)
+ * when PostgreSQL cannot be reached: nothing is lost, try again. */
+static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const uw_rec_t *recs, size_t n)
 {
     char err[512];
     if (!uw_link_ready(w, l, n))
         return -1;
+    free(l->tail);
+    l->tail = NULL;
+    l->skipped_costs = 0;
+    size_t costs = 0;
+    for (size_t i = 0; i < n; i++)
+        costs += recs[i].is_cost;
+    if (costs && !l->costs_table) {
+        /* Cost records are rare: look again, the migration may have run. */
+        l->costs_table = uw_costs_probe(l->conn);
+        if (PQstatus(l->conn) != CONNECTION_OK) {
+            uw_link_drop(l);
+            return -1;
+        }
+    }
+    uw_buf_t cost_sql = {0};
+    if (costs && l->costs_table)
+        uw_cost_sql(&cost_sql, l->conn, recs, n);
+    else
+        l->skipped_costs = costs;
+    uw_buf_put(&cost_sql, "", 0); /* "" when none */
     if (l->staged) {
-        int r = uw_send_staged(l, recs, n);
-        if (r <= 0)
+        int r = uw_send_staged(l, recs, n, cost_sql.s);
+        if (r <= 0) {
+            free(cost_sql.s);
             return r;
+        }
         /* COPY refused (it should not; e.g. the table went missing behind a
          * transaction-mode pooler): this connection stops staging, and the
          * unnest statement below takes the batch, finding a bad record row
@@ -598,15 +776,35 @@ static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *
         tg_warn("usage writer: COPY refused: batches on this connection go as one INSERT each");
         l->staged = false;
     }
+    if (cost_sql.len) {
+        /* The unnest statement runs alone in autocommit; with cost rows it
+         * runs inside BEGIN, and uw_finish sends the cost INSERT and the
+         * COMMIT after its result (l->tail). */
+        bool retry = true;
+        if (uw_exec(l, "BEGIN", PGRES_COMMAND_OK, "BEGIN", &retry) != 0) {
+            free(cost_sql.s);
+            if (!retry)
+                uw_link_drop(l); /* BEGIN refused: start afresh */
+            return -1;
+        }
+        uw_buf_t tail = {0};
+        uw_buf_put(&tail, cost_sql.s, cost_sql.len);
+        uw_buf_put(&tail, "; COMMIT", 8);
+        l->tail = tail.s;
+    }
+    free(cost_sql.s);
     uw_buf_t col[UW_COLS] = {{0}};
     const char *v[UW_COLS];
     for (size_t c = 0; c < UW_COLS; c++)
         uw_buf_put(&col[c], "{", 1);
+    size_t rows = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0)
+        if (recs[i].is_cost)
+            continue;
+        if (rows++ > 0)
             for (size_t c = 0; c < UW_COLS; c++)
                 uw_buf_put(&col[c], ",", 1);
-        uw_arr_record(col, &recs[i]);
+        uw_arr_record(col, &recs[i].u.usage);
     }
     for (size_t c = 0; c < UW_COLS; c++) {
         uw_buf_put(&col[c], "}", 1);
@@ -627,8 +825,7 @@ static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *
     return 0;
 }
 
-static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
-                            size_t n);
+static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const uw_rec_t *recs, size_t n);
 
 /* Ends a transaction that a failed staged batch left open (a no-op after
  * the unnest statement, which runs in autocommit). False if it could not. */
@@ -640,32 +837,73 @@ static bool uw_txn_reset(uw_link_t *l)
     return PQtransactionStatus(l->conn) == PQTRANS_IDLE;
 }
 
-/* Waits for the result of the statement uw_send sent on link l for
- * recs[0..n). UW_DONE: committed (PostgreSQL answered the statement, which
+/* Collects every result of what is in flight on link l: the rows the
+ * INSERTs reported (the first INSERT is usage_events', the second, when the
+ * batch had cost rows, gateway_costs'), how many results came, and the first
+ * failure (the caller clears it). With l->tail pending (the unnest path with
+ * cost rows) and no failure so far, sends the tail and collects it too. */
+static PGresult *uw_collect(uw_link_t *l, uint64_t *usage_rows, uint64_t *cost_rows, int *results)
+{
+    PGresult *fail = NULL, *next;
+    int inserts = 0;
+    *usage_rows = *cost_rows = 0;
+    *results = 0;
+    for (int round = 0; round < 2; round++) {
+        while ((next = PQgetResult(l->conn)) != NULL) {
+            ++*results;
+            if (!fail && PQresultStatus(next) != PGRES_COMMAND_OK) {
+                fail = next; /* the first failure */
+                continue;
+            }
+            if (PQresultStatus(next) == PGRES_COMMAND_OK &&
+                strncmp(PQcmdStatus(next), "INSERT", 6) == 0) {
+                uint64_t k = strtoull(PQcmdTuples(next), NULL, 10);
+                *(inserts++ == 0 ? usage_rows : cost_rows) += k;
+            }
+            PQclear(next);
+        }
+        if (fail || !l->tail || round > 0)
+            break;
+        if (!PQsendQuery(l->conn, l->tail)) {
+            /* No result object for this: a lost connection. */
+            ++*results;
+            fail = PQmakeEmptyPGresult(l->conn, PGRES_FATAL_ERROR);
+        }
+        free(l->tail);
+        l->tail = NULL;
+    }
+    free(l->tail);
+    l->tail = NULL;
+    return fail;
+}
+
+/* Waits for the result of the transaction uw_send sent on link l for
+ * recs[0..n). UW_DONE: committed (PostgreSQL answered the COMMIT, which
  * with synchronous_commit on means durable), or, for a single record
  * PostgreSQL refuses as bad data, logged and counted as rejected; a batch
  * with bad data is written again row by row. UW_RETRY: PostgreSQL
  * unreachable or busy; nothing is lost, try again. */
-static uw_result_t uw_finish(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
-                             size_t n)
+static uw_result_t uw_finish(gw_usage_writer_t *w, uw_link_t *l, const uw_rec_t *recs, size_t n)
 {
     char err[512];
-    /* One result for the unnest statement; the INSERT's and the COMMIT's
-     * for a staged batch. The rows count only when every one succeeded. */
-    PGresult *res = NULL, *next;
-    uint64_t inserted = 0;
-    int results = 0;
-    while ((next = PQgetResult(l->conn)) != NULL) {
-        if (results++ == 0 && PQresultStatus(next) == PGRES_COMMAND_OK)
-            inserted = strtoull(PQcmdTuples(next), NULL, 10);
-        if (!res && PQresultStatus(next) != PGRES_COMMAND_OK)
-            res = next; /* the first failure */
-        else
-            PQclear(next);
-    }
+    /* The rows count only when every statement succeeded. */
+    uint64_t inserted, costs_inserted;
+    int results;
+    size_t skipped = l->skipped_costs;
+    l->skipped_costs = 0;
+    PGresult *res = uw_collect(l, &inserted, &costs_inserted, &results);
     uw_result_t out = UW_DONE;
     if (!res && results > 0) {
         atomic_fetch_add(&w->written, inserted);
+        atomic_fetch_add(&w->costs_written, costs_inserted);
+        /* Cost records left out for want of the table: logged now, once. */
+        for (size_t i = 0; skipped && i < n; i++)
+            if (recs[i].is_cost)
+                uw_log_rec("not written: the database has no table gateway_costs (migration "
+                           "0018; run tollgatectl migrate)",
+                           &recs[i]);
+        atomic_fetch_add(&w->rejected, skipped);
+        atomic_fetch_add(&w->costs_rejected, skipped);
     } else if (gw_pg_error_retryable(res) || PQstatus(l->conn) != CONNECTION_OK) {
         tg_warn("usage writer: writing %zu records failed: %s; will retry", n,
                 gw_pg_message(l->conn, res, err, sizeof err));
@@ -686,17 +924,18 @@ static uw_result_t uw_finish(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_
         gw_pg_message(l->conn, res, err, sizeof err);
         char why[600];
         snprintf(why, sizeof why, "PostgreSQL refused the record (%s)", err);
-        uw_log_record(why, recs);
+        uw_log_rec(why, recs);
         atomic_fetch_add(&w->rejected, 1);
+        if (recs->is_cost)
+            atomic_fetch_add(&w->costs_rejected, 1);
     }
     PQclear(res);
     return out;
 }
 
-/* Sends recs[0..n) in one statement on link l and waits for it (uw_send,
+/* Sends recs[0..n) in one transaction on link l and waits for it (uw_send,
  * then uw_finish: same results). */
-static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_record_t *recs,
-                            size_t n)
+static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const uw_rec_t *recs, size_t n)
 {
     if (uw_send(w, l, recs, n) != 0)
         return UW_RETRY;
@@ -710,7 +949,7 @@ static uw_result_t uw_write(gw_usage_writer_t *w, uw_link_t *l, const gw_usage_r
 static void *uw_thread(void *arg)
 {
     gw_usage_writer_t *w = arg;
-    gw_usage_record_t *batch = malloc((size_t)w->batch_max * sizeof *batch);
+    uw_rec_t *batch = malloc((size_t)w->batch_max * sizeof *batch);
     if (!batch)
         abort();
     int backoff = 0;
@@ -757,8 +996,8 @@ static void *uw_thread(void *arg)
     }
     size_t lost = w->count;
     for (size_t i = 0; i < lost; i++)
-        uw_log_record("not written before the stop deadline (PostgreSQL unreachable)",
-                      &w->items[(w->head + i) % w->cap].rec);
+        uw_log_rec("not written before the stop deadline (PostgreSQL unreachable)",
+                   &w->items[(w->head + i) % w->cap].rec);
     if (lost)
         tg_error("usage writer: %zu records could not be written; each is logged above", lost);
     pthread_mutex_unlock(&w->mu);
@@ -769,7 +1008,7 @@ static void *uw_thread(void *arg)
 /* Spool mode: decodes the records gw_spool_read hands over into a batch. */
 typedef struct uw_decode {
     gw_usage_writer_t *w;
-    gw_usage_record_t *batch;
+    uw_rec_t *batch;
     size_t n;
 } uw_decode_t;
 
@@ -777,7 +1016,10 @@ static void uw_decode_one(void *arg, const uint8_t *payload, size_t len)
 {
     uw_decode_t *d = arg;
     char err[160];
-    if (gw_spool_rec_decode(payload, len, &d->batch[d->n], err, sizeof err) == 0) {
+    uw_rec_t *r = &d->batch[d->n];
+    r->is_cost = gw_spool_rec_kind(payload, len) == GW_SPOOL_REC_COST;
+    if ((r->is_cost ? gw_spool_rec_decode_cost(payload, len, &r->u.cost, err, sizeof err)
+                    : gw_spool_rec_decode(payload, len, &r->u.usage, err, sizeof err)) == 0) {
         d->n++;
         return;
     }
@@ -789,12 +1031,12 @@ static void uw_decode_one(void *arg, const uint8_t *payload, size_t len)
 
 /* A batch read from the spool and sent, not yet confirmed (spool mode). */
 typedef struct uw_flight {
-    gw_usage_record_t *recs; /* batch_max records, owned */
-    size_t n;                /* records decoded and sent */
-    size_t frames;           /* spool records it covers (n plus undecodable ones) */
-    gw_spool_pos_t end;      /* the spool position just after them */
-    uw_link_t *link;         /* the connection it was sent on */
-    bool failed;             /* the send failed: PostgreSQL unreachable */
+    uw_rec_t *recs;     /* batch_max records, owned */
+    size_t n;           /* records decoded and sent */
+    size_t frames;      /* spool records it covers (n plus undecodable ones) */
+    gw_spool_pos_t end; /* the spool position just after them */
+    uw_link_t *link;    /* the connection it was sent on */
+    bool failed;        /* the send failed: PostgreSQL unreachable */
 } uw_flight_t;
 
 /* Waits for flight f's statement and, if it committed, advances the spool's
@@ -815,20 +1057,18 @@ static void uw_flight_abandon(gw_usage_writer_t *w, uw_flight_t *f)
 {
     if (f->failed || f->n == 0 || !f->link->conn)
         return;
-    PGresult *res;
-    bool ok = true;
-    uint64_t inserted = 0;
-    while ((res = PQgetResult(f->link->conn)) != NULL) {
-        if (PQresultStatus(res) == PGRES_COMMAND_OK) /* the COMMIT's count is "" */
-            inserted += strtoull(PQcmdTuples(res), NULL, 10);
-        else
-            ok = false;
-        PQclear(res);
-    }
-    if (ok) /* the INSERT and, when staged, its COMMIT */
+    uint64_t inserted, costs_inserted;
+    int results;
+    f->link->skipped_costs = 0; /* the resend logs them */
+    PGresult *res = uw_collect(f->link, &inserted, &costs_inserted, &results);
+    if (!res && results > 0 && PQtransactionStatus(f->link->conn) == PQTRANS_IDLE) {
+        /* committed: the resend skips these rows (ON CONFLICT) */
         atomic_fetch_add(&w->written, inserted);
-    else
+        atomic_fetch_add(&w->costs_written, costs_inserted);
+    } else {
         uw_link_drop(f->link);
+    }
+    PQclear(res);
 }
 
 /* The writer thread in spool mode. It reads a batch from the journal when a
@@ -857,7 +1097,7 @@ static void *uw_thread_spool(void *arg)
     uint64_t inflight = 0;                  /* spool records in those flights */
     bool broken = false;                    /* a flight in the queue failed to send */
     bool hold = false; /* a read-ahead found nothing: confirm the oldest before reading again */
-    gw_spool_pos_t rpos = {0, 0};           /* where the next read starts (if count > 0) */
+    gw_spool_pos_t rpos = {0, 0}; /* where the next read starts (if count > 0) */
     int backoff = 0;
     gw_spool_stats_t st;
     pthread_mutex_lock(&w->mu);
@@ -1007,6 +1247,8 @@ gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char 
         w->off = true;
         atomic_init(&w->written, 0);
         atomic_init(&w->rejected, 0);
+        atomic_init(&w->costs_written, 0);
+        atomic_init(&w->costs_rejected, 0);
         return w;
     }
     if (o->spool.dir[0]) {
@@ -1016,6 +1258,8 @@ gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char 
     }
     atomic_init(&w->written, 0);
     atomic_init(&w->rejected, 0);
+    atomic_init(&w->costs_written, 0);
+    atomic_init(&w->costs_rejected, 0);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cv, &ca);
@@ -1062,27 +1306,19 @@ static void uw_grow(gw_usage_writer_t *w)
     w->head = 0;
 }
 
-int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
+/* Appends item (sanitized) to the spool, or to the in-memory queue; wakes
+ * the thread when due. Returns 0, or -1 when the spool refused it. */
+static int uw_enqueue(gw_usage_writer_t *w, const uw_item_t *item)
 {
-    if (w->off)
-        return 0; /* spool_ledger = off-for-benchmarks: discarded */
-    uw_item_t item = {.rec = *rec, .queued_ms = uw_now_ms()};
-    gw_usage_record_t *r = &item.rec;
-    uw_text_sanitize(r->request_id, sizeof r->request_id);
-    uw_text_sanitize(r->model_requested, sizeof r->model_requested);
-    uw_text_sanitize(r->provider, sizeof r->provider);
-    uw_text_sanitize(r->upstream_model, sizeof r->upstream_model);
-    uw_text_sanitize(r->endpoint, sizeof r->endpoint);
-    uw_text_sanitize(r->error_type, sizeof r->error_type);
-    uw_text_sanitize(r->charge_currency, sizeof r->charge_currency);
     if (w->spool) {
         uint8_t buf[GW_SPOOL_REC_MAX];
-        size_t len = gw_spool_rec_encode(r, buf);
+        size_t len = item->rec.is_cost ? gw_spool_rec_encode_cost(&item->rec.u.cost, buf)
+                                       : gw_spool_rec_encode(&item->rec.u.usage, buf);
         if (gw_spool_append(w->spool, buf, len) != 0)
             return -1;
         pthread_mutex_lock(&w->mu);
         if (w->oldest_ms < 0)
-            w->oldest_ms = item.queued_ms;
+            w->oldest_ms = item->queued_ms;
         /* Wake the thread for the first record of a batch and for each full
          * batch; otherwise it wakes on its own flush timer. */
         if (w->unsignalled++ == 0 || w->unsignalled >= (unsigned)w->batch_max) {
@@ -1096,12 +1332,43 @@ int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
     pthread_mutex_lock(&w->mu);
     if (w->count == w->cap)
         uw_grow(w);
-    w->items[(w->head + w->count) % w->cap] = item;
+    w->items[(w->head + w->count) % w->cap] = *item;
     w->count++;
     if (w->count == 1 || w->count >= (size_t)w->batch_max)
         pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
+}
+
+int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec)
+{
+    if (w->off)
+        return 0; /* spool_ledger = off-for-benchmarks: discarded */
+    uw_item_t item = {.rec = {.is_cost = false, .u.usage = *rec}, .queued_ms = uw_now_ms()};
+    gw_usage_record_t *r = &item.rec.u.usage;
+    uw_text_sanitize(r->request_id, sizeof r->request_id);
+    uw_text_sanitize(r->model_requested, sizeof r->model_requested);
+    uw_text_sanitize(r->provider, sizeof r->provider);
+    uw_text_sanitize(r->upstream_model, sizeof r->upstream_model);
+    uw_text_sanitize(r->endpoint, sizeof r->endpoint);
+    uw_text_sanitize(r->error_type, sizeof r->error_type);
+    uw_text_sanitize(r->charge_currency, sizeof r->charge_currency);
+    return uw_enqueue(w, &item);
+}
+
+int gw_usage_writer_submit_cost(gw_usage_writer_t *w, const gw_gateway_cost_t *c)
+{
+    if (w->off)
+        return 0; /* spool_ledger = off-for-benchmarks: discarded */
+    uw_item_t item = {.rec = {.is_cost = true, .u.cost = *c}, .queued_ms = uw_now_ms()};
+    gw_gateway_cost_t *r = &item.rec.u.cost;
+    uw_text_sanitize(r->request_id, sizeof r->request_id);
+    uw_text_sanitize(r->reason, sizeof r->reason);
+    uw_text_sanitize(r->model_requested, sizeof r->model_requested);
+    uw_text_sanitize(r->provider, sizeof r->provider);
+    uw_text_sanitize(r->upstream_model, sizeof r->upstream_model);
+    uw_text_sanitize(r->charge_currency, sizeof r->charge_currency);
+    return uw_enqueue(w, &item);
 }
 
 size_t gw_usage_writer_pending(gw_usage_writer_t *w)
@@ -1127,6 +1394,16 @@ uint64_t gw_usage_writer_written(gw_usage_writer_t *w)
 uint64_t gw_usage_writer_rejected(gw_usage_writer_t *w)
 {
     return atomic_load(&w->rejected);
+}
+
+uint64_t gw_usage_writer_costs_written(gw_usage_writer_t *w)
+{
+    return atomic_load(&w->costs_written);
+}
+
+uint64_t gw_usage_writer_costs_rejected(gw_usage_writer_t *w)
+{
+    return atomic_load(&w->costs_rejected);
 }
 
 void gw_usage_writer_spool_stats(gw_usage_writer_t *w, gw_spool_stats_t *out)

@@ -1,5 +1,6 @@
 /* gw_usage: usage records and the writer that takes them to PostgreSQL
- * (table usage_events) off the request's hot path. Every record submitted is
+ * (table usage_events; the gateway's own costs to gateway_costs) off the
+ * request's hot path. Every record submitted is
  * written exactly once (INSERT ... ON CONFLICT DO NOTHING), in
  * batches, by a background thread. With a spool directory (start2) each
  * record is first appended to a durable journal (gw_spool.h) inside submit,
@@ -58,6 +59,30 @@ typedef struct gw_usage_record {
     bool response_cache_hit;
 } gw_usage_record_t;
 
+/* One cost the gateway bears itself (not a team's request): today only the
+ * cancelled loser of a hedged request (reason "hedge_loser"). Written to the
+ * table gateway_costs (migration 0018), never to usage_events: it counts in
+ * no team's spend, budget or usage rows (docs/finance.md). */
+typedef struct gw_gateway_cost {
+    char request_id[40];     /* the client request it was made for */
+    int attempt;             /* which attempt of that request, 1-based */
+    char reason[24];         /* "hedge_loser" */
+    int64_t team_id, key_id; /* whose request caused it: informational only, never charged */
+    char model_requested[128];
+    char provider[64];
+    char upstream_model[128];
+    int64_t sent_at_us; /* unix microseconds */
+    int64_t cancelled_at_us;
+    int64_t prompt_tokens;      /* the gateway's own count (the provider reported none) */
+    bool prompt_exact;          /* false: an estimate */
+    bool usage_complete;        /* false: the provider may bill more or less */
+    int64_t price_card_id;      /* 0 = not priced */
+    int64_t discount_window_id; /* 0 = none */
+    char charge_currency[4];    /* "" when not priced */
+    /* exact; priced by the caller as a cache-miss prompt, no output */
+    __extension__ __int128 charge_pico;
+} gw_gateway_cost_t;
+
 typedef struct gw_usage_writer gw_usage_writer_t;
 
 /* Starts the writer thread. batch_max: rows per INSERT (e.g. 1000);
@@ -96,6 +121,16 @@ gw_usage_writer_t *gw_usage_writer_start2(const gw_usage_writer_opts_t *o, char 
  * not metered (e.g. answer 503). With spool_full = block it waits for room. */
 int gw_usage_writer_submit(gw_usage_writer_t *w, const gw_usage_record_t *rec);
 
+/* Takes a copy of *c; same durability, thread-safety and return contract as
+ * gw_usage_writer_submit (0, or -1 when the spool refused it: logged). The
+ * record travels through the same spool and queue, in order with usage
+ * records, and becomes one row of gateway_costs (INSERT ... ON CONFLICT DO
+ * NOTHING on (request_id, attempt), in the same transaction as its batch's
+ * usage rows). A database without that table (migration 0018 not applied)
+ * does not hold usage rows back: the cost record is logged whole as an error
+ * line and counted in gw_usage_writer_costs_rejected (docs/ledger.md). */
+int gw_usage_writer_submit_cost(gw_usage_writer_t *w, const gw_gateway_cost_t *c);
+
 /* False when the spool has no room for another record (PostgreSQL down for
  * long enough to fill spool_max_bytes): a gateway that must not serve
  * unmetered requests refuses new ones (e.g. 503) before calling a provider,
@@ -120,6 +155,15 @@ uint64_t gw_usage_writer_written(gw_usage_writer_t *w);
  * logged whole as an error line (so it can be replayed by hand) and taken off
  * the queue, so that one bad record cannot block every record behind it. */
 uint64_t gw_usage_writer_rejected(gw_usage_writer_t *w);
+
+/* Gateway cost rows committed to gateway_costs since start (not counted in
+ * gw_usage_writer_written); for metrics. */
+uint64_t gw_usage_writer_costs_written(gw_usage_writer_t *w);
+
+/* Of gw_usage_writer_rejected, the gateway cost records: refused by
+ * PostgreSQL (e.g. a reason its CHECK does not know) or not written because
+ * the database has no table gateway_costs. Each is logged whole. */
+uint64_t gw_usage_writer_costs_rejected(gw_usage_writer_t *w);
 
 /* Drains what is queued (waiting at most deadline_ms for PostgreSQL), stops
  * the thread and frees. Without a spool the records not written are logged

@@ -254,7 +254,8 @@ static void test_codec(void)
     memcpy(more, buf, len);
     more[0] = 1;
     CHECK(gw_spool_rec_decode(more, len - 10, &back, err, sizeof err) == 0);
-    CHECK(!back.cache_predicted && back.cache_hit_predicted_tokens == 0 && !back.response_cache_hit);
+    CHECK(!back.cache_predicted && back.cache_hit_predicted_tokens == 0 &&
+          !back.response_cache_hit);
     CHECK(strcmp(back.route_explain, r.route_explain) == 0 && back.charge_pico == r.charge_pico);
     CHECK(gw_spool_rec_decode(more, len, &back, err, sizeof err) == -1); /* v1 is shorter */
     /* A string length longer than its field. */
@@ -262,6 +263,96 @@ static void test_codec(void)
     more[1] = 200;
     more[2] = 0;
     CHECK(gw_spool_rec_decode(more, len, &back, err, sizeof err) == -1);
+}
+
+/* The gateway cost record (first byte 64): every field round-trips; every
+ * truncation, extra bytes, another version, a string too long are refused;
+ * the two kinds are told apart and neither decoder takes the other's. */
+static void test_codec_cost(void)
+{
+    gw_gateway_cost_t c, back;
+    memset(&c, 0, sizeof c);
+    memset(c.request_id, 'r', sizeof c.request_id - 1); /* every text field at its longest */
+    c.attempt = 2;
+    memset(c.reason, 'h', sizeof c.reason - 1);
+    c.team_id = -7;
+    c.key_id = INT64_MAX;
+    memset(c.model_requested, 'm', sizeof c.model_requested - 1);
+    memset(c.provider, 'p', sizeof c.provider - 1);
+    memset(c.upstream_model, 'u', sizeof c.upstream_model - 1);
+    c.sent_at_us = 1800000000000001LL;
+    c.cancelled_at_us = 1800000000100002LL;
+    c.prompt_tokens = 123456789012LL;
+    c.prompt_exact = true;
+    c.usage_complete = false;
+    c.price_card_id = 9;
+    c.discount_window_id = INT64_MIN;
+    snprintf(c.charge_currency, sizeof c.charge_currency, "EUR");
+    c.charge_pico = ((__int128)1 << 100) + 12345;
+    uint8_t buf[GW_SPOOL_REC_MAX];
+    size_t len = gw_spool_rec_encode_cost(&c, buf);
+    char err[256];
+    CHECK(len == 477 && buf[0] == GW_SPOOL_REC_COST_VERSION); /* every field at its longest */
+    CHECK(gw_spool_rec_kind(buf, len) == GW_SPOOL_REC_COST);
+    CHECK(gw_spool_rec_decode_cost(buf, len, &back, err, sizeof err) == 0);
+    CHECK(memcmp(&c, &back, sizeof c) == 0);
+    /* A negative amount and an empty record round-trip too. */
+    gw_gateway_cost_t z;
+    memset(&z, 0, sizeof z);
+    z.charge_pico = -((__int128)1 << 90);
+    z.prompt_tokens = GW_USAGE_UNKNOWN;
+    size_t zlen = gw_spool_rec_encode_cost(&z, buf + 1024);
+    CHECK(gw_spool_rec_decode_cost(buf + 1024, zlen, &back, err, sizeof err) == 0 &&
+          memcmp(&z, &back, sizeof z) == 0);
+    /* Every truncation is refused. */
+    int refused = 0;
+    for (size_t n = 0; n < len; n++)
+        refused += gw_spool_rec_decode_cost(buf, n, &back, err, sizeof err) == -1;
+    CHECK(refused == (int)len);
+    CHECK(gw_spool_rec_kind(buf, 0) == GW_SPOOL_REC_UNKNOWN);
+    uint8_t more[GW_SPOOL_REC_MAX + 1];
+    memcpy(more, buf, len);
+    more[len] = 0;
+    CHECK(gw_spool_rec_decode_cost(more, len + 1, &back, err, sizeof err) == -1 &&
+          strstr(err, "left over"));
+    /* Another cost version, and first bytes of no kind. */
+    more[0] = GW_SPOOL_REC_COST_VERSION + 1;
+    CHECK(gw_spool_rec_kind(more, len) == GW_SPOOL_REC_COST);
+    CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1 &&
+          strstr(err, "version 65"));
+    more[0] = 0;
+    CHECK(gw_spool_rec_kind(more, len) == GW_SPOOL_REC_UNKNOWN);
+    CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1 &&
+          strstr(err, "version"));
+    more[0] = 200;
+    CHECK(gw_spool_rec_kind(more, len) == GW_SPOOL_REC_UNKNOWN);
+    CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1);
+    /* A string length longer than its field (request_id: 40 > 39). */
+    memcpy(more, buf, len);
+    more[1] = 40;
+    more[2] = 0;
+    CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1);
+    /* The reason's length byte (after request_id and attempt) too long. */
+    memcpy(more, buf, len);
+    more[1 + 2 + 39 + 8] = 24;
+    CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1 &&
+          strstr(err, "malformed"));
+    /* The kinds do not mix: each decoder refuses the other's payload, and
+     * says what it found. */
+    gw_usage_record_t u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.request_id, sizeof u.request_id, "req-1");
+    uint8_t ubuf[GW_SPOOL_REC_MAX];
+    size_t ulen = gw_spool_rec_encode(&u, ubuf);
+    CHECK(gw_spool_rec_kind(ubuf, ulen) == GW_SPOOL_REC_USAGE);
+    CHECK(gw_spool_rec_decode_cost(ubuf, ulen, &back, err, sizeof err) == -1 &&
+          strstr(err, "a usage record"));
+    gw_usage_record_t ub;
+    CHECK(gw_spool_rec_decode(buf, len, &ub, err, sizeof err) == -1 &&
+          strstr(err, "a gateway cost record"));
+    /* Version 1 usage records are still of the usage kind. */
+    ubuf[0] = 1;
+    CHECK(gw_spool_rec_kind(ubuf, ulen) == GW_SPOOL_REC_USAGE);
 }
 
 static void test_replay_and_rotation(void)
@@ -591,6 +682,7 @@ int main(void)
 {
     test_opts();
     test_codec();
+    test_codec_cost();
     test_replay_and_rotation();
     test_torn_tail();
     test_corrupted_middle(false);
