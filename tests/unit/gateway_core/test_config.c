@@ -131,14 +131,17 @@ int main(void)
     CHECK(cfg.providers[0].expect_ttft_ms == 1000 && cfg.providers[0].expect_tokens_per_s == 50 &&
           cfg.providers[0].cache_hit_percent == 0);
     CHECK_STR(cfg.models[0].policy, "");
+    CHECK(cfg.models[0].hedge_after_ms == 0 && cfg.hedge_max_per_minute == 600);
     gw_config_free(&cfg);
     CHECK(gw_config_load(write_file("route.conf",
                                     "[gateway]\nroute_policy = round_robin\nroute_percentile = 99\n"
                                     "route_target_margin_pct = 0\n"
                                     "breaker_failures = 2\nbreaker_cooldown_ms = 500\n"
+                                    "hedge_max_per_minute = 0\n"
                                     "[provider p]\nbase_url = http://x\nexpect_ttft_ms = 0\n"
                                     "expect_tokens_per_s = 300\ncache_hit_percent = 40\n"
-                                    "[model m]\npolicy = balanced\nprovider = p\n"),
+                                    "[model m]\npolicy = balanced\nhedge_after_ms = 250\n"
+                                    "provider = p\n"),
                          &cfg, err, sizeof err) == 0);
     CHECK_STR(cfg.route_policy, "round_robin");
     CHECK(cfg.route_target_margin_pct == 0);
@@ -147,6 +150,7 @@ int main(void)
     CHECK(cfg.providers[0].expect_ttft_ms == 0 && cfg.providers[0].expect_tokens_per_s == 300 &&
           cfg.providers[0].cache_hit_percent == 40);
     CHECK_STR(cfg.models[0].policy, "balanced");
+    CHECK(cfg.models[0].hedge_after_ms == 250 && cfg.hedge_max_per_minute == 0);
     gw_config_free(&cfg);
     CHECK(gw_config_policy_valid("list_price") && !gw_config_policy_valid("cheap"));
     expect_error("[gateway]\nroute_policy = cheap\n", "route_policy must be cheapest, fastest");
@@ -154,6 +158,13 @@ int main(void)
     expect_error("[gateway]\nbreaker_failures = 0\n", "between 1 and 1000");
     expect_error("[gateway]\nroute_target_margin_pct = 101\n", "between 0 and 100");
     expect_error("[gateway]\nbreaker_cooldown_ms = x\n", "must be an integer");
+    expect_error("[gateway]\nhedge_max_per_minute = -1\n", "between 0 and 1000000");
+    expect_error("[provider p]\nbase_url = http://x\n[model m]\nhedge_after_ms = 600001\n"
+                 "provider = p\n",
+                 ":4: hedge_after_ms must be between 0 and 600000");
+    expect_error("[provider p]\nbase_url = http://x\n[model m]\nhedge_after_ms = soon\n"
+                 "provider = p\n",
+                 ":4: hedge_after_ms must be an integer");
     expect_error("[provider p]\nbase_url = http://x\ncache_hit_percent = 101\n", "between 0 and 100");
     expect_error("[provider p]\nbase_url = http://x\nexpect_tokens_per_s = 0\n",
                  "between 1 and 1000000");
