@@ -5,6 +5,9 @@
  * headers that tell the client who served it. */
 #include "gw_exchange.h"
 
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <sys/socket.h>
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -48,11 +51,54 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, struct evhttp_request *req, gw_en
     return ex;
 }
 
+/* ---- noticing a client that left before its answer started ---------------
+ * libevent 2.1 stops reading a client's connection while its request is
+ * served, so it learns that the client left only when it writes the answer.
+ * Until the answer starts, the exchange watches the socket itself and peeks
+ * (as nginx does): an orderly close or a reset is handed back to libevent by
+ * re-enabling its reading, which then fails the connection and calls the
+ * exchange's close callback (on_client_close: attempts cancelled, row 499). */
+
+static void client_unwatch(gw_exchange_t *ex)
+{
+    if (ex->client_watch) {
+        event_free(ex->client_watch);
+        ex->client_watch = NULL;
+    }
+}
+
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    gw_exchange_t *ex = arg;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    client_unwatch(ex);
+    if (n > 0)
+        return; /* pipelined bytes (or a TLS record): nothing to tell from them */
+    /* end of stream or an error: libevent reads it and closes the connection */
+    bufferevent_enable(evhttp_connection_get_bufferevent(ex->client_conn), EV_READ);
+}
+
+void gw_exchange_watch_client(gw_exchange_t *ex)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(ex->client_conn);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0 || ex->client_watch)
+        return;
+    ex->client_watch = event_new(ex->w->base, fd, EV_READ | EV_PERSIST, on_client_readable, ex);
+    if (ex->client_watch)
+        event_add(ex->client_watch, NULL);
+}
+
 /* Stops watching the client's connection: called before the final answer is
  * handed to libevent, which may close the connection and must not call back
  * into an exchange that is about to be freed. */
 void gw_exchange_detach_client(gw_exchange_t *ex)
 {
+    client_unwatch(ex);
     if (ex->client_conn && !ex->client_gone)
         evhttp_connection_set_closecb(ex->client_conn, NULL, NULL);
     ex->client_conn = NULL;
@@ -233,6 +279,7 @@ void gw_exchange_start_stream(gw_exchange_t *ex)
  * answer): no more failover, and the hedge race is decided. */
 void gw_exchange_first_byte(gw_exchange_t *ex)
 {
+    client_unwatch(ex); /* libevent watches the connection while it writes */
     ex->rec.first_byte_at_us = gw_clock_now_us();
     ex->client_started = true;
     gw_race_current_won(ex);

@@ -44,6 +44,7 @@ struct gw_exchange {
     struct evhttp_connection *client_conn;
     bool client_gone;
     bool client_started; /* response headers sent: no more failover */
+    struct event *client_watch; /* until the answer starts: notices the client leaving */
     gw_endpoint_t endpoint;
     gw_key_info_t key;
     int model_index;
@@ -112,6 +113,10 @@ struct attempt {
  * counted in flight, its request id set on the answer's headers). */
 gw_exchange_t *gw_exchange_new(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t endpoint);
 void gw_exchange_detach_client(gw_exchange_t *ex);
+/* Watches the client's socket until the answer starts (or the client is
+ * detached), so that a client leaving before that ends the exchange at once
+ * (gw_exchange.c says how). */
+void gw_exchange_watch_client(gw_exchange_t *ex);
 void gw_record_nothing_used(gw_usage_record_t *rec);
 void gw_exchange_charge_text(const gw_exchange_t *ex, char *out, size_t len);
 void gw_exchange_settle(gw_exchange_t *ex, int status, const char *error_type);

@@ -359,6 +359,7 @@ void gw_proxy_handle(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t e
         return;
     }
     evhttp_connection_set_closecb(ex->client_conn, on_client_close, ex);
+    gw_exchange_watch_client(ex);
     if (!gw_prefix_lookup(w, &ex->pfx, ex->model_index, ex->key.team_id, ex->prompt.tokens,
                           ex->prompt.exact, on_prefix_known, ex))
         exchange_plan(ex); /* else when Redis has answered (or timed out) */

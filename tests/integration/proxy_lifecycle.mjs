@@ -1,5 +1,5 @@
 // Lifecycle: key revocation reaching a running gateway within a second, a
-// client that disappears mid-stream, graceful shutdown with a stream in
+// client that disappears mid-stream or before its answer started, graceful shutdown with a stream in
 // flight, PostgreSQL unreachable at start and during the run.
 // Runs alone (is_parallel: false): it stops and restarts the shared PostgreSQL.
 import { test, after } from 'node:test';
@@ -48,6 +48,30 @@ test('client gone mid-stream: upstream cancelled, row incomplete with status 499
   assert.equal(row.usage_complete, false);
   assert.equal(row.error_type, 'client_closed');
   assert.equal(row.streamed, true);
+  const m = await (await fetch(gw.adminUrl + '/metrics')).text();
+  assert.match(m, /tollgate_requests_in_flight 0/);
+});
+
+test('client gone before its answer started: noticed at once, upstream cancelled, row 499', async () => {
+  // the simulator takes 1.5 s (30 tokens at 20/s) to answer a whole body
+  const ctrl = new AbortController();
+  const user = `gone-early-${Date.now()}`;
+  const p = fetch(gw.url + '/v1/chat/completions', {
+    method: 'POST', signal: ctrl.signal,
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(h.chatBody({ user })),
+  }).catch((e) => e);
+  await h.sleep(200);
+  ctrl.abort();
+  assert.equal((await p).name, 'AbortError');
+  const rows = await h.waitForRows(db, 1, `http_status = 499 and streamed = false`, 5000);
+  const row = rows.at(-1);
+  assert.equal(row.error_type, 'client_closed');
+  assert.equal(row.attempts, 1);
+  assert.equal(row.usage_complete, false);
+  const ms = (Date.parse(row.completed_at) - Date.parse(row.received_at));
+  assert.ok(ms < 1200, `ended ${ms} ms after it was received: before the provider's answer (1.5 s)`);
+  await h.waitFor('the gateway logged it', async () => gw.logs().includes(`request ${row.request_id}: client went away`));
   const m = await (await fetch(gw.adminUrl + '/metrics')).text();
   assert.match(m, /tollgate_requests_in_flight 0/);
 });

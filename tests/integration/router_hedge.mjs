@@ -197,9 +197,7 @@ test('the first attempt fails while the hedge is out: the hedge takes over', asy
   }
 });
 
-// libevent 2.1 notices a client's close only when it writes to it: before the
-// first byte the race runs to its end; the answer then goes nowhere.
-test('the client leaves during the race: one row, the loser is the gateway\'s cost, nothing leaks', async () => {
+test('the client leaves during the race: both attempts cancelled, row 499, the hedge is the gateway\'s cost', async () => {
   const before = await requestsTo(slow2);
   const ctl = new AbortController();
   const p = fetch(gw.url + '/v1/chat/completions', {
@@ -211,15 +209,19 @@ test('the client leaves during the race: one row, the loser is the gateway\'s co
   ctl.abort();
   assert.equal((await p).name, 'AbortError');
   const [row] = await h.waitForRows(db, 1, `model_requested = 'bothslow'`);
+  assert.equal(row.http_status, 499);
+  assert.equal(row.error_type, 'client_closed');
   assert.equal(row.attempts, 2);
-  assert.equal(row.provider, 'slow', 'the first attempt answered first');
-  assert.equal(row.route_explain.hedge.outcome, 'lost');
+  assert.equal(row.provider, 'slow', 'the row is the first attempt\'s');
+  assert.equal(row.usage_complete, false);
+  assert.equal(row.route_explain.hedge.outcome, 'client_gone');
   const costs = await waitCosts({ headers: new Map([['x-request-id', row.request_id]]) }, 1);
   assert.equal(costs.length, 1);
   assert.equal(costs[0].attempt, 2);
   assert.equal(costs[0].provider, 'slow2');
-  await h.waitFor('the gateway logged the cancellation', async () =>
-    gw.logs().includes(`request ${row.request_id}: cancelling attempt 2 (provider slow2)`));
+  for (const n of [1, 2])
+    await h.waitFor(`the gateway cancelled attempt ${n}`, async () => gw.logs().includes(`request ${row.request_id}: ` +
+      (n === 2 ? 'cancelling attempt 2 (provider slow2): the client left' : 'client went away')));
   const m = await (await fetch(gw.adminUrl + '/metrics')).text();
   assert.match(m, /tollgate_requests_in_flight 0/);
 });
