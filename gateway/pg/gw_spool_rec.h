@@ -15,7 +15,7 @@
 
 #define GW_SPOOL_REC_VERSION 2       /* usage records: first byte 1..63 */
 #define GW_SPOOL_REC_COST_VERSION 64 /* gateway cost records: first byte 64..127 */
-#define GW_SPOOL_REC_MAX 2048        /* bytes; every record fits (about 1200 at most) */
+#define GW_SPOOL_REC_MAX 2048 /* bytes; every record fits (about 1200 at most) */
 
 /* Encodes *r into buf (at least GW_SPOOL_REC_MAX bytes). Returns the length. */
 size_t gw_spool_rec_encode(const gw_usage_record_t *r, uint8_t *buf);
@@ -45,6 +45,6 @@ size_t gw_spool_rec_encode_cost(const gw_gateway_cost_t *c, uint8_t *buf);
  * version, a truncated payload, bytes left over, or a string too long for
  * its field. */
 int gw_spool_rec_decode_cost(const uint8_t *p, size_t len, gw_gateway_cost_t *c, char *err,
-                             size_t errlen);
+                        size_t errlen);
 
 #endif
