@@ -21,8 +21,8 @@
 size_t gw_spool_rec_encode(const gw_usage_record_t *r, uint8_t *buf);
 
 /* Decodes a usage payload into *r. Returns 0, or -1 (err set) for an
- * unknown version or a gateway cost record, a truncated payload, bytes left over, or a string too
- * long for its field. */
+ * unknown version or a gateway cost record, a truncated payload, bytes left
+ * over, or a string too long for its field. */
 int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *r, char *err,
                         size_t errlen);
 
@@ -45,6 +45,6 @@ size_t gw_spool_rec_encode_cost(const gw_gateway_cost_t *c, uint8_t *buf);
  * version, a truncated payload, bytes left over, or a string too long for
  * its field. */
 int gw_spool_rec_decode_cost(const uint8_t *p, size_t len, gw_gateway_cost_t *c, char *err,
-                        size_t errlen);
+                             size_t errlen);
 
 #endif
