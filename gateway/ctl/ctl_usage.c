@@ -529,9 +529,9 @@ static int ctl_usage_verify(ctl_ctx_t *ctx, int argc, char **argv)
     int64_t free_bad = ctl_count(conn, sql, params);
     int64_t free_rows =
         ctl_count(conn,
-                  "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
-                  " AND u.price_card_id IS NOT NULL AND (u.pricing_flags & 32) <> 0",
-                  params);
+                                  "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
+                                  " AND u.price_card_id IS NOT NULL AND (u.pricing_flags & 32) <> 0",
+                                  params);
     int64_t incomplete = ctl_count(conn,
                                    "SELECT count(*) FROM usage_events u WHERE" CTL_PERIOD_SQL
                                    " AND u.price_card_id IS NOT NULL AND u.pricing_flags <> 0"

@@ -15,14 +15,14 @@
 
 #define GW_SPOOL_REC_VERSION 2       /* usage records: first byte 1..63 */
 #define GW_SPOOL_REC_COST_VERSION 64 /* gateway cost records: first byte 64..127 */
-#define GW_SPOOL_REC_MAX 2048        /* bytes; every record fits (about 1200 at most) */
+#define GW_SPOOL_REC_MAX 2048 /* bytes; every record fits (about 1200 at most) */
 
 /* Encodes *r into buf (at least GW_SPOOL_REC_MAX bytes). Returns the length. */
 size_t gw_spool_rec_encode(const gw_usage_record_t *r, uint8_t *buf);
 
 /* Decodes a usage payload into *r. Returns 0, or -1 (err set) for an
- * unknown version or a gateway cost record, a truncated payload, bytes left over, or a string too
- * long for its field. */
+ * unknown version or a gateway cost record, a truncated payload, bytes left
+ * over, or a string too long for its field. */
 int gw_spool_rec_decode(const uint8_t *p, size_t len, gw_usage_record_t *r, char *err,
                         size_t errlen);
 

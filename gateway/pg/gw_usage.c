@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#define UW_COLS 33          /* columns of the newest schema (migration 0013) */
+#define UW_COLS 33 /* columns of the newest schema (migration 0013) */
 #define UW_BATCH_LIMIT 5000 /* rows per statement, at most */
 #define UW_BACKOFF_MIN_MS 100
 #define UW_BACKOFF_MAX_MS 2000
@@ -481,30 +481,30 @@ static size_t uw_cost_sql(uw_buf_t *b, PGconn *conn, const uw_rec_t *recs, size_
  * parse and plan cost does not grow with the batch (a multi-row VALUES list
  * of 20 x n parameters was 4x slower). Timestamps travel as integer
  * microseconds and become timestamptz exactly (no floating point). */
-#define UW_COLUMNS                                                                                 \
-    "request_id, team_id, key_id, model_requested, provider, upstream_model, attempts,"            \
-    " endpoint, streamed, http_status, error_type, received_at, first_byte_at,"                    \
-    " completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens,"        \
-    " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"                        \
-    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"              \
+#define UW_COLUMNS                                                                         \
+    "request_id, team_id, key_id, model_requested, provider, upstream_model, attempts,"    \
+    " endpoint, streamed, http_status, error_type, received_at, first_byte_at,"            \
+    " completed_at, prompt_tokens, cache_hit_tokens, cache_miss_tokens, completion_tokens," \
+    " reasoning_tokens, usage_complete, price_card_id, discount_window_id,"                \
+    " priced_at_instant, charge_currency, cost_cache_hit_pico, cost_cache_miss_pico,"      \
     " cost_output_pico, cost_reasoning_pico, charge_pico, pricing_flags"
-#define UW_VALUES                                                                                  \
-    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"                                              \
-    " timestamptz 'epoch' + ra * interval '1 microsecond',"                                        \
-    " timestamptz 'epoch' + fb * interval '1 microsecond',"                                        \
-    " timestamptz 'epoch' + ca * interval '1 microsecond',"                                        \
-    " pt, cht, cmt, ct, rt, uc, pcid, dwid,"                                                       \
-    " timestamptz 'epoch' + pat * interval '1 microsecond',"                                       \
+#define UW_VALUES                                                                          \
+    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et,"                                      \
+    " timestamptz 'epoch' + ra * interval '1 microsecond',"                                \
+    " timestamptz 'epoch' + fb * interval '1 microsecond',"                                \
+    " timestamptz 'epoch' + ca * interval '1 microsecond',"                                \
+    " pt, cht, cmt, ct, rt, uc, pcid, dwid,"                                               \
+    " timestamptz 'epoch' + pat * interval '1 microsecond',"                               \
     " cur, chit, cmiss, cout, creas, ctot, pfl"
-#define UW_ARRAYS                                                                                  \
-    "$1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"                  \
-    " $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"               \
-    " $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"                  \
-    " $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"                 \
-    " $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"                 \
+#define UW_ARRAYS                                                                          \
+    "$1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],"          \
+    " $7::int[], $8::text[], $9::boolean[], $10::int[], $11::text[], $12::bigint[],"       \
+    " $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],"          \
+    " $18::bigint[], $19::bigint[], $20::boolean[], $21::bigint[], $22::bigint[],"         \
+    " $23::bigint[], $24::text[], $25::numeric[], $26::numeric[], $27::numeric[],"         \
     " $28::numeric[], $29::numeric[], $30::int[]"
-#define UW_NAMES                                                                                   \
-    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt, uc,"        \
+#define UW_NAMES                                                                           \
+    "rid, tid, kid, mr, pr, um, att, ep, st, hs, et, ra, fb, ca, pt, cht, cmt, ct, rt, uc," \
     " pcid, dwid, pat, cur, chit, cmiss, cout, creas, ctot, pfl"
 /* The statement for each schema a database may have, newest last: a gateway
  * newer than its database keeps writing rows (rolling upgrades), without the
@@ -518,9 +518,9 @@ typedef struct uw_schema {
     const char *insert;    /* ... then moved into usage_events (COMMIT follows) */
 } uw_schema_t;
 
-#define UW_STAGED(cols)                                                                            \
-    "COPY uw_stage (" cols ") FROM STDIN",                                                         \
-        "INSERT INTO usage_events (" cols ") SELECT " cols " FROM uw_stage"                        \
+#define UW_STAGED(cols)                                                                    \
+    "COPY uw_stage (" cols ") FROM STDIN",                                                 \
+        "INSERT INTO usage_events (" cols ") SELECT " cols " FROM uw_stage"                \
         " ON CONFLICT DO NOTHING"
 #define UW_COLUMNS_0013 UW_COLUMNS ", route_explain, cache_hit_predicted_tokens, response_cache_hit"
 
@@ -1031,12 +1031,12 @@ static void uw_decode_one(void *arg, const uint8_t *payload, size_t len)
 
 /* A batch read from the spool and sent, not yet confirmed (spool mode). */
 typedef struct uw_flight {
-    uw_rec_t *recs;     /* batch_max records, owned */
-    size_t n;           /* records decoded and sent */
-    size_t frames;      /* spool records it covers (n plus undecodable ones) */
-    gw_spool_pos_t end; /* the spool position just after them */
-    uw_link_t *link;    /* the connection it was sent on */
-    bool failed;        /* the send failed: PostgreSQL unreachable */
+    uw_rec_t *recs;          /* batch_max records, owned */
+    size_t n;                /* records decoded and sent */
+    size_t frames;           /* spool records it covers (n plus undecodable ones) */
+    gw_spool_pos_t end;      /* the spool position just after them */
+    uw_link_t *link;         /* the connection it was sent on */
+    bool failed;             /* the send failed: PostgreSQL unreachable */
 } uw_flight_t;
 
 /* Waits for flight f's statement and, if it committed, advances the spool's
@@ -1097,7 +1097,7 @@ static void *uw_thread_spool(void *arg)
     uint64_t inflight = 0;                  /* spool records in those flights */
     bool broken = false;                    /* a flight in the queue failed to send */
     bool hold = false; /* a read-ahead found nothing: confirm the oldest before reading again */
-    gw_spool_pos_t rpos = {0, 0}; /* where the next read starts (if count > 0) */
+    gw_spool_pos_t rpos = {0, 0};           /* where the next read starts (if count > 0) */
     int backoff = 0;
     gw_spool_stats_t st;
     pthread_mutex_lock(&w->mu);
