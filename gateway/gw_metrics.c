@@ -377,6 +377,17 @@ void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
                         extra->usage_pending, (unsigned long long)extra->usage_written,
                         extra->keys_loaded);
     evbuffer_add_printf(out,
+                        "# HELP tollgate_gateway_cost_rows_written_total Rows committed to "
+                        "gateway_costs (the gateway's own costs, e.g. hedge losers).\n"
+                        "# TYPE tollgate_gateway_cost_rows_written_total counter\n"
+                        "tollgate_gateway_cost_rows_written_total %llu\n"
+                        "# HELP tollgate_gateway_cost_rows_rejected_total Gateway cost records "
+                        "PostgreSQL refused or had no table for (each logged whole).\n"
+                        "# TYPE tollgate_gateway_cost_rows_rejected_total counter\n"
+                        "tollgate_gateway_cost_rows_rejected_total %llu\n",
+                        (unsigned long long)extra->costs_written,
+                        (unsigned long long)extra->costs_rejected);
+    evbuffer_add_printf(out,
                         "# HELP tollgate_spool_bytes Bytes of the usage journal on disk.\n"
                         "# TYPE tollgate_spool_bytes gauge\ntollgate_spool_bytes %llu\n"
                         "# HELP tollgate_spool_corrupted_total Damaged journal regions skipped.\n"

@@ -78,6 +78,7 @@ typedef struct gw_metrics_extra {
     uint64_t spool_bytes, spool_corrupted, spool_torn, spool_refused;
     size_t usage_pending;
     uint64_t usage_written;
+    uint64_t costs_written, costs_rejected; /* gateway_costs rows (docs/ledger.md) */
     size_t keys_loaded;
 } gw_metrics_extra_t;
 

@@ -277,6 +277,8 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
                                     .spool_refused = sp.refused,
                                     .usage_pending = gw_usage_writer_pending(s->usage),
                                     .usage_written = gw_usage_writer_written(s->usage),
+                                    .costs_written = gw_usage_writer_costs_written(s->usage),
+                                    .costs_rejected = gw_usage_writer_costs_rejected(s->usage),
                                     .keys_loaded = gw_keystore_size(s->keystore)};
         struct evbuffer *b = evbuffer_new();
         gw_metrics_render(b, &extra);

@@ -37,7 +37,7 @@ static const ctl_group_t ctl_groups[] = {
     {"budget", ctl_budget_main, "team and key budgets: set, show, list (audited)"},
     {"limit", ctl_limit_main, "rate limits per team or key: set, show (audited)"},
     {"tokens", ctl_tokens_main, "count, encode or decode text with a tokenizer (no database)"},
-    {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify"},
+    {"usage", ctl_usage_main, "usage ledger: summary, export (csv|json), verify, gateway-costs"},
     {"route", ctl_route_main, "explain a running gateway's routing decision (admin listener)"},
 };
 

@@ -244,6 +244,8 @@ test('hedge_max_per_minute caps hedged attempts per gateway process', async () =
   assert.match(metrics, /tollgate_hedges_total\{event="sent"\} 1\n/);
   assert.match(metrics, /tollgate_hedges_total\{event="won"\} 1\n/);
   assert.match(metrics, /tollgate_hedges_total\{event="capped"\} 1\n/);
+  await h.waitFor('the loser\'s cost row counted', async () =>
+    /tollgate_gateway_cost_rows_written_total 1\n/.test(await (await fetch(`${capped.adminUrl}/metrics`)).text()));
 });
 
 test('a bad hedge_after_ms in the config is refused with the line', async () => {
