@@ -239,9 +239,10 @@ void gw_key_route_unpriced(PGconn *conn, const gw_key_route_t *kr, char *out, si
 /* ---- database ----------------------------------------------------------------- */
 
 /* Formats PostgreSQL's refusal of `what` (res NULL: the connection failed)
- * and returns its status: a routing CHECK of 0015 is a bad value (400), a
- * provider both allowed and denied against what is stored a conflict (409),
- * the rest PostgreSQL's problem (503). */
+ * and returns its status: a routing CHECK of 0015 or a value PostgreSQL
+ * cannot take (class 22, e.g. text that is not UTF-8) is a bad value (400),
+ * a provider both allowed and denied against what is stored a conflict
+ * (409), the rest PostgreSQL's problem (503). */
 static int ka_refusal(PGconn *conn, const PGresult *res, const char *what, char *err,
                       size_t errlen)
 {
@@ -260,6 +261,10 @@ static int ka_refusal(PGconn *conn, const PGresult *res, const char *what, char 
                  "the database refused a routing value (%s); is the schema migrated "
                  "(tollgatectl migrate)?",
                  constraint);
+        return GW_PA_INVALID;
+    }
+    if (state && !strncmp(state, "22", 2)) { /* data exception: e.g. text not valid UTF-8 */
+        snprintf(err, errlen, "%s: PostgreSQL refused a value: %s", what, msg);
         return GW_PA_INVALID;
     }
     bool schema = state && (!strcmp(state, "42P01") || !strcmp(state, "42703"));
@@ -338,7 +343,8 @@ PGresult *gw_key_teams_select(PGconn *conn, int64_t id, const char *name, int *s
         "    AND (k.expires_at IS NULL OR k.expires_at > now())),"
         " (SELECT count(*) FROM api_keys k WHERE k.team_id = t.id),"
         " (extract(epoch FROM t.created_at) * 1000000)::bigint"
-        " FROM teams t WHERE ($1::bigint IS NULL OR t.id = $1) AND ($2::text IS NULL OR t.name = $2)"
+        " FROM teams t"
+        " WHERE ($1::bigint IS NULL OR t.id = $1) AND ($2::text IS NULL OR t.name = $2)"
         " ORDER BY t.name",
         2, params, status, err, errlen);
 }
@@ -481,7 +487,8 @@ int gw_key_revoke(PGconn *conn, const char *actor, int64_t id, bool *changed, ch
                 " a AS (INSERT INTO audit_log (actor, action, object, before, after)"
                 "   SELECT $2, 'key.revoke', 'key:' || k.id, to_jsonb(old) - 'key_sha256',"
                 "   to_jsonb(k) - 'key_sha256' FROM k, old)"
-                " SELECT true FROM k UNION ALL SELECT false FROM old WHERE old.revoked_at IS NOT NULL",
+                " SELECT true FROM k"
+                " UNION ALL SELECT false FROM old WHERE old.revoked_at IS NOT NULL",
                 2, params, &st, err, errlen);
     if (res && PQntuples(res) == 0) {
         snprintf(err, errlen, "no key with id '%s'", idtext);
