@@ -44,7 +44,8 @@ static const char *ak_method_name(struct evhttp_request *req)
 }
 
 /* Answers an OpenAI-shaped error and logs it (method, path, status, code,
- * message). code NULL: the admin APIs' code for the status. */
+ * message). code NULL: the admin APIs' code for the status (as
+ * gw_admin_fail). */
 static void ak_fail(struct evhttp_request *req, int status, const char *code, const char *param,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void ak_fail(struct evhttp_request *req, int status, const char *code, const char *param,
@@ -55,24 +56,25 @@ static void ak_fail(struct evhttp_request *req, int status, const char *code, co
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    msg[0] = (char)toupper((unsigned char)msg[0]); /* gw_key_admin's messages are clauses */
+    if (!code)
+        code = status == 404   ? "not_found"
+               : status == 409 ? "conflict"
+               : status >= 500 ? "database_unavailable"
+                               : "invalid_value";
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     tg_warn("admin keys: %s %.200s refused: %d %s: %s", ak_method_name(req), path ? path : "",
-            status, code ? code : "-", msg);
-    if (code)
-        gw_http_send_error(req, status, status >= 500 ? "api_error" : "invalid_request_error",
-                           code, param, "%s", msg);
-    else
-        gw_admin_fail(req, status, param, msg);
+            status, code, msg);
+    gw_http_send_error(req, status, status >= 500 ? "api_error" : "invalid_request_error", code,
+                       param, "%s", msg);
 }
 
 /* Answers a gw_key_admin refusal; `write` adds that nothing was saved. */
 static void ak_refused(struct evhttp_request *req, int status, const char *err, bool write)
 {
-    if (status < 400 || status > 599)
-        status = 500;
-    bool stop = err[0] && err[strlen(err) - 1] == '.';
-    ak_fail(req, status, NULL, NULL, "%s%s%s", err, stop ? "" : ".",
-            write ? " Nothing was saved." : "");
+    size_t n = strlen(err);
+    ak_fail(req, status >= 400 && status <= 599 ? status : 500, NULL, NULL, "%s%s%s", err,
+            n && err[n - 1] == '.' ? "" : ".", write ? " Nothing was saved." : "");
 }
 
 /* The actor of a write; NULL after answering 400 (logged). */

@@ -211,14 +211,17 @@ static int ctl_key_revoke(ctl_ctx_t *ctx, int argc, char **argv)
     bool changed = false;
     int st = id > 0 ? gw_key_revoke(conn, ctx->actor, id, &changed, err, sizeof err)
                     : GW_PA_NOT_FOUND;
-    PQfinish(conn);
+    int st2;
+    PGresult *res = changed ? gw_key_select(conn, NULL, id, &st2, err, sizeof err) : NULL;
     if (id > 0 && st != GW_PA_OK)
         ctl_key_refused("key revoke", st, err);
     else if (changed)
         printf("revoked key %s (id %" PRId64 "); running gateways refuse it within a second\n",
-               pos[0], id);
+               res && PQntuples(res) == 1 ? PQgetvalue(res, 0, GW_KK_PREFIX) : pos[0], id);
     else if (st == GW_PA_OK)
         printf("key id %" PRId64 " was already revoked; nothing changed\n", id);
+    PQclear(res);
+    PQfinish(conn);
     return st == GW_PA_OK ? CTL_OK : CTL_FAIL;
 }
 
