@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gw_admin_budgets.h"
+#include "gw_admin_keys.h"
 #include "gw_admin_prices.h"
 #include "gw_http.h"
 #include "gw_metrics.h"
@@ -296,6 +297,10 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
         gw_admin_budgets_handle(s, req, path);
         return;
     }
+    if (gw_admin_keys_owns(path)) { /* /teams..., /keys...: docs/keys-admin.md */
+        gw_admin_keys_handle(s, req, path);
+        return;
+    }
     if (gw_admin_prices_owns(path)) { /* /prices..., /quote: docs/prices-admin.md */
         gw_admin_prices_handle(s, req, path);
         return;
@@ -423,6 +428,10 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
         evhttp_set_timeout(s->admin_http, 10);
         evhttp_set_max_headers_size(s->admin_http, 16 << 10);
         evhttp_set_max_body_size(s->admin_http, 1 << 20);
+        /* libevent refuses PATCH unless allowed: PATCH /keys/{id} (docs/keys-admin.md) */
+        evhttp_set_allowed_methods(s->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                                                      EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                                      EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
         if (!evhttp_accept_socket_with_handle(s->admin_http, fd)) {
             snprintf(err, errlen, "cannot accept on the admin socket");
             close(fd);

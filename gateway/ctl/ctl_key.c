@@ -1,22 +1,21 @@
 /* ctl_key: "tollgatectl key create|list|revoke|set|cache" (set and the
  * routing options: ctl_key_route.c; cache, the response cache's opt-in:
- * ctl_key_cache.c). A new key is printed once;
- * PostgreSQL keeps only its SHA-256 and display prefix. Every change writes
- * an audit_log row in the same statement, and the api_keys trigger NOTIFYs
- * running gateways, which reload their key table at once. */
+ * ctl_key_cache.c). A new key is printed once; PostgreSQL keeps only its
+ * SHA-256 and display prefix. The checks, lookups and audited writes are
+ * gw_key_admin's (shared with the admin HTTP API); the api_keys trigger
+ * NOTIFYs running gateways, which reload their key table at once. */
 #include "ctl.h"
 #include "ctl_key_cache.h"
 #include "ctl_key_route.h"
 
-#include "gw_keystore.h"
-
-#include <ctype.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "pr_book.h"
 
 static const char ctl_key_usage[] =
     "usage: tollgatectl [--db CONNINFO] [--actor NAME] key COMMAND\n"
@@ -51,28 +50,16 @@ static const char ctl_key_create_usage[] =
     "output, once; details go to standard error. Only its SHA-256 and its first 11\n"
     "characters (the display prefix) are stored.\n";
 
-/* Finds a team by name. Returns its id (> 0), 0 if there is none (message
- * printed), -1 on a database error (printed). */
-static int64_t ctl_team_find(PGconn *conn, const char *name)
+/* Prints a gw_key_admin refusal as "cmd: message", with where to look for
+ * an unknown team or key. */
+static void ctl_key_refused(const char *cmd, int status, const char *err)
 {
-    const char *params[] = {name};
-    PGresult *res =
-        PQexecParams(conn, "SELECT id FROM teams WHERE name = $1", 1, NULL, params, NULL, NULL, 0);
-    int64_t id = -1;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, res,
-                     "cannot look the team up (is the schema migrated? run: "
-                     "tollgatectl migrate)");
-    } else if (PQntuples(res) == 0) {
-        ctl_error("no team named '%s' (see: tollgatectl team list; create it with: tollgatectl "
-                  "team create %s)",
-                  name, name);
-        id = 0;
-    } else {
-        id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    }
-    PQclear(res);
-    return id;
+    if (status == GW_PA_NOT_FOUND && !strncmp(err, "no team", 7))
+        ctl_error("%s: %s (see: tollgatectl team list)", cmd, err);
+    else if (status == GW_PA_NOT_FOUND || status == GW_PA_CONFLICT)
+        ctl_error("%s: %s (see: tollgatectl key list)", cmd, err);
+    else
+        ctl_error("%s: %s", cmd, err);
 }
 
 static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
@@ -86,8 +73,7 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
     const char *pos[1];
     size_t npos;
     bool help;
-    char err[512];
-    bool rcache = false;
+    char err[768];
     if (ctl_args_parse("key create", argc, argv, opts, 5 + CTL_KEY_ROUTE_NOPTS, pos, 0, &npos,
                        &help) != 0)
         return CTL_USAGE;
@@ -99,107 +85,48 @@ static int ctl_key_create(ctl_ctx_t *ctx, int argc, char **argv)
         ctl_error("key create: --team NAME is required (see: tollgatectl key create --help)");
         return CTL_USAGE;
     }
+    gw_key_spec_t spec = {.team = opts[0].value, .models = opts[1].value, .name = opts[3].value};
     if ((opts[1].present && ctl_models_check(opts[1].value, err, sizeof err) != 0) ||
         (opts[3].present && ctl_label_check(opts[3].value, err, sizeof err) != 0) ||
-        (opts[4].present && ctl_key_cache_parse(opts[4].value, &rcache, err, sizeof err) != 0)) {
+        (opts[4].present &&
+         ctl_key_cache_parse(opts[4].value, &spec.response_cache, err, sizeof err) != 0) ||
+        ctl_key_route_parse(opts + 5, &spec.route, err, sizeof err) != 0 ||
+        (opts[2].present && gw_key_expiry_parse("--expires", opts[2].value,
+                                                (int64_t)time(NULL) * 1000000, &spec.expires_us,
+                                                err, sizeof err) != 0)) {
         ctl_error("key create: %s", err);
         return CTL_USAGE;
-    }
-    ctl_key_route_t kr;
-    if (ctl_key_route_parse(opts + 5, &kr, err, sizeof err) != 0) {
-        ctl_error("key create: %s", err);
-        return CTL_USAGE;
-    }
-    char expires[32] = "";
-    if (opts[2].present) {
-        int64_t us;
-        if (ctl_time_parse(opts[2].value, &us, err, sizeof err) != 0) {
-            ctl_error("key create: %s", err);
-            return CTL_USAGE;
-        }
-        if (us <= (int64_t)time(NULL) * 1000000) {
-            ctl_error("key create: --expires %s is in the past: the key would never work",
-                      opts[2].value);
-            return CTL_USAGE;
-        }
-        snprintf(expires, sizeof expires, "%" PRId64, us);
     }
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    int64_t team_id = ctl_team_find(conn, opts[0].value);
-    if (team_id <= 0) {
-        PQfinish(conn);
-        return CTL_FAIL;
-    }
-    char key[CTL_KEY_LEN + 1], display[CTL_KEY_DISPLAY_LEN + 1];
-    uint8_t hash[GW_KEY_HASH_LEN];
-    if (ctl_key_generate(key, display, err, sizeof err) != 0) {
-        ctl_error("key create: %s", err);
-        PQfinish(conn);
-        return CTL_FAIL;
-    }
-    gw_key_hash(key, strlen(key), hash);
-    char team[24];
-    snprintf(team, sizeof team, "%" PRId64, team_id);
-    /* The hash travels as a binary parameter; the clear key never leaves
-     * this process except on standard output. */
-    ctl_key_route_warn(conn, &kr);
-    const char *params[] = {team,       opts[3].value, (const char *)hash,
-                            display,    opts[1].value, expires[0] ? expires : NULL,
-                            ctx->actor, kr.private_on ? "t" : "f",
-                            kr.allow,   kr.deny,
-                            kr.latency[0] ? kr.latency : NULL,
-                            kr.cost,    kr.pref};
-    int lengths[] = {0, 0, GW_KEY_HASH_LEN, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    int formats[] = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    /* Without routing options the routing columns (migration 0015) are left
-     * to their defaults, so that a key can be made on an older schema. */
-    bool routing = ctl_key_route_any(&kr);
-    char sql[1024];
-    snprintf(
-        sql, sizeof sql,
-        "WITH k AS (INSERT INTO api_keys (team_id, name, key_sha256, display_prefix, models,"
-        "   expires_at%s) VALUES ($1::bigint, $2, $3::bytea, $4, string_to_array($5, ','),"
-        "   timestamptz 'epoch' + $6::bigint * interval '1 microsecond'%s) RETURNING *),"
-        " a AS (INSERT INTO audit_log (actor, action, object, after)"
-        "   SELECT $7, 'key.create', 'key:' || k.id, to_jsonb(k) - 'key_sha256' FROM k)"
-        " SELECT id, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-        " FROM k",
-        routing ? ", private, allow_providers, deny_providers, latency_target_ms, max_cost,"
-                  "   route_preference"
-                : "",
-        routing ? ", $8::bool, string_to_array($9::text, ','), string_to_array($10::text, ','),"
-                  "   $11::integer, $12::numeric, $13::text"
-                : "");
-    PGresult *res = PQexecParams(conn, sql, routing ? 13 : 7, NULL, params, lengths, formats, 0);
-    int rc = CTL_OK;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && rcache &&
-        ctl_key_cache_set(conn, strtoll(PQgetvalue(res, 0, 0), NULL, 10), true, ctx->actor) != 0)
-        fprintf(stderr, "the key was created, but its response cache is off (see above)\n");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        fprintf(stderr, "created key %s (id %s) for team %s; models: %s; expires: %s\n", display,
-                PQgetvalue(res, 0, 0), opts[0].value, opts[1].present ? opts[1].value : "all",
-                PQgetisnull(res, 0, 1) ? "never" : PQgetvalue(res, 0, 1));
-        if (ctl_key_route_any(&kr))
-            fprintf(stderr,
-                    "routing: private %s; allow %s; deny %s; latency target %s ms; max cost %s; "
-                    "preference %s\n",
-                    kr.private_on ? "yes" : "no", kr.allow ? kr.allow : "all",
-                    kr.deny ? kr.deny : "none", kr.latency[0] ? kr.latency : "none",
-                    kr.cost ? kr.cost : "none", kr.pref ? kr.pref : "none");
-        fprintf(stderr, "the key is shown once, below; store it now: it cannot be shown again\n");
-        printf("%s\n", key);
-        fflush(stdout);
-    } else {
-        if (!ctl_key_route_check_failed(res, "key create"))
-            ctl_pg_error(conn, res, "key create failed");
-        rc = CTL_FAIL;
-    }
-    OPENSSL_cleanse(key, sizeof key);
-    PQclear(res);
+    char key[GW_KEY_LEN + 1], display[GW_KEY_DISPLAY_LEN + 1], when[40];
+    int64_t id = 0;
+    ctl_key_route_warn(conn, &spec.route);
+    int st = gw_key_create(conn, ctx->actor, &spec, key, display, &id, err, sizeof err);
     PQfinish(conn);
-    return rc;
+    if (st != GW_PA_OK) {
+        ctl_key_refused("key create", st, err);
+        return CTL_FAIL;
+    }
+    const gw_key_route_t *kr = &spec.route;
+    fprintf(stderr, "created key %s (id %" PRId64 ") for team %s; models: %s; expires: %s\n",
+            display, id, spec.team, spec.models ? spec.models : "all",
+            spec.expires_us ? pr_instant_format(spec.expires_us, when, sizeof when) : "never");
+    if (gw_key_route_any(kr))
+        fprintf(stderr,
+                "routing: private %s; allow %s; deny %s; latency target %s ms; max cost %s; "
+                "preference %s\n",
+                kr->private_on ? "yes" : "no", kr->allow ? kr->allow : "all",
+                kr->deny ? kr->deny : "none", kr->latency_ms[0] ? kr->latency_ms : "none",
+                kr->cost ? kr->cost : "none", kr->pref ? kr->pref : "none");
+    if (spec.response_cache)
+        fprintf(stderr, "response cache: on\n");
+    fprintf(stderr, "the key is shown once, below; store it now: it cannot be shown again\n");
+    printf("%s\n", key);
+    fflush(stdout);
+    OPENSSL_cleanse(key, sizeof key);
+    return CTL_OK;
 }
 
 static int ctl_key_list(ctl_ctx_t *ctx, int argc, char **argv)
@@ -208,6 +135,7 @@ static int ctl_key_list(ctl_ctx_t *ctx, int argc, char **argv)
     const char *pos[1];
     size_t npos;
     bool help;
+    char err[768];
     if (ctl_args_parse("key list", argc, argv, opts, 1, pos, 0, &npos, &help) != 0)
         return CTL_USAGE;
     if (help) {
@@ -217,73 +145,43 @@ static int ctl_key_list(ctl_ctx_t *ctx, int argc, char **argv)
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    if (opts[0].present && ctl_team_find(conn, opts[0].value) <= 0) {
-        PQfinish(conn);
-        return CTL_FAIL;
-    }
-    const char *params[] = {opts[0].value};
-    PGresult *res = PQexecParams(
-        conn,
-        "SELECT k.id, t.name, k.display_prefix, COALESCE(k.name, ''),"
-        " COALESCE(array_to_string(k.models, ','), '*'),"
-        " COALESCE(to_char(k.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        "   'never'),"
-        " CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked'"
-        "      WHEN k.expires_at <= now() THEN 'expired' ELSE 'active' END,"
-        " to_char(k.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        /* the response cache's opt-in (migration 0014; through jsonb so that
-         * an older schema lists too) */
-        " CASE WHEN (to_jsonb(k) ->> 'response_cache')::boolean THEN 'on' ELSE 'off' END"
-        " FROM api_keys k JOIN teams t ON t.id = k.team_id"
-        " WHERE $1::text IS NULL OR t.name = $1 ORDER BY k.id",
-        1, NULL, params, NULL, NULL, 0);
-    int rc = CTL_OK;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+    int64_t team_id;
+    int st = GW_PA_OK;
+    PGresult *res = NULL;
+    if (opts[0].present)
+        st = gw_key_team_find(conn, opts[0].value, &team_id, err, sizeof err);
+    if (st == GW_PA_OK)
+        res = gw_key_select(conn, opts[0].value, 0, &st, err, sizeof err);
+    if (res) {
+        char expires[40], created[40];
         printf("%-6s %-20s %-12s %-8s %-5s %-20s %-20s %-20s %s\n", "ID", "TEAM", "PREFIX",
                "STATE", "CACHE", "EXPIRES", "CREATED", "MODELS", "NAME");
         for (int r = 0; r < PQntuples(res); r++)
-            printf("%-6s %-20s %-12s %-8s %-5s %-20s %-20s %-20s %s\n", PQgetvalue(res, r, 0),
-                   PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 6),
-                   PQgetvalue(res, r, 8), PQgetvalue(res, r, 5), PQgetvalue(res, r, 7),
-                   PQgetvalue(res, r, 4), PQgetvalue(res, r, 3));
+            printf("%-6s %-20s %-12s %-8s %-5s %-20s %-20s %-20s %s\n",
+                   PQgetvalue(res, r, GW_KK_ID), PQgetvalue(res, r, GW_KK_TEAM),
+                   PQgetvalue(res, r, GW_KK_PREFIX), PQgetvalue(res, r, GW_KK_STATE),
+                   PQgetvalue(res, r, GW_KK_RESPONSE_CACHE)[0] == 't' ? "on" : "off",
+                   ctl_key_when(res, r, GW_KK_EXPIRES_US, "never", expires, sizeof expires),
+                   ctl_key_when(res, r, GW_KK_CREATED_US, "", created, sizeof created),
+                   PQgetisnull(res, r, GW_KK_MODELS) ? "*" : PQgetvalue(res, r, GW_KK_MODELS),
+                   PQgetvalue(res, r, GW_KK_NAME));
     } else {
-        ctl_pg_error(conn, res, "key list failed");
-        rc = CTL_FAIL;
+        ctl_key_refused("key list", st, err);
     }
     PQclear(res);
     PQfinish(conn);
-    return rc;
+    return st == GW_PA_OK ? CTL_OK : CTL_FAIL;
 }
 
 int64_t ctl_key_find(PGconn *conn, const char *ref, const char *cmd)
 {
-    bool digits = ref[0] != '\0' && strlen(ref) <= 18;
-    for (const char *p = ref; digits && *p; p++)
-        digits = isdigit((unsigned char)*p);
-    const char *params[] = {ref};
-    PGresult *res = PQexecParams(conn,
-                                 digits ? "SELECT id FROM api_keys WHERE id = $1::bigint"
-                                        : "SELECT id FROM api_keys WHERE display_prefix = $1"
-                                          " ORDER BY id",
-                                 1, NULL, params, NULL, NULL, 0);
-    int64_t id = -1;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, res,
-                     "cannot look the key up (is the schema migrated? run: "
-                     "tollgatectl migrate)");
-    } else if (PQntuples(res) == 0) {
-        ctl_error("%s: no key with %s '%s' (see: tollgatectl key list)", cmd,
-                  digits ? "id" : "display prefix", ref);
-        id = 0;
-    } else if (PQntuples(res) > 1) {
-        ctl_error("%s: %d keys have the display prefix '%s'; give the id (see: "
-                  "tollgatectl key list)",
-                  cmd, PQntuples(res), ref);
-        id = 0;
-    } else {
-        id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    char err[768];
+    int64_t id = 0;
+    int st = gw_key_find(conn, ref, &id, err, sizeof err);
+    if (st != GW_PA_OK) {
+        ctl_key_refused(cmd, st, err);
+        return st == GW_PA_UNAVAILABLE ? -1 : 0;
     }
-    PQclear(res);
     return id;
 }
 
@@ -292,6 +190,7 @@ static int ctl_key_revoke(ctl_ctx_t *ctx, int argc, char **argv)
     const char *pos[1];
     size_t npos;
     bool help;
+    char err[768];
     if (ctl_args_parse("key revoke", argc, argv, NULL, 0, pos, 1, &npos, &help) != 0)
         return CTL_USAGE;
     if (help) {
@@ -309,39 +208,21 @@ static int ctl_key_revoke(ctl_ctx_t *ctx, int argc, char **argv)
     if (!conn)
         return CTL_FAIL;
     int64_t id = ctl_key_find(conn, pos[0], "key revoke");
-    if (id <= 0) {
-        PQfinish(conn);
-        return CTL_FAIL;
-    }
-    char idtext[24];
-    snprintf(idtext, sizeof idtext, "%" PRId64, id);
-    const char *params[] = {idtext, ctx->actor};
-    /* All parts of the statement see the row as it was before the UPDATE,
-     * so `old` is the before image for the audit row. */
-    PGresult *res =
-        PQexecParams(conn,
-                     "WITH old AS (SELECT * FROM api_keys WHERE id = $1::bigint),"
-                     " k AS (UPDATE api_keys SET revoked_at = now() WHERE id = $1::bigint"
-                     "   AND revoked_at IS NULL RETURNING *),"
-                     " a AS (INSERT INTO audit_log (actor, action, object, before, after)"
-                     "   SELECT $2, 'key.revoke', 'key:' || k.id, to_jsonb(old) - 'key_sha256',"
-                     "   to_jsonb(k) - 'key_sha256' FROM k, old)"
-                     " SELECT k.display_prefix FROM k"
-                     " UNION ALL SELECT NULL FROM old WHERE old.revoked_at IS NOT NULL",
-                     2, NULL, params, NULL, NULL, 0);
-    int rc = CTL_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ctl_pg_error(conn, res, "key revoke failed");
-        rc = CTL_FAIL;
-    } else if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
-        printf("revoked key %s (id %s); running gateways refuse it within a second\n",
-               PQgetvalue(res, 0, 0), idtext);
-    } else {
-        printf("key id %s was already revoked; nothing changed\n", idtext);
-    }
+    bool changed = false;
+    int st = id > 0 ? gw_key_revoke(conn, ctx->actor, id, &changed, err, sizeof err)
+                    : GW_PA_NOT_FOUND;
+    int st2;
+    PGresult *res = changed ? gw_key_select(conn, NULL, id, &st2, err, sizeof err) : NULL;
+    if (id > 0 && st != GW_PA_OK)
+        ctl_key_refused("key revoke", st, err);
+    else if (changed)
+        printf("revoked key %s (id %" PRId64 "); running gateways refuse it within a second\n",
+               res && PQntuples(res) == 1 ? PQgetvalue(res, 0, GW_KK_PREFIX) : pos[0], id);
+    else if (st == GW_PA_OK)
+        printf("key id %" PRId64 " was already revoked; nothing changed\n", id);
     PQclear(res);
     PQfinish(conn);
-    return rc;
+    return st == GW_PA_OK ? CTL_OK : CTL_FAIL;
 }
 
 int ctl_key_main(ctl_ctx_t *ctx, int argc, char **argv)

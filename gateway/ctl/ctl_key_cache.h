@@ -9,11 +9,6 @@
 /* Parses on|off. Returns 0, or -1 with err set. */
 int ctl_key_cache_parse(const char *value, bool *on, char *err, size_t errlen);
 
-/* Sets api_keys.response_cache of key id (one statement, with its audit
- * row); the table's trigger notifies running gateways. Returns 0, or -1
- * after printing the database's message. */
-int ctl_key_cache_set(PGconn *conn, int64_t id, bool on, const char *actor);
-
 /* "key cache ID|DISPLAY_PREFIX on|off" (argv[0] is the first argument). */
 int ctl_key_cache_main(ctl_ctx_t *ctx, int argc, char **argv);
 

@@ -1,7 +1,10 @@
 /* ctl_team: "tollgatectl team create|list". Teams own keys and usage; each
- * creation is written to audit_log in the same statement. */
+ * creation is written to audit_log in the same statement (gw_key_admin,
+ * shared with the admin HTTP API). */
 #include "ctl.h"
+#include "ctl_key_route.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,32 +41,15 @@ static int ctl_team_create(ctl_ctx_t *ctx, int argc, char **argv)
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    const char *params[] = {pos[0], opts[0].present ? "t" : "f", ctx->actor};
-    /* One statement: the team and its audit row commit together. */
-    PGresult *res = PQexecParams(
-        conn,
-        "WITH t AS (INSERT INTO teams (name, private) VALUES ($1, $2::boolean) RETURNING *),"
-        " a AS (INSERT INTO audit_log (actor, action, object, after)"
-        "       SELECT $3, 'team.create', 'team:' || t.name, to_jsonb(t) FROM t)"
-        " SELECT id FROM t",
-        3, NULL, params, NULL, NULL, 0);
-    int rc = CTL_OK;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        printf("created team %s (id %s%s)\n", pos[0], PQgetvalue(res, 0, 0),
-               opts[0].present ? ", private" : "");
-    } else {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (state && strcmp(state, "23505") == 0)
-            ctl_error("team create: a team named '%s' already exists", pos[0]);
-        else
-            ctl_pg_error(conn, res,
-                         "team create failed (is the schema migrated? run: "
-                         "tollgatectl migrate)");
-        rc = CTL_FAIL;
-    }
-    PQclear(res);
+    int64_t id = 0;
+    int st = gw_key_team_create(conn, ctx->actor, pos[0], opts[0].present, &id, err, sizeof err);
     PQfinish(conn);
-    return rc;
+    if (st != GW_PA_OK) {
+        ctl_error("team create: %s", err);
+        return CTL_FAIL;
+    }
+    printf("created team %s (id %" PRId64 "%s)\n", pos[0], id, opts[0].present ? ", private" : "");
+    return CTL_OK;
 }
 
 static int ctl_team_list(ctl_ctx_t *ctx, int argc, char **argv)
@@ -80,28 +66,23 @@ static int ctl_team_list(ctl_ctx_t *ctx, int argc, char **argv)
     PGconn *conn = ctl_connect(ctx);
     if (!conn)
         return CTL_FAIL;
-    PGresult *res = PQexec(
-        conn, "SELECT t.id, t.name, t.private,"
-              " (SELECT count(*) FROM api_keys k WHERE k.team_id = t.id AND k.revoked_at IS NULL"
-              "    AND (k.expires_at IS NULL OR k.expires_at > now())),"
-              " to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-              " FROM teams t ORDER BY t.name");
-    int rc = CTL_OK;
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+    char err[768], created[40];
+    int st = GW_PA_OK;
+    PGresult *res = gw_key_teams_select(conn, 0, NULL, &st, err, sizeof err);
+    if (res) {
         printf("%-6s %-32s %-8s %-12s %s\n", "ID", "NAME", "PRIVATE", "ACTIVE KEYS", "CREATED");
         for (int r = 0; r < PQntuples(res); r++)
-            printf("%-6s %-32s %-8s %-12s %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                   PQgetvalue(res, r, 2)[0] == 't' ? "yes" : "no", PQgetvalue(res, r, 3),
-                   PQgetvalue(res, r, 4));
+            printf("%-6s %-32s %-8s %-12s %s\n", PQgetvalue(res, r, GW_KT_ID),
+                   PQgetvalue(res, r, GW_KT_NAME),
+                   PQgetvalue(res, r, GW_KT_PRIVATE)[0] == 't' ? "yes" : "no",
+                   PQgetvalue(res, r, GW_KT_ACTIVE_KEYS),
+                   ctl_key_when(res, r, GW_KT_CREATED_US, "", created, sizeof created));
     } else {
-        ctl_pg_error(conn, res,
-                     "team list failed (is the schema migrated? run: tollgatectl "
-                     "migrate)");
-        rc = CTL_FAIL;
+        ctl_error("team list: %s", err);
     }
     PQclear(res);
     PQfinish(conn);
-    return rc;
+    return st == GW_PA_OK ? CTL_OK : CTL_FAIL;
 }
 
 int ctl_team_main(ctl_ctx_t *ctx, int argc, char **argv)

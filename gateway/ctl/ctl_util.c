@@ -2,6 +2,7 @@
  * names, model lists and dates that tollgatectl's subcommands share. */
 #include "ctl.h"
 
+#include "gw_key_admin.h"
 #include "gw_pgconn.h"
 #include "gw_price_admin.h"
 
@@ -100,71 +101,20 @@ void ctl_pg_error(PGconn *conn, const PGresult *res, const char *what)
     ctl_error("%s: %s", what, msg);
 }
 
+/* The checks are gw_key_admin's, shared with the admin HTTP API. */
 int ctl_team_name_check(const char *name, char *err, size_t errlen)
 {
-    size_t n = strlen(name);
-    bool ok = n >= 1 && n <= 64 && isalnum((unsigned char)name[0]);
-    for (size_t i = 1; ok && i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        ok = isalnum(c) || c == '_' || c == '.' || c == '-';
-    }
-    if (!ok) {
-        snprintf(err, errlen,
-                 "invalid team name '%s': use 1 to 64 characters, letters, digits, '_', '.' or "
-                 "'-', starting with a letter or digit",
-                 name);
-        return -1;
-    }
-    return 0;
+    return gw_key_team_name_check(name, err, errlen);
 }
 
 int ctl_models_check(const char *list, char *err, size_t errlen)
 {
-    size_t total = strlen(list);
-    if (total == 0 || total > 1023) {
-        snprintf(err, errlen,
-                 "invalid --models: give 1 to 1023 characters of comma-separated "
-                 "model names (leave --models out to allow every model)");
-        return -1;
-    }
-    const char *p = list;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len == 0 || len > 127) {
-            snprintf(err, errlen,
-                     "invalid --models '%s': each model name must have 1 to 127 "
-                     "characters (no empty entries)",
-                     list);
-            return -1;
-        }
-        for (size_t i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)p[i];
-            if (!(isalnum(c) || strchr("._:/@+-", c))) {
-                snprintf(err, errlen,
-                         "invalid --models '%s': model names may hold letters, digits and "
-                         "._:/@+- only",
-                         list);
-                return -1;
-            }
-        }
-        if (!comma)
-            return 0;
-        p = comma + 1;
-    }
+    return gw_key_models_check("--models", list, err, errlen);
 }
 
 int ctl_label_check(const char *label, char *err, size_t errlen)
 {
-    size_t n = strlen(label);
-    bool ok = n >= 1 && n <= 200;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (unsigned char)label[i] >= 0x20 && label[i] != 0x7f;
-    if (!ok) {
-        snprintf(err, errlen, "invalid --name: give 1 to 200 characters, no control characters");
-        return -1;
-    }
-    return 0;
+    return gw_key_label_check("--name", label, err, errlen);
 }
 
 /* One RFC 3339 parser for the CLI and the admin API (gw_price_admin). */

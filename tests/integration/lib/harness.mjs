@@ -211,3 +211,20 @@ export async function waitForRows(conninfo, n, where = 'true', timeoutMs = 10000
     Number(psql(conninfo, `select count(*) from usage_events where ${where}`)[0][0]) >= n, timeoutMs);
   return usageRows(conninfo, where);
 }
+
+// A client of the gateway's admin listener with its bearer token: calls
+// resolve to {status, json (null when the body is not JSON), text, headers}.
+// body: an object (sent as JSON), a string (sent as is) or undefined.
+export function adminClient(gw, token) {
+  return async (method, path, body, headers = {}) => {
+    const res = await fetch(gw.adminUrl + path, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, json, text, headers: res.headers };
+  };
+}
