@@ -90,7 +90,7 @@ if [ $serve_only = 0 ]; then
 fi
 
 # serving parity: the same HTTP answers from serve on both devices (40 s)
-check serve_parity 40 bench/serve-parity.sh --engine "$eng" --tokenizer "$B/tokenizer/deepseek-v3" \
+check serve_parity 40 bash bench/serve-parity.sh --engine "$eng" --tokenizer "$B/tokenizer/deepseek-v3" \
     --config "$B/demo-tiny.json" --fixture "$fx/v3_tiny_yarn" --devices "$pdevices" --seeds "$pseeds" \
     --out "$log/serve_parity"
 sp() { sed -n "s/^serve_parity_$1=//p" "$log/serve_parity.log" | tail -1; }
