@@ -59,7 +59,7 @@ done
 mkdir -p "$out"
 echo "serve-parity: A = $dev_a, B = $dev_b; answers and server logs in $out"
 
-pids=()
+pids=() fail=0 n_req=0 n_same=0 hits_a=0 hits_b=0 bmax_a="" bmax_b="" problems=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
 
@@ -94,7 +94,10 @@ stop_server() {
     local pid_var="pid_$1" rc=0
     kill -TERM "${!pid_var}" 2>/dev/null
     wait "${!pid_var}" || rc=$?
-    [ $rc = 0 ] || { echo "serve-parity: server $1 exited $rc on SIGTERM:"; tail -5 "$out/$1.stderr"; fail=1; }
+    if [ $rc != 0 ]; then
+        fail=1; problems+=("server $1 exited $rc on SIGTERM")
+        echo "serve-parity: server $1 exited $rc on SIGTERM:"; tail -5 "$out/$1.stderr"
+    fi
 }
 
 # send PORT PATH BODY: opens a connection (its descriptor, picked by bash,
@@ -221,7 +224,6 @@ run_requests() {
 
 metric() { sed -n "s/^$1 //p" "$out/$2.metrics" | tr -d '\r'; }
 
-fail=0 n_req=0 n_same=0 hits_a=0 hits_b=0 bmax_a="" bmax_b="" problems=()
 # text_of PART SIDE NAME: the summary of one request without its usage (the
 # cache-hit repeat differs in cached tokens, the stream in nothing else).
 text_of() { grep "^$3 " "$out/$1.$2.sum" | sed -E 's/ usage=\{[^}]*\{[^}]*\}[^}]*\}//; s/^[^ ]* //'; }
@@ -269,17 +271,26 @@ part() {
         done
         local h pa pb
         h=$(grep "^long_again_stream " "$out/$p.$side.sum" | grep -o '"cached_tokens":[0-9]*' | cut -d: -f2)
-        if [ "${h:-0}" -lt 64 ]; then fail=1; problems+=("$p side $side: ${h:-no} cached tokens"); echo "FAIL  side $side: the repeated long prompt read ${h:-no} cached tokens"; fi
+        if [ "${h:-0}" -lt 64 ]; then
+            fail=1; problems+=("$p side $side: ${h:-no} cached tokens")
+            echo "FAIL  side $side: the repeated long prompt read ${h:-no} cached tokens"
+        fi
         [ $side = A ] && hits_a=$((hits_a + ${h:-0})) || hits_b=$((hits_b + ${h:-0}))
         local bm; bm=$(metric tollgate_engine_batch_size_max "$p.$side")
         [ $side = A ] && bmax_a+="${bmax_a:+/}$bm" || bmax_b+="${bmax_b:+/}$bm"
-        if [ "${bm:-0}" -lt 2 ]; then fail=1; problems+=("$p side $side: no batch of 2+"); echo "FAIL  side $side: no step ran 2+ requests (batch_size_max ${bm:-?})"; fi
+        if [ "${bm:-0}" -lt 2 ]; then
+            fail=1; problems+=("$p side $side: no batch of 2+")
+            echo "FAIL  side $side: no step ran 2+ requests (batch_size_max ${bm:-?})"
+        fi
     done
     local m
     for m in tollgate_engine_prompt_tokens_total tollgate_engine_generated_tokens_total \
              tollgate_engine_cache_hit_tokens_total; do
         pa=$(metric $m "$p.A") pb=$(metric $m "$p.B")
-        if [ -z "$pa" ] || [ "$pa" != "$pb" ]; then fail=1; problems+=("$p $m: A ${pa:-?} B ${pb:-?}"); echo "DIFF  /metrics $m: A ${pa:-?} B ${pb:-?}"; fi
+        if [ -z "$pa" ] || [ "$pa" != "$pb" ]; then
+            fail=1; problems+=("$p $m: A ${pa:-?} B ${pb:-?}")
+            echo "DIFF  /metrics $m: A ${pa:-?} B ${pb:-?}"
+        fi
         echo "$p $m A=$pa B=$pb"
     done
 }
