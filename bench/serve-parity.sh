@@ -19,12 +19,15 @@
 # Prints serve_parity_* key=value lines, last `serve_parity_result=PASS|FAIL`;
 # exit 0 on PASS, 1 on FAIL, 2 on bad usage or a server that did not start.
 #   bench/serve-parity.sh --engine BIN --tokenizer DIR --config FILE --fixture DIR
-#       [--devices cpu,cuda] [--out DIR]
+#       [--devices cpu,cuda] [--out DIR] [--parts demo,golden] [--reply-timeout S]
+#   --parts: which models (default both); --reply-timeout: seconds for one
+#   reply (default 30; a slow sanitizer build needs more)
 #   test-only, to see it fail: --seeds A,B (demo seed per side, default 7,7),
 #       --fixtures DIR_A,DIR_B (a different golden model per side)
 set -uo pipefail
 export LC_ALL=C
-eng="" tokdir="" config="" fixture="" devices=cpu,cuda seeds=7,7 fixtures="" out=""
+eng="" tokdir="" config="" fixture="" devices=cpu,cuda seeds=7,7 fixtures="" out="" parts=demo,golden
+reply_s=30
 while [ $# -gt 0 ]; do
     case "$1" in
         --engine) eng=$2; shift 2 ;;
@@ -33,9 +36,11 @@ while [ $# -gt 0 ]; do
         --fixture) fixture=$2; shift 2 ;;
         --devices) devices=$2; shift 2 ;;
         --seeds) seeds=$2; shift 2 ;;
+        --parts) parts=$2; shift 2 ;;
+        --reply-timeout) reply_s=$2; shift 2 ;;
         --fixtures) fixtures=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "serve-parity: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -110,10 +115,15 @@ send() {
         "$2" "${#3}" "$3" >&"$fd"
 }
 read_reply() {
-    local f=$1
-    [ "$f" -ge 0 ] || { : > "$2"; return 1; }
-    timeout 30 cat <&"$f" > "$2"
+    local f=$1 rc=0
+    [ "$f" -ge 0 ] || { echo "X no-connection" > "$2"; return 1; }
+    timeout "$reply_s" cat <&"$f" > "$2.part" || rc=$?
     exec {f}<&-
+    if [ $rc = 124 ]; then
+        { echo "X no-reply-in-${reply_s}s"; cat "$2.part"; } > "$2"; rm -f "$2.part"
+    else
+        mv "$2.part" "$2"
+    fi
 }
 get() {
     local g
@@ -295,9 +305,12 @@ part() {
     done
 }
 
-part demo --random-init "$config" --seed "$seed_a" --tokenizer "$tokdir" -- \
-          --random-init "$config" --seed "$seed_b" --tokenizer "$tokdir"
-part golden --model "$fix_a" --tokenizer "$tokdir" -- --model "$fix_b" --tokenizer "$tokdir"
+[[ ,$parts, == *,demo,* ]] &&
+    part demo --random-init "$config" --seed "$seed_a" --tokenizer "$tokdir" -- \
+              --random-init "$config" --seed "$seed_b" --tokenizer "$tokdir"
+[[ ,$parts, == *,golden,* ]] &&
+    part golden --model "$fix_a" --tokenizer "$tokdir" -- --model "$fix_b" --tokenizer "$tokdir"
+[ "$n_req" -gt 0 ] || { echo "serve-parity: --parts names neither demo nor golden" >&2; exit 2; }
 
 if [ ${#problems[@]} -gt 0 ]; then
     echo "serve-parity: ${#problems[@]} problems (first 6; details above and in $out):"
@@ -306,7 +319,7 @@ fi
 echo "serve_parity_requests=$n_req"
 echo "serve_parity_same=$n_same"
 echo "serve_parity_hit_tokens=A $hits_a, B $hits_b"
-echo "serve_parity_batch_max=A $bmax_a, B $bmax_b (demo/golden)"
+echo "serve_parity_batch_max=A $bmax_a, B $bmax_b (${parts//,//})"
 [ $fail = 0 ] && { echo "serve_parity_result=PASS"; exit 0; }
 echo "serve_parity_result=FAIL"
 exit 1

@@ -5,9 +5,11 @@
 # answers; and the comparison must be able to fail: two different random
 # models (seeds 7 and 8) on cpu,cpu must FAIL on the demo requests while the
 # golden fixture's requests, the same model on both sides, still agree.
-#   test_serve_parity.sh PARITY_SCRIPT ENGINE MOCK_ENGINE SOURCE_ROOT FIXTURES
+# MOCK_PARTS: the models the mock serves (default demo,golden; the sanitizer
+# build passes golden: the mock's loops over demo-tiny's vocabulary are slow).
+#   test_serve_parity.sh PARITY_SCRIPT ENGINE MOCK_ENGINE SOURCE_ROOT FIXTURES [MOCK_PARTS]
 set -uo pipefail
-parity=$1 eng=$2 mock=$3 root=$4 fx=$5
+parity=$1 eng=$2 mock=$3 root=$4 fx=$5 mock_parts=${6:-demo,golden}
 tok="$root/data/tokenizers/deepseek-v3"
 [ -f "$tok/tokenizer.json" ] || { echo "FAIL: no tokenizer in $tok (scripts/setup puts it there)"; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/serve_parity.XXXXXX")
@@ -16,12 +18,13 @@ common=(--tokenizer "$tok" --config "$root/engine/configs/demo-tiny.json" --fixt
 fail=0
 val() { sed -n "s/^serve_parity_$1=//p" "$2" | tail -1; }
 
-"$parity" --engine "$mock" "${common[@]}" --devices cpu,cuda --out "$tmp/mock" > "$tmp/mock.log" 2>&1
+"$parity" --engine "$mock" "${common[@]}" --devices cpu,cuda --parts "$mock_parts" --out "$tmp/mock" \
+    > "$tmp/mock.log" 2>&1
 rc=$?
 if [ $rc != 0 ] || [ "$(val result "$tmp/mock.log")" != PASS ]; then
     echo "FAIL: cpu vs mock cuda: exit $rc"; tail -30 "$tmp/mock.log"; fail=1
 else
-    echo "cpu vs mock cuda: $(val same "$tmp/mock.log")/$(val requests "$tmp/mock.log") identical;" \
+    echo "cpu vs mock cuda ($mock_parts): $(val same "$tmp/mock.log")/$(val requests "$tmp/mock.log") identical;" \
          "cached tokens $(val hit_tokens "$tmp/mock.log"); batch max $(val batch_max "$tmp/mock.log")"
 fi
 
