@@ -75,22 +75,25 @@ start_server() {
     local side=$1 dev=$2; shift 2
     local dargs=(--device "$dev")
     [ "$dev" = cuda ] && dargs+=(--gpu-f32) || dargs+=(--threads 2)
-    rm -f "$out/$side.port"
-    "$eng" serve "$@" "${dargs[@]}" --listen 127.0.0.1:0 --port-file "$out/$side.port" \
+    local log="$out/$cur_part.$side"
+    rm -f "$log.port"
+    "$eng" serve "$@" "${dargs[@]}" --listen 127.0.0.1:0 --port-file "$log.port" \
         --name parity --kv-blocks 256 --max-running 32 --log-level warn \
-        > "$out/$side.stdout" 2> "$out/$side.stderr" &
+        > "$log.stdout" 2> "$log.stderr" &
     local pid=$!
     pids+=("$pid")
     printf -v "pid_$side" %s "$pid"
     for _ in $(seq 600); do
-        if [ -s "$out/$side.port" ]; then
-            printf -v "port_$side" %s "$(cat "$out/$side.port")"
+        if [ -s "$log.port" ]; then
+            printf -v "port_$side" %s "$(cat "$log.port")"
+            # the CUDA memory plan, when there is one
+            [ "$dev" = cuda ] && sed -n '1s/^/    /p' "$log.stderr"
             return 0
         fi
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    echo "serve-parity: server $side ($dev) did not start:"; tail -5 "$out/$side.stderr"
+    echo "serve-parity: server $side ($dev) did not start:"; tail -5 "$log.stderr"
     return 1
 }
 
@@ -100,8 +103,8 @@ stop_server() {
     kill -TERM "${!pid_var}" 2>/dev/null
     wait "${!pid_var}" || rc=$?
     if [ $rc != 0 ]; then
-        fail=1; problems+=("server $1 exited $rc on SIGTERM")
-        echo "serve-parity: server $1 exited $rc on SIGTERM:"; tail -5 "$out/$1.stderr"
+        fail=1; problems+=("$cur_part server $1 ended with status $rc (0 expected after SIGTERM)")
+        echo "serve-parity: server $1 ended with status $rc (0 expected after SIGTERM):"; tail -5 "$out/$cur_part.$1.stderr"
     fi
 }
 
@@ -243,6 +246,7 @@ text_of() { grep "^$3 " "$out/$1.$2.sum" | sed -E 's/ usage=\{[^}]*\{[^}]*\}[^}]
 part() {
     local p=$1; shift
     local a=() b=()
+    cur_part=$p
     while [ "$1" != -- ]; do a+=("$1"); shift; done
     shift; b=("$@")
     echo "== $p: A $dev_a ${a[*]}; B $dev_b ${b[*]}"
@@ -287,7 +291,7 @@ part() {
         fi
         [ $side = A ] && hits_a=$((hits_a + ${h:-0})) || hits_b=$((hits_b + ${h:-0}))
         local bm; bm=$(metric tollgate_engine_batch_size_max "$p.$side")
-        [ $side = A ] && bmax_a+="${bmax_a:+/}$bm" || bmax_b+="${bmax_b:+/}$bm"
+        [ $side = A ] && bmax_a+="${bmax_a:+/}${bm:-?}" || bmax_b+="${bmax_b:+/}${bm:-?}"
         if [ "${bm:-0}" -lt 2 ]; then
             fail=1; problems+=("$p side $side: no batch of 2+")
             echo "FAIL  side $side: no step ran 2+ requests (batch_size_max ${bm:-?})"
@@ -315,6 +319,9 @@ part() {
 if [ ${#problems[@]} -gt 0 ]; then
     echo "serve-parity: ${#problems[@]} problems (first 6; details above and in $out):"
     printf '  %s\n' "${problems[@]:0:6}"
+    for f in "$out"/*.stderr; do
+        [ -s "$f" ] && { echo "  ${f##*/} (last 3 lines):"; tail -3 "$f" | sed 's/^/    /'; }
+    done
 fi
 echo "serve_parity_requests=$n_req"
 echo "serve_parity_same=$n_same"
