@@ -7,23 +7,36 @@
 #   2. every golden fixture on the GPU (float32 weights: 1e-4 of transformers;
 #      bfloat16: vs the CPU engine) + scheduler, batching, truncate (test_cuda_golden.c)
 #   3. `generate` on the CPU and on the GPU (float32): the same tokens
-#   4. V2-Lite shapes with random weights: prefill tok/s (4096-token prompt),
+#   4. serving parity (bench/serve-parity.sh, 40 s): `serve --device cpu` and
+#      `serve --device cuda --gpu-f32` on loopback ports, the same model
+#      (demo-tiny, --random-init seed 7, DeepSeek V3 tokenizer; then the
+#      v3_tiny_yarn fixture) and the same greedy requests (chat streamed and
+#      not, a long prompt twice for cache hits, 6 at once for batching):
+#      identical text, finish reason and usage (cached tokens included)
+#   5. V2-Lite shapes with random weights: prefill tok/s (4096-token prompt),
 #      decode tok/s at batch 1/16/64/256 against a 1000-token context, GPU
 #      memory used, per-kernel time and bandwidth of decode steps (batch 1, 64);
 #      then decode at batch 1/16/64 again with steps replayed from CUDA graphs
-#   5. compute-sanitizer memcheck, initcheck and racecheck on short GPU runs
+#   6. compute-sanitizer memcheck, initcheck and racecheck on short GPU runs
 # Exit status 0 when every check passed (benchmark numbers never fail it).
 # Budget 8 minutes in all: give the device tool timeout_s 560.
 #   bench/gpu-check.sh [--bundle DIR] [--no-bench] [--batches 1,16,64,256]
+#                      [--serve-only] [--parity-devices A,B] [--parity-seeds A,B]
+#   --serve-only: step 4 alone. --parity-devices: its two sides (default
+#   cpu,cuda; cpu,cpu is the dry run on a machine without a GPU).
+#   --parity-seeds: test only, a different demo seed per side must FAIL it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-B=build-gpu-bundle bench=1 batches=1,16,64,256
+B=build-gpu-bundle bench=1 batches=1,16,64,256 serve_only=0 pdevices=cpu,cuda pseeds=7,7
 while [ $# -gt 0 ]; do
     case "$1" in
         --bundle) B=$2; shift 2 ;;
         --no-bench) bench=0; shift ;;
         --batches) batches=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --serve-only) serve_only=1 bench=0; shift ;;
+        --parity-devices) pdevices=$2; shift 2 ;;
+        --parity-seeds) pseeds=$2; shift 2 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -59,20 +72,30 @@ if ldd "$eng" | grep -q "not found"; then
     echo "gpu-check: shared libraries missing:"; ldd "$eng" | grep "not found"; exit 1
 fi
 
-check kernels 120 "$B/bin/test_engine_cuda_ops"
-row "kernels vs CPU ops (norm, rope, silu, gate x3, gemm f32/bf16, argmax)" "$last_status" "exact experts; 1e-5..2e-5"
-check golden 240 "$B/bin/test_engine_cuda_golden" "$fx"
-row "golden fixtures on GPU (f32 and bf16), sched, batch, truncate" "$last_status" "f32 <= 1e-4 of transformers; bf16 medians <= 5e-2 of CPU-bf16, 7e-2 of transformers"
-grep -E "f32|bf16" "$log/golden.log" > "$log/golden-lines.txt" 2>/dev/null
+if [ $serve_only = 0 ]; then
+    check kernels 120 "$B/bin/test_engine_cuda_ops"
+    row "kernels vs CPU ops (norm, rope, silu, gate x3, gemm f32/bf16, argmax)" "$last_status" "exact experts; 1e-5..2e-5"
+    check golden 240 "$B/bin/test_engine_cuda_golden" "$fx"
+    row "golden fixtures on GPU (f32 and bf16), sched, batch, truncate" "$last_status" "f32 <= 1e-4 of transformers; bf16 medians <= 5e-2 of CPU-bf16, 7e-2 of transformers"
+    grep -E "f32|bf16" "$log/golden.log" > "$log/golden-lines.txt" 2>/dev/null
 
-ids=$(seq -s, 3 7 283)   # 40 ids < 512 (the fixtures' vocabulary)
-cpu_out=$("$eng" generate --model "$fx/v3_tiny_yarn" --ids "$ids" --greedy --max-tokens 12 --ignore-eos 2>"$log/gen-cpu.err")
-check gen_gpu 60 "$eng" generate --device cuda --gpu-f32 --model "$fx/v3_tiny_yarn" --ids "$ids" --greedy --max-tokens 12 --ignore-eos
-if [ -n "$cpu_out" ] && [ "$cpu_out" = "$(grep -E '^[0-9,]+$' "$log/gen_gpu.log" | tail -1)" ]; then
-    row "generate: GPU f32 tokens = CPU tokens" PASS "$cpu_out"
-else
-    row "generate: GPU f32 tokens = CPU tokens" FAIL "cpu $cpu_out / gpu $(grep -E '^[0-9,]+$' "$log/gen_gpu.log" | tail -1)"; failed=1
+    ids=$(seq -s, 3 7 283)   # 40 ids < 512 (the fixtures' vocabulary)
+    cpu_out=$("$eng" generate --model "$fx/v3_tiny_yarn" --ids "$ids" --greedy --max-tokens 12 --ignore-eos 2>"$log/gen-cpu.err")
+    check gen_gpu 60 "$eng" generate --device cuda --gpu-f32 --model "$fx/v3_tiny_yarn" --ids "$ids" --greedy --max-tokens 12 --ignore-eos
+    if [ -n "$cpu_out" ] && [ "$cpu_out" = "$(grep -E '^[0-9,]+$' "$log/gen_gpu.log" | tail -1)" ]; then
+        row "generate: GPU f32 tokens = CPU tokens" PASS "$cpu_out"
+    else
+        row "generate: GPU f32 tokens = CPU tokens" FAIL "cpu $cpu_out / gpu $(grep -E '^[0-9,]+$' "$log/gen_gpu.log" | tail -1)"; failed=1
+    fi
 fi
+
+# serving parity: the same HTTP answers from serve on both devices (40 s)
+check serve_parity 40 bash bench/serve-parity.sh --engine "$eng" --tokenizer "$B/tokenizer/deepseek-v3" \
+    --config "$B/demo-tiny.json" --fixture "$fx/v3_tiny_yarn" --devices "$pdevices" --seeds "$pseeds" \
+    --out "$log/serve_parity"
+sp() { sed -n "s/^serve_parity_$1=//p" "$log/serve_parity.log" | tail -1; }
+row "serve ${pdevices/,/ vs }: same HTTP answers (chat, stream, cache hits, batching)" "$last_status" \
+    "$(sp same)/$(sp requests) identical; cached tokens $(sp hit_tokens); batch max $(sp batch_max)"
 
 get() { sed -n "s/^$1=//p" "$log/${2:-bench}.log" | tail -1; }
 if [ $bench = 1 ]; then
@@ -89,7 +112,9 @@ if [ $bench = 1 ]; then
 fi
 
 # last: the sanitizers get what is left of the budget
-if command -v compute-sanitizer >/dev/null; then
+if [ $serve_only = 1 ]; then
+    :
+elif command -v compute-sanitizer >/dev/null; then
     for tool in memcheck initcheck racecheck; do
         model=v3_tiny_yarn; [ $tool = initcheck ] && model=v2_tiny
         extra=(); [ $tool = memcheck ] && extra=(--leak-check full)
