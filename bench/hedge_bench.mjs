@@ -100,7 +100,10 @@ async function runMode(mode, hedgeAfterMs) {
     return { ...t, status, provider, hedge, latency };
   }));
   log('trace done');
-  await h.waitForRows(db, trace.length, 'true', 30000);
+  // every request, answered or not, has its usage row (counted, not read: a
+  // long trace's rows are more than psql's output buffer)
+  await h.waitFor(`${trace.length} usage rows`, async () =>
+    Number(h.psql(db, 'select count(*) from usage_events')[0][0]) >= trace.length, 30000);
   const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
   const hedges = {};
   for (const m of metrics.matchAll(/^tollgate_hedges_total\{event="(\w+)"\} (\d+)$/gm)) hedges[m[1]] = Number(m[2]);
