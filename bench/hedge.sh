@@ -8,6 +8,7 @@
 # the peer) and on (hedge_after_ms = 400).
 #
 #   bench/hedge.sh [--requests N] [--interval-ms MS] [--hedge-after-ms MS]
+#                   [--route-percentile P]
 #
 # Reports per mode: latency targets met, p50/p90/p99 latency (time to the
 # first event of a stream, the whole answer otherwise; client-measured), the
@@ -21,8 +22,8 @@ root=$(pwd)
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --requests|--interval-ms|--hedge-after-ms) args+=("$1" "$2"); shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --requests|--interval-ms|--hedge-after-ms|--route-percentile) args+=("$1" "$2"); shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
