@@ -21,6 +21,7 @@ void sim_opts_defaults(sim_opts_t *o)
     o->cache_blocks = 262144;
     o->max_body = 8u << 20;
     o->slow_headers_ms = 3000;
+    o->slow_ttft_ms = 3000;
     o->retry_after_s = 1;
     o->idle_timeout_s = 60;
     snprintf(o->models, sizeof(o->models), "deepseek-chat,deepseek-reasoner");
@@ -49,6 +50,10 @@ void sim_opts_usage(FILE *f)
         "  --rate-503 P             probability of a 503 \"server busy\"\n"
         "  --rate-reset P           probability of closing the connection without a response\n"
         "  --rate-stall P           probability of accepting and never answering\n"
+        "  --rate-slow P            probability (0..1) that an answer is slow: its time to first\n"
+        "                           token is --slow-ttft-ms instead of --ttft-ms (a heavy tail;\n"
+        "                           drawn apart from the faults above, from the same seed)\n"
+        "  --slow-ttft-ms N         time to first token of the slow answers (default 3000)\n"
         "  --api-key KEY            accept only 'Authorization: Bearer KEY' on /v1 (else 401)\n"
         "  --name NAME              name shown in responses (system_fingerprint, x-sim-name)\n"
         "                           and in /sim/stats (default sim)\n"
@@ -150,6 +155,8 @@ enum {
     OPT_HELP,
     OPT_REPORT_CACHE,
     OPT_TOKENIZER,
+    OPT_RSLOW,
+    OPT_SLOW_TTFT,
 };
 
 int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errlen)
@@ -182,6 +189,8 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
         {"help", no_argument, 0, OPT_HELP},
         {"report-cache", required_argument, 0, OPT_REPORT_CACHE},
         {"tokenizer", required_argument, 0, OPT_TOKENIZER},
+        {"rate-slow", required_argument, 0, OPT_RSLOW},
+        {"slow-ttft-ms", required_argument, 0, OPT_SLOW_TTFT},
         {0, 0, 0, 0},
     };
     optind = 1;
@@ -238,6 +247,13 @@ int sim_opts_parse(int argc, char **argv, sim_opts_t *o, char *err, size_t errle
             break;
         case OPT_RSTALL:
             bad = parse_rate(a, &o->rate_stall);
+            break;
+        case OPT_RSLOW:
+            bad = parse_rate(a, &o->rate_slow);
+            break;
+        case OPT_SLOW_TTFT:
+            bad = parse_uint(a, 3600000, &v);
+            o->slow_ttft_ms = (unsigned)v;
             break;
         case OPT_API_KEY:
             bad = strlen(a) == 0 || strlen(a) >= sizeof(o->api_key);

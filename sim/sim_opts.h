@@ -22,6 +22,8 @@ typedef struct sim_opts {
     unsigned long context; /* prompt tokens above this -> 400; 0 = no limit */
     uint64_t seed;
     double rate_429, rate_500, rate_503, rate_reset, rate_stall;
+    double rate_slow;      /* --rate-slow: share of answers given slow_ttft_ms (own draw) */
+    unsigned slow_ttft_ms; /* --slow-ttft-ms: the time to first token of those */
     char api_key[512]; /* "" = accept any bearer */
     char name[64];
     bool cache;

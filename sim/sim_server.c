@@ -134,9 +134,10 @@ static sim_fault_t draw_fault(const sim_opts_t *o, double u)
 }
 
 /* Counts a /v1 generation request and starts its last_request record;
- * returns the uniform draw for the random faults. */
+ * returns the uniform draw for the random faults and sets *slow to the
+ * slow-tail draw (from its own generator, drawn only when --rate-slow > 0). */
 static double note_request(sim_shared_t *sh, struct evkeyvalq *h, sim_kind_t kind, const char *auth,
-                           const char *label)
+                           const char *label, bool *slow)
 {
     const char *rid = evhttp_find_header(h, "x-request-id");
     pthread_mutex_lock(&sh->lock);
@@ -150,6 +151,7 @@ static double note_request(sim_shared_t *sh, struct evkeyvalq *h, sim_kind_t kin
     snprintf(last->key, sizeof(last->key), "%s", label);
     snprintf(last->request_id, sizeof(last->request_id), "%s", rid ? rid : "");
     double u = sim_rng_unit(&sh->fault_rng);
+    *slow = sh->opts->rate_slow > 0 && sim_rng_unit(&sh->slow_rng) < sh->opts->rate_slow;
     pthread_mutex_unlock(&sh->lock);
     return u;
 }
@@ -253,14 +255,18 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
     const char *key = bearer_of(auth);
     char label[32];
     sim_stats_key_label(key, label, sizeof(label));
-    double draw = note_request(sh, h, kind, auth, label);
+    bool slow;
+    double draw = note_request(sh, h, kind, auth, label, &slow);
 
     if (o->api_key[0] && (!key || strcmp(key, o->api_key) != 0)) {
         refuse(sh, req, 401, &sh->stats.unauthorized, "Incorrect API key provided.",
                "invalid_request_error", NULL, "invalid_api_key");
         return;
     }
-    sim_knobs_t k = {o->fault != SIM_FAULT_NONE ? o->fault : draw_fault(o, draw), o->ttft_ms, o->completion_tokens, o->tokens_per_s};
+    sim_knobs_t k = {o->fault != SIM_FAULT_NONE ? o->fault : draw_fault(o, draw),
+                     slow ? o->slow_ttft_ms : o->ttft_ms, o->completion_tokens, o->tokens_per_s};
+    /* x-sim-ttft-ms, when sent, overrides a slow draw too */
+    slow = slow && !evhttp_find_header(h, "x-sim-ttft-ms");
     const char *bad_hdr = read_knobs(h, &k);
     if (bad_hdr) {
         refuse(sh, req, 400, &sh->stats.bad_request, "Malformed simulator header.",
@@ -312,6 +318,11 @@ static void handle_generate(sim_loop_t *l, struct evhttp_request *req, sim_kind_
         return;
     }
 
+    if (slow) {
+        pthread_mutex_lock(&sh->lock);
+        sh->stats.slow++;
+        pthread_mutex_unlock(&sh->lock);
+    }
     sim_call_t *c = sim_call_new(&l->calls, req);
     c->fault = k.fault;
     c->stream = r.stream;
@@ -403,7 +414,7 @@ static void handle_reset(sim_loop_t *l, struct evhttp_request *req)
     pthread_mutex_lock(&sh->lock);
     memset(&sh->stats, 0, sizeof(sh->stats));
     sim_cache_clear(sh->cache);
-    sim_rng_seed(&sh->fault_rng, sh->opts->seed);
+    sim_shared_seed(sh);
     pthread_mutex_unlock(&sh->lock);
     struct evbuffer *b = evbuffer_new();
     if (!b)

@@ -10,8 +10,14 @@ void sim_shared_init(sim_shared_t *sh, const sim_opts_t *opts)
     memset(sh, 0, sizeof(*sh));
     sh->opts = opts;
     pthread_mutex_init(&sh->lock, NULL);
-    sim_rng_seed(&sh->fault_rng, opts->seed);
+    sim_shared_seed(sh);
     sh->cache = sim_cache_new(opts->cache_blocks);
+}
+
+void sim_shared_seed(sim_shared_t *sh)
+{
+    sim_rng_seed(&sh->fault_rng, sh->opts->seed);
+    sim_rng_seed(&sh->slow_rng, sim_hash_mix(sh->opts->seed, 0x736c6f77ULL)); /* "slow" */
 }
 
 void sim_shared_destroy(sim_shared_t *sh)

@@ -102,6 +102,7 @@ char *sim_stats_json(const sim_stats_t *s, const char *name, bool cache_on, size
     add_u64(req, "streamed", s->streamed);
     add_u64(req, "in_flight", in_flight);
     add_u64(req, "cancelled", s->cancelled);
+    add_u64(req, "slow", s->slow);
     add_u64(root, "connections_accepted", s->connections);
     cJSON *ep = cJSON_AddObjectToObject(req, "by_endpoint");
     for (int i = 0; i < SIM_EP_COUNT; i++)

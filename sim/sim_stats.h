@@ -63,6 +63,7 @@ typedef struct sim_stats {
     uint64_t by_fault[SIM_FAULT_COUNT];
     uint64_t streamed;
     uint64_t cancelled; /* calls whose client left before the answer was complete */
+    uint64_t slow;      /* answers given --slow-ttft-ms by the --rate-slow draw */
     uint64_t connections; /* TCP connections accepted (keep-alive reuse shows here) */
     uint64_t bad_request, unauthorized, context_exceeded;
     uint64_t prompt_tokens, completion_tokens, reasoning_tokens, cache_hit_tokens,

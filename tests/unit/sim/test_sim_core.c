@@ -307,6 +307,10 @@ static void test_opts(void)
               o.tokens_per_s == 100 && o.rate_503 == 0.25 && !o.cache && o.context == 0 &&
               strcmp(o.api_key, "k") == 0 && strcmp(o.name, "n1") == 0,
           "values");
+    CHECK(o.rate_slow == 0 && o.slow_ttft_ms == 3000, "slow tail off by default");
+    const char *tail[] = {"sim", "--rate-slow", "0.1", "--slow-ttft-ms", "2500", "--rate-429", "1", NULL};
+    CHECK(opts_of(tail, &o) == 0 && o.rate_slow == 0.1 && o.slow_ttft_ms == 2500 && o.rate_429 == 1,
+          "slow tail values (its rate is apart from the faults' sum)");
     const char *v6[] = {"sim", "--listen", "[::1]:0", NULL};
     CHECK(opts_of(v6, &o) == 0 && strcmp(o.host, "::1") == 0, "ipv6");
     const char *help[] = {"sim", "--help", NULL};
@@ -315,6 +319,7 @@ static void test_opts(void)
         {"sim", "--listen", "x:70000", NULL}, {"sim", "--rate-stall", "-0.1", NULL},
         {"sim", "--seed", "abc", NULL},       {"sim", "--name", "a\"b", NULL},
         {"sim", "extra", NULL, NULL},         {"sim", "--max-body", "10", NULL},
+        {"sim", "--rate-slow", "2", NULL},    {"sim", "--slow-ttft-ms", "9999999", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(opts_of(bad[i], &o) == -1, "bad %zu accepted", i);

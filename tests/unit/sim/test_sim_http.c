@@ -939,6 +939,8 @@ static void test_bad_input(void)
     static const char *const bad_args[][3] = {
         {"--rate-429", "1.5", NULL}, {"--threads", "0", NULL},  {"--listen", "nohost", NULL},
         {"--cache", "maybe", NULL},  {"--ttft-ms", "-3", NULL}, {"--bogus", NULL, NULL},
+        {"--rate-slow", "1.5", NULL}, {"--rate-slow", "x", NULL}, {"--slow-ttft-ms", "-1", NULL},
+        {"--slow-ttft-ms", "3600001", NULL},
     };
     for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
         pid_t pid = fork();
@@ -976,6 +978,8 @@ static void test_bad_input(void)
         "--rate-503",
         "--rate-reset",
         "--rate-stall",
+        "--rate-slow",
+        "--slow-ttft-ms",
         "--api-key",
         "--name",
         "--cache",
@@ -1088,6 +1092,83 @@ static void test_timing(void)
     stop(&s);
 }
 
+/* --rate-slow / --slow-ttft-ms: a seeded heavy tail of slow first tokens */
+static void test_slow(void)
+{
+    t_sim_t s;
+    t_resp_t r;
+    /* whole answers: which are slow follows the seed; the counter agrees; reset re-seeds */
+    const char *args[] = {"--seed", "42", "--rate-slow", "0.3", "--slow-ttft-ms", "600", NULL};
+    if (start(&s, args) < 0)
+        return;
+    bool seq[2][24];
+    int nslow[2] = {0, 0};
+    for (int run = 0; run < 2; run++) {
+        for (int i = 0; i < 24; i++) {
+            t_http(s.port, "POST", "/v1/chat/completions", NULL, CHAT_HELLO, 5000, &r);
+            CHECK(r.status == 200, "slow-tail answer %d: status %d", i, r.status);
+            seq[run][i] = r.total_ms >= 400;
+            CHECK(r.total_ms < 400 || r.total_ms >= 590, "answer %d took %.0f ms", i, r.total_ms);
+            nslow[run] += seq[run][i];
+            t_resp_free(&r);
+        }
+        CHECK(stat_of(s.port, "requests.slow") == nslow[run], "requests.slow %g, seen %d",
+              stat_of(s.port, "requests.slow"), nslow[run]);
+        t_http(s.port, "POST", "/sim/reset", NULL, "", 5000, &r);
+        CHECK(r.status == 200, "reset");
+        t_resp_free(&r);
+    }
+    CHECK(nslow[0] > 0 && nslow[0] < 24, "slow draws: %d of 24 at rate 0.3", nslow[0]);
+    for (int i = 0; i < 24; i++)
+        CHECK(seq[0][i] == seq[1][i], "after reset, a different slow draw at %d", i);
+    stop(&s);
+
+    /* the tail has its own draws: the fault outcomes stay those of the seed */
+    const char *faults[] = {"--seed", "42", "--rate-429", "0.3", NULL};
+    const char *faults_slow[] = {"--seed",      "42", "--rate-429", "0.3",
+                                 "--rate-slow", "0.5", "--slow-ttft-ms", "0", NULL};
+    int st[2][20];
+    for (int run = 0; run < 2; run++) {
+        if (start(&s, run ? faults_slow : faults) < 0)
+            return;
+        for (int i = 0; i < 20; i++) {
+            t_http(s.port, "POST", "/v1/chat/completions", NULL, CHAT_HELLO, 5000, &r);
+            st[run][i] = r.status;
+            t_resp_free(&r);
+        }
+        double n = stat_of(s.port, "requests.slow");
+        CHECK(run ? n > 0 : n == 0, "run %d: requests.slow %g", run, n);
+        stop(&s);
+    }
+    for (int i = 0; i < 20; i++)
+        CHECK(st[0][i] == st[1][i], "the tail changed fault outcome %d: %d vs %d", i, st[0][i],
+              st[1][i]);
+
+    /* every answer slow: streams (headers at once, the first event late), the
+     * completions endpoint; x-sim-ttft-ms overrides the draw */
+    const char *all[] = {"--rate-slow", "1", "--slow-ttft-ms", "500", NULL};
+    if (start(&s, all) < 0)
+        return;
+    const char *st_body = "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\","
+                          "\"content\":\"x\"}]}";
+    t_http(s.port, "POST", "/v1/chat/completions", NULL, st_body, 5000, &r);
+    CHECK(r.status == 200 && r.complete && r.total_ms >= 490, "slow stream: %d in %.0f ms",
+          r.status, r.total_ms);
+    CHECK(r.first_byte_ms < 450, "slow stream's headers came after %.0f ms", r.first_byte_ms);
+    t_resp_free(&r);
+    t_http(s.port, "POST", "/v1/completions", NULL, "{\"model\":\"m\",\"prompt\":\"hi\"}", 5000, &r);
+    CHECK(r.status == 200 && r.total_ms >= 490, "slow completion: %d in %.0f ms", r.status,
+          r.total_ms);
+    t_resp_free(&r);
+    t_http(s.port, "POST", "/v1/chat/completions", "x-sim-ttft-ms: 0\r\n", CHAT_HELLO, 5000, &r);
+    CHECK(r.status == 200 && r.total_ms < 450, "x-sim-ttft-ms over a slow draw: %.0f ms",
+          r.total_ms);
+    t_resp_free(&r);
+    CHECK(stat_of(s.port, "requests.slow") == 2, "requests.slow counts answers given the tail: %g",
+          stat_of(s.port, "requests.slow"));
+    stop(&s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -1113,6 +1194,8 @@ int main(int argc, char **argv)
         test_seed();
     else if (strcmp(g, "timing") == 0)
         test_timing();
+    else if (strcmp(g, "slow") == 0)
+        test_slow();
     else {
         fprintf(stderr, "unknown group %s\n", g);
         return 2;
