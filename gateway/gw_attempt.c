@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -287,6 +288,60 @@ static int on_sse_event(void *arg, const char *event, size_t len)
     return 0;
 }
 
+/* ---- back-pressure: a slow client pauses the upstream ---------------------
+ * Relayed events wait in the client connection's output buffer. Past
+ * stream_buffer_bytes the current attempt's reading is paused, so that the
+ * provider's bytes wait in the kernel (TCP flow control) instead of the
+ * gateway's memory; libevent calls on_client_drained once the client has
+ * read everything queued, and reading resumes. Every way a started stream
+ * ends replaces that callback (evhttp_send_reply_end) or frees the
+ * connection, so it never runs for a freed exchange. */
+
+static struct bufferevent *attempt_bufferevent(attempt_t *a)
+{
+    return a && a->conn && a->conn->evcon ? evhttp_connection_get_bufferevent(a->conn->evcon)
+                                          : NULL;
+}
+
+static void on_client_drained(struct evhttp_connection *client, void *arg)
+{
+    (void)client;
+    gw_exchange_t *ex = arg;
+    if (!ex->upstream_paused)
+        return;
+    ex->upstream_paused = false;
+    gw_metrics_stream_paused(-1);
+    struct bufferevent *bev = attempt_bufferevent(ex->cur);
+    if (bev)
+        bufferevent_enable(bev, EV_READ);
+}
+
+/* Hands relayed bytes to the client; pauses the upstream when too much is
+ * queued for it. */
+static void relay_to_client(gw_exchange_t *ex, attempt_t *a, struct evbuffer *out)
+{
+    struct evhttp_connection *cc = evhttp_request_get_connection(ex->client);
+    struct bufferevent *cbev = cc ? evhttp_connection_get_bufferevent(cc) : NULL;
+    size_t queued = cbev ? evbuffer_get_length(bufferevent_get_output(cbev)) : 0;
+    if (ex->upstream_paused) {
+        /* bytes libevent had read before the pause: queued, the callback kept
+         * (each send replaces it) */
+        evhttp_send_reply_chunk_with_cb(ex->client, out, on_client_drained, ex);
+        return;
+    }
+    if (queued + evbuffer_get_length(out) <= (size_t)ex->w->server->cfg->stream_buffer_bytes) {
+        evhttp_send_reply_chunk(ex->client, out);
+        return;
+    }
+    struct bufferevent *bev = attempt_bufferevent(a);
+    evhttp_send_reply_chunk_with_cb(ex->client, out, on_client_drained, ex);
+    if (bev) {
+        bufferevent_disable(bev, EV_READ);
+        ex->upstream_paused = true;
+        gw_metrics_stream_paused(1);
+    }
+}
+
 static void on_up_chunk(struct evhttp_request *up, void *arg)
 {
     attempt_t *a = arg;
@@ -316,7 +371,7 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
     if (evbuffer_get_length(b.out) > 0) {
         if (!ex->client_started)
             gw_exchange_start_stream(ex);
-        evhttp_send_reply_chunk(ex->client, b.out);
+        relay_to_client(ex, a, b.out);
     }
     evbuffer_free(b.out);
     if (rc == -2) {

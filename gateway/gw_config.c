@@ -328,6 +328,8 @@ static int set_gateway(parse_ctx_t *ctx, gw_config_t *c, const char *k, const ch
         return parse_int_field(ctx, k, v, 1024, 256 << 20, &c->max_body_bytes);
     if (!strcmp(k, "client_timeout_ms"))
         return parse_int_field(ctx, k, v, 100, 3600000, &c->client_timeout_ms);
+    if (!strcmp(k, "stream_buffer_bytes"))
+        return parse_int_field(ctx, k, v, 16384, 256 << 20, &c->stream_buffer_bytes);
     if (!strcmp(k, "shutdown_grace_ms"))
         return parse_int_field(ctx, k, v, 0, 3600000, &c->shutdown_grace_ms);
     if (!strcmp(k, "usage_batch"))
@@ -519,6 +521,7 @@ static void set_defaults(gw_config_t *c, const char *path)
     c->max_header_bytes = 16384;
     c->max_body_bytes = 4 << 20;
     c->client_timeout_ms = 60000;
+    c->stream_buffer_bytes = 1 << 20;
     c->shutdown_grace_ms = 10000;
     c->usage_batch = 500;
     c->usage_flush_ms = 50;

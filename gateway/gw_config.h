@@ -71,6 +71,8 @@ typedef struct gw_config {
     int max_header_bytes;
     int max_body_bytes;
     int client_timeout_ms;
+    int stream_buffer_bytes; /* a stream's bytes queued for a slow client before the
+                                upstream is paused (back-pressure); 1 MiB */
     int shutdown_grace_ms;
     char *postgres;         /* libpq conninfo (resolved) */
     char *admin_token;      /* resolved secret, NULL = admin API needs no token (loopback only) */

@@ -202,6 +202,8 @@ void gw_exchange_finish(gw_exchange_t *ex, int status, const char *error_type)
     gw_attempt_cancel_current(ex); /* callers free a finished attempt; this is a safety net */
     if (ex->hedge_timer)
         event_free(ex->hedge_timer);
+    if (ex->upstream_paused) /* the stream ended while its client was slow */
+        gw_metrics_stream_paused(-1);
     gw_exchange_settle(ex, status, error_type);
     status = ex->rec.http_status;
     if (ex->rc) /* stores a complete fresh answer, cancels a pending lookup */

@@ -45,6 +45,7 @@ struct gw_exchange {
     bool client_gone;
     bool client_started; /* response headers sent: no more failover */
     struct event *client_watch; /* until the answer starts: notices the client leaving */
+    bool upstream_paused; /* back-pressure: the current attempt's reading is paused */
     gw_endpoint_t endpoint;
     gw_key_info_t key;
     int model_index;

@@ -201,6 +201,31 @@ void gw_metrics_budget_webhook(int ok)
     atomic_fetch_add_explicit(&budget_webhooks[ok ? 1 : 0], 1, memory_order_relaxed);
 }
 
+static _Atomic int64_t streams_paused;  /* now */
+static _Atomic uint64_t stream_pauses; /* since start */
+
+void gw_metrics_stream_paused(int delta)
+{
+    atomic_fetch_add_explicit(&streams_paused, delta, memory_order_relaxed);
+    if (delta > 0)
+        atomic_fetch_add_explicit(&stream_pauses, 1, memory_order_relaxed);
+}
+
+static void render_back_pressure(struct evbuffer *out)
+{
+    evbuffer_add_printf(out,
+                        "# HELP tollgate_streams_paused Streams whose upstream is paused until "
+                        "their slow client has read what is queued (stream_buffer_bytes).\n"
+                        "# TYPE tollgate_streams_paused gauge\n"
+                        "tollgate_streams_paused %lld\n"
+                        "# HELP tollgate_stream_pauses_total Times a stream's upstream was paused "
+                        "for a slow client.\n"
+                        "# TYPE tollgate_stream_pauses_total counter\n"
+                        "tollgate_stream_pauses_total %llu\n",
+                        (long long)atomic_load(&streams_paused),
+                        (unsigned long long)atomic_load(&stream_pauses));
+}
+
 static _Atomic uint64_t hedge_events[GW_HEDGE_EVENTS];
 static const char *const hedge_event_names[GW_HEDGE_EVENTS] = {"sent",      "won",    "lost",
                                                                 "took_over", "failed", "capped"};
@@ -341,6 +366,7 @@ void gw_metrics_render(struct evbuffer *out, const gw_metrics_extra_t *extra)
     }
     render_budget_alerts(out);
     render_hedges(out);
+    render_back_pressure(out);
     render_respcache(out);
     render_histogram(out, "tollgate_request_duration_seconds",
                      "Time from request received to last byte sent.", &latency_hist);

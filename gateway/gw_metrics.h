@@ -42,6 +42,9 @@ typedef enum {
 void gw_metrics_respcache(gw_metrics_rc_t what);
 /* Time from sending a lookup to its answer (hits and misses). */
 void gw_metrics_respcache_lookup(double seconds);
+/* Back-pressure: a stream's upstream paused (+1) because its client reads
+ * slower than the provider writes, or resumed (-1). */
+void gw_metrics_stream_paused(int delta);
 /* Hedging (docs/router.md): one event of a hedged request's race. */
 typedef enum {
     GW_HEDGE_SENT = 0,  /* a second attempt was sent because the first byte was late */

@@ -132,6 +132,7 @@ int main(void)
           cfg.providers[0].cache_hit_percent == 0);
     CHECK_STR(cfg.models[0].policy, "");
     CHECK(cfg.models[0].hedge_after_ms == 0 && cfg.hedge_max_per_minute == 600);
+    CHECK(cfg.stream_buffer_bytes == 1 << 20);
     gw_config_free(&cfg);
     CHECK(gw_config_load(write_file("route.conf",
                                     "[gateway]\nroute_policy = round_robin\nroute_percentile = 99\n"
@@ -159,6 +160,7 @@ int main(void)
     expect_error("[gateway]\nroute_target_margin_pct = 101\n", "between 0 and 100");
     expect_error("[gateway]\nbreaker_cooldown_ms = x\n", "must be an integer");
     expect_error("[gateway]\nhedge_max_per_minute = -1\n", "between 0 and 1000000");
+    expect_error("[gateway]\nstream_buffer_bytes = 1000\n", "between 16384 and");
     expect_error("[provider p]\nbase_url = http://x\n[model m]\nhedge_after_ms = 600001\n"
                  "provider = p\n",
                  ":4: hedge_after_ms must be between 0 and 600000");
