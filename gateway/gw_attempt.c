@@ -62,7 +62,8 @@ void gw_attempt_report(attempt_t *a, bool ok)
                             cur ? ex->rec.completion_tokens : GW_USAGE_UNKNOWN,
                             a->retry_after,
                             a->first_choice,
-                            false};
+                            false,
+                            0};
     gw_route_observe(ex->w, &o);
 }
 

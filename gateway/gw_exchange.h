@@ -106,6 +106,7 @@ struct attempt {
     struct evbuffer *error_body;
     int64_t sent_us, header_us; /* sent; response headers arrived (0 = not yet) */
     char retry_after[32];       /* a 429's Retry-After */
+    bool beaten; /* cancelled because the hedge produced a byte first */
 };
 
 /* ---- gw_exchange.c: the exchange's lifetime --------------------------- */

@@ -108,6 +108,8 @@ void gw_attempt_cancel_loser(attempt_t *a)
     o.route = a->route;
     o.first_choice = a->first_choice;
     o.cancelled = true;
+    if (a->beaten) /* slower than the hedge: routing learns that much of its tail */
+        o.late_us = gw_clock_now_us() - a->sent_us;
     gw_route_observe(a->ex->w, &o);
     gw_attempt_free(a, true);
 }
@@ -136,6 +138,7 @@ void gw_race_hedge_won(attempt_t *h)
     gw_hedge_explain(ex, "won", h);
     if (first) {
         ex->cur = NULL;
+        first->beaten = true;
         gw_attempt_cancel_loser(first);
     }
     gw_exchange_relay_reset(ex);

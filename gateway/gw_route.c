@@ -322,11 +322,11 @@ void gw_route_observe(gw_worker_t *w, const gw_route_outcome_t *o)
         o->route >= cfg->models[o->model_index].n_routes)
         return;
     if (o->cancelled) {
-        if (o->first_choice) {
-            pthread_mutex_lock(&mu);
+        pthread_mutex_lock(&mu);
+        if (o->first_choice)
             rt_stats_release(&stats[o->model_index][o->route]);
-            pthread_mutex_unlock(&mu);
-        }
+        rt_stats_observe_late(&stats[o->model_index][o->route], o->late_us);
+        pthread_mutex_unlock(&mu);
         return;
     }
     int64_t now = clock_us();

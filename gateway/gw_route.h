@@ -66,7 +66,9 @@ typedef struct gw_route_outcome {
     const char *retry_after;         /* the provider's Retry-After, "" or NULL = none */
     bool first_choice;               /* the attempt was the plan's first route */
     bool cancelled; /* the gateway cancelled it (hedge loser, client gone): nothing is
-                       learned, only its in-flight count is released */
+                       learned but late_us, and its in-flight count is released */
+    int64_t late_us; /* cancelled: no first byte after this long because a hedge
+                        answered first (a lower bound of its TTFT); 0 = none */
 } gw_route_outcome_t;
 
 /* Reports one finished attempt (for health and latency statistics), or one

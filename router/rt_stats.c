@@ -134,6 +134,16 @@ void rt_stats_release(rt_stats_t *s)
         s->in_flight--;
 }
 
+void rt_stats_observe_late(rt_stats_t *s, int64_t at_least_ttft_us)
+{
+    if (at_least_ttft_us <= 0)
+        return;
+    double ttft_ms = (double)at_least_ttft_us / 1000.0;
+    s->ttft_avg_ms = decay(s->ttft_avg_ms, s->ttft_n, ttft_ms);
+    s->ttft_ring[s->ttft_n % RT_RING] = (float)ttft_ms;
+    s->ttft_n++;
+}
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;

@@ -79,6 +79,13 @@ void rt_stats_take(rt_stats_t *s, int64_t now_us);
  * nothing else. A probe cancelled this way is retried after the cool-down. */
 void rt_stats_release(rt_stats_t *s);
 
+/* An attempt the gateway cancelled after at_least_ttft_us without a first
+ * byte, because a hedge answered first: recorded as a TTFT sample of that
+ * value (a lower bound of the true one), so that the average and the
+ * percentiles see the provider's slow tail. Error rates, the breaker and in
+ * flight are untouched. */
+void rt_stats_observe_late(rt_stats_t *s, int64_t at_least_ttft_us);
+
 /* Expected TTFT in ms: the decayed average (p = 0) or the p-th percentile
  * (1..100) of the recent samples; `prior` when nothing has been measured. */
 double rt_stats_ttft_ms(const rt_stats_t *s, int p, double prior);

@@ -122,6 +122,18 @@ for (const stream of [false, true]) {
   });
 }
 
+test('routing learns the beaten first attempt\'s tail; cancelled attempts release their in-flight count', async () => {
+  const j = await (await fetch(`${gw.adminUrl}/route/explain?model=hedged&prompt_tokens=10&max_tokens=5&latency_target_ms=5000`)).json();
+  const byName = Object.fromEntries(j.candidates.map((c) => [c.provider, c]));
+  // the two races above: slow was cancelled each time after at least 100 ms
+  assert.equal(byName.slow.state.ttft_samples, 2);
+  assert.ok(byName.slow.expected_ttft_ms >= 100, `slow's expected TTFT ${byName.slow.expected_ttft_ms} ms`);
+  assert.equal(byName.slow.state.attempts, 0, 'a cancelled attempt is neither a success nor a failure');
+  assert.equal(byName.slow.state.in_flight, 0);
+  assert.equal(byName.slow.state.circuit, 'closed');
+  assert.equal(byName.fast.state.attempts, 2);
+});
+
 test('no hedge when the first byte is in time', async () => {
   const before = await requestsTo(slow);
   for (const stream of [false, true]) {

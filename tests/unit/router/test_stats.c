@@ -96,6 +96,12 @@ static void test_breaker_consecutive(void)
     rt_stats_init(&idle);
     rt_stats_release(&idle); /* never below zero */
     CHECK(idle.in_flight == 0);
+    /* a first attempt beaten by its hedge: a TTFT sample of at least its time */
+    rt_stats_observe_late(&idle, 2500000);
+    CHECK(idle.ttft_n == 1 && idle.ttft_avg_ms == 2500.0 && rt_stats_ttft_ms(&idle, 90, 1) == 2500.0);
+    CHECK(idle.attempts == 0 && idle.err_rate == 0 && idle.state == RT_CLOSED && idle.in_flight == 0);
+    rt_stats_observe_late(&idle, 0); /* nothing known: nothing learned */
+    CHECK(idle.ttft_n == 1);
     /* the probe fails: open again, cool-down from now */
     f = failure(t + 5, 503);
     f.first_choice = true;
