@@ -35,6 +35,10 @@ void gw_attempt_free(attempt_t *a, bool broken)
         gw_upstream_release(a->conn, broken);
     if (a->error_body)
         evbuffer_free(a->error_body);
+    if (a->early) {
+        evbuffer_free(a->early);
+        gw_sse_free(&a->early_sse);
+    }
     if (ex->cur == a)
         ex->cur = NULL;
     if (ex->hedge == a)
@@ -141,7 +145,7 @@ void gw_attempt_failed(attempt_t *a, bool broken, fail_kind_t kind, int status, 
     tg_warn("request %s: provider %s failed (attempt %d%s): %s", ex->rec.request_id, pname,
             a->number, hedge ? ", the hedge" : "", msg);
     gw_attempt_report(a, false);
-    if (a->retry_after[0])
+    if (a->retry_after[0] && !hedge) /* the client's error is the current attempt's */
         snprintf(ex->retry_after, sizeof ex->retry_after, "%s", a->retry_after);
     if (hedge) {
         gw_metrics_hedge(GW_HEDGE_FAILED);
@@ -313,8 +317,10 @@ static void on_client_drained(struct evhttp_connection *client, void *arg)
     ex->upstream_paused = false;
     gw_metrics_stream_paused(-1);
     struct bufferevent *bev = attempt_bufferevent(ex->cur);
-    if (bev)
+    if (bev) {
+        ex->cur->conn->paused = false;
         bufferevent_enable(bev, EV_READ);
+    }
 }
 
 /* Hands relayed bytes to the client; pauses the upstream when too much is
@@ -338,8 +344,62 @@ static void relay_to_client(gw_exchange_t *ex, attempt_t *a, struct evbuffer *ou
     evhttp_send_reply_chunk_with_cb(ex->client, out, on_client_drained, ex);
     if (bev) {
         bufferevent_disable(bev, EV_READ);
+        a->conn->paused = true;
         ex->upstream_paused = true;
         gw_metrics_stream_paused(1);
+    }
+}
+
+static int count_event(void *arg, const char *event, size_t len)
+{
+    (void)event;
+    (void)len;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* A racing hedge's bytes: kept, and parsed by its own splitter until they
+ * hold a complete event (the race's "first byte", as for the first attempt,
+ * which wins when it relays its first event). Returns true when they do;
+ * false otherwise, marking garbage (failed from the loop) when they are not
+ * an event stream. */
+static bool hedge_has_event(attempt_t *a, const char *bytes, size_t n)
+{
+    if (!a->early) {
+        a->early = evbuffer_new();
+        gw_sse_init(&a->early_sse, SSE_MAX_EVENT);
+    }
+    evbuffer_add(a->early, bytes, n);
+    int events = 0;
+    if (gw_sse_feed(&a->early_sse, bytes, n, count_event, &events) == -2) {
+        a->garbage = true;
+        if (!a->deferred)
+            a->deferred = evtimer_new(a->ex->w->base, on_deferred_garbage, a);
+        struct timeval zero = {0, 0};
+        evtimer_add(a->deferred, &zero);
+        return false;
+    }
+    return events > 0;
+}
+
+/* Relays upstream bytes of the current attempt: whole SSE events to the
+ * client (the stream started with the first), garbage failed from the loop. */
+static void relay_bytes(gw_exchange_t *ex, attempt_t *a, const char *bytes, size_t n)
+{
+    relay_batch_t b = {ex, evbuffer_new()};
+    int rc = gw_sse_feed(&ex->sse, bytes, n, on_sse_event, &b);
+    if (evbuffer_get_length(b.out) > 0) {
+        if (!ex->client_started)
+            gw_exchange_start_stream(ex);
+        relay_to_client(ex, a, b.out);
+    }
+    evbuffer_free(b.out);
+    if (rc == -2) {
+        a->garbage = true;
+        if (!a->deferred)
+            a->deferred = evtimer_new(ex->w->base, on_deferred_garbage, a);
+        struct timeval zero = {0, 0};
+        evtimer_add(a->deferred, &zero);
     }
 }
 
@@ -364,24 +424,19 @@ static void on_up_chunk(struct evhttp_request *up, void *arg)
     size_t n = evbuffer_get_length(in);
     if (n == 0)
         return;
-    if (ex->hedge == a)
-        gw_race_hedge_won(a); /* the hedge's stream carries data first */
-    relay_batch_t b = {ex, evbuffer_new()};
     const char *bytes = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-    int rc = gw_sse_feed(&ex->sse, bytes, n, on_sse_event, &b);
-    if (evbuffer_get_length(b.out) > 0) {
-        if (!ex->client_started)
-            gw_exchange_start_stream(ex);
-        relay_to_client(ex, a, b.out);
+    if (ex->hedge == a) {
+        if (!hedge_has_event(a, bytes, n))
+            return;           /* libevent drains what the chunk callback was given */
+        gw_race_hedge_won(a); /* its first event came first: relay all it sent */
+        size_t e = evbuffer_get_length(a->early);
+        relay_bytes(ex, a, (const char *)evbuffer_pullup(a->early, (ev_ssize_t)e), e);
+        evbuffer_free(a->early);
+        gw_sse_free(&a->early_sse);
+        a->early = NULL;
+        return;
     }
-    evbuffer_free(b.out);
-    if (rc == -2) {
-        a->garbage = true;
-        if (!a->deferred)
-            a->deferred = evtimer_new(ex->w->base, on_deferred_garbage, a);
-        struct timeval zero = {0, 0};
-        evtimer_add(a->deferred, &zero);
-    }
+    relay_bytes(ex, a, bytes, n);
 }
 
 /* Flags the record incomplete when the provider never reported usage or the
@@ -470,6 +525,10 @@ static void relay_upstream_error(gw_exchange_t *ex, attempt_t *a, struct evhttp_
 void gw_attempt_on_done(struct evhttp_request *up, void *arg)
 {
     attempt_t *a = arg;
+    if (a->starting) { /* failed inside evhttp_make_request: gw_attempt_start ends it */
+        a->failed_at_start = true;
+        return;
+    }
     gw_exchange_t *ex = a->ex;
     if (a->cancelling)
         return; /* gw_attempt_stop() is on the stack and cleans up */
@@ -584,16 +643,18 @@ static char *upstream_body(gw_exchange_t *ex, const gw_route_cfg_t *r)
     return text;
 }
 
-/* Sends one attempt of the exchange to its route `route`. Returns the new
- * attempt (its first-byte timer armed), or NULL when no connection could be
- * had or the request could not be sent (logged; the attempt number is used
- * up either way, as it is in x-tollgate-attempts). */
-attempt_t *gw_attempt_start(gw_exchange_t *ex, int route)
+/* Sends one attempt of the exchange to its route `route` (may_queue: it may
+ * wait behind another request on a busy connection when the provider's pool
+ * is full). Returns the new attempt (its first-byte timer armed), or NULL
+ * when no connection could be had or the request could not be sent (logged,
+ * reported to routing; the attempt number is used up either way, as it is in
+ * x-tollgate-attempts). */
+attempt_t *gw_attempt_start(gw_exchange_t *ex, int route, bool may_queue)
 {
     const gw_config_t *cfg = ex->w->server->cfg;
     const gw_route_cfg_t *r = &ex->model->routes[route];
     const gw_provider_cfg_t *p = &cfg->providers[r->provider];
-    gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider]);
+    gw_upstream_conn_t *conn = gw_upstream_acquire(&ex->w->pools[r->provider], may_queue);
     if (!conn)
         return NULL;
     attempt_t *a = calloc(1, sizeof *a);
@@ -629,10 +690,22 @@ attempt_t *gw_attempt_start(gw_exchange_t *ex, int route)
     snprintf(uri, sizeof uri, "%s/%s", p->base_path,
              ex->endpoint == GW_ENDPOINT_CHAT ? "chat/completions" : "completions");
     a->number = ++ex->rec.attempts;
-    if (evhttp_make_request(conn->evcon, up, EVHTTP_REQ_POST, uri) != 0) {
-        /* libevent 2.1 unlinks the request on this path but does not free it */
-        evhttp_request_free(up);
-        tg_warn("request %s: cannot send to provider %s", ex->rec.request_id, p->name);
+    a->starting = true;
+    int rc = evhttp_make_request(conn->evcon, up, EVHTTP_REQ_POST, uri);
+    a->starting = false;
+    if (rc != 0 || a->failed_at_start) {
+        /* rc != 0: libevent 2.1 unlinks the request but does not free it;
+         * failed_at_start: it failed (and freed) the request inside the call */
+        if (rc != 0)
+            evhttp_request_free(up);
+        tg_warn("request %s: cannot send to provider %s (attempt %d): %s", ex->rec.request_id,
+                p->name, a->number,
+                rc != 0 ? "no request could be made" : "connect failed at once");
+        gw_attempt_report(a, false);
+        ex->last_fail = FAIL_CONNECT;
+        ex->last_fail_status = 502;
+        snprintf(ex->last_fail_msg, sizeof ex->last_fail_msg, "provider %s: connect failed",
+                 p->name);
         gw_attempt_free(a, true);
         return NULL;
     }
@@ -657,7 +730,7 @@ void gw_attempt_next(gw_exchange_t *ex)
     while (ex->next_in_plan < ex->plan.n) {
         if (ex->w->stopping && ex->rec.attempts > 0)
             break; /* shutting down: no new attempts */
-        attempt_t *a = gw_attempt_start(ex, ex->plan.routes[ex->next_in_plan++]);
+        attempt_t *a = gw_attempt_start(ex, ex->plan.routes[ex->next_in_plan++], true);
         if (!a)
             continue;
         gw_attempt_make_current(a);

@@ -76,8 +76,13 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     client_unwatch(ex);
-    if (n > 0)
-        return; /* pipelined bytes (or a TLS record): nothing to tell from them */
+    /* over TLS a clean close starts with a close_notify alert record (content
+     * type 21) before the FIN; any other bytes (a pipelined request, TLS
+     * application data) tell nothing, and must not be handed to libevent's
+     * reader in this state */
+    bool tls_alert = n > 0 && ex->w->server->cfg->tls_cert[0] && (unsigned char)byte == 21;
+    if (n > 0 && !tls_alert)
+        return;
     /* end of stream or an error: libevent reads it and closes the connection */
     bufferevent_enable(evhttp_connection_get_bufferevent(ex->client_conn), EV_READ);
 }
@@ -96,9 +101,28 @@ void gw_exchange_watch_client(gw_exchange_t *ex)
 /* Stops watching the client's connection: called before the final answer is
  * handed to libevent, which may close the connection and must not call back
  * into an exchange that is about to be freed. */
+/* A streaming client sends nothing while it reads: its connection's read
+ * timeout (client_timeout_ms, libevent's, re-armed only when a chunk is
+ * written) would cut it off whenever the provider is silent, or the stream
+ * is paused for it (back-pressure), that long. While the stream lasts only the
+ * write timeout applies (a client that stops reading is still dropped); the
+ * read timeout is back before the connection may serve its next request. */
+static void client_stream_timeouts(gw_exchange_t *ex, bool streaming)
+{
+    struct evhttp_connection *cc = ex->client ? evhttp_request_get_connection(ex->client) : NULL;
+    struct bufferevent *bev = cc ? evhttp_connection_get_bufferevent(cc) : NULL;
+    if (!bev)
+        return;
+    struct timeval tv = {(ex->w->server->cfg->client_timeout_ms + 999) / 1000, 0};
+    bufferevent_set_timeouts(bev, streaming ? NULL : &tv, &tv);
+    ex->stream_timeouts = streaming;
+}
+
 void gw_exchange_detach_client(gw_exchange_t *ex)
 {
     client_unwatch(ex);
+    if (ex->stream_timeouts && !ex->client_gone)
+        client_stream_timeouts(ex, false);
     if (ex->client_conn && !ex->client_gone)
         evhttp_connection_set_closecb(ex->client_conn, NULL, NULL);
     ex->client_conn = NULL;
@@ -275,6 +299,7 @@ void gw_exchange_start_stream(gw_exchange_t *ex)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     gw_exchange_served_by_headers(ex);
     evhttp_send_reply_start(ex->client, 200, "OK");
+    client_stream_timeouts(ex, true);
 }
 
 /* Marks the first byte sent to the client (headers of a stream, or the whole

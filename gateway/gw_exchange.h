@@ -46,6 +46,7 @@ struct gw_exchange {
     bool client_started; /* response headers sent: no more failover */
     struct event *client_watch; /* until the answer starts: notices the client leaving */
     bool upstream_paused; /* back-pressure: the current attempt's reading is paused */
+    bool stream_timeouts; /* the client's read timeout is off while its stream lasts */
     gw_endpoint_t endpoint;
     gw_key_info_t key;
     int model_index;
@@ -107,6 +108,12 @@ struct attempt {
     int64_t sent_us, header_us; /* sent; response headers arrived (0 = not yet) */
     char retry_after[32];       /* a 429's Retry-After */
     bool beaten; /* cancelled because the hedge produced a byte first */
+    /* evhttp_make_request can fail the request inside itself (a connect that
+     * fails at once): its callbacks then only note it, for gw_attempt_start */
+    bool starting, failed_at_start;
+    /* a hedge's bytes before it won the race, and its own event parser */
+    struct evbuffer *early;
+    gw_sse_splitter_t early_sse;
 };
 
 /* ---- gw_exchange.c: the exchange's lifetime --------------------------- */
@@ -131,7 +138,7 @@ void gw_exchange_first_byte(gw_exchange_t *ex);
 
 /* ---- gw_attempt.c: upstream attempts ----------------------------------- */
 
-attempt_t *gw_attempt_start(gw_exchange_t *ex, int route);
+attempt_t *gw_attempt_start(gw_exchange_t *ex, int route, bool may_queue);
 void gw_attempt_next(gw_exchange_t *ex);
 void gw_attempt_free(attempt_t *a, bool broken);
 void gw_attempt_report(attempt_t *a, bool ok);

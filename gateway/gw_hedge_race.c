@@ -186,8 +186,11 @@ static void on_hedge_due(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_exchange_t *ex = arg;
     attempt_t *first = ex->cur;
-    if (!first || ex->hedge || ex->client_started || ex->client_gone || ex->w->stopping ||
-        first->discard || (!ex->stream && first->status == 200) || ex->next_in_plan >= ex->plan.n)
+    /* only the first attempt is hedged (not a failover's), and only while no
+     * definite answer is on its way (a whole 200, or any other status) */
+    if (!first || first->number != 1 || ex->hedge || ex->client_started || ex->client_gone ||
+        ex->w->stopping || (first->status != 0 && (first->status != 200 || !ex->stream)) ||
+        ex->next_in_plan >= ex->plan.n)
         return;
     if (!gw_hedge_take(ex->w->server->cfg->hedge_max_per_minute, gw_clock_now_us())) {
         gw_metrics_hedge(GW_HEDGE_CAPPED);
@@ -196,7 +199,9 @@ static void on_hedge_due(evutil_socket_t fd, short what, void *arg)
         return;
     }
     while (ex->next_in_plan < ex->plan.n) {
-        attempt_t *h = gw_attempt_start(ex, ex->plan.routes[ex->next_in_plan++]);
+        /* never queued behind another request on a busy connection: it could
+         * not win, and would still be billed when cancelled */
+        attempt_t *h = gw_attempt_start(ex, ex->plan.routes[ex->next_in_plan++], false);
         if (!h)
             continue;
         ex->hedge = h;
@@ -214,6 +219,9 @@ void gw_hedge_arm(gw_exchange_t *ex)
     if (ex->hedge_after_ms <= 0 || ex->hedge_timer || ex->next_in_plan >= ex->plan.n)
         return;
     ex->hedge_timer = evtimer_new(ex->w->base, on_hedge_due, ex);
+    /* the loop's cached time dates from before this request's work: the
+     * threshold counts from the send */
+    event_base_update_cache_time(ex->w->base);
     struct timeval tv = {ex->hedge_after_ms / 1000, (ex->hedge_after_ms % 1000) * 1000};
     evtimer_add(ex->hedge_timer, &tv);
 }

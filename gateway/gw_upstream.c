@@ -113,9 +113,8 @@ static gw_upstream_conn_t *conn_new(gw_upstream_pool_t *pool)
         }
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     }
-    struct evhttp_connection *evcon =
-        evhttp_connection_base_bufferevent_new(pool->base, pool->dns, bev, cfg->host,
-                                               (unsigned short)cfg->port);
+    struct evhttp_connection *evcon = evhttp_connection_base_bufferevent_new(
+        pool->base, pool->dns, bev, cfg->host, (unsigned short)cfg->port);
     if (!evcon) {
         tg_error("provider %s: cannot create a connection to %s:%d", cfg->name, cfg->host,
                  cfg->port);
@@ -139,7 +138,14 @@ static gw_upstream_conn_t *conn_new(gw_upstream_pool_t *pool)
     return c;
 }
 
-gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool)
+/* How busy a connection is for queueing: a stream paused for a slow client
+ * may hold its connection for long, so anything else is preferred. */
+static int queue_weight(const gw_upstream_conn_t *c)
+{
+    return c->busy + (c->paused ? 1000 : 0);
+}
+
+gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool, bool may_queue)
 {
     gw_upstream_conn_t *least = NULL;
     for (int i = 0; i < pool->n_conns; i++) {
@@ -150,7 +156,7 @@ gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool)
             c->busy++;
             return c;
         }
-        if (!least || c->busy < least->busy)
+        if (!least || queue_weight(c) < queue_weight(least))
             least = c;
     }
     if (pool->n_conns < pool->cfg->max_connections) {
@@ -161,6 +167,8 @@ gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool)
             return c;
         }
     }
+    if (!may_queue)
+        return NULL;
     if (least)
         least->busy++; /* evhttp queues the request behind the one in flight */
     return least;
@@ -169,6 +177,7 @@ gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool)
 void gw_upstream_release(gw_upstream_conn_t *conn, bool broken)
 {
     conn->busy--;
+    conn->paused = false;
     if (broken && conn->pool->ssl_ctx)
         conn->dead = true;
     if (conn->dead && conn->busy == 0) {

@@ -22,6 +22,7 @@ typedef struct gw_upstream_conn {
     gw_upstream_pool_t *pool;
     int busy;  /* requests in flight on it */
     bool dead; /* TLS connection that closed: replaced, freed at a safe point */
+    bool paused; /* its response is paused for a slow client (back-pressure) */
 } gw_upstream_conn_t;
 
 struct gw_upstream_pool {
@@ -44,9 +45,11 @@ void gw_upstream_pool_init(gw_upstream_pool_t *pool, struct event_base *base,
                            struct evdns_base *dns, const gw_provider_cfg_t *cfg, int provider,
                            SSL_CTX *ssl_ctx);
 
-/* Returns a connection to send one request on (busy count incremented), or
- * NULL if a new connection could not be created (logged). */
-gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool);
+/* Returns a connection to send one request on (busy count incremented): an
+ * idle one, a new one up to max_connections, else (may_queue) the least busy
+ * to queue behind, streams paused for slow clients last. NULL when none
+ * could be created (logged) or, without may_queue, when it would queue. */
+gw_upstream_conn_t *gw_upstream_acquire(gw_upstream_pool_t *pool, bool may_queue);
 
 /* Gives a connection back after its request ended. `broken`: the request
  * failed or was cancelled, so a TLS connection is replaced (plain HTTP ones

@@ -3,7 +3,8 @@
 // stream_buffer_bytes queued for the client, the upstream's reading is paused
 // (the provider's bytes wait in the kernel, TCP flow control), and it resumes
 // once the client has read what was queued; the client then gets the whole
-// stream and the row is complete.
+// stream and the row is complete. And a provider silent between events for
+// longer than client_timeout_ms does not cut off a client that waits.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -73,3 +74,29 @@ for (const [limit, paused] of [[65536, true], [256 << 20, false]]) {
     assert.equal(code, 0);
   });
 }
+
+test('a stream whose provider is silent longer than client_timeout_ms keeps its client', async () => {
+  // one token a second; the client's own timeout is 300 ms, and it only reads
+  const quiet = await h.startSim('--completion-tokens', '3', '--tokens-per-s', '1');
+  const gw = await h.startGateway(h.gatewayConfig({
+    conninfo: db, gateway: 'client_timeout_ms = 300\n', providers: [{ name: 'quiet', url: quiet.url }], models: { chat: [['quiet']] },
+  }));
+  const r = await h.post(gw, '/v1/chat/completions', key, h.chatBody({ stream: true }));
+  assert.equal(r.status, 200);
+  const events = h.sseEvents(r.text);
+  assert.equal(events.at(-1), '[DONE]');
+  const [row] = await h.waitForRows(db, 1, `request_id = '${r.headers.get('x-request-id')}'`);
+  assert.equal(row.http_status, 200);
+  assert.equal(row.usage_complete, true);
+  assert.equal(Number(row.completion_tokens), 3);
+  // the read timeout is back for the next request on the connection: an idle
+  // keep-alive connection is still closed after client_timeout_ms
+  const sock = net.connect(gw.port, '127.0.0.1');
+  const closed = new Promise((resolve) => sock.on('close', resolve));
+  await new Promise((resolve) => sock.on('connect', resolve));
+  const t0 = Date.now();
+  await Promise.race([closed, h.sleep(5000)]);
+  assert.ok(sock.destroyed || sock.readyState === 'closed', 'an idle connection was closed');
+  assert.ok(Date.now() - t0 < 4000);
+  await gw.stop();
+});

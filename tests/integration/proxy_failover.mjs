@@ -23,9 +23,12 @@ for (const f of faults) bad[f] = await h.startSim('--name', `bad-${f}`, '--fault
 const cut = await h.startSim('--name', 'cut', '--fault', 'cut', '--completion-tokens', '20', '--tokens-per-s', '200');
 const noUsage = await h.startSim('--name', 'nousage', '--fault', 'no-usage');
 
+// a multicast address: the connect fails inside evhttp_make_request itself
+// (ENETUNREACH at once), not later from the event loop
 const providers = [{ name: 'good', url: good.url }, { name: 'dead', url: `http://127.0.0.1:${deadPort}` },
+  { name: 'unroutable', url: 'http://224.0.0.1:9' },
   { name: 'cut', url: cut.url }, { name: 'nousage', url: noUsage.url }];
-const models = { 'via-dead': [['dead'], ['good']], 'only-dead': [['dead']], cut: [['cut'], ['good']], nousage: [['nousage']],
+const models = { 'via-dead': [['dead'], ['good']], 'only-dead': [['dead']], 'via-unroutable': [['unroutable'], ['good']], 'only-unroutable': [['unroutable']], cut: [['cut'], ['good']], nousage: [['nousage']],
   'only-429': [['bad-429']], 'only-503': [['bad-503']], 'only-stall': [['bad-stall']] };
 for (const f of faults) {
   providers.push({ name: `bad-${f}`, url: bad[f].url, firstByteMs: 700, idleMs: 700 });
@@ -33,7 +36,7 @@ for (const f of faults) {
 }
 const gw = await h.startGateway(h.gatewayConfig({ conninfo: db, providers, models }));
 
-for (const via of ['dead', ...faults]) {
+for (const via of ['dead', 'unroutable', ...faults]) {
   for (const stream of [false, true]) {
     test(`failover from ${via} (stream ${stream})`, async () => {
       const r = await h.post(gw, '/v1/chat/completions', key, h.chatBody({ model: `via-${via}`, stream }));
@@ -51,7 +54,7 @@ for (const via of ['dead', ...faults]) {
 }
 
 test('no provider reachable: 502, 429 passed on, 503, 504', async () => {
-  const cases = [['only-dead', 502, 'upstream_unavailable'], ['only-429', 429, 'upstream_rate_limited'],
+  const cases = [['only-dead', 502, 'upstream_unavailable'], ['only-unroutable', 502, 'upstream_unavailable'], ['only-429', 429, 'upstream_rate_limited'],
     ['only-503', 503, 'upstream_overloaded'], ['only-stall', 504, 'upstream_timeout']];
   for (const [model, status, code] of cases) {
     const r = await h.post(gw, '/v1/chat/completions', key, h.chatBody({ model }));

@@ -20,7 +20,7 @@ const from = '2020-01-01T00:00:00Z';
 const prices = [['slow', 'm', '1'], ['fast', 'm', '2'], ['slow2', 'm', '3'],
   ['fast', 'q', '1'], ['slow', 'q', '2'],
   ['stall', 'f', '1'], ['bad', 'f', '2'], ['good', 'f', '3'],
-  ['stall', 't', '1'], ['slow', 't', '2']];
+  ['stall', 't', '1'], ['slow', 't', '2'], ['slow', 'g', '1'], ['garbled', 'g', '2']];
 for (const [p, m, miss] of prices)
   h.ctl(db, 'price', 'add', '--provider', p, '--model', m, '--currency', 'USD', '--hit', '0.1', '--miss', miss,
     '--output', '4', '--from', from);
@@ -31,11 +31,13 @@ const fast = await h.startSim('--name', 'fast', '--completion-tokens', '5');
 const stall = await h.startSim('--name', 'stall', '--fault', 'stall');
 const bad = await h.startSim('--name', 'bad', '--fault', '503');
 const good = await h.startSim('--name', 'good', '--completion-tokens', '5');
+const garbled = await h.startSim('--name', 'garbled', '--fault', 'garbage');
 const quick = 'expect_ttft_ms = 50\nexpect_tokens_per_s = 1000\n';
 const providers = [
   { name: 'slow', url: slow.url, extra: quick }, { name: 'slow2', url: slow2.url, extra: quick },
   { name: 'fast', url: fast.url, extra: quick }, { name: 'good', url: good.url, extra: quick },
   { name: 'stall', url: stall.url, extra: quick, firstByteMs: 500 }, { name: 'bad', url: bad.url, extra: quick },
+  { name: 'garbled', url: garbled.url, extra: quick },
 ];
 const models = {
   hedged: [['slow', 'm'], ['fast', 'm']],
@@ -44,6 +46,7 @@ const models = {
   intime: [['fast', 'q'], ['slow', 'q']],
   failing: [['stall', 'f'], ['bad', 'f'], ['good', 'f']],
   takeover: [['stall', 't'], ['slow', 't']],
+  garbledhedge: [['slow', 'g'], ['garbled', 'g']],
 };
 // every model: cost routing, hedge after 100 ms; all but one with a latency need
 function modelKeys(conf, extra = '') {
@@ -127,7 +130,9 @@ test('routing learns the beaten first attempt\'s tail; cancelled attempts releas
   const byName = Object.fromEntries(j.candidates.map((c) => [c.provider, c]));
   // the two races above: slow was cancelled each time after at least 100 ms
   assert.equal(byName.slow.state.ttft_samples, 2);
-  assert.ok(byName.slow.expected_ttft_ms >= 100, `slow's expected TTFT ${byName.slow.expected_ttft_ms} ms`);
+  // at least the 100 ms it ran without a byte (the prior was 50); timers fire
+  // on millisecond ticks
+  assert.ok(byName.slow.expected_ttft_ms >= 95, `slow's expected TTFT ${byName.slow.expected_ttft_ms} ms`);
   assert.equal(byName.slow.state.attempts, 0, 'a cancelled attempt is neither a success nor a failure');
   assert.equal(byName.slow.state.in_flight, 0);
   assert.equal(byName.slow.state.circuit, 'closed');
@@ -192,6 +197,17 @@ test('both the first attempt and the hedge fail: failover goes on to the next ro
     assert.equal(row.provider, 'good');
     assert.equal(row.route_explain.hedge.outcome, 'failed');
     assert.equal(costsOf(r).length, 0, 'failed attempts are not hedge losers');
+  }
+});
+
+test('a hedge that answers garbage never wins: the first attempt answers', async () => {
+  for (const stream of [false, true]) {
+    const r = await chat('garbledhedge', stream);
+    checkAnswer(r, stream);
+    assert.equal(r.headers.get('x-tollgate-provider'), 'slow');
+    assert.equal(r.headers.get('x-tollgate-attempts'), '2');
+    assert.equal(r.headers.get('x-tollgate-hedge'), 'failed');
+    assert.equal(costsOf(r).length, 0);
   }
 });
 
