@@ -193,18 +193,12 @@ static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg)
     gw_attempt_failed(a, true, FAIL_TIMEOUT, 504, msg);
 }
 
-/* Garbage inside a 200 stream is noticed in the chunk callback, where the
- * request cannot be cancelled: this runs just after, from the loop. Only the
- * current attempt relays, so only it can find garbage. */
-static void on_deferred_garbage(evutil_socket_t fd, short what, void *arg)
+/* Ends an attempt whose event stream turned out malformed (its request
+ * finished or stopped): mid-stream, the client's stream ends and the row is
+ * incomplete; before the first byte, it is a failure like any other. */
+static void attempt_garbage(attempt_t *a)
 {
-    (void)fd;
-    (void)what;
-    attempt_t *a = arg;
     gw_exchange_t *ex = a->ex;
-    if (!a->up)
-        return;
-    gw_attempt_stop(a);
     if (ex->client_started) {
         tg_warn("request %s: upstream sent malformed SSE mid-stream; ending the stream",
                 ex->rec.request_id);
@@ -215,6 +209,20 @@ static void on_deferred_garbage(evutil_socket_t fd, short what, void *arg)
         return;
     }
     gw_attempt_failed(a, true, FAIL_GARBAGE, 502, "malformed event stream");
+}
+
+/* Garbage inside a 200 stream is noticed in the chunk callback, where the
+ * request cannot be cancelled: this runs just after, from the loop (for the
+ * current attempt, or a racing hedge whose bytes are no event stream). */
+static void on_deferred_garbage(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    attempt_t *a = arg;
+    if (!a->up)
+        return;
+    gw_attempt_stop(a);
+    attempt_garbage(a);
 }
 
 /* libevent calls this just before the done callback of a failed attempt. */
@@ -482,9 +490,7 @@ static bool relay_whole(gw_exchange_t *ex, struct evhttp_request *up)
     gw_exchange_settle(ex, 200, NULL);
     if (ex->unmetered) {
         /* spool_full = refuse: an answer that cannot be metered is not given */
-        gw_http_send_error(ex->client, 503, "api_error", "usage_ledger_full", NULL,
-                           "The gateway cannot record usage right now (its usage journal is "
-                           "full). Retry later.");
+        gw_exchange_refuse_unmetered(ex);
         ex->client = NULL;
         cJSON_Delete(j);
         return true;
@@ -557,18 +563,8 @@ void gw_attempt_on_done(struct evhttp_request *up, void *arg)
         return;
     }
     int status = a->status;
-    if (a->garbage) {
-        /* malformed SSE in the last read: the deferred cancel never ran */
-        if (ex->client_started) {
-            tg_warn("request %s: upstream sent malformed SSE mid-stream; ending the stream",
-                    ex->rec.request_id);
-            ex->rec.usage_complete = false;
-            gw_attempt_report(a, false);
-            gw_attempt_free(a, true);
-            gw_exchange_fail(ex, 502, "api_error", "upstream_bad_response", NULL, "");
-            return;
-        }
-        gw_attempt_failed(a, true, FAIL_GARBAGE, 502, "malformed event stream");
+    if (a->garbage) { /* malformed SSE in the last read: the deferred cancel never ran */
+        attempt_garbage(a);
         return;
     }
     if (a->discard) {

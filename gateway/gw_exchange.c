@@ -211,6 +211,15 @@ void gw_exchange_settle(gw_exchange_t *ex, int status, const char *error_type)
     }
 }
 
+/* Answers 503 usage_ledger_full: the usage record could not be stored
+ * (spool_full = refuse), so the answer is withheld. */
+void gw_exchange_refuse_unmetered(gw_exchange_t *ex)
+{
+    gw_http_send_error(ex->client, 503, "api_error", "usage_ledger_full", NULL,
+                       "The gateway cannot record usage right now (its usage journal is full). "
+                       "Retry later.");
+}
+
 /* Ends the exchange: settles it if nobody has, records metrics and frees it.
  * The client must already have been answered or be gone. */
 void gw_exchange_finish(gw_exchange_t *ex, int status, const char *error_type)

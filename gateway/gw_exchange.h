@@ -129,6 +129,7 @@ void gw_exchange_watch_client(gw_exchange_t *ex);
 void gw_record_nothing_used(gw_usage_record_t *rec);
 void gw_exchange_charge_text(const gw_exchange_t *ex, char *out, size_t len);
 void gw_exchange_settle(gw_exchange_t *ex, int status, const char *error_type);
+void gw_exchange_refuse_unmetered(gw_exchange_t *ex);
 void gw_exchange_finish(gw_exchange_t *ex, int status, const char *error_type);
 void gw_exchange_fail(gw_exchange_t *ex, int status, const char *type, const char *code,
                       const char *param, const char *message);

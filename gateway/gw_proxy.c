@@ -143,6 +143,24 @@ static bool authenticate(gw_worker_t *w, struct evhttp_request *req, gw_key_info
     }
 }
 
+/* Plans the request for model m (the request's needs from its headers, its
+ * key's rules), with the prefix index's prediction for m or NULL. */
+static void plan_model(gw_exchange_t *ex, const gw_model_cfg_t *m, const int64_t *predicted,
+                       gw_route_plan_t *plan)
+{
+    gw_route_request_t rq = {m,
+                             (int)(m - ex->w->server->cfg->models),
+                             &ex->key,
+                             ex->prompt.tokens,
+                             ex->prompt.exact,
+                             ex->max_tokens,
+                             ex->stream,
+                             gw_clock_now_us(),
+                             ex->client ? evhttp_request_get_input_headers(ex->client) : NULL,
+                             predicted};
+    gw_route_plan(ex->w, &rq, plan);
+}
+
 /* Soft threshold, policy downgrade: serve `to` instead of the requested
  * model (same body; the row keeps the requested model, the upstream model
  * actually used, and the reason in route_explain). */
@@ -151,19 +169,8 @@ static void governance_downgrade(gw_exchange_t *ex, const char *to)
     const gw_config_t *cfg = ex->w->server->cfg;
     const gw_model_cfg_t *m = gw_config_model(cfg, to);
     gw_route_plan_t plan;
-    if (m) {
-        gw_route_request_t rq = {m,
-                                 (int)(m - cfg->models),
-                                 &ex->key,
-                                 ex->prompt.tokens,
-                                 ex->prompt.exact,
-                                 ex->max_tokens,
-                                 ex->stream,
-                                 gw_clock_now_us(),
-                                 ex->client ? evhttp_request_get_input_headers(ex->client) : NULL,
-                                 NULL /* the prefix prediction was for the other model */};
-        gw_route_plan(ex->w, &rq, &plan);
-    }
+    if (m) /* the prefix prediction was for the other model */
+        plan_model(ex, m, NULL, &plan);
     if (!m || plan.n == 0) {
         tg_warn("request %s: budget downgrade to '%s' impossible (%s); keeping %s",
                 ex->rec.request_id, to, m ? "no route can take it" : "no such model",
@@ -189,9 +196,7 @@ static void respcache_serve(gw_exchange_t *ex, const gw_rc_answer_t *a)
     gw_exchange_detach_client(ex);
     gw_exchange_settle(ex, 200, NULL);
     if (ex->unmetered) {
-        gw_http_send_error(ex->client, 503, "api_error", "usage_ledger_full", NULL,
-                           "The gateway cannot record usage right now (its usage journal is "
-                           "full). Retry later.");
+        gw_exchange_refuse_unmetered(ex);
     } else {
         char charge[96];
         gw_exchange_charge_text(ex, charge, sizeof charge);
@@ -371,17 +376,7 @@ static void exchange_plan(gw_exchange_t *ex)
 {
     gw_worker_t *w = ex->w;
     gw_endpoint_t endpoint = ex->endpoint;
-    gw_route_request_t rq = {ex->model,
-                             ex->model_index,
-                             &ex->key,
-                             ex->prompt.tokens,
-                             ex->prompt.exact,
-                             ex->max_tokens,
-                             ex->stream,
-                             gw_clock_now_us(),
-                             evhttp_request_get_input_headers(ex->client),
-                             ex->pfx.predicted ? ex->pfx.hit_tokens : NULL};
-    gw_route_plan(w, &rq, &ex->plan);
+    plan_model(ex, ex->model, ex->pfx.predicted ? ex->pfx.hit_tokens : NULL, &ex->plan);
     snprintf(ex->rec.route_explain, sizeof ex->rec.route_explain, "%s", ex->plan.explain);
     if (ex->plan.n > 0) {
         char err[200];
