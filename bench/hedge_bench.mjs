@@ -4,6 +4,7 @@
 // integration-test harness for processes and the database. Money is summed
 // in PostgreSQL as exact pico-unit integers and printed as decimals.
 import * as h from '../tests/integration/lib/harness.mjs';
+import { seededText } from './trace.mjs';
 
 const opt = { requests: 300, intervalMs: 80, hedgeAfterMs: 400, routePercentile: 50 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -21,20 +22,7 @@ const tokenizerDir = `${process.env.TG_SOURCE_ROOT}/data/tokenizers/deepseek-v3`
 const TARGET_MS = 1000;
 
 // ---- the trace (deterministic) -------------------------------------------
-function rng(seed) { // mulberry32
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(11);
-const between = (a, b) => a + Math.floor(rand() * (b - a + 1));
-const vocab = ('time year people way day man thing woman life child world school state family student group ' +
-  'country problem hand part place case week company system program question work government number night point ' +
-  'home water room mother area money story fact month lot right study book eye job word business issue side kind').split(' ');
-const words = (n) => { let s = ''; for (let i = 0; i < n; i++) s += vocab[Math.floor(rand() * vocab.length)] + ' '; return s; };
+const { rand, between, words } = seededText(11);
 const trace = [];
 for (let i = 0; i < opt.requests; i++) {
   const stream = rand() < 0.5;

@@ -4,6 +4,7 @@
 // once; the same trace) and prints a table. Uses the integration-test harness.
 import { execFileSync } from 'node:child_process';
 import * as h from '../tests/integration/lib/harness.mjs';
+import { seededText } from './trace.mjs';
 
 const opt = { conversations: 24, turns: 6, concurrency: 4, modes: ['on', 'off', 'ordered'] };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -17,20 +18,7 @@ h.requireEnv();
 const tokDir = `${process.env.TG_SOURCE_ROOT}/data/tokenizers/deepseek-v3`;
 
 // ---- the trace (deterministic) -------------------------------------------
-function rng(seed) { // mulberry32
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(11);
-const between = (a, b) => a + Math.floor(rand() * (b - a + 1));
-const vocab = ('time year people way day man thing woman life child world school state family student group ' +
-  'country problem hand part place case week company system program question work government number night point ' +
-  'home water room mother area money story fact month lot right study book eye job word business issue side kind').split(' ');
-const words = (n) => { let s = ''; for (let i = 0; i < n; i++) s += vocab[Math.floor(rand() * vocab.length)] + ' '; return s; };
+const { rand, between, words } = seededText(11);
 // four long system prompts (about 1,000 to 3,000 tokens) shared by the conversations
 const systems = [700, 1200, 1800, 2400].map((n, i) => `Assistant profile ${i}. ` + words(n));
 // documents that one-off questions are asked about (shared prefixes without a conversation)

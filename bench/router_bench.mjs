@@ -4,6 +4,7 @@
 // to the start) and prints a table. Uses the integration-test harness for
 // processes and the database.
 import * as h from '../tests/integration/lib/harness.mjs';
+import { seededText } from './trace.mjs';
 
 const opt = { requests: 200, intervalMs: 150, policies: ['cheapest', 'round_robin', 'list_price', 'fastest'] };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -29,20 +30,7 @@ async function startStoppableSim(...args) {
 }
 
 // ---- the trace (deterministic) -------------------------------------------
-function rng(seed) { // mulberry32
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(7);
-const between = (a, b) => a + Math.floor(rand() * (b - a + 1));
-const vocab = ('time year people way day man thing woman life child world school state family student group ' +
-  'country problem hand part place case week company system program question work government number night point ' +
-  'home water room mother area money story fact month lot right study book eye job word business issue side kind').split(' ');
-const words = (n) => { let s = ''; for (let i = 0; i < n; i++) s += vocab[Math.floor(rand() * vocab.length)] + ' '; return s; };
+const { rand, between, words } = seededText(7);
 const prefixes = [0, 1, 2].map(() => words(1500));
 const trace = [];
 for (let i = 0; i < opt.requests; i++) {
