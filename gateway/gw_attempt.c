@@ -659,7 +659,10 @@ attempt_t *gw_attempt_start(gw_exchange_t *ex, int route, bool may_queue)
     a->ex = ex;
     a->route = route;
     a->conn = conn;
-    a->first_choice = ex->rec.attempts == 0 && ex->plan.n > 0 && ex->plan.routes[0] == route;
+    /* the attempt takes over the exchange's in-flight count for its route */
+    a->first_choice = ex->inflight_route == route && ex->inflight_model == ex->model_index;
+    if (a->first_choice)
+        ex->inflight_route = -1;
     struct evhttp_request *up = evhttp_request_new(gw_attempt_on_done, a);
     evhttp_request_set_header_cb(up, on_up_header);
     evhttp_request_set_error_cb(up, on_up_error);

@@ -33,6 +33,7 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, struct evhttp_request *req, gw_en
     ex->client_conn = evhttp_request_get_connection(req);
     ex->endpoint = endpoint;
     ex->model_index = -1;
+    ex->inflight_route = -1;
     ex->route = -1;
     gw_request_id_new(ex->rec.request_id);
     ex->rec.received_at_us = gw_clock_now_us();
@@ -211,6 +212,28 @@ void gw_exchange_settle(gw_exchange_t *ex, int status, const char *error_type)
     }
 }
 
+void gw_exchange_hold_inflight(gw_exchange_t *ex, int mi, const gw_route_plan_t *plan)
+{
+    if (plan->n <= 0)
+        return;
+    gw_exchange_release_inflight(ex);
+    ex->inflight_model = mi;
+    ex->inflight_route = plan->routes[0];
+}
+
+void gw_exchange_release_inflight(gw_exchange_t *ex)
+{
+    if (ex->inflight_route < 0)
+        return;
+    gw_route_outcome_t o = {0};
+    o.model_index = ex->inflight_model;
+    o.route = ex->inflight_route;
+    o.first_choice = true;
+    o.cancelled = true;
+    gw_route_observe(ex->w, &o);
+    ex->inflight_route = -1;
+}
+
 /* Answers 503 usage_ledger_full: the usage record could not be stored
  * (spool_full = refuse), so the answer is withheld. */
 void gw_exchange_refuse_unmetered(gw_exchange_t *ex)
@@ -230,7 +253,8 @@ void gw_exchange_finish(gw_exchange_t *ex, int status, const char *error_type)
         ex->gov_ticket = NULL;
     }
     gw_exchange_detach_client(ex);
-    if (ex->hedge) /* the race was never decided (e.g. the client left) */
+    gw_exchange_release_inflight(ex); /* ended before an attempt took it over */
+    if (ex->hedge)                    /* the race was never decided (e.g. the client left) */
         gw_attempt_cancel_loser(ex->hedge);
     gw_attempt_cancel_current(ex); /* callers free a finished attempt; this is a safety net */
     if (ex->hedge_timer)

@@ -55,6 +55,10 @@ struct gw_exchange {
     bool stream;
     bool client_wants_usage;
     gw_route_plan_t plan;     /* routes in the order to try (gw_route) */
+    /* the route routing counts in flight for this exchange (the plan's first
+     * when it was made), until the attempt sent there reports or the exchange
+     * ends; -1 = none */
+    int inflight_model, inflight_route;
     int next_in_plan;         /* index into plan.routes of the next attempt */
     gw_prompt_count_t prompt; /* prompt tokens, exact or estimated */
     int64_t max_tokens;       /* the request's max_tokens, 0 when not given */
@@ -130,6 +134,12 @@ void gw_record_nothing_used(gw_usage_record_t *rec);
 void gw_exchange_charge_text(const gw_exchange_t *ex, char *out, size_t len);
 void gw_exchange_settle(gw_exchange_t *ex, int status, const char *error_type);
 void gw_exchange_refuse_unmetered(gw_exchange_t *ex);
+/* Routing counted plan->routes[0] of model mi in flight: the exchange holds
+ * that count (giving back one it held) until an attempt takes it over or the
+ * exchange ends. */
+void gw_exchange_hold_inflight(gw_exchange_t *ex, int mi, const gw_route_plan_t *plan);
+/* Gives back the in-flight count the exchange still holds, if any. */
+void gw_exchange_release_inflight(gw_exchange_t *ex);
 void gw_exchange_finish(gw_exchange_t *ex, int status, const char *error_type);
 void gw_exchange_fail(gw_exchange_t *ex, int status, const char *type, const char *code,
                       const char *param, const char *message);

@@ -159,6 +159,7 @@ static void plan_model(gw_exchange_t *ex, const gw_model_cfg_t *m, const int64_t
                              ex->client ? evhttp_request_get_input_headers(ex->client) : NULL,
                              predicted};
     gw_route_plan(ex->w, &rq, plan);
+    gw_exchange_hold_inflight(ex, rq.model_index, plan);
 }
 
 /* Soft threshold, policy downgrade: serve `to` instead of the requested

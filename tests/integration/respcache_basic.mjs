@@ -369,3 +369,12 @@ test('rule free: a hit charges nothing (pricing flag 32), and usage verify agree
   const dups = h.psql(db, `select count(*) - count(distinct request_id) from usage_events`)[0][0];
   assert.equal(dups, '0');
 });
+
+test('routing counts nothing in flight once requests are done, hits included', async () => {
+  // a hit never reaches a provider: the count routing took when it planned
+  // the request is given back when the exchange ends
+  for (const g of [gw, gwFree]) {
+    const j = await (await fetch(`${g.adminUrl}/route/explain?model=deepseek-chat&prompt_tokens=10&max_tokens=5`)).json();
+    for (const c of j.candidates) assert.equal(c.state.in_flight, 0, `${c.provider} in flight`);
+  }
+});
