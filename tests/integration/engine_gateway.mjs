@@ -6,7 +6,6 @@
 // repeated long prompt shows cache hits in whole 64-token blocks.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import * as h from './lib/harness.mjs';
@@ -24,7 +23,7 @@ assert.ok(existsSync(join(tokDir, 'tokenizer.json')),
 // Starts the engine on a free port; stopped with SIGTERM at cleanup, and it
 // must exit 0 (under the sanitizer build: no leak, no memory error).
 async function startEngine() {
-  const proc = spawn(engineBin, ['serve', '--random-init', join(root, 'engine', 'configs', 'demo-tiny.json'),
+  const proc = h.spawnChild(engineBin, ['serve', '--random-init', join(root, 'engine', 'configs', 'demo-tiny.json'),
     '--tokenizer', tokDir, '--listen', '127.0.0.1:0', '--name', 'tollgate-tiny', '--threads', '1'],
   { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';

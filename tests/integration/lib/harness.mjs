@@ -13,6 +13,14 @@ export const BIN = {
   sim: process.env.SIM_BIN,
 };
 
+// Spawns a child that dies with this process, even when it is killed with
+// SIGKILL (a test timeout) and no cleanup runs: setpriv (util-linux) sets the
+// child's parent-death signal before it execs the binary (same pid).
+const SETPRIV = existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv' : null;
+export function spawnChild(bin, args, options) {
+  return SETPRIV ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args], options) : spawn(bin, args, options);
+}
+
 const cleanups = [];
 export function onCleanup(fn) { cleanups.push(fn); }
 // Runs every cleanup (last registered first); then fails if any of them
@@ -76,7 +84,7 @@ export function createKey(conninfo, team, ...keyArgs) {
 // Spawns a process whose first stdout line is "listening on HOST:PORT".
 function spawnListening(bin, args, name) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawnChild(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     const timer = setTimeout(() => reject(new Error(`${name} did not start: ${err}`)), 10000);
     proc.stderr.on('data', (d) => { err += d; });
@@ -108,7 +116,7 @@ export async function startGateway(text, env = {}) {
   const conf = join(dir, 'tollgate.conf');
   const portFile = join(dir, 'ports');
   writeFileSync(conf, text.replaceAll('@SPOOL@', join(dir, 'spool')));
-  const proc = spawn(BIN.tollgate, ['--config', conf, '--port-file', portFile],
+  const proc = spawnChild(BIN.tollgate, ['--config', conf, '--port-file', portFile],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let logs = '';
   proc.stderr.on('data', (d) => { logs += d; });
