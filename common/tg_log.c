@@ -1,5 +1,5 @@
-/* tg_log: leveled log records on standard error, one write(2) per record so
- * that lines from several threads never interleave. */
+/* tg_log: leveled log records on standard error, one line and one write(2)
+ * per record, so that lines from several threads never interleave. */
 #include "tg_log.h"
 
 #include <stdarg.h>
@@ -40,9 +40,10 @@ void tg_log(tg_log_level_t level, const char *fmt, ...)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, now.tv_nsec / 1000000, level_names[level], log_component);
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     now.tv_nsec / 1000000, level_names[level], log_component);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
@@ -50,6 +51,12 @@ void tg_log(tg_log_level_t level, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2)
         len = sizeof line - 2; /* truncated record: keep the newline */
+    /* one record, one line: control characters from the message (a client's
+     * text, a multi-line libpq error) become spaces, so that no text can
+     * forge a record of its own */
+    for (size_t i = (size_t)n; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+            line[i] = ' ';
     line[len++] = '\n';
     ssize_t ignored = write(STDERR_FILENO, line, len);
     (void)ignored;

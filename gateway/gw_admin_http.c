@@ -36,12 +36,23 @@ PGconn *gw_admin_connect(const char *conninfo, struct evhttp_request *req, const
 {
     char err[512], msg[640];
     PGconn *conn = gw_pg_connect(conninfo, GW_ADMIN_CONNECT_TIMEOUT_S, err, sizeof err);
-    if (!conn) {
-        snprintf(msg, sizeof msg, "%s. Nothing was read or saved; try again.", err);
-        tg_warn("%s: %s", api, err);
-        gw_admin_fail(req, 503, NULL, msg);
+    if (conn) {
+        /* The admin handlers block the main loop (signals, /healthz): a row
+         * locked by a migration or a long transaction must not hold it. */
+        PGresult *res = PQexec(conn, "SET statement_timeout = '5s'; SET lock_timeout = '2s'");
+        bool set = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!set)
+            gw_pg_message(conn, res, err, sizeof err);
+        PQclear(res);
+        if (set)
+            return conn;
+        PQfinish(conn);
+        conn = NULL;
     }
-    return conn;
+    snprintf(msg, sizeof msg, "%s. Nothing was read or saved; try again.", err);
+    tg_warn("%s: %s", api, err);
+    gw_admin_fail(req, 503, NULL, msg);
+    return NULL;
 }
 
 cJSON *gw_admin_body(struct evhttp_request *req)
@@ -53,12 +64,39 @@ cJSON *gw_admin_body(struct evhttp_request *req)
         return NULL;
     }
     const char *bytes = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
-    cJSON *j = cJSON_ParseWithLength(bytes, n);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(bytes, n, &end, false);
+    while (j && end && end < bytes + n && strchr(" \t\r\n", *end))
+        end++;
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         gw_admin_fail(req, 400, NULL,
                       "The body must be a JSON object; it could not be parsed as one. Nothing "
                       "was saved.");
+        return NULL;
+    }
+    if (end != bytes + n) {
+        cJSON_Delete(j);
+        gw_admin_fail(req, 400, NULL,
+                      "The body must be a JSON object with nothing after it. Nothing was saved.");
+        return NULL;
+    }
+    /* a field given twice, or a string with \u0000 (cut short where it is
+     * stored), would be taken silently in a form the admin did not mean */
+    const char *twice = NULL;
+    for (const cJSON *a = j->child; a && !twice; a = a->next)
+        for (const cJSON *b = a->next; b && !twice; b = b->next)
+            if (a->string && b->string && !strcmp(a->string, b->string))
+                twice = a->string;
+    if (twice || memmem(bytes, n, "\\u0000", 6)) {
+        char msg[128];
+        if (twice)
+            snprintf(msg, sizeof msg, "The field '%.64s' is given twice. Nothing was saved.",
+                     twice);
+        else
+            snprintf(msg, sizeof msg, "Strings may not contain \\u0000. Nothing was saved.");
+        cJSON_Delete(j);
+        gw_admin_fail(req, 400, NULL, msg);
         return NULL;
     }
     return j;

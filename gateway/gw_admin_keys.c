@@ -33,13 +33,20 @@
 static const char *ak_method_name(struct evhttp_request *req)
 {
     switch (evhttp_request_get_command(req)) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    default: return "other";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    default:
+        return "other";
     }
 }
 
@@ -216,8 +223,20 @@ typedef struct ak_value {
     char buf[AK_TEXT_MAX];
 } ak_value_t;
 
-enum { KF_TEAM, KF_NAME, KF_MODELS, KF_EXPIRES, KF_CACHE, KF_PRIVATE, KF_ALLOW, KF_DENY,
-       KF_LATENCY, KF_COST, KF_PREF, KF_N };
+enum {
+    KF_TEAM,
+    KF_NAME,
+    KF_MODELS,
+    KF_EXPIRES,
+    KF_CACHE,
+    KF_PRIVATE,
+    KF_ALLOW,
+    KF_DENY,
+    KF_LATENCY,
+    KF_COST,
+    KF_PREF,
+    KF_N
+};
 
 static const ak_field_t ak_key_fields[KF_N] = {
     {"team", AK_STRING, false},          {"name", AK_STRING, false},
@@ -327,12 +346,12 @@ static bool ak_read(struct evhttp_request *req, const cJSON *body, const ak_fiel
                 return false;
         }
         if (!ok) {
-            static const char *const what[] = {
-                [AK_STRING] = "a string or null", [AK_BOOL] = "true or false",
-                [AK_INT] = "a whole number or null", [AK_LIST] = "an array of strings or null"};
+            static const char *const what[] = {[AK_STRING] = "a string or null",
+                                               [AK_BOOL] = "true or false",
+                                               [AK_INT] = "a whole number or null",
+                                               [AK_LIST] = "an array of strings or null"};
             ak_fail(req, 400, "invalid_value", f->string,
-                    "Field '%s' must be %s. Nothing was saved.", f->string,
-                    what[fields[i].type]);
+                    "Field '%s' must be %s. Nothing was saved.", f->string, what[fields[i].type]);
             return false;
         }
     }
@@ -398,6 +417,11 @@ static void ak_teams_get(gw_server_t *s, struct evhttp_request *req, const char 
     if (!conn)
         return;
     bool digits = ref && ref[0] && strspn(ref, "0123456789") == strlen(ref) && strlen(ref) <= 18;
+    if (digits && strtoll(ref, NULL, 10) <= 0) { /* id 0 would select every team */
+        PQfinish(conn);
+        ak_fail(req, 404, NULL, NULL, "There is no team with id '%.64s' (see GET /teams).", ref);
+        return;
+    }
     char err[768];
     int st = GW_PA_OK;
     PGresult *r = gw_key_teams_select(conn, digits ? strtoll(ref, NULL, 10) : 0,
@@ -585,8 +609,7 @@ static void ak_key_create(gw_server_t *s, struct evhttp_request *req)
         ak_refused(req, st, err, true);
         goto done;
     }
-    tg_info("admin: %s created key %s (id %" PRId64 ") for team %s", actor, display, id,
-            spec.team);
+    tg_info("admin: %s created key %s (id %" PRId64 ") for team %s", actor, display, id, spec.team);
     cJSON *o = cJSON_CreateObject();
     if (r && PQntuples(r) == 1) {
         cJSON_AddItemToObject(o, "key", ak_key_json(r, 0));
@@ -624,8 +647,8 @@ static void ak_key_update(gw_server_t *s, struct evhttp_request *req, const char
     int cache = v[KF_CACHE].present ? v[KF_CACHE].text[0] == 't' : -1;
     if (!gw_key_route_any(&kr) && cache < 0) {
         ak_field_names(ak_key_fields, KF_N, true, names, sizeof names);
-        ak_fail(req, 400, "missing_field", NULL,
-                "Nothing to change: give at least one of %s.", names);
+        ak_fail(req, 400, "missing_field", NULL, "Nothing to change: give at least one of %s.",
+                names);
         goto done;
     }
     PGconn *conn = gw_admin_connect(s->cfg->postgres, req, "admin keys");
@@ -644,7 +667,9 @@ static void ak_key_update(gw_server_t *s, struct evhttp_request *req, const char
         bool routing = gw_key_route_any(&kr);
         tg_info("admin: %s changed key %" PRId64 " (%s%s%s)", actor, id, routing ? "routing" : "",
                 routing && cache >= 0 ? ", " : "",
-                cache < 0 ? "" : cache ? "response cache on" : "response cache off");
+                cache < 0 ? ""
+                : cache   ? "response cache on"
+                          : "response cache off");
         ak_key_reply(req, conn, id, 200, -1, unpriced);
     }
     PQfinish(conn);

@@ -4,6 +4,7 @@
  * Every error names the file, the line and the problem. */
 #include "gw_config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -573,7 +574,23 @@ static int check_complete(parse_ctx_t *ctx, gw_config_t *c)
         ctx->line = c->prefix_line;
         return fail(ctx, "prefix_index = on needs redis = redis://HOST:PORT (or env:NAME)");
     }
+    if (c->admin_port >= 0 && !c->admin_token && !gw_config_host_is_loopback(c->admin_host)) {
+        ctx->line = 0;
+        return fail(ctx, "admin_listen %s is not a loopback address: the admin API (keys, "
+                         "prices, budgets) needs admin_token (env:NAME or file:PATH) there",
+                    c->admin_host);
+    }
     return 0;
+}
+
+bool gw_config_host_is_loopback(const char *host)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127; /* a literal: not a name like 127.example.com */
+    if (inet_pton(AF_INET6, host, a) == 1)
+        return !memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16);
+    return !strcmp(host, "localhost");
 }
 
 static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *sec)

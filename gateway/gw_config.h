@@ -128,6 +128,10 @@ bool gw_config_policy_valid(const char *name);
  * 600, engine 300. 0 = prefixes served there are not recorded. */
 int gw_config_cache_ttl_s(const gw_provider_cfg_t *p);
 
+/* Whether host (an address or name, no port) is this machine's loopback:
+ * 127.x.x.x, ::1 or localhost. */
+bool gw_config_host_is_loopback(const char *host);
+
 /* Finds a model by client-facing name; NULL if none. */
 const gw_model_cfg_t *gw_config_model(const gw_config_t *cfg, const char *name);
 

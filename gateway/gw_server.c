@@ -237,10 +237,43 @@ static int worker_init(gw_server_t *s, gw_worker_t *w, int fd, char *err, size_t
 
 /* ---- admin listener ------------------------------------------------------ */
 
+/* Without an admin token only requests addressed to a loopback host are
+ * taken: a web page cannot reach the admin API through DNS rebinding (its
+ * requests carry the attacker's host name). */
+static bool admin_host_loopback(struct evhttp_request *req)
+{
+    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (!host)
+        return true; /* HTTP/1.0 without Host: no browser sends that */
+    char name[64];
+    const char *end;
+    if (host[0] == '[') { /* [::1]:port */
+        end = strchr(host, ']');
+        if (!end || (size_t)(end - host - 1) >= sizeof name)
+            return false;
+        memcpy(name, host + 1, (size_t)(end - host - 1));
+        name[end - host - 1] = '\0';
+        end++;
+    } else {
+        end = strchr(host, ':');
+        size_t n = end ? (size_t)(end - host) : strlen(host);
+        if (n >= sizeof name)
+            return false;
+        memcpy(name, host, n);
+        name[n] = '\0';
+        end = host + n;
+    }
+    if (*end == ':' && strspn(end + 1, "0123456789") != strlen(end + 1))
+        return false;
+    if (*end && *end != ':')
+        return false;
+    return gw_config_host_is_loopback(name);
+}
+
 static bool admin_authorized(gw_server_t *s, struct evhttp_request *req)
 {
     if (!s->cfg->admin_token)
-        return true;
+        return admin_host_loopback(req);
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return false;
@@ -265,8 +298,14 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!admin_authorized(s, req)) {
-        gw_http_send_error(req, 401, "authentication_error", "invalid_admin_token", NULL,
-                           "The admin API needs 'Authorization: Bearer <admin token>'.");
+        if (!s->cfg->admin_token)
+            gw_http_send_error(req, 403, "permission_error", "admin_host_not_loopback", NULL,
+                               "Without an admin_token the admin API takes only requests "
+                               "addressed to a loopback host (Host: 127.0.0.1, localhost or "
+                               "[::1]).");
+        else
+            gw_http_send_error(req, 401, "authentication_error", "invalid_admin_token", NULL,
+                               "The admin API needs 'Authorization: Bearer <admin token>'.");
         return;
     }
     if (!strcmp(path, "/metrics")) {
@@ -420,8 +459,8 @@ gw_server_t *gw_server_start(const gw_config_t *cfg, gw_keystore_t *ks, gw_usage
     s->admin_port = -1;
     if (cfg->admin_port >= 0) {
         s->admin_http = evhttp_new(s->main_base);
-        int fd = tg_listen_tcp(cfg->admin_host, cfg->admin_port, false, &s->admin_port, err,
-                               errlen);
+        int fd =
+            tg_listen_tcp(cfg->admin_host, cfg->admin_port, false, &s->admin_port, err, errlen);
         if (fd < 0)
             goto fail;
         evhttp_set_gencb(s->admin_http, on_admin_request, s);

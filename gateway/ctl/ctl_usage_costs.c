@@ -203,7 +203,7 @@ int ctl_usage_gateway_costs(ctl_ctx_t *ctx, int argc, char **argv)
                            " COALESCE(sum(g.prompt_tokens), 0),"
                            " count(*) FILTER (WHERE NOT g.prompt_exact),"
                            " round(COALESCE(sum(g.charge_pico), 0) / 1000000000000::numeric,"
-                           " 6)::text FROM gateway_costs g WHERE" CTL_COSTS_PERIOD_SQL
+                           " 6)::text FROM finance_gateway_costs g WHERE" CTL_COSTS_PERIOD_SQL
                            " GROUP BY 1 ORDER BY 1",
                            2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {

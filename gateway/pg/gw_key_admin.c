@@ -218,12 +218,12 @@ void gw_key_route_unpriced(PGconn *conn, const gw_key_route_t *kr, char *out, si
         if (!lists[i])
             continue;
         const char *params[] = {lists[i]};
-        PGresult *res = PQexecParams(
-            conn,
-            "SELECT p FROM unnest(string_to_array($1, ',')) p"
-            " WHERE NOT EXISTS (SELECT 1 FROM price_cards c WHERE c.provider = p)"
-            "   AND NOT EXISTS (SELECT 1 FROM price_providers q WHERE q.provider = p)",
-            1, NULL, params, NULL, NULL, 0);
+        PGresult *res =
+            PQexecParams(conn,
+                         "SELECT p FROM unnest(string_to_array($1, ',')) p"
+                         " WHERE NOT EXISTS (SELECT 1 FROM price_cards c WHERE c.provider = p)"
+                         "   AND NOT EXISTS (SELECT 1 FROM price_providers q WHERE q.provider = p)",
+                         1, NULL, params, NULL, NULL, 0);
         for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res); r++) {
             int n = snprintf(out + o, outlen - o, "%s%s", o ? "," : "", PQgetvalue(res, r, 0));
             if (n < 0 || (size_t)n >= outlen - o) {
@@ -243,11 +243,16 @@ void gw_key_route_unpriced(PGconn *conn, const gw_key_route_t *kr, char *out, si
  * cannot take (class 22, e.g. text that is not UTF-8) is a bad value (400),
  * a provider both allowed and denied against what is stored a conflict
  * (409), the rest PostgreSQL's problem (503). */
-static int ka_refusal(PGconn *conn, const PGresult *res, const char *what, char *err,
-                      size_t errlen)
+static int ka_refusal(PGconn *conn, const PGresult *res, const char *what, char *err, size_t errlen)
 {
     char msg[640];
-    gw_pg_message(conn, res, msg, sizeof msg);
+    /* the primary message only: a DETAIL ("Failing row contains (...)") may
+     * quote the whole row, the key's hash included */
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (primary && *primary)
+        snprintf(msg, sizeof msg, "%s", primary);
+    else
+        gw_pg_message(conn, res, msg, sizeof msg);
     const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (constraint && !strcmp(constraint, "api_keys_allow_deny_disjoint")) {
@@ -386,22 +391,22 @@ int gw_key_create(PGconn *conn, const char *actor, const gw_key_spec_t *spec,
      * left to their defaults, so that a key can be made on an older schema. */
     bool routing = gw_key_route_any(kr);
     char sql[1200];
-    snprintf(
-        sql, sizeof sql,
-        "WITH k AS (INSERT INTO api_keys (team_id, name, key_sha256, display_prefix, models,"
-        "   expires_at%s%s) VALUES ($1::bigint, $2, $3::bytea, $4, string_to_array($5, ','),"
-        "   timestamptz 'epoch' + $6::bigint * interval '1 microsecond'%s%s) RETURNING *),"
-        " a AS (INSERT INTO audit_log (actor, action, object, after)"
-        "   SELECT $7, 'key.create', 'key:' || k.id, to_jsonb(k) - 'key_sha256' FROM k)"
-        " SELECT id FROM k",
-        routing ? ", private, allow_providers, deny_providers, latency_target_ms, max_cost,"
-                  "   route_preference"
-                : "",
-        spec->response_cache ? ", response_cache" : "",
-        routing ? ", $8::bool, string_to_array($9::text, ','), string_to_array($10::text, ','),"
-                  "   $11::integer, $12::numeric, $13::text"
-                : "",
-        spec->response_cache ? ", true" : "");
+    snprintf(sql, sizeof sql,
+             "WITH k AS (INSERT INTO api_keys (team_id, name, key_sha256, display_prefix, models,"
+             "   expires_at%s%s) VALUES ($1::bigint, $2, $3::bytea, $4, string_to_array($5, ','),"
+             "   timestamptz 'epoch' + $6::bigint * interval '1 microsecond'%s%s) RETURNING *),"
+             " a AS (INSERT INTO audit_log (actor, action, object, after)"
+             "   SELECT $7, 'key.create', 'key:' || k.id, to_jsonb(k) - 'key_sha256' FROM k)"
+             " SELECT id FROM k",
+             routing ? ", private, allow_providers, deny_providers, latency_target_ms, max_cost,"
+                       "   route_preference"
+                     : "",
+             spec->response_cache ? ", response_cache" : "",
+             routing
+                 ? ", $8::bool, string_to_array($9::text, ','), string_to_array($10::text, ','),"
+                   "   $11::integer, $12::numeric, $13::text"
+                 : "",
+             spec->response_cache ? ", true" : "");
     PGresult *res = PQexecParams(conn, sql, routing ? 13 : 7, NULL, params, lengths, formats, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         *id_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -441,7 +446,7 @@ int gw_key_find(PGconn *conn, const char *ref, int64_t *id_out, char *err, size_
 
 /* The provider lists of 0015 through jsonb, so that an older schema lists. */
 #define KA_LIST(col)                                                                               \
-    " (SELECT string_agg(x, ',' ORDER BY n) FROM jsonb_array_elements_text("                      \
+    " (SELECT string_agg(x, ',' ORDER BY n) FROM jsonb_array_elements_text("                       \
     "   CASE WHEN jsonb_typeof(j -> '" col "') = 'array' THEN j -> '" col "' END)"                 \
     "   WITH ORDINALITY AS e(x, n))"
 
@@ -460,13 +465,15 @@ PGresult *gw_key_select(PGconn *conn, const char *team, int64_t id, int *status,
         " (extract(epoch FROM k.created_at) * 1000000)::bigint,"
         " (extract(epoch FROM k.revoked_at) * 1000000)::bigint,"
         " COALESCE((j ->> 'response_cache')::boolean, false),"
-        " COALESCE((j ->> 'private')::boolean, false)," KA_LIST("allow_providers")
-        "," KA_LIST("deny_providers") ","
-        " j ->> 'latency_target_ms', j ->> 'max_cost', j ->> 'route_preference', k.team_id"
-        " FROM api_keys k JOIN teams t ON t.id = k.team_id,"
-        " LATERAL (SELECT to_jsonb(k) - 'key_sha256' AS j) s"
-        " WHERE ($1::text IS NULL OR t.name = $1) AND ($2::bigint IS NULL OR k.id = $2)"
-        " ORDER BY k.id",
+        " COALESCE((j ->> 'private')::boolean, false)," KA_LIST("allow_providers") "," KA_LIST(
+            "deny_providers") ","
+                              " j ->> 'latency_target_ms', j ->> 'max_cost', j ->> "
+                              "'route_preference', k.team_id"
+                              " FROM api_keys k JOIN teams t ON t.id = k.team_id,"
+                              " LATERAL (SELECT to_jsonb(k) - 'key_sha256' AS j) s"
+                              " WHERE ($1::text IS NULL OR t.name = $1) AND ($2::bigint IS NULL OR "
+                              "k.id = $2)"
+                              " ORDER BY k.id",
         2, params, status, err, errlen);
 }
 
@@ -488,7 +495,9 @@ int gw_key_revoke(PGconn *conn, const char *actor, int64_t id, bool *changed, ch
                 "   SELECT $2, 'key.revoke', 'key:' || k.id, to_jsonb(old) - 'key_sha256',"
                 "   to_jsonb(k) - 'key_sha256' FROM k, old)"
                 " SELECT true FROM k"
-                " UNION ALL SELECT false FROM old WHERE old.revoked_at IS NOT NULL",
+                /* not revoked by this statement: already revoked, also by a
+                 * concurrent revoke that committed while this one waited */
+                " UNION ALL SELECT false FROM old WHERE NOT EXISTS (SELECT 1 FROM k)",
                 2, params, &st, err, errlen);
     if (res && PQntuples(res) == 0) {
         snprintf(err, errlen, "no key with id '%s'", idtext);
@@ -530,12 +539,18 @@ int gw_key_update(PGconn *conn, const char *actor, int64_t id, const gw_key_rout
     if (gw_key_route_any(kr)) {
         const char *t = "t", *f = "f";
         const char *params[] = {idtext,
-                                kr->set_allow ? t : f,   kr->set_allow ? kr->allow : NULL,
-                                kr->set_deny ? t : f,    kr->set_deny ? kr->deny : NULL,
-                                kr->set_latency ? t : f, kr->latency_ms[0] ? kr->latency_ms : NULL,
-                                kr->set_cost ? t : f,    kr->set_cost ? kr->cost : NULL,
-                                kr->set_pref ? t : f,    kr->set_pref ? kr->pref : NULL,
-                                kr->set_private ? t : f, kr->private_on ? t : f,
+                                kr->set_allow ? t : f,
+                                kr->set_allow ? kr->allow : NULL,
+                                kr->set_deny ? t : f,
+                                kr->set_deny ? kr->deny : NULL,
+                                kr->set_latency ? t : f,
+                                kr->latency_ms[0] ? kr->latency_ms : NULL,
+                                kr->set_cost ? t : f,
+                                kr->set_cost ? kr->cost : NULL,
+                                kr->set_pref ? t : f,
+                                kr->set_pref ? kr->pref : NULL,
+                                kr->set_private ? t : f,
+                                kr->private_on ? t : f,
                                 actor};
         /* `old` is the row before the UPDATE: the audit row's before image. */
         ok = ka_update_one(
@@ -560,16 +575,16 @@ int gw_key_update(PGconn *conn, const char *actor, int64_t id, const gw_key_rout
     }
     if (ok && cache >= 0) {
         const char *params[] = {idtext, cache ? "true" : "false", actor};
-        ok = ka_update_one(
-            conn, "setting the response cache",
-            "WITH old AS (SELECT * FROM api_keys WHERE id = $1::bigint),"
-            " k AS (UPDATE api_keys SET response_cache = $2::boolean"
-            "   WHERE id = $1::bigint RETURNING *),"
-            " a AS (INSERT INTO audit_log (actor, action, object, before, after)"
-            "   SELECT $3, 'key.response_cache', 'key:' || k.id,"
-            "   to_jsonb(old) - 'key_sha256', to_jsonb(k) - 'key_sha256' FROM k, old)"
-            " SELECT count(*) FROM k",
-            3, params, &st, err, errlen);
+        ok =
+            ka_update_one(conn, "setting the response cache",
+                          "WITH old AS (SELECT * FROM api_keys WHERE id = $1::bigint),"
+                          " k AS (UPDATE api_keys SET response_cache = $2::boolean"
+                          "   WHERE id = $1::bigint RETURNING *),"
+                          " a AS (INSERT INTO audit_log (actor, action, object, before, after)"
+                          "   SELECT $3, 'key.response_cache', 'key:' || k.id,"
+                          "   to_jsonb(old) - 'key_sha256', to_jsonb(k) - 'key_sha256' FROM k, old)"
+                          " SELECT count(*) FROM k",
+                          3, params, &st, err, errlen);
     }
     res = PQexec(conn, ok ? "COMMIT" : "ROLLBACK");
     if (ok && PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -240,7 +240,8 @@ int gw_spool_rec_decode_cost(const uint8_t *p, size_t len, gw_gateway_cost_t *ou
         return -1;
     }
     r_str(&r, x.request_id, sizeof x.request_id);
-    x.attempt = (int)(int64_t)r_u64(&r);
+    uint64_t attempt = r_u64(&r);
+    x.attempt = attempt >= 1 && attempt <= INT32_MAX ? (int)attempt : 0;
     r_str(&r, x.reason, sizeof x.reason);
     x.team_id = (int64_t)r_u64(&r);
     x.key_id = (int64_t)r_u64(&r);
@@ -256,9 +257,11 @@ int gw_spool_rec_decode_cost(const uint8_t *p, size_t len, gw_gateway_cost_t *ou
     x.discount_window_id = (int64_t)r_u64(&r);
     r_str(&r, x.charge_currency, sizeof x.charge_currency);
     x.charge_pico = r_i128(&r);
-    if (r.bad || r.n != len) {
+    if (r.bad || r.n != len || x.attempt == 0) {
         snprintf(err, errlen, "malformed gateway cost record (%zu bytes, %s)", len,
-                 r.bad ? "truncated or a string too long" : "bytes left over");
+                 r.bad        ? "truncated or a string too long"
+                 : r.n != len ? "bytes left over"
+                              : "attempt out of range");
         return -1;
     }
     *out = x;

@@ -568,12 +568,19 @@ static int uw_schema_probe(PGconn *conn)
     return have;
 }
 
-/* True when the connected database has the table gateway_costs. */
-static bool uw_costs_probe(PGconn *conn)
+/* Whether the connected database has the table gateway_costs: 1 yes, 0 no,
+ * -1 the question failed (a lost connection, a statement timeout): the
+ * caller retries rather than take a failure for "no table" and drop cost
+ * records. */
+static int uw_costs_probe(PGconn *conn)
 {
     PGresult *res = PQexec(conn, "SELECT to_regclass('gateway_costs') IS NOT NULL");
-    bool have = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-                strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    int have = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        have = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    else
+        tg_warn("usage writer: cannot tell whether table gateway_costs exists: %s",
+                PQerrorMessage(conn));
     PQclear(res);
     return have;
 }
@@ -603,6 +610,8 @@ static void uw_partitions_ensure(uw_link_t *l)
     PQclear(res);
 }
 
+static void uw_link_drop(uw_link_t *l);
+
 /* Makes sure link l is connected (probing the schema and the partitions on
  * a new connection, the partitions again every hour). Returns false, logged,
  * when PostgreSQL cannot be reached; n is the batch waiting, for the log. */
@@ -618,7 +627,12 @@ static bool uw_link_ready(gw_usage_writer_t *w, uw_link_t *l, size_t n)
         }
         tg_info("usage writer: connected to PostgreSQL");
         l->schema = uw_schema_probe(l->conn);
-        l->costs_table = uw_costs_probe(l->conn);
+        int costs_table = uw_costs_probe(l->conn);
+        if (costs_table < 0) {
+            uw_link_drop(l);
+            return false;
+        }
+        l->costs_table = costs_table;
         if (!l->costs_table)
             tg_warn("usage writer: the database has no table gateway_costs (migration 0018): "
                     "gateway cost records (hedge losers) are logged, not written, until it "
@@ -751,11 +765,12 @@ static int uw_send(gw_usage_writer_t *w, uw_link_t *l, const uw_rec_t *recs, siz
         costs += recs[i].is_cost;
     if (costs && !l->costs_table) {
         /* Cost records are rare: look again, the migration may have run. */
-        l->costs_table = uw_costs_probe(l->conn);
-        if (PQstatus(l->conn) != CONNECTION_OK) {
+        int costs_table = uw_costs_probe(l->conn);
+        if (costs_table < 0 || PQstatus(l->conn) != CONNECTION_OK) {
             uw_link_drop(l);
             return -1;
         }
+        l->costs_table = costs_table;
     }
     uw_buf_t cost_sql = {0};
     if (costs && l->costs_table)
@@ -1027,6 +1042,8 @@ static void uw_decode_one(void *arg, const uint8_t *payload, size_t len)
      * it cannot become a row; say so, count it, go on. */
     tg_error("usage writer: spool record of %zu bytes not written: %s", len, err);
     atomic_fetch_add(&d->w->rejected, 1);
+    if (r->is_cost)
+        atomic_fetch_add(&d->w->costs_rejected, 1);
 }
 
 /* A batch read from the spool and sent, not yet confirmed (spool mode). */

@@ -7,6 +7,7 @@
 // nothing saved; the CLI and the API see the same keys.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as h from './lib/harness.mjs';
 
 h.requireEnv();
@@ -87,6 +88,8 @@ test('teams: created (audited with the actor), listed, read by id and by name', 
   assert.equal(r.json.team.private, true);
   refused(await get('/teams/nosuch'), 404, 'not_found', /no team with name 'nosuch'/);
   refused(await get('/teams/999999'), 404, 'not_found', /no team with id '999999'/);
+  // id 0 is no team (not "every team")
+  for (const zero of ['0', '000']) refused(await get(`/teams/${zero}`), 404, 'not_found', /no team with id/);
 });
 
 test('a key created over HTTP: its secret once, authenticating on the proxy within a second', async () => {
@@ -226,6 +229,19 @@ test('a key revoked over HTTP is refused by the proxy within a second; revoking 
   assert.equal(ops.active_keys, 0);
   assert.equal(ops.keys, 2);
   refused(await write('DELETE', '/keys/tg-nosuchkey'), 404, 'not_found', /no key with display prefix 'tg-nosuchkey'/);
+  // a revoke that waits for a concurrent one (here: a transaction holding the
+  // row) says "already revoked", not "no such key"
+  const { key: key3 } = (await write('POST', '/keys', { team: 'ops' })).json;
+  const holder = spawn('psql', [db, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c',
+    `BEGIN; UPDATE api_keys SET revoked_at = now() WHERE id = ${key3.id}; SELECT pg_sleep(0.8); COMMIT;`]);
+  const held = new Promise((resolve) => holder.on('exit', resolve));
+  await h.waitFor('the row to be locked', async () => Number(h.psql(db,
+    `select count(*) from pg_locks l join pg_stat_activity a using (pid) where a.query like '%pg_sleep(0.8)%' and l.mode = 'RowExclusiveLock'`)[0][0]) > 0, 3000, 20);
+  r = await write('POST', `/keys/${key3.id}/revoke`, undefined, 'hana');
+  assert.equal(await held, 0);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.revoked_now, false);
+  assert.equal(r.json.key.state, 'revoked');
 });
 
 test('bad input: each refused with a clear code and message, a log line, and nothing saved', async () => {
@@ -234,6 +250,9 @@ test('bad input: each refused with a clear code and message, a log line, and not
     // [method, path, body, status, code, message, param, headers]
     ['POST', '/keys', '{"team": "research",', 400, 'invalid_value', /must be a JSON object; it could not be parsed/],
     ['POST', '/keys', '[1,2]', 400, 'invalid_value', /must be a JSON object/],
+    ['POST', '/teams', '{"name": "junk"} trailing', 400, 'invalid_value', /with nothing after it/],
+    ['POST', '/teams', '{"name": "twice", "name": "again"}', 400, 'invalid_value', /field 'name' is given twice/],
+    ['POST', '/teams', '{"name": "ci\\u0000runner"}', 400, 'invalid_value', /may not contain \\u0000/],
     ['POST', '/teams', '', 400, 'invalid_value', /must be a JSON object/],
     ['POST', '/keys', { team: 'research', colour: 'blue' }, 400, 'unknown_field', /Unknown field 'colour' \(the fields are: team, name, models/, 'colour'],
     ['POST', '/teams', { name: 'x', owner: 'y' }, 400, 'unknown_field', /Unknown field 'owner'/, 'owner'],

@@ -3,6 +3,7 @@
 // token counts, /v1/models, /healthz and /metrics.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import * as h from './lib/harness.mjs';
 
 h.requireEnv();
@@ -126,4 +127,30 @@ test('every answered request has exactly one row', async () => {
   const ids = rs.map((r) => `'${r.headers.get('x-request-id')}'`).join(',');
   const counts = h.psql(db, `select count(*), count(distinct request_id) from usage_events where request_id in (${ids})`)[0];
   assert.deepEqual(counts.map(Number), [N, N]);
+});
+
+// A raw GET with the Host header of our choosing (fetch sets its own).
+function rawGet(port, host, path) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let out = '';
+    sock.on('data', (d) => { out += d; });
+    sock.on('end', () => resolve({ status: Number(out.split(' ')[1]), text: out }));
+    sock.on('error', reject);
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  });
+}
+
+test('without an admin_token the admin API takes only requests addressed to a loopback host', async () => {
+  for (const host of [`127.0.0.1:${gw.adminPort}`, `localhost:${gw.adminPort}`, `[::1]:${gw.adminPort}`, 'localhost'])
+    assert.equal((await rawGet(gw.adminPort, host, '/metrics')).status, 200, host);
+  // a web page reaching the listener through DNS rebinding carries its own host name
+  for (const host of [`evil.example:${gw.adminPort}`, `127.0.0.1.evil.example:${gw.adminPort}`, '127.evil.example',
+    `[::2]:${gw.adminPort}`, '127.0.0.1:80x']) {
+    const r = await rawGet(gw.adminPort, host, '/metrics');
+    assert.equal(r.status, 403, host);
+    assert.match(r.text, /"code":"admin_host_not_loopback"/);
+  }
+  // health checks answer whatever the host
+  assert.equal((await rawGet(gw.adminPort, 'lb.internal', '/healthz')).status, 200);
 });

@@ -226,6 +226,9 @@ int main(void)
     CHECK(as_finance(fconn, "SELECT * FROM finance_gateway_costs_daily"));
     CHECK(as_finance(fconn, "SELECT * FROM gateway_costs_charge_recomputed"));
     CHECK(!as_finance(fconn, "SELECT * FROM gateway_costs"));
+    /* ... and so does tollgatectl for a finance user: listing and totals */
+    CHECK(tdb_ctl(out, sizeof out, err, sizeof err, "--db '%s' usage gateway-costs", fconn) == 0);
+    CHECK(strstr(out, "TOTAL USD") != NULL);
     CHECK(value_is(c,
                    "SELECT string_agg(concat_ws('|', day, provider, reason,"
                    " coalesce(charge_currency, '-'), attempts, estimated, unpriced,"

@@ -301,6 +301,7 @@ static void test_codec_cost(void)
     memset(&z, 0, sizeof z);
     z.charge_pico = -((__int128)1 << 90);
     z.prompt_tokens = GW_USAGE_UNKNOWN;
+    z.attempt = 1; /* attempts count from 1 */
     size_t zlen = gw_spool_rec_encode_cost(&z, buf + 1024);
     CHECK(gw_spool_rec_decode_cost(buf + 1024, zlen, &back, err, sizeof err) == 0 &&
           memcmp(&z, &back, sizeof z) == 0);
@@ -332,6 +333,16 @@ static void test_codec_cost(void)
     more[1] = 40;
     more[2] = 0;
     CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1);
+    /* An attempt out of range (0, or over 2^31 - 1: it would alias another
+     * attempt's row once cut to an int) is refused. */
+    for (int k = 0; k < 3; k++) {
+        memcpy(more, buf, len);
+        uint64_t bad = k == 0 ? 0 : k == 1 ? (1ULL << 32) + 1 : (uint64_t)INT32_MAX + 1;
+        for (int i = 0; i < 8; i++)
+            more[1 + 2 + 39 + i] = (uint8_t)(bad >> (8 * i));
+        CHECK(gw_spool_rec_decode_cost(more, len, &back, err, sizeof err) == -1 &&
+              strstr(err, "attempt out of range"));
+    }
     /* The reason's length byte (after request_id and attempt) too long. */
     memcpy(more, buf, len);
     more[1 + 2 + 39 + 8] = 24;

@@ -157,6 +157,21 @@ int main(void)
     expect_error("[gateway]\nroute_policy = cheap\n", "route_policy must be cheapest, fastest");
     expect_error("[gateway]\nroute_percentile = 10\n", "between 50 and 100");
     expect_error("[gateway]\nbreaker_failures = 0\n", "between 1 and 1000");
+    /* an admin listener off loopback needs a token */
+    expect_error("[gateway]\nadmin_listen = 0.0.0.0:8081\n", "not a loopback address");
+    CHECK(gw_config_load(write_file("admin.conf", "[gateway]\nadmin_listen = 0.0.0.0:0\n"
+                                                  "admin_token = env:TG_TEST_SECRET\n"),
+                         &cfg, err, sizeof err) == 0);
+    gw_config_free(&cfg);
+    CHECK(gw_config_load(write_file("admin2.conf", "[gateway]\nadmin_listen = off\n"), &cfg, err,
+                         sizeof err) == 0);
+    gw_config_free(&cfg);
+    CHECK(gw_config_host_is_loopback("127.0.0.1") && gw_config_host_is_loopback("127.9.9.9") &&
+          gw_config_host_is_loopback("::1") && gw_config_host_is_loopback("localhost"));
+    CHECK(!gw_config_host_is_loopback("0.0.0.0") && !gw_config_host_is_loopback("10.0.0.1") &&
+          !gw_config_host_is_loopback("localhost.evil.example") &&
+          !gw_config_host_is_loopback("1270.0.0.1") &&
+          !gw_config_host_is_loopback("127.evil.example") && !gw_config_host_is_loopback("::2"));
     expect_error("[gateway]\nroute_target_margin_pct = 101\n", "between 0 and 100");
     expect_error("[gateway]\nbreaker_cooldown_ms = x\n", "must be an integer");
     expect_error("[gateway]\nhedge_max_per_minute = -1\n", "between 0 and 1000000");
