@@ -88,15 +88,34 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     bufferevent_enable(evhttp_connection_get_bufferevent(ex->client_conn), EV_READ);
 }
 
-void gw_exchange_watch_client(gw_exchange_t *ex)
+/* The watch starts only for an exchange still unanswered after this long:
+ * most answers start sooner, and never pay the two epoll_ctl calls. */
+#define CLIENT_WATCH_AFTER_MS 50
+
+static void on_client_watch_due(evutil_socket_t fd_unused, short what, void *arg)
 {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(ex->client_conn);
+    (void)fd_unused;
+    (void)what;
+    gw_exchange_t *ex = arg;
+    client_unwatch(ex); /* the timer */
+    struct bufferevent *bev =
+        ex->client_conn ? evhttp_connection_get_bufferevent(ex->client_conn) : NULL;
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0 || ex->client_watch)
+    if (fd < 0)
         return;
     ex->client_watch = event_new(ex->w->base, fd, EV_READ | EV_PERSIST, on_client_readable, ex);
     if (ex->client_watch)
         event_add(ex->client_watch, NULL);
+}
+
+void gw_exchange_watch_client(gw_exchange_t *ex)
+{
+    if (ex->client_watch)
+        return;
+    ex->client_watch = evtimer_new(ex->w->base, on_client_watch_due, ex);
+    struct timeval tv = {0, CLIENT_WATCH_AFTER_MS * 1000};
+    if (ex->client_watch)
+        evtimer_add(ex->client_watch, &tv);
 }
 
 /* Stops watching the client's connection: called before the final answer is

@@ -44,7 +44,8 @@ struct gw_exchange {
     struct evhttp_connection *client_conn;
     bool client_gone;
     bool client_started; /* response headers sent: no more failover */
-    struct event *client_watch; /* until the answer starts: notices the client leaving */
+    struct event *client_watch; /* until the answer starts: notices the client leaving
+                                   (a timer first, then the socket's watch) */
     bool upstream_paused; /* back-pressure: the current attempt's reading is paused */
     bool stream_timeouts; /* the client's read timeout is off while its stream lasts */
     gw_endpoint_t endpoint;
@@ -126,9 +127,9 @@ struct attempt {
  * counted in flight, its request id set on the answer's headers). */
 gw_exchange_t *gw_exchange_new(gw_worker_t *w, struct evhttp_request *req, gw_endpoint_t endpoint);
 void gw_exchange_detach_client(gw_exchange_t *ex);
-/* Watches the client's socket until the answer starts (or the client is
- * detached), so that a client leaving before that ends the exchange at once
- * (gw_exchange.c says how). */
+/* Watches the client's socket (from 50 ms on) until the answer starts or
+ * the client is detached, so that a client leaving before that ends the
+ * exchange at once (gw_exchange.c says how). */
 void gw_exchange_watch_client(gw_exchange_t *ex);
 void gw_record_nothing_used(gw_usage_record_t *rec);
 void gw_exchange_charge_text(const gw_exchange_t *ex, char *out, size_t len);
