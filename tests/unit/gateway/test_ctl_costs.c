@@ -41,35 +41,6 @@ static gw_gateway_cost_t cost(const char *id, int attempt, int64_t team, int64_t
     return c;
 }
 
-static bool value_is(PGconn *c, const char *sql, const char *want)
-{
-    char *v = tdb_value(c, sql, 0, NULL);
-    bool ok = v && strcmp(v, want) == 0;
-    if (!ok)
-        fprintf(stderr, "%s\n  got  '%s'\n  want '%s'\n", sql, v ? v : "(error)", want);
-    free(v);
-    return ok;
-}
-
-/* Runs sql as a member of tollgate_finance; true when it was allowed. */
-static bool as_finance(const char *conninfo, const char *sql)
-{
-    PGconn *f = PQconnectdb(conninfo);
-    if (PQstatus(f) != CONNECTION_OK) {
-        fprintf(stderr, "test: finance login failed: %s", PQerrorMessage(f));
-        PQfinish(f);
-        return false;
-    }
-    PGresult *res = PQexec(f, sql);
-    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (!ok && !strstr(PQresultErrorMessage(res), "permission denied"))
-        fprintf(stderr, "test: as finance: %s: unexpected error %s", sql,
-                PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(f);
-    return ok;
-}
-
 int main(void)
 {
     tdb_t db;
@@ -222,14 +193,14 @@ int main(void)
     snprintf(cmd, sizeof cmd, "CREATE ROLE %s LOGIN IN ROLE tollgate_finance", login);
     CHECK(tdb_exec(a, cmd));
     snprintf(fconn, sizeof fconn, "%s user=%s", db.conninfo, login);
-    CHECK(as_finance(fconn, "SELECT * FROM finance_gateway_costs"));
-    CHECK(as_finance(fconn, "SELECT * FROM finance_gateway_costs_daily"));
-    CHECK(as_finance(fconn, "SELECT * FROM gateway_costs_charge_recomputed"));
-    CHECK(!as_finance(fconn, "SELECT * FROM gateway_costs"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM finance_gateway_costs"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM finance_gateway_costs_daily"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM gateway_costs_charge_recomputed"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM gateway_costs"));
     /* ... and so does tollgatectl for a finance user: listing and totals */
     CHECK(tdb_ctl(out, sizeof out, err, sizeof err, "--db '%s' usage gateway-costs", fconn) == 0);
     CHECK(strstr(out, "TOTAL USD") != NULL);
-    CHECK(value_is(c,
+    CHECK(tdb_value_is(c,
                    "SELECT string_agg(concat_ws('|', day, provider, reason,"
                    " coalesce(charge_currency, '-'), attempts, estimated, unpriced,"
                    " prompt_tokens, charge_pico, coalesce(charge_minor_units::text, '-')), ','"
@@ -237,7 +208,7 @@ int main(void)
                    "2027-01-15|slow|hedge_loser|USD|3|2|0|3900|999000000|0,"
                    "2027-01-15|slow|hedge_loser|-|1|0|1|77|0|-"));
     /* No cost shows in any team's spend. */
-    CHECK(value_is(c, "SELECT sum(requests) FROM finance_usage_daily", "5"));
+    CHECK(tdb_value_is(c, "SELECT sum(requests) FROM finance_usage_daily", "5"));
 
     /* A database without the table: the listing says what to do; verify
      * still checks the usage rows. */

@@ -37,16 +37,6 @@ static int64_t team_id(PGconn *c, const char *name)
     return id;
 }
 
-static bool value_is(PGconn *c, const char *sql, const char *want)
-{
-    char *v = tdb_value(c, sql, 0, NULL);
-    bool ok = v && strcmp(v, want) == 0;
-    if (!ok)
-        fprintf(stderr, "%s\n  got  '%s'\n  want '%s'\n", sql, v ? v : "(error)", want);
-    free(v);
-    return ok;
-}
-
 /* Runs tollgatectl with stdout to a file; returns the exit status. */
 static int ctl_to_file(const char *path, const char *args)
 {
@@ -142,18 +132,18 @@ int main(void)
              db.conninfo, csv);
     CHECK(system(cmd) == 0);
     snprintf(want, sizeof want, "%d|%d|%lld", N + 10, N + 10, (long long)total);
-    CHECK(value_is(c,
+    CHECK(tdb_value_is(c,
                    "SELECT count(*) || '|' || count(DISTINCT request_id) || '|' ||"
                    " sum(charge_pico::numeric) FROM back",
                    want));
-    CHECK(value_is(c,
+    CHECK(tdb_value_is(c,
                    "SELECT count(*) FROM back b JOIN finance_usage f USING (request_id)"
                    " WHERE b.model_requested = f.model_requested"
                    " AND b.charge_pico IS NOT DISTINCT FROM f.charge_pico::text"
                    " AND b.completed_at::timestamptz = f.completed_at"
                    " AND b.prompt_tokens::bigint = f.prompt_tokens",
                    "12010"));
-    CHECK(value_is(c, "SELECT model_requested FROM back WHERE request_id = 'row-000077'",
+    CHECK(tdb_value_is(c, "SELECT model_requested FROM back WHERE request_id = 'row-000077'",
                    "we\"ird, \\model\n2"));
 
     /* export JSON for one team, parsed. */

@@ -48,16 +48,6 @@ static long count(PGconn *c, const char *sql)
     return n;
 }
 
-static bool value_is(PGconn *c, const char *sql, const char *want)
-{
-    char *v = tdb_value(c, sql, 0, NULL);
-    bool ok = v && strcmp(v, want) == 0;
-    if (!ok)
-        fprintf(stderr, "%s\n  got  '%s'\n  want '%s'\n", sql, v ? v : "(error)", want);
-    free(v);
-    return ok;
-}
-
 /* Writes records through a memory-mode writer; returns rows inserted. */
 static uint64_t write_all(const char *conninfo, const gw_usage_record_t *r, int n)
 {
@@ -68,26 +58,6 @@ static uint64_t write_all(const char *conninfo, const gw_usage_record_t *r, int 
     uint64_t written = gw_usage_writer_written(w);
     gw_usage_writer_stop(w, 1000);
     return written;
-}
-
-/* Runs a statement as the finance login role; true if PostgreSQL allowed it. */
-static bool as_finance(const char *conninfo, const char *sql)
-{
-    PGconn *f = PQconnectdb(conninfo);
-    if (PQstatus(f) != CONNECTION_OK) {
-        fprintf(stderr, "test: finance login failed: %s", PQerrorMessage(f));
-        PQfinish(f);
-        return false;
-    }
-    PGresult *res = PQexec(f, sql);
-    ExecStatusType st = PQresultStatus(res);
-    bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
-    if (!ok && !strstr(PQresultErrorMessage(res), "permission denied"))
-        fprintf(stderr, "test: as finance: %s: unexpected error %s", sql,
-                PQresultErrorMessage(res));
-    PQclear(res);
-    PQfinish(f);
-    return ok;
 }
 
 int main(void)
@@ -128,7 +98,7 @@ int main(void)
     /* 0004 converts the populated table. */
     CHECK(tdb_ctl(out, sizeof out, err, sizeof err, "migrate --migrations '%s'",
                   getenv("TG_MIGRATIONS")) == 0);
-    CHECK(value_is(c, "SELECT relkind FROM pg_class WHERE relname = 'usage_events'", "p"));
+    CHECK(tdb_value_is(c, "SELECT relkind FROM pg_class WHERE relname = 'usage_events'", "p"));
     CHECK(count(c, "SELECT count(*) FROM usage_events") == N);
     CHECK(count(c, "SELECT count(*) FROM usage_events_y2027m01") == 20);
     CHECK(count(c, "SELECT count(*) FROM usage_events_y2024m03") == 10);
@@ -161,20 +131,20 @@ int main(void)
     CHECK(count(c, "SELECT sum(requests) FROM finance_usage_daily WHERE day = '2027-01-15'") == 20);
     CHECK(count(c, "SELECT sum(errors) FROM finance_usage_daily WHERE day = '2027-01-15'") == 4);
     snprintf(want, sizeof want, "%lld", (long long)expect_2027);
-    CHECK(value_is(c, "SELECT sum(charge_pico) FROM finance_usage_daily WHERE day = '2027-01-15'",
+    CHECK(tdb_value_is(c, "SELECT sum(charge_pico) FROM finance_usage_daily WHERE day = '2027-01-15'",
                    want));
-    CHECK(value_is(
+    CHECK(tdb_value_is(
         c, "SELECT sum(charge_pico) FROM finance_spend_monthly WHERE month = '2027-01-01'", want));
     /* Minor units: cents, rounded half up from pico-units (10^10 pico per cent). */
     snprintf(want, sizeof want, "%lld", (long long)((expect_2027 + 5000000000LL) / 10000000000LL));
-    CHECK(value_is(c,
+    CHECK(tdb_value_is(c,
                    "SELECT charge_minor_units FROM finance_spend_monthly_team"
                    " WHERE month = '2027-01-01' AND team_name = 'acme'",
                    want));
     snprintf(want, sizeof want, "%lld", (long long)expect_2024);
-    CHECK(value_is(
+    CHECK(tdb_value_is(
         c, "SELECT charge_pico FROM finance_spend_monthly_team WHERE month = '2024-03-01'", want));
-    CHECK(value_is(
+    CHECK(tdb_value_is(
         c,
         "SELECT sum(cache_hit_tokens) || '/' || sum(prompt_tokens) FROM finance_usage_daily"
         " WHERE day = '2024-03-10'",
@@ -192,36 +162,36 @@ int main(void)
     snprintf(cmd, sizeof cmd, "CREATE ROLE %s LOGIN IN ROLE tollgate_finance", login);
     CHECK(tdb_exec(a, cmd));
     snprintf(fconn, sizeof fconn, "%s user=%s", db.conninfo, login);
-    CHECK(as_finance(fconn, "SELECT count(*) FROM finance_usage"));
-    CHECK(as_finance(fconn, "SELECT * FROM finance_usage_daily"));
-    CHECK(as_finance(fconn, "SELECT * FROM finance_spend_monthly"));
-    CHECK(as_finance(fconn, "SELECT * FROM finance_spend_monthly_team"));
-    CHECK(as_finance(fconn, "SELECT * FROM usage_charge_recomputed"));
-    CHECK(!as_finance(fconn, "SELECT * FROM api_keys"));
-    CHECK(!as_finance(fconn, "SELECT key_sha256 FROM api_keys"));
-    CHECK(!as_finance(fconn, "SELECT * FROM usage_events"));
-    CHECK(!as_finance(fconn, "SELECT * FROM usage_events_y2027m01"));
-    CHECK(!as_finance(fconn, "SELECT * FROM teams"));
-    CHECK(!as_finance(fconn, "SELECT * FROM audit_log"));
-    CHECK(!as_finance(fconn, "SELECT * FROM price_cards"));
-    CHECK(!as_finance(fconn, "DELETE FROM usage_events"));
-    CHECK(!as_finance(fconn, "UPDATE teams SET private = true"));
-    CHECK(!as_finance(fconn, "INSERT INTO teams (name) VALUES ('evil')"));
-    CHECK(!as_finance(fconn, "CREATE TABLE evil (x int)"));
-    CHECK(!as_finance(fconn, "SELECT usage_partitions_ensure()"));
-    CHECK(!as_finance(fconn, "UPDATE ledger_settings SET retention_months = 1"));
-    CHECK(!as_finance(fconn, "DELETE FROM finance_usage"));
+    CHECK(tdb_allowed_as(fconn, "SELECT count(*) FROM finance_usage"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM finance_usage_daily"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM finance_spend_monthly"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM finance_spend_monthly_team"));
+    CHECK(tdb_allowed_as(fconn, "SELECT * FROM usage_charge_recomputed"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM api_keys"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT key_sha256 FROM api_keys"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM usage_events"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM usage_events_y2027m01"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM teams"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM audit_log"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT * FROM price_cards"));
+    CHECK(!tdb_allowed_as(fconn, "DELETE FROM usage_events"));
+    CHECK(!tdb_allowed_as(fconn, "UPDATE teams SET private = true"));
+    CHECK(!tdb_allowed_as(fconn, "INSERT INTO teams (name) VALUES ('evil')"));
+    CHECK(!tdb_allowed_as(fconn, "CREATE TABLE evil (x int)"));
+    CHECK(!tdb_allowed_as(fconn, "SELECT usage_partitions_ensure()"));
+    CHECK(!tdb_allowed_as(fconn, "UPDATE ledger_settings SET retention_months = 1"));
+    CHECK(!tdb_allowed_as(fconn, "DELETE FROM finance_usage"));
 
     /* Retention: off by default; set to one month it drops 2023-07 and
      * 2024-03 but keeps the current month, last month and the future. */
     CHECK(
-        value_is(c, "SELECT coalesce(retention_months::text, 'off') FROM ledger_settings", "off"));
+        tdb_value_is(c, "SELECT coalesce(retention_months::text, 'off') FROM ledger_settings", "off"));
     CHECK(tdb_exec(c, "UPDATE ledger_settings SET retention_months = 1"));
     count(c, "SELECT usage_partitions_ensure()");
     CHECK(count(c, "SELECT count(*) FROM usage_events") == 20);
-    CHECK(value_is(c, "SELECT to_regclass('usage_events_y2024m03') IS NULL", "t"));
-    CHECK(value_is(c, "SELECT to_regclass('usage_events_y2027m01') IS NOT NULL", "t"));
-    CHECK(value_is(c,
+    CHECK(tdb_value_is(c, "SELECT to_regclass('usage_events_y2024m03') IS NULL", "t"));
+    CHECK(tdb_value_is(c, "SELECT to_regclass('usage_events_y2027m01') IS NOT NULL", "t"));
+    CHECK(tdb_value_is(c,
                    "SELECT to_regclass('usage_events_' || to_char((now() - interval '1 month')"
                    " AT TIME ZONE 'UTC', '\"y\"YYYY\"m\"MM')) IS NOT NULL",
                    "t"));

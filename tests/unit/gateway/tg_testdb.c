@@ -163,3 +163,31 @@ int tdb_closed_port(void)
     close(fd); /* bound but never listening: connections are refused */
     return ntohs(a.sin_port);
 }
+
+bool tdb_value_is(PGconn *conn, const char *sql, const char *want)
+{
+    char *v = tdb_value(conn, sql, 0, NULL);
+    bool ok = v && strcmp(v, want) == 0;
+    if (!ok)
+        fprintf(stderr, "%s\n  got  '%s'\n  want '%s'\n", sql, v ? v : "(error)", want);
+    free(v);
+    return ok;
+}
+
+bool tdb_allowed_as(const char *conninfo, const char *sql)
+{
+    PGconn *f = PQconnectdb(conninfo);
+    if (PQstatus(f) != CONNECTION_OK) {
+        fprintf(stderr, "test: login failed: %s", PQerrorMessage(f));
+        PQfinish(f);
+        return false;
+    }
+    PGresult *res = PQexec(f, sql);
+    ExecStatusType st = PQresultStatus(res);
+    bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+    if (!ok && !strstr(PQresultErrorMessage(res), "permission denied"))
+        fprintf(stderr, "test: %s: unexpected error %s", sql, PQresultErrorMessage(res));
+    PQclear(res);
+    PQfinish(f);
+    return ok;
+}

@@ -51,6 +51,14 @@ PGconn *tdb_connect(const tdb_t *db);
  * value, "" for NULL or no row, or NULL (printed) on error. */
 char *tdb_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/* True when sql's first value is exactly want; prints both when not. */
+bool tdb_value_is(PGconn *conn, const char *sql, const char *want);
+
+/* Runs sql on a new connection with conninfo (e.g. as a role with fewer
+ * rights); true when PostgreSQL allowed it. An error other than "permission
+ * denied" is printed. */
+bool tdb_allowed_as(const char *conninfo, const char *sql);
+
 /* Runs a statement; returns true if it succeeded (else prints why). */
 bool tdb_exec(PGconn *conn, const char *sql);
 
