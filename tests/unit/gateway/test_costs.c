@@ -60,7 +60,6 @@ static long costs_count(PGconn *c, const char *like)
 static gw_usage_writer_t *writer(const char *conninfo, const char *dir, int conns)
 {
     gw_usage_writer_opts_t o;
-    char err[512];
     gw_usage_writer_opts_default(&o);
     o.conninfo = conninfo;
     o.batch_max = 200;
@@ -68,12 +67,7 @@ static gw_usage_writer_t *writer(const char *conninfo, const char *dir, int conn
     o.connections = conns;
     if (dir)
         snprintf(o.spool.dir, sizeof o.spool.dir, "%s", dir);
-    gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
-    if (!w) {
-        fprintf(stderr, "test: writer did not start: %s\n", err);
-        exit(1);
-    }
-    return w;
+    return usage_writer_or_exit(&o);
 }
 
 /* Submits usage records [from, to) under `prefix`, and after every `every`-th

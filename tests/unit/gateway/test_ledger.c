@@ -19,7 +19,6 @@ static gw_usage_writer_t *writer(const char *conninfo, const char *dir, uint64_t
                                  gw_spool_full_t full)
 {
     gw_usage_writer_opts_t o;
-    char err[512];
     gw_usage_writer_opts_default(&o);
     o.conninfo = conninfo;
     o.batch_max = 200;
@@ -27,31 +26,20 @@ static gw_usage_writer_t *writer(const char *conninfo, const char *dir, uint64_t
     snprintf(o.spool.dir, sizeof o.spool.dir, "%s", dir);
     o.spool.max_bytes = max_bytes;
     o.spool.full = full;
-    gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
-    if (!w) {
-        fprintf(stderr, "test: writer did not start: %s\n", err);
-        exit(1);
-    }
-    return w;
+    return usage_writer_or_exit(&o);
 }
 
 /* A writer with `conns` connections and batches of `batch`. */
 static gw_usage_writer_t *writer_conns(const char *conninfo, const char *dir, int conns, int batch)
 {
     gw_usage_writer_opts_t o;
-    char err[512];
     gw_usage_writer_opts_default(&o);
     o.conninfo = conninfo;
     o.batch_max = batch;
     o.flush_ms = 10;
     o.connections = conns;
     snprintf(o.spool.dir, sizeof o.spool.dir, "%s", dir);
-    gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
-    if (!w) {
-        fprintf(stderr, "test: writer did not start: %s\n", err);
-        exit(1);
-    }
-    return w;
+    return usage_writer_or_exit(&o);
 }
 
 static int submit_range(gw_usage_writer_t *w, const char *prefix, int from, int to, int64_t team,

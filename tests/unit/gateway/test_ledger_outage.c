@@ -18,18 +18,12 @@ static int services(const char *what)
 static gw_usage_writer_t *writer(const char *conninfo, const char *dir)
 {
     gw_usage_writer_opts_t o;
-    char err[512];
     gw_usage_writer_opts_default(&o);
     o.conninfo = conninfo;
     o.batch_max = 1000;
     o.flush_ms = 20;
     snprintf(o.spool.dir, sizeof o.spool.dir, "%s", dir);
-    gw_usage_writer_t *w = gw_usage_writer_start2(&o, err, sizeof err);
-    if (!w) {
-        fprintf(stderr, "test: writer did not start: %s\n", err);
-        exit(1);
-    }
-    return w;
+    return usage_writer_or_exit(&o);
 }
 
 static void submit(gw_usage_writer_t *w, const char *prefix, int from, int to, int64_t team,

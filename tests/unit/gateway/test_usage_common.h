@@ -9,6 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Starts a writer with o, or exits 1 saying why (the test cannot go on). */
+static inline gw_usage_writer_t *usage_writer_or_exit(const gw_usage_writer_opts_t *o)
+{
+    char err[512];
+    gw_usage_writer_t *w = gw_usage_writer_start2(o, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "test: writer did not start: %s\n", err);
+        exit(1);
+    }
+    return w;
+}
+
 /* Creates team "acme" and one key with tollgatectl; returns their ids. */
 static inline void usage_fixture(PGconn *c, int64_t *team_id, int64_t *key_id)
 {
