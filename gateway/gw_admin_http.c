@@ -1,5 +1,6 @@
 /* gw_admin_http: request and answer pieces shared by the admin HTTP APIs
- * (gw_admin_prices.c, gw_admin_budgets.c); see gw_admin_http.h. */
+ * (gw_admin_prices.c, gw_admin_budgets.c, gw_admin_keys.c); see
+ * gw_admin_http.h. */
 #include "gw_admin_http.h"
 
 #include <event2/buffer.h>

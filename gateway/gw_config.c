@@ -671,7 +671,7 @@ static int parse_line(parse_ctx_t *ctx, gw_config_t *c, char *line, section_t *s
             return rr;
         if (strcmp(k, "provider"))
             return fail(ctx, "unknown key '%s' in [model] (expected provider, tokenizer, policy, "
-                             "latency_target_ms or max_cost)",
+                             "latency_target_ms, max_cost or hedge_after_ms)",
                         k);
         return add_route(ctx, c, &c->models[c->n_models - 1], v);
     default:

@@ -1,5 +1,7 @@
 /* gw_pgconn: one way to open a PostgreSQL connection and to describe its
- * failures, shared by the key store, the usage writer and tollgatectl. */
+ * failures, shared by everything in the gateway and tollgatectl that talks
+ * to PostgreSQL (key store, price book, usage writer, governance store,
+ * admin APIs). */
 #include "gw_pgconn.h"
 #include <errno.h>
 #include <poll.h>
