@@ -22,12 +22,16 @@
 # Budget 8 minutes in all: give the device tool timeout_s 560.
 #   bench/gpu-check.sh [--bundle DIR] [--no-bench] [--batches 1,16,64,256]
 #                      [--serve-only] [--parity-devices A,B] [--parity-seeds A,B]
+#                      [--budget S]
+#   --budget: seconds for all steps (default 480); each step's limit is cut to
+#   what is left. When $OUT is set (the device tool), every step's log is also
+#   packed into $OUT/gpu-check-logs.tgz.
 #   --serve-only: step 4 alone. --parity-devices: its two sides (default
 #   cpu,cuda; cpu,cpu is the dry run on a machine without a GPU).
 #   --parity-seeds: test only, a different demo seed per side must FAIL it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-B=build-gpu-bundle bench=1 batches=1,16,64,256 serve_only=0 pdevices=cpu,cuda pseeds=7,7
+B=build-gpu-bundle bench=1 batches=1,16,64,256 serve_only=0 pdevices=cpu,cuda pseeds=7,7 budget=480
 while [ $# -gt 0 ]; do
     case "$1" in
         --bundle) B=$2; shift 2 ;;
@@ -36,7 +40,8 @@ while [ $# -gt 0 ]; do
         --serve-only) serve_only=1 bench=0; shift ;;
         --parity-devices) pdevices=$2; shift 2 ;;
         --parity-seeds) pseeds=$2; shift 2 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --budget) budget=$2; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +51,7 @@ export PATH="$PATH:/usr/local/cuda/bin"
 export LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 eng="$B/bin/tollgate-engine" fx="$B/fixtures/engine-golden"
 log=$(mktemp -d /tmp/gpu-check.XXXXXX)
-start=$(date +%s) budget=480 failed=0
+start=$(date +%s) failed=0
 rows=()
 left() { local l=$((budget - ($(date +%s) - start))); [ "$l" -gt "$1" ] && l=$1; [ "$l" -lt 5 ] && l=5; echo "$l"; }
 row() { rows+=("| $1 | $2 | $3 |"); }
@@ -68,6 +73,11 @@ echo "== device"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -2
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 head -2 "$B/MANIFEST"
+# cuBLAS comes from the machine: /usr/local/cuda, else a pip wheel's copy
+if ldd "$eng" | grep -q "libcublas.*not found"; then
+    d=$(find /usr/local /usr/lib /opt /usr/local/lib/python3* -name 'libcublas.so.13*' 2>/dev/null | head -1)
+    [ -n "$d" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$d")" && echo "cuBLAS from $(dirname "$d")"
+fi
 if ldd "$eng" | grep -q "not found"; then
     echo "gpu-check: shared libraries missing:"; ldd "$eng" | grep "not found"; exit 1
 fi
@@ -149,6 +159,7 @@ if [ $bench = 1 ]; then
     echo "| device copy bandwidth (read+write) | $(awk -v b="${bw:-0}" 'BEGIN{printf "%.0f GB/s", b/1e9}') | ~3000 GB/s |"
     echo "| model build + upload s | $(get model_build_s) + $(get upload_s) | |"
 fi
-echo "| wall time | $(($(date +%s) - start)) s | < 480 s |"
+echo "| wall time | $(($(date +%s) - start)) s | < $budget s |"
+[ -n "${OUT:-}" ] && [ -d "$OUT" ] && tar czf "$OUT/gpu-check-logs.tgz" -C "$log" . 2>/dev/null
 [ $failed = 0 ] && echo "gpu-check: all checks passed" || echo "gpu-check: SOME CHECKS FAILED (logs in $log)"
 exit $failed
