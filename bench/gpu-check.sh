@@ -147,6 +147,14 @@ elif command -v compute-sanitizer >/dev/null; then
     # the op checks copy GEMM results straight back to the host
     echo "== initcheck: flagged kernels (first 3000 reports)"
     grep -E '^=========     at ' "$log/sanitizer_initcheck.log" | sed -E 's/.* at (void )?([a-zA-Z_0-9]+).*/\2/' | sort | uniq -c | sort -rn | head -12
+    # the same run with float32 weights (cuBLAS's float32 kernels), and with a
+    # 32-token prompt (no partial 32-row tile in the projections)
+    check initcheck_f32 90 compute-sanitizer --tool initcheck --print-limit 50 --error-exitcode 3 \
+        "$eng" generate --device cuda --gpu-f32 --model "$fx/v2_tiny" --ids "$ids" --greedy --max-tokens 4 --ignore-eos
+    row "compute-sanitizer initcheck, the same with float32 weights" "$last_status" "$(grep -m1 'ERROR SUMMARY' "$log/initcheck_f32.log")"
+    check initcheck_32 90 compute-sanitizer --tool initcheck --print-limit 50 --error-exitcode 3 \
+        "$eng" generate --device cuda --model "$fx/v2_tiny" --ids "$(seq -s, 3 7 220)" --greedy --max-tokens 4 --ignore-eos
+    row "compute-sanitizer initcheck, bf16, a 32-token prompt" "$last_status" "$(grep -m1 'ERROR SUMMARY' "$log/initcheck_32.log")"
     check initcheck_ops 90 compute-sanitizer --tool initcheck --print-limit 200 --error-exitcode 3 "$B/bin/test_engine_cuda_ops"
     grep -E '^=========     at |on access by|Host API' "$log/initcheck_ops.log" | sed -E 's/\+0x[0-9a-f]+.*//' | sort | uniq -c | sort -rn | head -8
     row "compute-sanitizer initcheck on the op checks (GEMMs through cuBLAS, then copied back)" "$last_status" "$(grep -m1 'ERROR SUMMARY' "$log/initcheck_ops.log")"

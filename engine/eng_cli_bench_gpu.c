@@ -86,9 +86,13 @@ static double run_prefill(eng_backend_t *be, int len, uint64_t seed, char *err, 
     return dt;
 }
 
+/* Warm-up decode steps before timing: at least 2 and until 0.3 s have
+ * passed (an idle GPU's clocks take a moment to rise), at most this many. */
+#define WARMUP_STEPS_MAX 64
+
 /* B sequences with ctx synthetic tokens each; `steps` timed decode steps
- * after 2 warm-up steps (and `prof` more with the profiler on). Returns
- * seconds per step, or -1. */
+ * after the warm-up (and `prof` more with the profiler on). Returns seconds
+ * per step, or -1. */
 static double run_decode(eng_backend_t *be, int B, int ctx, int steps, int prof, char *err,
                          size_t errlen)
 {
@@ -100,7 +104,8 @@ static double run_decode(eng_backend_t *be, int B, int ctx, int steps, int prof,
     double per_step = -1;
     int made = 0, V = be->model->cfg.vocab;
     for (; made < B; made++) {
-        if (be->ops->seq_create(be, ctx + steps + prof + 4, &seqs[made], err, errlen))
+        if (be->ops->seq_create(be, ctx + steps + prof + WARMUP_STEPS_MAX + 4, &seqs[made], err,
+                                errlen))
             goto out;
         if (eng_cuda_seq_fill_synthetic(be, seqs[made], ctx, (uint64_t)made + 1, err, errlen)) {
             made++;
@@ -108,15 +113,24 @@ static double run_decode(eng_backend_t *be, int B, int ctx, int steps, int prof,
         }
         cur[made] = tok_of(7, made, V);
     }
-    for (int k = 0; k < 2 + steps + prof; k++) {
-        if (k == 2 + steps)
+    int warm = 0;
+    for (double w0 = now_s(); warm < WARMUP_STEPS_MAX && (warm < 2 || now_s() - w0 < 0.3);
+         warm++) {
+        for (int b = 0; b < B; b++)
+            it[b] = (eng_batch_item_t){seqs[b], &cur[b], 1, 0, NULL};
+        if (be->ops->step_greedy(be, it, B, next, err, errlen))
+            goto out;
+        memcpy(cur, next, (size_t)B * sizeof *cur);
+    }
+    for (int k = 0; k < steps + prof; k++) {
+        if (k == steps)
             eng_cuda_profile_enable(be, true);
         for (int b = 0; b < B; b++)
             it[b] = (eng_batch_item_t){seqs[b], &cur[b], 1, 0, NULL};
         double t0 = now_s();
         if (be->ops->step_greedy(be, it, B, next, err, errlen))
             goto out;
-        if (k >= 2 && k < 2 + steps)
+        if (k < steps)
             per_step = (per_step < 0 ? 0 : per_step) + (now_s() - t0) / steps;
         memcpy(cur, next, (size_t)B * sizeof *cur);
     }

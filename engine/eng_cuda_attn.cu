@@ -11,6 +11,7 @@
  * and the causal softmax here. */
 #include "eng_cuda_dev.cuh"
 
+#include <cuda_pipeline.h>
 #include <math.h>
 #include <mma.h>
 #include <stdlib.h>
@@ -138,7 +139,8 @@ __global__ void k_att_combine(float *olat, const float *po, const float *pml,
 /* ---- absorbed decode attention on the tensor cores (bfloat16) ----
  * Same grid, partial layout and meaning as k_att_absorbed. Per block:
  *   1. the split's cache rows (one 64-row block of one layer, contiguous in
- *      the pool) into shared memory, 16 bytes per load where aligned; rows past
+ *      the pool) into shared memory, 16-byte asynchronous copies where
+ *      aligned (all in flight together); rows past
  *      the context and the padding columns zeroed (0 * garbage could be NaN);
  *      the 16 heads' q_lat rows rounded to bf16 beside them, zero-padded
  *   2. scores S = Q C^T (16 x 64, k = row padded to 16): warps 0-3, one 16x16
@@ -197,12 +199,16 @@ __global__ void __launch_bounds__(256)
     /* 1. stage */
     const __nv_bfloat16 *base = kv_row(kv, tables[R.table + split], layer, 0, n_layers, row);
     if ((row & 7) == 0 && ((uintptr_t)base & 15) == 0) {
+        /* asynchronous 16-byte copies: all of a thread's loads in flight at
+         * once (a plain load-then-store loop keeps one, and a block's 72 KiB
+         * would take ~18 memory latencies); waited for below */
         const int vpr = row / 8;
         const uint4 *src = (const uint4 *)base;
         for (int i = threadIdx.x; i < cnt * vpr; i += blockDim.x) {
             int j = i / vpr, v = i - j * vpr;
-            *(uint4 *)(tile + (size_t)j * ld + v * 8) = src[i];
+            __pipeline_memcpy_async(tile + (size_t)j * ld + v * 8, src + i, 16);
         }
+        __pipeline_commit();
     } else {
         for (int i = threadIdx.x; i < cnt * row; i += blockDim.x) {
             int j = i / row, d = i - j * row;
@@ -220,6 +226,7 @@ __global__ void __launch_bounds__(256)
         float v = h < hc && d < row ? qsrc[(size_t)h * row + d] : 0.0f;
         sq[h * ld + d] = __float2bfloat16_rn(v);
     }
+    __pipeline_wait_prior(0); /* this thread's copies (none on the scalar path) */
     __syncthreads();
     /* 2. scores */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -368,22 +375,25 @@ int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, cons
     return 0;
 }
 
-/* Causal softmax of a chunk of prefill scores, in place: S holds, per head h,
- * n rows (queries p0 + t0 + t) of m keys, row-major, (h * n + t) * m; row t
- * keeps keys j <= p0 + t0 + t (eng_softmax over them) and gets zeros after,
- * so the values product can run over all m keys. Block per (row, head). */
-__global__ void k_causal_softmax(float *S, int n, int m, int first_last_key)
+/* Causal softmax of a chunk of prefill scores: S holds, per head h, n rows
+ * (queries p0 + t0 + t) of m keys, row-major, (h * n + t) * m; row t keeps
+ * keys j <= first_last_key + t (eng_softmax over them) and gets zeros after,
+ * so the values product can run over all m keys. P (same layout, element
+ * type T) may alias S when T is float. Block per (row, head). */
+template <typename T>
+__global__ void k_causal_softmax(T *P, const float *S, int n, int m, int first_last_key)
 {
     __shared__ float sh[32];
     const int t = blockIdx.x, h = blockIdx.y;
-    float *r = S + ((size_t)h * n + t) * m;
+    const size_t off = ((size_t)h * n + t) * m;
+    const float *r = S + off;
+    T *p = P + off;
     const int keep = min(m, first_last_key + t + 1);
     float mx = -INFINITY;
     for (int j = threadIdx.x; j < keep; j += blockDim.x)
         mx = fmaxf(mx, r[j]);
     for (int o = 16; o > 0; o >>= 1)
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    __syncthreads();
     if ((threadIdx.x & 31) == 0)
         sh[threadIdx.x >> 5] = mx;
     __syncthreads();
@@ -391,22 +401,20 @@ __global__ void k_causal_softmax(float *S, int n, int m, int first_last_key)
     for (int i = 0; i < (int)(blockDim.x >> 5); i++)
         mx = fmaxf(mx, sh[i]);
     float sum = 0.0f;
-    for (int j = threadIdx.x; j < keep; j += blockDim.x) {
-        float e = expf(r[j] - mx);
-        r[j] = e;
-        sum += e;
-    }
+    for (int j = threadIdx.x; j < keep; j += blockDim.x)
+        sum += expf(r[j] - mx);
     sum = block_sum(sum, sh);
     for (int j = threadIdx.x; j < m; j += blockDim.x)
-        r[j] = j < keep ? r[j] / sum : 0.0f;
+        st(p, j, j < keep ? expf(r[j] - mx) / sum : 0.0f);
 }
 
-int cu_causal_softmax(cudaStream_t s, float *S, int nh, int n, int m, int first_last_key,
-                      char *err, size_t errlen)
+int cu_causal_softmax(cudaStream_t s, cu_dtype_t dt, void *P, const float *S, int nh, int n,
+                      int m, int first_last_key, char *err, size_t errlen)
 {
     if (n == 0 || nh == 0)
         return 0;
-    k_causal_softmax<<<dim3((unsigned)n, (unsigned)nh), 256, 0, s>>>(S, n, m, first_last_key);
+    DISPATCH_T(dt, k_causal_softmax<T><<<dim3((unsigned)n, (unsigned)nh), 256, 0, s>>>(
+                       (T *)P, S, n, m, first_last_key));
     CU_LAUNCHED("causal_softmax");
     return 0;
 }

@@ -397,7 +397,8 @@ static void cu_destroy(eng_backend_t *be)
                         &cb->b_yg,   &cb->b_slot,  &cb->b_src,   &cb->b_qlat,   &cb->b_olat,
                         &cb->b_po,   &cb->b_pml,   &cb->b_lat,   &cb->b_krot,   &cb->b_kvb,
                         &cb->b_lrows, &cb->b_lnorm, &cb->b_logits, &cb->b_amax, &cb->b_meta,
-                        &cb->b_first, &cb->b_scores};
+                        &cb->b_first, &cb->b_scores, &cb->b_p16, &cb->b_q16,
+                        &cb->b_kvb16, &cb->b_krot16};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         cu_buf_free(bufs[i]);
     if (cb->kv)

@@ -159,24 +159,44 @@ static int layer_attention(cu_backend_t *cb, const step_plan_t *sp, eng_batch_it
         PROF("expand_kv", gemm_bytes(cb, ctx, kvl, nh * kvw),
              TRY(cu_gemm_xwt(bl, cb->dt, kvb, nh * kvw, cb->b_lat.p, kvl, D->kv_b, kvl, ctx, kvl,
                              nh * kvw, 0.0f, err, errlen)));
-        /* queries in chunks so the scores (nh x rows x keys, float32) stay
-         * within cb->prefill_scores floats; a chunk needs only the keys up to
-         * its last row */
+        /* The products take the element type: with bfloat16 weights, bf16
+         * copies of q, k/v and k_rot (tensor cores; P in bf16 too). Queries
+         * go in chunks so the scores (nh x rows x keys, float32) stay within
+         * cb->prefill_scores floats; a chunk needs the keys up to its last row. */
         float *out = attn + (size_t)sp->off[i] * nh * vd;
-        const float *qi = q + (size_t)sp->off[i] * nh * qk;
+        const float *qf = q + (size_t)sp->off[i] * nh * qk;
+        const void *qi = qf, *kvi = kvb, *kri = krot;
+        if (cb->dt != CU_F32) {
+            TRY(cu_buf_ensure(&cb->b_q16, (size_t)n * nh * qk * es, err, errlen));
+            TRY(cu_buf_ensure(&cb->b_kvb16, (size_t)ctx * nh * kvw * es, err, errlen));
+            TRY(cu_buf_ensure(&cb->b_krot16, (size_t)ctx * rope * es, err, errlen));
+            PROF("attn_prefill_bf16", (double)(n * nh * qk + ctx * nh * kvw + ctx * rope) * (4 + es),
+                 TRY(cu_convert_f32(s, cb->dt, cb->b_q16.p, qf, (size_t)n * nh * qk, err, errlen));
+                 TRY(cu_convert_f32(s, cb->dt, cb->b_kvb16.p, kvb, (size_t)ctx * nh * kvw, err,
+                                    errlen));
+                 TRY(cu_convert_f32(s, cb->dt, cb->b_krot16.p, krot, (size_t)ctx * rope, err,
+                                    errlen)));
+            qi = cb->b_q16.p, kvi = cb->b_kvb16.p, kri = cb->b_krot16.p;
+        }
         long per_row = (long)nh * ctx;
         long qcl = cb->prefill_scores / per_row;
         int qc = qcl < 1 ? 1 : qcl > n ? n : (int)qcl;
         TRY(cu_buf_ensure(&cb->b_scores, (size_t)qc * per_row * 4, err, errlen));
         float *S = (float *)cb->b_scores.p;
+        void *P = S;
+        if (cb->dt != CU_F32) {
+            TRY(cu_buf_ensure(&cb->b_p16, (size_t)qc * per_row * es, err, errlen));
+            P = cb->b_p16.p;
+        }
         for (int t0 = 0; t0 < n; t0 += qc) {
             const int rows = n - t0 < qc ? n - t0 : qc, m = p0 + t0 + rows;
-            PROF("attn_prefill", (double)rows * nh * (qk + vd) * 4 + (double)m * nh * kvw * 4 +
-                                     (double)rows * nh * m * 12,
-                 TRY(cu_att_scores(bl, cb->dt, S, qi + (size_t)t0 * nh * qk, kvb, krot, rows, m,
-                                   nh, nope, rope, vd, cb->scale, err, errlen));
-                 TRY(cu_causal_softmax(s, S, nh, rows, m, p0 + t0, err, errlen));
-                 TRY(cu_att_values(bl, cb->dt, out + (size_t)t0 * nh * vd, S, kvb, rows, m, nh,
+            PROF("attn_prefill", (double)rows * nh * (qk + vd) * es + (double)m * nh * kvw * es +
+                                     (double)rows * nh * m * (12 + es),
+                 TRY(cu_att_scores(bl, cb->dt, S, (const char *)qi + (size_t)t0 * nh * qk * es,
+                                   kvi, kri, rows, m, nh, nope, rope, vd, cb->scale, err,
+                                   errlen));
+                 TRY(cu_causal_softmax(s, cb->dt, P, S, nh, rows, m, p0 + t0, err, errlen));
+                 TRY(cu_att_values(bl, cb->dt, out + (size_t)t0 * nh * vd, P, kvi, rows, m, nh,
                                    nope, vd, err, errlen)));
         }
     }

@@ -119,7 +119,7 @@ typedef struct cu_backend {
     /* scratch */
     cu_buf_t b_x, b_xn, b_xt, b_q, b_qa, b_rows, b_attn, b_gu, b_act, b_glog, b_idx, b_wt,
         b_xg, b_gug, b_actg, b_yg, b_slot, b_src, b_qlat, b_olat, b_po, b_pml, b_lat, b_krot,
-        b_kvb, b_scores, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
+        b_kvb, b_scores, b_p16, b_q16, b_kvb16, b_krot16, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
     long graph_moves;  /* cu_buf_moves when gexec was captured: it must still match */
@@ -253,18 +253,19 @@ int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, cons
                      char *err, size_t errlen);
 /* Prefill attention of n query rows against m keys (eng_forward.c's
  * attn_reference): S_h = scale * (q_nope k_nope^T + q_rot k_rot^T) per head,
- * S (nh, n, m) row-major; q rows (t, h, nope + rope), kvb rows (j, h, nope
- * key values then vd values), krot (j, rope). dt picks the precision (see
- * eng_cuda_gemm.cu). Then cu_causal_softmax, then out (t, h, vd) = P_h V_h. */
-int cu_att_scores(cublasHandle_t h, cu_dtype_t dt, float *S, const float *q, const float *kvb,
-                  const float *krot, int n, int m, int nh, int nope, int rope, int vd,
+ * S (nh, n, m) float32 row-major; q rows (t, h, nope + rope), kvb rows (j, h,
+ * nope key values then vd values), krot (j, rope), all of element type dt.
+ * Then cu_causal_softmax into P (element type dt, same layout; may be S when
+ * dt is float32), then out (t, h, vd) float32 = P_h V_h. */
+int cu_att_scores(cublasHandle_t h, cu_dtype_t dt, float *S, const void *q, const void *kvb,
+                  const void *krot, int n, int m, int nh, int nope, int rope, int vd,
                   float scale, char *err, size_t errlen);
-int cu_att_values(cublasHandle_t h, cu_dtype_t dt, float *out, const float *P, const float *kvb,
+int cu_att_values(cublasHandle_t h, cu_dtype_t dt, float *out, const void *P, const void *kvb,
                   int n, int m, int nh, int nope, int vd, char *err, size_t errlen);
-/* In place: row t of each head keeps keys j <= first_last_key + t, softmaxed
- * as eng_softmax does, and zeros after. */
-int cu_causal_softmax(cudaStream_t s, float *S, int nh, int n, int m, int first_last_key,
-                      char *err, size_t errlen);
+/* Row t of each head keeps keys j <= first_last_key + t, softmaxed as
+ * eng_softmax does, and zeros after; written to P in element type dt. */
+int cu_causal_softmax(cudaStream_t s, cu_dtype_t dt, void *P, const float *S, int nh, int n,
+                      int m, int first_last_key, char *err, size_t errlen);
 /* Once per process before decode attention: lets the tensor-core kernel use
  * more than 48 KB of shared memory. */
 int cu_att_setup(char *err, size_t errlen);

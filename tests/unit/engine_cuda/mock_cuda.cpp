@@ -305,9 +305,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
                                           cublasComputeType_t comp, cublasGemmAlgo_t algo)
 {
     (void)h, (void)algo;
-    /* TF32 (prefill attention with bf16 weights) is computed in float32 here */
-    if (ct != CUDA_R_32F || at != bt ||
-        (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_FAST_TF32))
+    if (ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
     for (int b = 0; b < batch; b++) {
         cublasStatus_t s = gemm1(ta, tb, m, n, k, *(const float *)alpha,
@@ -584,18 +582,22 @@ int cu_gather_latent(cudaStream_t, cu_dtype_t dt, void *lat, float *krot, const 
     return 0;
 }
 
-/* k_causal_softmax: row t of head h keeps keys j <= first_last_key + t. */
-int cu_causal_softmax(cudaStream_t, float *S, int nh, int n, int m, int first_last_key, char *,
-                      size_t)
+/* k_causal_softmax: row t of head h keeps keys j <= first_last_key + t;
+ * P in element type dt (may alias S when float32). */
+int cu_causal_softmax(cudaStream_t, cu_dtype_t dt, void *P, const float *S, int nh, int n, int m,
+                      int first_last_key, char *, size_t)
 {
+    float *r = (float *)malloc((size_t)m * sizeof(float) + 1);
     for (int h = 0; h < nh; h++)
         for (int t = 0; t < n; t++) {
-            float *r = S + ((size_t)h * n + t) * m;
+            size_t off = ((size_t)h * n + t) * m;
             int keep = first_last_key + t + 1 < m ? first_last_key + t + 1 : m;
+            memcpy(r, S + off, (size_t)m * sizeof(float));
             eng_softmax(r, (size_t)keep);
-            for (int j = keep; j < m; j++)
-                r[j] = 0.0f;
+            for (int j = 0; j < m; j++)
+                stt(dt, P, off + j, j < keep ? r[j] : 0.0f);
         }
+    free(r);
     return 0;
 }
 
