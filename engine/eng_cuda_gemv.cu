@@ -6,10 +6,14 @@
  * activation rows are read through L1. Float32 accumulation, y float32. */
 #include "eng_cuda_priv.cuh"
 
-/* Independent 16-byte weight loads each lane issues before using any. */
-#define GEMV_UNROLL 4
-/* Output columns (warps) per block of the transposed kernels. */
+/* Independent weight loads each thread issues before using any: 16-byte
+ * vectors when the layout allows. 8 for products of 1-2 rows (a 4 KB bf16 row
+ * of 2048 is one round of loads per warp), 4 when more rows need registers. */
+#define GEMV_UNROLL(R) ((R) <= 2 ? 8 : 4)
+/* Output columns (warps) per block: the dense products / the experts (whose
+ * grid has a column of blocks per expert, most of them without rows). */
 #define GEMV_COLS 4
+#define EXPERT_COLS 8
 
 /* ---- element access ---- */
 
@@ -93,14 +97,14 @@ __device__ __forceinline__ void fma_rows_vec(float (&acc)[R], uint4 wv, const T 
 
 /* acc[r] += this lane's part of w . x_r for r < nr <= R (x rows ldx apart,
  * n_in elements). VEC: the lane takes 16-byte vectors lane, lane + 32, ...,
- * GEMV_UNROLL of them loaded before any is used (w, x, ldx and n_in must keep
+ * GEMV_UNROLL(R) of them loaded before any is used (w, x, ldx and n_in must keep
  * 16-byte alignment); else elements lane, lane + 32, ... The caller sums acc
  * over the warp. */
 template <typename T, int R, bool VEC>
 __device__ __forceinline__ void warp_dot_rows(float (&acc)[R], const T *w, const T *x, int ldx,
                                               int nr, int n_in, int lane)
 {
-    constexpr int U = GEMV_UNROLL;
+    constexpr int U = GEMV_UNROLL(R);
     if constexpr (VEC) {
         const uint4 *w4 = (const uint4 *)w;
         const int nv = n_in / vec16<T>::N;
@@ -169,12 +173,12 @@ __device__ __forceinline__ void warp_store_rows(float (&acc)[R], float *y, int l
  * every expert e: block (column tile, expert), one warp per output column,
  * CU_GEMV_ROWS rows at a time, so each weight row is read once per
  * CU_GEMV_ROWS rows. Experts without rows leave at once. VEC (decided by the
- * launcher): 16-byte loads, GEMV_UNROLL in flight per lane (2 KB per warp);
+ * launcher): 16-byte loads, 4 in flight per lane (2 KB per warp);
  * else element by element. Predicted at batch 1 on V2-Lite (6 experts of
  * gate_up 2816x2048 bf16 = 69 MB): bandwidth-bound, ~23 us at 3 TB/s. */
 #define CU_GEMV_ROWS 8
 template <typename T, bool VEC>
-__global__ void __launch_bounds__(32 * GEMV_COLS)
+__global__ void __launch_bounds__(32 * EXPERT_COLS)
     k_expert_gemv(float *y, int ldy, const T *x, int ldx, const T *W, const int32_t *first,
                   int n_in, int n_out)
 {
@@ -182,7 +186,7 @@ __global__ void __launch_bounds__(32 * GEMV_COLS)
     if (a0 >= a1)
         return;
     const int lane = threadIdx.x & 31;
-    const int col = blockIdx.x * GEMV_COLS + (threadIdx.x >> 5);
+    const int col = blockIdx.x * EXPERT_COLS + (threadIdx.x >> 5);
     if (col >= n_out)
         return;
     const T *w = W + ((size_t)e * n_out + col) * n_in;
@@ -201,15 +205,15 @@ template <typename T>
 static void launch_expert_gemv(cudaStream_t s, float *y, int ldy, const T *x, int ldx,
                                const T *W, const int32_t *first, int E, int n_in, int n_out)
 {
-    dim3 grid((unsigned)((n_out + GEMV_COLS - 1) / GEMV_COLS), (unsigned)E);
+    dim3 grid((unsigned)((n_out + EXPERT_COLS - 1) / EXPERT_COLS), (unsigned)E);
     const bool vec = n_in % vec16<T>::N == 0 && aligned16(W, sizeof(T), n_in, 0) &&
                      aligned16(x, sizeof(T), ldx, 0);
     if (vec)
-        k_expert_gemv<T, true><<<grid, 32 * GEMV_COLS, 0, s>>>(y, ldy, x, ldx, W, first, n_in,
-                                                               n_out);
+        k_expert_gemv<T, true><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first, n_in,
+                                                                 n_out);
     else
-        k_expert_gemv<T, false><<<grid, 32 * GEMV_COLS, 0, s>>>(y, ldy, x, ldx, W, first, n_in,
-                                                                n_out);
+        k_expert_gemv<T, false><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first,
+                                                                  n_in, n_out);
 }
 
 int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
@@ -344,7 +348,7 @@ __device__ __forceinline__ void fma_cols(float (&acc)[R][NV], const float *wf, c
 /* y_b[t][o] = sum_i x_b[t][i] * W_b[i][o] for t < n_tok <= R. Block (column
  * tile of OX * NV outputs, batch b); thread (ox, ks) owns NV adjacent outputs
  * (one 16-byte vector when VEC, else one element) and the inputs i = ks,
- * ks + KS, ..., GEMV_UNROLL weight loads in flight; adjacent ox read adjacent
+ * ks + KS, ..., GEMV_UNROLL(R) weight loads in flight; adjacent ox read adjacent
  * bytes of a weight row (128 contiguous bytes per row when VEC). Partial sums
  * meet through warp shuffles across ks, then shared memory across warps.
  * Predicted: W_UK absorption (16 heads of 128x512 bf16, 2 MB) latency-bound
@@ -355,7 +359,7 @@ __global__ void __launch_bounds__(XW_THREADS)
               int ldw, long long sw, int n_tok, int n_in, int n_out)
 {
     constexpr int NV = VEC ? vec16<T>::N : 1, OX = VEC ? 8 : 32, KS = XW_THREADS / OX;
-    constexpr int CB = OX * NV, NW = XW_THREADS / 32, U = GEMV_UNROLL;
+    constexpr int CB = OX * NV, NW = XW_THREADS / 32, U = GEMV_UNROLL(R);
     __shared__ float part[NW][R][CB];
     const int tid = threadIdx.x, ox = tid % OX, ks = tid / OX;
     const int lane = tid & 31, warp = tid >> 5;

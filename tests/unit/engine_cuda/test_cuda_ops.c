@@ -329,19 +329,23 @@ static void check_gemm_paths(void)
 }
 
 /* Sort by expert (stable) + grouped products, both load paths of the kernel:
- * bf16 rows of a multiple of 8 (16-byte loads) and of 70 (element loads),
- * and float32. */
+ * rows of a multiple of 16 bytes (16-byte loads; 64 bf16 values: 8 vectors,
+ * a partial group per lane; 1056: 132 vectors, full groups of loads and a
+ * partial one) and of 70 values (element loads), bf16 and float32; with 8
+ * experts (at most 8 rows each) and with 2 (up to 18 rows: passes of 8). */
 static void check_expert_rows(void)
 {
-    enum { N = 9, K = 3, E = 8 };
-    const int shapes[][3] = {{64, 48, 0}, {70, 33, 0}, {64, 48, 1}};
-    int32_t idx[N * K];
-    for (int t = 0; t < N; t++)
-        for (int k = 0; k < K; k++)
-            idx[t * K + k] = (int32_t)((t * 5 + k * 3 + (t % 2)) % E);
+    enum { N = 9, K = 3, EMAX = 8 };
+    const int shapes[][4] = {{64, 48, 0, 8},   {70, 33, 0, 8},   {64, 48, 1, 8},
+                             {70, 33, 1, 8},   {1056, 20, 0, 8}, {1056, 20, 1, 2},
+                             {1056, 20, 0, 2}, {70, 9, 0, 2}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
-        int I = shapes[c][0], O = shapes[c][1];
+        int I = shapes[c][0], O = shapes[c][1], E = shapes[c][3];
         bool f32 = shapes[c][2];
+        int32_t idx[N * K];
+        for (int t = 0; t < N; t++)
+            for (int k = 0; k < K; k++)
+                idx[t * K + k] = (int32_t)((t * 5 + k * 3 + (t % 2)) % E);
         float *x = frandv((size_t)N * I, 1.0f), *w = frandv((size_t)E * O * I, 0.1f);
         if (!f32) {
             for (size_t i = 0; i < (size_t)N * I; i++)
@@ -349,7 +353,9 @@ static void check_expert_rows(void)
             for (size_t i = 0; i < (size_t)E * O * I; i++)
                 w[i] = bf16_round(w[i]);
         }
-        int32_t first[E + 1], src[N * K], slot[N * K], rfirst[E + 1], rsrc[N * K], rslot[N * K];
+        int32_t first[EMAX + 1], src[N * K], slot[N * K], rfirst[EMAX + 1], rsrc[N * K],
+            rslot[N * K];
+        int most = 0;
         float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
         int run = 0;
         for (int e = 0; e < E; e++) {
@@ -364,15 +370,19 @@ static void check_expert_rows(void)
                 }
         }
         rfirst[E] = run;
+        for (int e = 0; e < E; e++)
+            most = rfirst[e + 1] - rfirst[e] > most ? rfirst[e + 1] - rfirst[e] : most;
         CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, err,
                                       sizeof err) == 0);
-        bool same = !memcmp(first, rfirst, sizeof first) && !memcmp(src, rsrc, sizeof src) &&
-                    !memcmp(slot, rslot, sizeof slot);
+        bool same = !memcmp(first, rfirst, (size_t)(E + 1) * 4) &&
+                    !memcmp(src, rsrc, sizeof src) && !memcmp(slot, rslot, sizeof slot);
         double e = tu_rel_err(y, ref, (size_t)N * K * O);
-        printf("expert rows %s %dx%d: sort %s, products rel err %.2e\n", f32 ? "f32 " : "bf16", O,
-               I, same ? "identical" : "DIFFERENT", e);
+        printf("expert rows %s %dx%d, %d experts (up to %d rows): sort %s, products rel err "
+               "%.2e\n",
+               f32 ? "f32 " : "bf16", O, I, E, most, same ? "identical" : "DIFFERENT", e);
         CHECK(same);
         CHECK(e < 1e-5);
+        CHECK(E != 2 || most > 8); /* the case meant to need two passes does */
         free(x), free(w), free(y), free(ref);
     }
 }
