@@ -52,7 +52,7 @@ export LD_LIBRARY_PATH="$B/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LI
 eng="$B/bin/tollgate-engine" fx="$B/fixtures/engine-golden"
 log=$(mktemp -d /tmp/gpu-check.XXXXXX)
 start=$(date +%s) failed=0
-rows=()
+rows=() ab_rows=()
 left() { local l=$((budget - ($(date +%s) - start))); [ "$l" -gt "$1" ] && l=$1; [ "$l" -lt 5 ] && l=5; echo "$l"; }
 row() { rows+=("| $1 | $2 | $3 |"); }
 # check NAME LIMIT_S CMD...: runs it, records PASS / SKIP (77) / TIMEOUT / FAIL
@@ -87,6 +87,8 @@ if [ $serve_only = 0 ]; then
     row "kernels vs CPU ops (norm, rope, silu, gate x3, gemm f32/bf16, argmax)" "$last_status" "exact experts; 1e-5..2e-5"
     check golden 240 "$B/bin/test_engine_cuda_golden" "$fx"
     row "golden fixtures on GPU (f32 and bf16), sched, batch, truncate" "$last_status" "f32 <= 1e-4 of transformers; bf16 medians <= 5e-2 of CPU-bf16, 7e-2 of transformers"
+    check golden_chunked 120 env TG_CUDA_PREFILL_SCORES=1000 "$B/bin/test_engine_cuda_golden" "$fx"
+    row "the same, prefill attention in chunks of a few query rows" "$last_status" "TG_CUDA_PREFILL_SCORES=1000"
     grep -E "f32|bf16" "$log/golden.log" > "$log/golden-lines.txt" 2>/dev/null
 
     ids=$(seq -s, 3 7 283)   # 40 ids < 512 (the fixtures' vocabulary)
@@ -110,7 +112,8 @@ row "serve ${pdevices/,/ vs }: same HTTP answers (chat, stream, cache hits, batc
 get() { sed -n "s/^$1=//p" "$log/${2:-bench}.log" | tail -1; }
 if [ $bench = 1 ]; then
     check bench 330 "$eng" bench --device cuda --random-init "$B/v2-lite.json" --context 1000 \
-        --batches "$batches" --decode-steps 16 --prefill-len 4096 --profile-batches 1,64
+        --batches "$batches" --decode-steps 16 --prefill-len 4096 --profile-batches 1,64,256 \
+        --profile-prefill
     bench_status=$last_status
     # the same decode with steps replayed from CUDA graphs (opt-in: TG_CUDA_GRAPH=1)
     check bench_graph 150 env TG_CUDA_GRAPH=1 "$eng" bench --device cuda --random-init "$B/v2-lite.json" \
@@ -118,7 +121,14 @@ if [ $bench = 1 ]; then
     graph_status=$last_status
     echo
     echo "== decode-step kernels (V2-Lite shapes, bf16, 1000-token context; GB/s = bytes each must move / time)"
-    awk '/^profile_batch_/ {print ""; print "batch " substr($1, 15, length($1) - 15) ":"; next} /^\|/ {print}' "$log/bench.log"
+    awk '/^profile_batch_/ {print ""; print "batch " substr($1, 15, length($1) - 15) ":"; next}
+         /^profile_prefill/ {print ""; print "prefill (one prompt):"; next} /^\|/ {print}' "$log/bench.log"
+    # the same decode with one part switched back to its older form, for the ratio
+    for ab in TG_CUDA_ATT_CC=1 TG_CUDA_GEMV=0; do
+        check "ab_${ab%%=*}" 60 env "$ab" "$eng" bench --device cuda --random-init "$B/v2-lite.json" \
+            --context 1000 --batches 1,64 --decode-steps 16 --prefill-len 256 --profile-batches ""
+        ab_rows+=("| $ab | $(get batch_1_step_ms "ab_${ab%%=*}") | $(get batch_64_step_ms "ab_${ab%%=*}") |")
+    done
 fi
 
 # last: the sanitizers get what is left of the budget
@@ -128,10 +138,18 @@ elif command -v compute-sanitizer >/dev/null; then
     for tool in memcheck initcheck racecheck; do
         model=v3_tiny_yarn; [ $tool = initcheck ] && model=v2_tiny
         extra=(); [ $tool = memcheck ] && extra=(--leak-check full)
+        [ $tool = initcheck ] && extra=(--print-limit 3000)
         check "sanitizer_$tool" 150 compute-sanitizer --tool $tool "${extra[@]}" --error-exitcode 3 \
             "$eng" generate --device cuda --model "$fx/$model" --ids "$ids" --greedy --max-tokens 4 --ignore-eos
         row "compute-sanitizer $tool ($model, prefill 40 + 4 decode)" "$last_status" "$(grep -m1 'ERROR SUMMARY' "$log/sanitizer_$tool.log")"
     done
+    # which kernels initcheck flags, and whether it sees cuBLAS's writes at all:
+    # the op checks copy GEMM results straight back to the host
+    echo "== initcheck: flagged kernels (first 3000 reports)"
+    grep -E '^=========     at ' "$log/sanitizer_initcheck.log" | sed -E 's/.* at (void )?([a-zA-Z_0-9]+).*/\2/' | sort | uniq -c | sort -rn | head -12
+    check initcheck_ops 90 compute-sanitizer --tool initcheck --print-limit 200 --error-exitcode 3 "$B/bin/test_engine_cuda_ops"
+    grep -E '^=========     at |on access by|Host API' "$log/initcheck_ops.log" | sed -E 's/\+0x[0-9a-f]+.*//' | sort | uniq -c | sort -rn | head -8
+    row "compute-sanitizer initcheck on the op checks (GEMMs through cuBLAS, then copied back)" "$last_status" "$(grep -m1 'ERROR SUMMARY' "$log/initcheck_ops.log")"
 else
     row "compute-sanitizer" "SKIP" "not on PATH"
 fi
@@ -158,6 +176,11 @@ if [ $bench = 1 ]; then
     echo "| of which weights / KV pool | $(awk -v w="$(get weight_bytes)" -v k="$(get kv_bytes)" -v b="$(get kv_blocks)" 'BEGIN{printf "%.2f GB / %.2f GB (%d blocks of 64 tokens)", w/1e9, k/1e9, b}') | |"
     echo "| device copy bandwidth (read+write) | $(awk -v b="${bw:-0}" 'BEGIN{printf "%.0f GB/s", b/1e9}') | ~3000 GB/s |"
     echo "| model build + upload s | $(get model_build_s) + $(get upload_s) | |"
+    echo
+    echo "| switched back (same run) | ms/step b1 | ms/step b64 |"
+    echo "|---|---|---|"
+    echo "| (current, from the table above) | $(get batch_1_step_ms) | $(get batch_64_step_ms) |"
+    printf '%s\n' "${ab_rows[@]}"
 fi
 echo "| wall time | $(($(date +%s) - start)) s | < $budget s |"
 [ -n "${OUT:-}" ] && [ -d "$OUT" ] && tar czf "$OUT/gpu-check-logs.tgz" -C "$log" . 2>/dev/null

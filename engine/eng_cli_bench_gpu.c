@@ -25,13 +25,15 @@ static const char HELP[] =
     "                             [--context N] [--batches 1,16,64,256] [--decode-steps N]\n"
     "                             [--prefill-len N] [--profile-batches 1,64] [--copy-mb N]\n"
     "                             [--gpu-f32] [--gpu-device N] [--host-init]\n"
+    "                             [--profile-prefill]\n"
     "\n"
     "GPU benchmark. Prints key=value lines: device, weights and KV plan, copy_bytes_per_s\n"
     "(device-to-device, the bandwidth ceiling), prefill_tok_s for one prompt of\n"
     "--prefill-len tokens (default 4096), batch_B_decode_tok_s and batch_B_step_ms for\n"
     "B sequences decoding together, each against --context random cached tokens\n"
     "(default 1000), mem_used_bytes; then, for each of --profile-batches, a table of\n"
-    "decode-step kernels (ms per step, GB/s of the bytes each must move).\n"
+    "decode-step kernels (ms per step, GB/s of the bytes each must move);\n"
+    "--profile-prefill adds the same table for one more prefill (profile_prefill:).\n"
     "TG_CUDA_GRAPH=1 in the environment replays decode steps from CUDA graphs.\n"
     "With --random-init the weights are drawn on the GPU (same distribution as the CPU's\n"
     "generator, other values; no host copy of a 63 GB float32 model); --host-init builds\n"
@@ -133,18 +135,21 @@ int eng_cli_bench_gpu(int argc, char **argv)
     const char *model_dir = NULL, *random_cfg = NULL, *batches = "1,16,64,256", *profs = "1,64";
     uint64_t seed = 0, ctx = 1000, steps = 16, prefill = 4096, copy_mb = 1024, dev = 0;
     eng_cuda_opts_t gpu = {0};
-    bool host_init = false;
+    bool host_init = false, prof_prefill = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(HELP, stdout);
             return 0;
         }
-        if (!strcmp(a, "--gpu-f32") || !strcmp(a, "--host-init")) {
+        if (!strcmp(a, "--gpu-f32") || !strcmp(a, "--host-init") ||
+            !strcmp(a, "--profile-prefill")) {
             if (!strcmp(a, "--gpu-f32"))
                 gpu.f32_weights = true;
-            else
+            else if (!strcmp(a, "--host-init"))
                 host_init = true;
+            else
+                prof_prefill = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -250,6 +255,14 @@ int eng_cli_bench_gpu(int argc, char **argv)
     }
     printf("prefill_tokens=%llu\nprefill_s=%.4f\nprefill_tok_s=%.0f\n",
            (unsigned long long)prefill, best, (double)prefill / best);
+    if (prof_prefill) {
+        eng_cuda_profile_enable(be, true);
+        if (run_prefill(be, (int)prefill, 2000, err, sizeof err) < 0)
+            goto fail;
+        printf("profile_prefill:\n");
+        eng_cuda_profile_print(be, stdout, 1);
+        eng_cuda_profile_enable(be, false);
+    }
     printf("context=%llu\ndecode_steps=%llu\n", (unsigned long long)ctx,
            (unsigned long long)steps);
     fflush(stdout);

@@ -159,10 +159,26 @@ static int layer_attention(cu_backend_t *cb, const step_plan_t *sp, eng_batch_it
         PROF("expand_kv", gemm_bytes(cb, ctx, kvl, nh * kvw),
              TRY(cu_gemm_xwt(bl, cb->dt, kvb, nh * kvw, cb->b_lat.p, kvl, D->kv_b, kvl, ctx, kvl,
                              nh * kvw, 0.0f, err, errlen)));
-        PROF("attn_prefill", (double)n * nh * (qk + vd) * 4 + (double)ctx * nh * kvw * 4,
-             TRY(cu_att_prefill(s, attn + (size_t)sp->off[i] * nh * vd,
-                                q + (size_t)sp->off[i] * nh * qk, kvb, krot, n, p0, nh, nope,
-                                rope, vd, cb->scale, err, errlen)));
+        /* queries in chunks so the scores (nh x rows x keys, float32) stay
+         * within cb->prefill_scores floats; a chunk needs only the keys up to
+         * its last row */
+        float *out = attn + (size_t)sp->off[i] * nh * vd;
+        const float *qi = q + (size_t)sp->off[i] * nh * qk;
+        long per_row = (long)nh * ctx;
+        long qcl = cb->prefill_scores / per_row;
+        int qc = qcl < 1 ? 1 : qcl > n ? n : (int)qcl;
+        TRY(cu_buf_ensure(&cb->b_scores, (size_t)qc * per_row * 4, err, errlen));
+        float *S = (float *)cb->b_scores.p;
+        for (int t0 = 0; t0 < n; t0 += qc) {
+            const int rows = n - t0 < qc ? n - t0 : qc, m = p0 + t0 + rows;
+            PROF("attn_prefill", (double)rows * nh * (qk + vd) * 4 + (double)m * nh * kvw * 4 +
+                                     (double)rows * nh * m * 12,
+                 TRY(cu_att_scores(bl, cb->dt, S, qi + (size_t)t0 * nh * qk, kvb, krot, rows, m,
+                                   nh, nope, rope, vd, cb->scale, err, errlen));
+                 TRY(cu_causal_softmax(s, S, nh, rows, m, p0 + t0, err, errlen));
+                 TRY(cu_att_values(bl, cb->dt, out + (size_t)t0 * nh * vd, S, kvb, rows, m, nh,
+                                   nope, vd, err, errlen)));
+        }
     }
     TRY(to_xt(cb, attn, (size_t)N * nh * vd, &xt, err, errlen));
     PROF("o_proj", gemm_bytes(cb, N, nh * vd, H),

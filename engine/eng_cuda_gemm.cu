@@ -4,7 +4,10 @@
  * bfloat16 (or float32 in the checking mode), outputs and accumulation float32
  * (CUBLAS_COMPUTE_32F: no TF32, no reduced-precision reductions). Steps of at
  * most CU_GEMV_MAX_TOK rows (decode) go to the matrix-vector kernels of
- * eng_cuda_gemv.cu instead, on the handle's stream, unless TG_CUDA_GEMV=0. */
+ * eng_cuda_gemv.cu instead, on the handle's stream, unless TG_CUDA_GEMV=0.
+ * The two products of prefill attention (scores, values) are here too:
+ * float32 operands, on TF32 tensor cores when the weights are bfloat16
+ * anyway. */
 #include "eng_cuda_priv.cuh"
 
 #include <stdlib.h>
@@ -90,5 +93,50 @@ int cu_gemm_xwt_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long
                                           w, cuda_type(dt), ldw, sw, x, cuda_type(dt), ldx, sx,
                                           &beta, y, CUDA_R_32F, ldy, sy, batch,
                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+/* Prefill attention works on float32 q / expanded keys and values. With
+ * bfloat16 weights (error ~4e-3 already) TF32 tensor cores do its products;
+ * the float32 checking mode keeps exact float32. */
+static cublasComputeType_t att_compute(cu_dtype_t dt)
+{
+    return dt == CU_F32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+}
+
+int cu_att_scores(cublasHandle_t h, cu_dtype_t dt, float *S, const float *q, const float *kvb,
+                  const float *krot, int n, int m, int nh, int nope, int rope, int vd,
+                  float scale, char *err, size_t errlen)
+{
+    if (n <= 0 || m <= 0)
+        return 0;
+    const int qk = nope + rope, kvw = nope + vd;
+    const float zero = 0.0f, one = 1.0f;
+    /* column-major C (m x n) per head = S_h row-major (n, m); op(A) = K_h (m x d), op(B) = Q_h^T */
+    CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, nope, &scale, kvb,
+                                          CUDA_R_32F, nh * kvw, kvw, q, CUDA_R_32F, nh * qk, qk,
+                                          &zero, S, CUDA_R_32F, m, (long long)n * m, nh,
+                                          att_compute(dt), CUBLAS_GEMM_DEFAULT));
+    if (rope > 0)
+        CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, rope, &scale,
+                                              krot, CUDA_R_32F, rope, 0, q + nope, CUDA_R_32F,
+                                              nh * qk, qk, &one, S, CUDA_R_32F, m,
+                                              (long long)n * m, nh, att_compute(dt),
+                                              CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+int cu_att_values(cublasHandle_t h, cu_dtype_t dt, float *out, const float *P, const float *kvb,
+                  int n, int m, int nh, int nope, int vd, char *err, size_t errlen)
+{
+    if (n <= 0 || m <= 0)
+        return 0;
+    const int kvw = nope + vd;
+    const float one = 1.0f, zero = 0.0f;
+    /* column-major C (vd x n) per head = out rows (t, h, :); op(A) = V_h^T (vd x m), op(B) = P_h^T */
+    CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, vd, n, m, &one, kvb + nope,
+                                          CUDA_R_32F, nh * kvw, kvw, P, CUDA_R_32F, m,
+                                          (long long)n * m, &zero, out, CUDA_R_32F, nh * vd, vd,
+                                          nh, att_compute(dt), CUBLAS_GEMM_DEFAULT));
     return 0;
 }

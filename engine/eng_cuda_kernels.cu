@@ -1,68 +1,13 @@
 /* eng_cuda_kernels: the CUDA backend's own kernels (everything but the
  * GEMMs): conversions, embedding, RMSNorm, RoPE (both layouts; yarn lives in
  * the inverse frequencies), SwiGLU, the MoE gate, expert gather/combine, the
- * latent-cache store, MLA decode attention over the paged latent cache with
- * weight absorption (split by 64-token block, then combined), prefill
- * attention on expanded keys/values, and argmax. Each mirrors a CPU function
+ * latent-cache store and argmax (attention is in eng_cuda_attn.cu, the
+ * shared device helpers in eng_cuda_dev.cuh). Each mirrors a CPU function
  * of eng_ops.c / eng_moe.c / eng_forward.c, named in its comment, and keeps
  * that function's float32 arithmetic order where it can. */
-#include "eng_cuda_priv.cuh"
+#include "eng_cuda_dev.cuh"
 
 #include <math.h>
-
-/* ---- element access: weights/cache are float or bfloat16, math is float ---- */
-
-__device__ __forceinline__ float ld(const float *p, size_t i)
-{
-    return p[i];
-}
-__device__ __forceinline__ float ld(const __nv_bfloat16 *p, size_t i)
-{
-    return __bfloat162float(p[i]);
-}
-__device__ __forceinline__ void st(float *p, size_t i, float v)
-{
-    p[i] = v;
-}
-__device__ __forceinline__ void st(__nv_bfloat16 *p, size_t i, float v)
-{
-    p[i] = __float2bfloat16_rn(v);
-}
-
-/* Runs the statement with T bound to the element type of dt. */
-#define DISPATCH_T(dt, ...)                                                                        \
-    do {                                                                                           \
-        if ((dt) == CU_F32) {                                                                      \
-            typedef float T;                                                                       \
-            __VA_ARGS__;                                                                           \
-        } else {                                                                                   \
-            typedef __nv_bfloat16 T;                                                               \
-            __VA_ARGS__;                                                                           \
-        }                                                                                          \
-    } while (0)
-
-static unsigned grid_for(size_t n, unsigned block)
-{
-    size_t g = (n + block - 1) / block;
-    return (unsigned)(g > 65535u * 8u ? 65535u * 8u : (g ? g : 1));
-}
-
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every
- * thread gets the result. sh: 32 floats of shared memory. */
-__device__ float block_sum(float v, float *sh)
-{
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads(); /* sh may still be read by a previous call */
-    if (lane == 0)
-        sh[w] = v;
-    __syncthreads();
-    float s = 0.0f;
-    for (int i = 0; i < nw; i++)
-        s += sh[i];
-    return s;
-}
 
 /* ---- conversions and embedding ---- */
 
@@ -306,13 +251,144 @@ __global__ void k_moe_route(cu_route_cfg_t rc, const float *logits, const float 
     }
 }
 
+/* The same routing with a warp per token (k_moe_route keeps one thread per
+ * token, its arrays in local memory: ~30 us a call at batch 1). Lane l owns
+ * experts l, l + 32, ...; the scores and choices sit in shared memory for the
+ * group pass. Selections are those of best_untaken (largest value, lowest
+ * index on ties); the softmax's sums are warp trees, so a weight may differ
+ * from the CPU's in the last bit, never the choice of experts (the order of
+ * exp(l - max) / s is that of the logits). Groups: n_group <= 32. */
+#define ROUTE_WARPS 4
+__device__ __forceinline__ void argmax_lane(float &v, int &i)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        int oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i))) {
+            v = ov;
+            i = oi;
+        }
+    }
+}
+
+__global__ void __launch_bounds__(32 * ROUTE_WARPS)
+    k_moe_route_warp(cu_route_cfg_t rc, const float *logits, const float *bias, int32_t *idx,
+                     float *wout, int n)
+{
+    __shared__ float s_score[ROUTE_WARPS][CU_MAX_EXPERTS], s_choice[ROUTE_WARPS][CU_MAX_EXPERTS];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const int t = blockIdx.x * ROUTE_WARPS + w;
+    if (t >= n)
+        return; /* the whole warp: no block-wide barrier below */
+    const int E = rc.E, K = rc.K;
+    const float *lg = logits + (size_t)t * E;
+    float *score = s_score[w], *choice = s_choice[w];
+    if (rc.softmax) {
+        float mx = -INFINITY, sum = 0.0f;
+        for (int e = lane; e < E; e += 32)
+            mx = lg[e] > mx ? lg[e] : mx;
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, mx, o);
+            mx = ov > mx ? ov : mx;
+        }
+        for (int e = lane; e < E; e += 32)
+            sum += (score[e] = expf(lg[e] - mx));
+        for (int o = 16; o > 0; o >>= 1)
+            sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        for (int e = lane; e < E; e += 32)
+            score[e] /= sum;
+    } else {
+        for (int e = lane; e < E; e += 32)
+            score[e] = 1.0f / (1.0f + expf(-lg[e]));
+    }
+    for (int e = lane; e < E; e += 32)
+        choice[e] = score[e] + (bias ? bias[e] : 0.0f);
+    __syncwarp();
+    const int G = rc.n_group;
+    if (rc.group_rank != ENG_GROUP_NONE && G > 1) {
+        const int per = E / G;
+        float gs = 0.0f;
+        if (lane < G) {
+            const float *c = choice + lane * per;
+            if (rc.group_rank == ENG_GROUP_MAX) {
+                gs = c[0];
+                for (int j = 1; j < per; j++)
+                    gs = c[j] > gs ? c[j] : gs;
+            } else {
+                int a = 0;
+                for (int j = 1; j < per; j++)
+                    if (c[j] > c[a])
+                        a = j;
+                int b = a == 0 ? 1 : 0;
+                for (int j = 0; j < per; j++)
+                    if (j != a && c[j] > c[b])
+                        b = j;
+                gs = c[a] + c[b];
+            }
+        }
+        bool keep = false;
+        for (int k = 0; k < rc.topk_group; k++) {
+            float v = gs;
+            int i = lane < G && !keep ? lane : -1;
+            argmax_lane(v, i);
+            keep = keep || lane == i;
+        }
+        const unsigned kept = __ballot_sync(0xffffffffu, keep);
+        __syncwarp();
+        for (int e = lane; e < E; e += 32)
+            if (!(kept >> (e / per) & 1u))
+                choice[e] = 0.0f;
+        __syncwarp();
+    }
+    unsigned taken = 0; /* bit i: expert lane + 32 i */
+    int id[CU_MAX_TOPK];
+    for (int k = 0; k < K; k++) {
+        float v = 0.0f;
+        int i = -1;
+        for (int e = lane, b = 0; e < E; e += 32, b++)
+            if (!(taken >> b & 1u) && (i < 0 || choice[e] > v)) {
+                v = choice[e];
+                i = e;
+            }
+        argmax_lane(v, i);
+        if ((i & 31) == lane)
+            taken |= 1u << (i >> 5);
+        id[k] = i;
+    }
+    if (lane != 0)
+        return;
+    for (int a = 1; a < K; a++) /* ascending expert order, as the CPU collects them */
+        for (int b = a; b > 0 && id[b - 1] > id[b]; b--) {
+            int x = id[b];
+            id[b] = id[b - 1];
+            id[b - 1] = x;
+        }
+    float sum = 0.0f, wk[CU_MAX_TOPK];
+    for (int k = 0; k < K; k++)
+        sum += (wk[k] = score[id[k]]);
+    for (int k = 0; k < K; k++) {
+        float v = wk[k];
+        if (rc.norm_topk)
+            v /= sum + 1e-20f;
+        v *= rc.routed_scale;
+        idx[(size_t)t * K + k] = id[k];
+        wout[(size_t)t * K + k] = v;
+    }
+}
+
 int cu_moe_route(cudaStream_t s, const cu_route_cfg_t *rc, const float *logits,
                  const float *bias, int32_t *idx, float *w, int n, char *err, size_t errlen)
 {
     if (n == 0)
         return 0;
-    k_moe_route<<<(n + 63) / 64, 64, 0, s>>>(*rc, logits, bias, idx, w, n);
-    CU_LAUNCHED("moe_route");
+    if (rc->n_group <= 32 && rc->E <= 32 * 8) {
+        k_moe_route_warp<<<(n + ROUTE_WARPS - 1) / ROUTE_WARPS, 32 * ROUTE_WARPS, 0, s>>>(
+            *rc, logits, bias, idx, w, n);
+        CU_LAUNCHED("moe_route_warp");
+    } else {
+        k_moe_route<<<(n + 63) / 64, 64, 0, s>>>(*rc, logits, bias, idx, w, n);
+        CU_LAUNCHED("moe_route");
+    }
     return 0;
 }
 
@@ -413,13 +489,6 @@ int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_
 
 /* ---- the latent cache ---- */
 
-/* Row pointer of (block, layer, slot) in the (blocks, layers, 64, row) pool. */
-template <typename T>
-__device__ __forceinline__ T *kv_row(T *kv, int blk, int layer, int slot, int n_layers, int row)
-{
-    return kv + (((size_t)blk * n_layers + layer) * ENG_KV_BLOCK + slot) * (size_t)row;
-}
-
 /* layer_attention's per-row work on the CPU: rmsnorm(c, kv_a_norm, 1e-6),
  * rope(k_rot at pos), then the row goes into the cache. */
 template <typename T>
@@ -483,240 +552,6 @@ int cu_qlat_rope(cudaStream_t s, float *qlat, const float *q, int n, int nh, int
         return 0;
     k_qlat_rope<<<grid_for(total, 256), 256, 0, s>>>(qlat, q, n, nh, nope, rope, kvl);
     CU_LAUNCHED("qlat_rope");
-    return 0;
-}
-
-/* ---- absorbed decode attention (attn_absorbed) ----
- * Block (row, head chunk of 16, split): split s covers positions
- * [64 s, 64 s + 64) of the row's context = one cache block, read once for the
- * chunk's 16 heads (MQA: every head attends to the same 576-wide rows).
- *   pass 1: one warp per position: scores of 16 heads (q_lat | q_rot) . row
- *   pass 2: per head max and exp-sum over the split
- *   pass 3: one thread per latent dim: o[h][k] = sum_j p[h][j] c_j[k]
- * Partial (o, m, l) per split; k_att_combine merges them. */
-template <typename T>
-__global__ void k_att_absorbed(const T *kv, const float *qlat, float *po, float *pml,
-                               const cu_att_row_t *rows, const int32_t *tables, int nh, int kvl,
-                               int rope, int layer, int n_layers, float scale, int max_splits)
-{
-    extern __shared__ float smem[];
-    const int row = kvl + rope;
-    float *sq = smem;                          /* (16, row) */
-    float *sp = smem + CU_ATT_HEADS * row;     /* (16, 64) */
-    const cu_att_row_t R = rows[blockIdx.x];
-    const int h0 = blockIdx.y * CU_ATT_HEADS, split = blockIdx.z;
-    const int hc = min(CU_ATT_HEADS, nh - h0);
-    const int j0 = split * ENG_KV_BLOCK, cnt = min(ENG_KV_BLOCK, R.n_ctx - j0);
-    float *pm = pml + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * 2;
-    if (cnt <= 0) {
-        if (threadIdx.x < (unsigned)hc) {
-            pm[2 * threadIdx.x] = -INFINITY;
-            pm[2 * threadIdx.x + 1] = 0.0f;
-        }
-        return;
-    }
-    const float *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
-    for (int i = threadIdx.x; i < hc * row; i += blockDim.x)
-        sq[i] = qsrc[i];
-    __syncthreads();
-    const T *base = kv_row(kv, tables[R.table + split], layer, 0, n_layers, row);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    for (int j = warp; j < cnt; j += nwarps) {
-        const T *c = base + (size_t)j * row;
-        float acc[CU_ATT_HEADS];
-#pragma unroll
-        for (int h = 0; h < CU_ATT_HEADS; h++)
-            acc[h] = 0.0f;
-        for (int d = lane; d < row; d += 32) {
-            float cv = ld(c, d);
-#pragma unroll
-            for (int h = 0; h < CU_ATT_HEADS; h++)
-                if (h < hc)
-                    acc[h] += sq[h * row + d] * cv;
-        }
-#pragma unroll
-        for (int h = 0; h < CU_ATT_HEADS; h++) {
-            float v = acc[h];
-            for (int o = 16; o > 0; o >>= 1)
-                v += __shfl_xor_sync(0xffffffffu, v, o);
-            if (lane == 0 && h < hc)
-                sp[h * ENG_KV_BLOCK + j] = v * scale;
-        }
-    }
-    __syncthreads();
-    if (threadIdx.x < (unsigned)hc) {
-        float *p = sp + threadIdx.x * ENG_KV_BLOCK;
-        float m = -INFINITY, l = 0.0f;
-        for (int j = 0; j < cnt; j++)
-            m = p[j] > m ? p[j] : m;
-        for (int j = 0; j < cnt; j++) {
-            p[j] = expf(p[j] - m);
-            l += p[j];
-        }
-        pm[2 * threadIdx.x] = m;
-        pm[2 * threadIdx.x + 1] = l;
-    }
-    __syncthreads();
-    float *out = po + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * kvl;
-    for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
-        float acc[CU_ATT_HEADS];
-#pragma unroll
-        for (int h = 0; h < CU_ATT_HEADS; h++)
-            acc[h] = 0.0f;
-        for (int j = 0; j < cnt; j++) {
-            float cv = ld(base, (size_t)j * row + k);
-#pragma unroll
-            for (int h = 0; h < CU_ATT_HEADS; h++)
-                if (h < hc)
-                    acc[h] += sp[h * ENG_KV_BLOCK + j] * cv;
-        }
-#pragma unroll
-        for (int h = 0; h < CU_ATT_HEADS; h++)
-            if (h < hc)
-                out[(size_t)h * kvl + k] = acc[h];
-    }
-}
-
-/* Merges the splits of one (row, head): o = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s. */
-__global__ void k_att_combine(float *olat, const float *po, const float *pml,
-                              const cu_att_row_t *rows, int nh, int kvl, int max_splits)
-{
-    const cu_att_row_t R = rows[blockIdx.x];
-    const int h = blockIdx.y;
-    const int S = (R.n_ctx + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
-    const float *pm = pml + ((size_t)blockIdx.x * max_splits * nh + h) * 2;
-    const size_t sstride = (size_t)nh * 2; /* between splits in pml */
-    float M = -INFINITY, L = 0.0f;
-    for (int s = 0; s < S; s++)
-        if (pm[s * sstride + 1] > 0.0f && pm[s * sstride] > M)
-            M = pm[s * sstride];
-    for (int s = 0; s < S; s++)
-        if (pm[s * sstride + 1] > 0.0f)
-            L += pm[s * sstride + 1] * expf(pm[s * sstride] - M);
-    const float *o = po + ((size_t)blockIdx.x * max_splits * nh + h) * kvl;
-    const size_t ostride = (size_t)nh * kvl;
-    float *dst = olat + ((size_t)R.row * nh + h) * kvl;
-    for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < S; s++)
-            if (pm[s * sstride + 1] > 0.0f)
-                acc += o[s * ostride + k] * expf(pm[s * sstride] - M);
-        dst[k] = acc / L;
-    }
-}
-
-int cu_att_absorbed(cudaStream_t s, cu_dtype_t dt, const void *kv, const float *qlat,
-                    float *olat, float *po, float *pml, const cu_att_row_t *rows, int n_rows,
-                    int max_splits, const int32_t *tables, int nh, int kvl, int rope, int layer,
-                    int n_layers, float scale, char *err, size_t errlen)
-{
-    if (n_rows == 0)
-        return 0;
-    int row = kvl + rope;
-    size_t sm = (size_t)(CU_ATT_HEADS * row + CU_ATT_HEADS * ENG_KV_BLOCK) * sizeof(float);
-    dim3 grid((unsigned)n_rows, (unsigned)((nh + CU_ATT_HEADS - 1) / CU_ATT_HEADS),
-              (unsigned)max_splits);
-    DISPATCH_T(dt, k_att_absorbed<T><<<grid, 256, sm, s>>>((const T *)kv, qlat, po, pml, rows,
-                                                           tables, nh, kvl, rope, layer,
-                                                           n_layers, scale, max_splits));
-    CU_LAUNCHED("att_absorbed");
-    k_att_combine<<<dim3((unsigned)n_rows, (unsigned)nh), 128, 0, s>>>(olat, po, pml, rows, nh,
-                                                                       kvl, max_splits);
-    CU_LAUNCHED("att_combine");
-    return 0;
-}
-
-/* ---- prefill: expanded keys/values (attn_reference) ---- */
-
-template <typename T>
-__global__ void k_gather_latent(T *lat, float *krot, const T *kv, const int32_t *table, int kvl,
-                                int rope, int layer, int n_layers)
-{
-    int j = blockIdx.x, row = kvl + rope;
-    const T *src = kv_row(kv, table[j / ENG_KV_BLOCK], layer, j % ENG_KV_BLOCK, n_layers, row);
-    for (int d = threadIdx.x; d < row; d += blockDim.x) {
-        if (d < kvl)
-            lat[(size_t)j * kvl + d] = src[d];
-        else
-            krot[(size_t)j * rope + d - kvl] = ld(src, d);
-    }
-}
-
-int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, const void *kv,
-                     const int32_t *table, int ctx, int kvl, int rope, int layer, int n_layers,
-                     char *err, size_t errlen)
-{
-    if (ctx == 0)
-        return 0;
-    DISPATCH_T(dt, k_gather_latent<T><<<ctx, 128, 0, s>>>((T *)lat, krot, (const T *)kv, table,
-                                                          kvl, rope, layer, n_layers));
-    CU_LAUNCHED("gather_latent");
-    return 0;
-}
-
-/* One warp per (query row, head), online softmax over keys 0..p0+t. */
-__global__ void k_att_prefill(float *out, const float *q, const float *kvb, const float *krot,
-                              int p0, int nh, int nope, int rope, int vd, float scale)
-{
-    const int lane = threadIdx.x & 31, h = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int t = blockIdx.x;
-    if (h >= nh)
-        return;
-    const int qk = nope + rope, kvw = nope + vd, n_ctx = p0 + t + 1;
-    const float *qr = q + ((size_t)t * nh + h) * qk;
-    float qv[CU_MAX_QK / 32], acc[CU_MAX_VHEAD / 32];
-#pragma unroll
-    for (int i = 0; i < CU_MAX_QK / 32; i++) {
-        int d = lane + 32 * i;
-        qv[i] = d < qk ? qr[d] : 0.0f;
-    }
-#pragma unroll
-    for (int i = 0; i < CU_MAX_VHEAD / 32; i++)
-        acc[i] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
-    for (int j = 0; j < n_ctx; j++) {
-        const float *kr = kvb + ((size_t)j * nh + h) * kvw;
-        float sc = 0.0f;
-#pragma unroll
-        for (int i = 0; i < CU_MAX_QK / 32; i++) {
-            int d = lane + 32 * i;
-            if (d < nope)
-                sc += qv[i] * kr[d];
-            else if (d < qk)
-                sc += qv[i] * krot[(size_t)j * rope + (d - nope)];
-        }
-        for (int o = 16; o > 0; o >>= 1)
-            sc += __shfl_xor_sync(0xffffffffu, sc, o);
-        sc *= scale;
-        float mn = sc > m ? sc : m;
-        float corr = expf(m - mn), e = expf(sc - mn);
-        l = l * corr + e;
-#pragma unroll
-        for (int i = 0; i < CU_MAX_VHEAD / 32; i++) {
-            int d = lane + 32 * i;
-            if (d < vd)
-                acc[i] = acc[i] * corr + e * kr[nope + d];
-        }
-        m = mn;
-    }
-    float *o = out + ((size_t)t * nh + h) * vd;
-#pragma unroll
-    for (int i = 0; i < CU_MAX_VHEAD / 32; i++) {
-        int d = lane + 32 * i;
-        if (d < vd)
-            o[d] = acc[i] / l;
-    }
-}
-
-int cu_att_prefill(cudaStream_t s, float *out, const float *q, const float *kvb,
-                   const float *krot, int n, int p0, int nh, int nope, int rope, int vd,
-                   float scale, char *err, size_t errlen)
-{
-    if (n == 0)
-        return 0;
-    dim3 grid((unsigned)n, (unsigned)((nh + 3) / 4));
-    k_att_prefill<<<grid, 128, 0, s>>>(out, q, kvb, krot, p0, nh, nope, rope, vd, scale);
-    CU_LAUNCHED("att_prefill");
     return 0;
 }
 

@@ -65,8 +65,6 @@ static inline size_t cu_dtype_size(cu_dtype_t t)
 #define CU_MAX_TOPK 16
 #define CU_ATT_HEADS 16   /* heads per block of the absorbed decode kernel */
 #define CU_MAX_ROW 704    /* kv_lora + rope: q rows of 16 heads in 48 KB of shared memory */
-#define CU_MAX_QK 256     /* nope + rope of the prefill kernel (8 per lane) */
-#define CU_MAX_VHEAD 256  /* v_head of the prefill kernel (8 per lane) */
 
 typedef struct cu_layer {
     float *in_norm, *post_norm, *q_a_norm, *kv_a_norm; /* float32 always */
@@ -112,6 +110,7 @@ typedef struct cu_backend {
     float scale;     /* softmax scale */
     int moe_device_max; /* routed experts on the device (no host wait) when a step
                            has at most this many (token, expert) pairs */
+    long prefill_scores; /* float32 scores of one prefill attention chunk at most */
     /* KV cache: (n_blocks, n_layers, 64, row) elements; bookkeeping on the host */
     void *kv;
     eng_kvcache_t *kc;
@@ -120,7 +119,7 @@ typedef struct cu_backend {
     /* scratch */
     cu_buf_t b_x, b_xn, b_xt, b_q, b_qa, b_rows, b_attn, b_gu, b_act, b_glog, b_idx, b_wt,
         b_xg, b_gug, b_actg, b_yg, b_slot, b_src, b_qlat, b_olat, b_po, b_pml, b_lat, b_krot,
-        b_kvb, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
+        b_kvb, b_scores, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
     long graph_moves;  /* cu_buf_moves when gexec was captured: it must still match */
@@ -203,7 +202,7 @@ int cu_gemv_xw(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, long long sy, c
                int ldx, long long sx, const void *w, int ldw, long long sw, int n_tok, int n_in,
                int n_out, int batch, char *err, size_t errlen);
 
-/* ---- kernels (eng_cuda_kernels.cu); all launch on stream s ---- */
+/* ---- kernels (eng_cuda_kernels.cu, eng_cuda_attn.cu); all launch on stream s ---- */
 
 /* Routing parameters for the gate kernel. */
 typedef struct cu_route_cfg {
@@ -273,12 +272,23 @@ int cu_att_absorbed(cudaStream_t s, cu_dtype_t dt, const void *kv, const float *
 int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, const void *kv,
                      const int32_t *table, int ctx, int kvl, int rope, int layer, int n_layers,
                      char *err, size_t errlen);
-/* Causal attention on expanded keys/values for n query rows at positions
- * p0..p0+n-1: out[t][h*vd..] from q (qk per head), kvb (per position, per
- * head: nope key values then vd values) and k_rot. */
-int cu_att_prefill(cudaStream_t s, float *out, const float *q, const float *kvb,
-                   const float *krot, int n, int p0, int nh, int nope, int rope, int vd,
-                   float scale, char *err, size_t errlen);
+/* Prefill attention of n query rows against m keys (eng_forward.c's
+ * attn_reference): S_h = scale * (q_nope k_nope^T + q_rot k_rot^T) per head,
+ * S (nh, n, m) row-major; q rows (t, h, nope + rope), kvb rows (j, h, nope
+ * key values then vd values), krot (j, rope). dt picks the precision (see
+ * eng_cuda_gemm.cu). Then cu_causal_softmax, then out (t, h, vd) = P_h V_h. */
+int cu_att_scores(cublasHandle_t h, cu_dtype_t dt, float *S, const float *q, const float *kvb,
+                  const float *krot, int n, int m, int nh, int nope, int rope, int vd,
+                  float scale, char *err, size_t errlen);
+int cu_att_values(cublasHandle_t h, cu_dtype_t dt, float *out, const float *P, const float *kvb,
+                  int n, int m, int nh, int nope, int vd, char *err, size_t errlen);
+/* In place: row t of each head keeps keys j <= first_last_key + t, softmaxed
+ * as eng_softmax does, and zeros after. */
+int cu_causal_softmax(cudaStream_t s, float *S, int nh, int n, int m, int first_last_key,
+                      char *err, size_t errlen);
+/* Once per process before decode attention: lets the tensor-core kernel use
+ * more than 48 KB of shared memory. */
+int cu_att_setup(char *err, size_t errlen);
 /* What a weight is, for random fills. */
 enum { W_MATRIX = 0, W_NORM, W_BIAS };
 /* n random weights of that kind into dst (benchmarks: shell models). */

@@ -318,7 +318,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
                                           cublasComputeType_t comp, cublasGemmAlgo_t algo)
 {
     (void)h, (void)algo;
-    if (ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F || at != bt)
+    /* TF32 (prefill attention with bf16 weights) is computed in float32 here */
+    if (ct != CUDA_R_32F || at != bt ||
+        (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_FAST_TF32))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     mock_cuda_cublas_calls++;
     for (int b = 0; b < batch; b++) {
@@ -637,34 +639,23 @@ int cu_gather_latent(cudaStream_t, cu_dtype_t dt, void *lat, float *krot, const 
     return 0;
 }
 
-int cu_att_prefill(cudaStream_t, float *out, const float *q, const float *kvb, const float *krot,
-                   int n, int p0, int nh, int nope, int rope, int vd, float scale, char *, size_t)
+/* k_causal_softmax: row t of head h keeps keys j <= first_last_key + t. */
+int cu_causal_softmax(cudaStream_t, float *S, int nh, int n, int m, int first_last_key, char *,
+                      size_t)
 {
-    int qk = nope + rope, kvw = nope + vd;
-    float *p = (float *)calloc((size_t)(p0 + n), sizeof(float));
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < nh; h++) {
-            const float *qr = q + ((size_t)t * nh + h) * qk;
-            int n_ctx = p0 + t + 1;
-            for (int j = 0; j < n_ctx; j++) {
-                const float *kr = kvb + ((size_t)j * nh + h) * kvw;
-                float s = 0.0f;
-                for (int d = 0; d < nope; d++)
-                    s += qr[d] * kr[d];
-                for (int d = 0; d < rope; d++)
-                    s += qr[nope + d] * krot[(size_t)j * rope + d];
-                p[j] = s * scale;
-            }
-            eng_softmax(p, (size_t)n_ctx);
-            float *o = out + ((size_t)t * nh + h) * vd;
-            for (int d = 0; d < vd; d++) {
-                float acc = 0.0f;
-                for (int j = 0; j < n_ctx; j++)
-                    acc += p[j] * kvb[((size_t)j * nh + h) * kvw + nope + d];
-                o[d] = acc;
-            }
+    for (int h = 0; h < nh; h++)
+        for (int t = 0; t < n; t++) {
+            float *r = S + ((size_t)h * n + t) * m;
+            int keep = first_last_key + t + 1 < m ? first_last_key + t + 1 : m;
+            eng_softmax(r, (size_t)keep);
+            for (int j = keep; j < m; j++)
+                r[j] = 0.0f;
         }
-    free(p);
+    return 0;
+}
+
+int cu_att_setup(char *, size_t)
+{
     return 0;
 }
 

@@ -1,0 +1,412 @@
+/* eng_cuda_attn: MLA attention on the GPU.
+ * Decode (attn_absorbed of eng_forward.c): queries folded into the latent
+ * space attend to the paged latent cache directly, split by 64-token cache
+ * block so a small batch still fills the GPU, then the splits are merged.
+ * Two kernels compute the same partial results: with bfloat16 weights the
+ * block's cache rows are staged in shared memory once and both products run
+ * on the tensor cores (WMMA, bf16 in, float32 accumulate); with float32
+ * weights (the checking mode) a CUDA-core kernel keeps float32 throughout.
+ * Prefill (attn_reference): latents gathered and expanded by a GEMM
+ * (eng_cuda_forward.cu), scores and values through cuBLAS (eng_cuda_gemm.cu),
+ * and the causal softmax here. */
+#include "eng_cuda_dev.cuh"
+
+#include <math.h>
+#include <mma.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- absorbed decode attention (attn_absorbed) on CUDA cores ----
+ * The float32 form (and any shape). Block (row, head chunk of 16, split): split s covers positions
+ * [64 s, 64 s + 64) of the row's context = one cache block, read once for the
+ * chunk's 16 heads (MQA: every head attends to the same 576-wide rows).
+ *   pass 1: one warp per position: scores of 16 heads (q_lat | q_rot) . row
+ *   pass 2: per head max and exp-sum over the split
+ *   pass 3: one thread per latent dim: o[h][k] = sum_j p[h][j] c_j[k]
+ * Partial (o, m, l) per split; k_att_combine merges them. */
+template <typename T>
+__global__ void k_att_absorbed(const T *kv, const float *qlat, float *po, float *pml,
+                               const cu_att_row_t *rows, const int32_t *tables, int nh, int kvl,
+                               int rope, int layer, int n_layers, float scale, int max_splits)
+{
+    extern __shared__ float smem[];
+    const int row = kvl + rope;
+    float *sq = smem;                          /* (16, row) */
+    float *sp = smem + CU_ATT_HEADS * row;     /* (16, 64) */
+    const cu_att_row_t R = rows[blockIdx.x];
+    const int h0 = blockIdx.y * CU_ATT_HEADS, split = blockIdx.z;
+    const int hc = min(CU_ATT_HEADS, nh - h0);
+    const int j0 = split * ENG_KV_BLOCK, cnt = min(ENG_KV_BLOCK, R.n_ctx - j0);
+    float *pm = pml + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * 2;
+    if (cnt <= 0) {
+        if (threadIdx.x < (unsigned)hc) {
+            pm[2 * threadIdx.x] = -INFINITY;
+            pm[2 * threadIdx.x + 1] = 0.0f;
+        }
+        return;
+    }
+    const float *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
+    for (int i = threadIdx.x; i < hc * row; i += blockDim.x)
+        sq[i] = qsrc[i];
+    __syncthreads();
+    const T *base = kv_row(kv, tables[R.table + split], layer, 0, n_layers, row);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    for (int j = warp; j < cnt; j += nwarps) {
+        const T *c = base + (size_t)j * row;
+        float acc[CU_ATT_HEADS];
+#pragma unroll
+        for (int h = 0; h < CU_ATT_HEADS; h++)
+            acc[h] = 0.0f;
+        for (int d = lane; d < row; d += 32) {
+            float cv = ld(c, d);
+#pragma unroll
+            for (int h = 0; h < CU_ATT_HEADS; h++)
+                if (h < hc)
+                    acc[h] += sq[h * row + d] * cv;
+        }
+#pragma unroll
+        for (int h = 0; h < CU_ATT_HEADS; h++) {
+            float v = acc[h];
+            for (int o = 16; o > 0; o >>= 1)
+                v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (lane == 0 && h < hc)
+                sp[h * ENG_KV_BLOCK + j] = v * scale;
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < (unsigned)hc) {
+        float *p = sp + threadIdx.x * ENG_KV_BLOCK;
+        float m = -INFINITY, l = 0.0f;
+        for (int j = 0; j < cnt; j++)
+            m = p[j] > m ? p[j] : m;
+        for (int j = 0; j < cnt; j++) {
+            p[j] = expf(p[j] - m);
+            l += p[j];
+        }
+        pm[2 * threadIdx.x] = m;
+        pm[2 * threadIdx.x + 1] = l;
+    }
+    __syncthreads();
+    float *out = po + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * kvl;
+    for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
+        float acc[CU_ATT_HEADS];
+#pragma unroll
+        for (int h = 0; h < CU_ATT_HEADS; h++)
+            acc[h] = 0.0f;
+        for (int j = 0; j < cnt; j++) {
+            float cv = ld(base, (size_t)j * row + k);
+#pragma unroll
+            for (int h = 0; h < CU_ATT_HEADS; h++)
+                if (h < hc)
+                    acc[h] += sp[h * ENG_KV_BLOCK + j] * cv;
+        }
+#pragma unroll
+        for (int h = 0; h < CU_ATT_HEADS; h++)
+            if (h < hc)
+                out[(size_t)h * kvl + k] = acc[h];
+    }
+}
+
+/* Merges the splits of one (row, head): o = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s. */
+__global__ void k_att_combine(float *olat, const float *po, const float *pml,
+                              const cu_att_row_t *rows, int nh, int kvl, int max_splits)
+{
+    const cu_att_row_t R = rows[blockIdx.x];
+    const int h = blockIdx.y;
+    const int S = (R.n_ctx + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
+    const float *pm = pml + ((size_t)blockIdx.x * max_splits * nh + h) * 2;
+    const size_t sstride = (size_t)nh * 2; /* between splits in pml */
+    float M = -INFINITY, L = 0.0f;
+    for (int s = 0; s < S; s++)
+        if (pm[s * sstride + 1] > 0.0f && pm[s * sstride] > M)
+            M = pm[s * sstride];
+    for (int s = 0; s < S; s++)
+        if (pm[s * sstride + 1] > 0.0f)
+            L += pm[s * sstride + 1] * expf(pm[s * sstride] - M);
+    const float *o = po + ((size_t)blockIdx.x * max_splits * nh + h) * kvl;
+    const size_t ostride = (size_t)nh * kvl;
+    float *dst = olat + ((size_t)R.row * nh + h) * kvl;
+    for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < S; s++)
+            if (pm[s * sstride + 1] > 0.0f)
+                acc += o[s * ostride + k] * expf(pm[s * sstride] - M);
+        dst[k] = acc / L;
+    }
+}
+
+/* ---- absorbed decode attention on the tensor cores (bfloat16) ----
+ * Same grid, partial layout and meaning as k_att_absorbed. Per block:
+ *   1. the split's cache rows (one 64-row block of one layer, contiguous in
+ *      the pool) into shared memory, 16 bytes per load where aligned; rows past
+ *      the context and the padding columns zeroed (0 * garbage could be NaN);
+ *      the 16 heads' q_lat rows rounded to bf16 beside them, zero-padded
+ *   2. scores S = Q C^T (16 x 64, k = row padded to 16): warps 0-3, one 16x16
+ *      tile each, WMMA 16x16x16
+ *   3. per head: m = max, p = e^(s*scale - m) rounded to bf16, l = sum of the
+ *      rounded p (so o / l uses exactly the weights that were multiplied)
+ *   4. O = P C[:, :kvl] (16 x kvl, k = 64): 16x16 tiles spread over 8 warps,
+ *      staged through shared memory (reusing the cache rows' space) so only
+ *      the chunk's heads and kvl columns are written.
+ * The tile is read from HBM once for 16 heads: the kernel is bound by that
+ * read (64 x 576 x 2 = 72 KiB per block at V2-Lite shapes). */
+#define TC_PAD 8          /* bf16 elements after each staged row: rows 4 banks apart */
+#define TC_SLD (ENG_KV_BLOCK + 4)   /* float scores row */
+#define TC_PLD (ENG_KV_BLOCK + 8)   /* bf16 probabilities row */
+#define TC_MAX_OUT_TILES 6          /* 16-column output tiles per warp: kvl <= 8 * 6 * 16 */
+
+__host__ __device__ static inline int tc_ld(int kvl, int rope)
+{
+    return ((kvl + rope + 15) & ~15) + TC_PAD;
+}
+
+static size_t tc_smem_bytes(int kvl, int rope)
+{
+    size_t ld = (size_t)tc_ld(kvl, rope);
+    return (ENG_KV_BLOCK + CU_ATT_HEADS) * ld * 2 + CU_ATT_HEADS * TC_SLD * 4 +
+           CU_ATT_HEADS * TC_PLD * 2;
+}
+
+__global__ void __launch_bounds__(256)
+    k_att_absorbed_tc(const __nv_bfloat16 *kv, const float *qlat, float *po, float *pml,
+                      const cu_att_row_t *rows, const int32_t *tables, int nh, int kvl, int rope,
+                      int layer, int n_layers, float scale, int max_splits)
+{
+    using namespace nvcuda;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    const int row = kvl + rope, rowp = (row + 15) & ~15, kvlp = (kvl + 15) & ~15;
+    const int ld = tc_ld(kvl, rope);
+    __nv_bfloat16 *tile = (__nv_bfloat16 *)smem_raw;          /* (64, ld) */
+    __nv_bfloat16 *sq = tile + ENG_KV_BLOCK * ld;              /* (16, ld) */
+    float *ss = (float *)(sq + CU_ATT_HEADS * ld);             /* (16, TC_SLD) */
+    __nv_bfloat16 *sp = (__nv_bfloat16 *)(ss + CU_ATT_HEADS * TC_SLD); /* (16, TC_PLD) */
+    const __nv_bfloat16 zero = __float2bfloat16_rn(0.0f);
+
+    const cu_att_row_t R = rows[blockIdx.x];
+    const int h0 = blockIdx.y * CU_ATT_HEADS, split = blockIdx.z;
+    const int hc = min(CU_ATT_HEADS, nh - h0);
+    const int j0 = split * ENG_KV_BLOCK, cnt = min(ENG_KV_BLOCK, R.n_ctx - j0);
+    float *pm = pml + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * 2;
+    if (cnt <= 0) {
+        if (threadIdx.x < (unsigned)hc) {
+            pm[2 * threadIdx.x] = -INFINITY;
+            pm[2 * threadIdx.x + 1] = 0.0f;
+        }
+        return;
+    }
+    /* 1. stage */
+    const __nv_bfloat16 *base = kv_row(kv, tables[R.table + split], layer, 0, n_layers, row);
+    if ((row & 7) == 0 && ((uintptr_t)base & 15) == 0) {
+        const int vpr = row / 8;
+        const uint4 *src = (const uint4 *)base;
+        for (int i = threadIdx.x; i < cnt * vpr; i += blockDim.x) {
+            int j = i / vpr, v = i - j * vpr;
+            *(uint4 *)(tile + (size_t)j * ld + v * 8) = src[i];
+        }
+    } else {
+        for (int i = threadIdx.x; i < cnt * row; i += blockDim.x) {
+            int j = i / row, d = i - j * row;
+            tile[(size_t)j * ld + d] = base[i];
+        }
+    }
+    const int padw = rowp - row;
+    for (int i = threadIdx.x; i < cnt * padw; i += blockDim.x)
+        tile[(size_t)(i / padw) * ld + row + i % padw] = zero;
+    for (int i = threadIdx.x; i < (ENG_KV_BLOCK - cnt) * rowp; i += blockDim.x)
+        tile[(size_t)(cnt + i / rowp) * ld + i % rowp] = zero;
+    const float *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
+    for (int i = threadIdx.x; i < CU_ATT_HEADS * rowp; i += blockDim.x) {
+        int h = i / rowp, d = i - h * rowp;
+        float v = h < hc && d < row ? qsrc[(size_t)h * row + d] : 0.0f;
+        sq[h * ld + d] = __float2bfloat16_rn(v);
+    }
+    __syncthreads();
+    /* 2. scores */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (warp < ENG_KV_BLOCK / 16) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+        wmma::fill_fragment(acc, 0.0f);
+        for (int d0 = 0; d0 < rowp; d0 += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
+            wmma::load_matrix_sync(a, sq + d0, ld);
+            wmma::load_matrix_sync(b, tile + (size_t)warp * 16 * ld + d0, ld);
+            wmma::mma_sync(acc, a, b, acc);
+        }
+        wmma::store_matrix_sync(ss + warp * 16, acc, TC_SLD, wmma::mem_row_major);
+    }
+    __syncthreads();
+    /* 3. softmax per head over the split (2 heads per warp, 2 positions per lane) */
+    for (int h = warp; h < CU_ATT_HEADS; h += blockDim.x >> 5) {
+        float s0 = lane < cnt ? ss[h * TC_SLD + lane] * scale : -INFINITY;
+        float s1 = lane + 32 < cnt ? ss[h * TC_SLD + lane + 32] * scale : -INFINITY;
+        float m = fmaxf(s0, s1);
+        for (int o = 16; o > 0; o >>= 1)
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+        __nv_bfloat16 p0 = __float2bfloat16_rn(lane < cnt ? expf(s0 - m) : 0.0f);
+        __nv_bfloat16 p1 = __float2bfloat16_rn(lane + 32 < cnt ? expf(s1 - m) : 0.0f);
+        float l = __bfloat162float(p0) + __bfloat162float(p1);
+        for (int o = 16; o > 0; o >>= 1)
+            l += __shfl_xor_sync(0xffffffffu, l, o);
+        sp[h * TC_PLD + lane] = p0;
+        sp[h * TC_PLD + lane + 32] = p1;
+        if (lane == 0 && h < hc) {
+            pm[2 * h] = m;
+            pm[2 * h + 1] = l;
+        }
+    }
+    __syncthreads();
+    /* 4. values */
+    const int nct = kvlp / 16, nw = blockDim.x >> 5;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> o[TC_MAX_OUT_TILES];
+#pragma unroll
+    for (int t = 0; t < TC_MAX_OUT_TILES; t++) {
+        const int ct = warp + t * nw;
+        if (ct < nct) {
+            wmma::fill_fragment(o[t], 0.0f);
+            for (int jj = 0; jj < ENG_KV_BLOCK; jj += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
+                wmma::load_matrix_sync(a, sp + jj, TC_PLD);
+                wmma::load_matrix_sync(b, tile + (size_t)jj * ld + ct * 16, ld);
+                wmma::mma_sync(o[t], a, b, o[t]);
+            }
+        }
+    }
+    __syncthreads(); /* every warp is done reading the tile: stage the output there */
+    float *stage = (float *)tile;
+    const int sld = kvlp + 4;
+#pragma unroll
+    for (int t = 0; t < TC_MAX_OUT_TILES; t++) {
+        const int ct = warp + t * nw;
+        if (ct < nct)
+            wmma::store_matrix_sync(stage + ct * 16, o[t], sld, wmma::mem_row_major);
+    }
+    __syncthreads();
+    float *out = po + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * kvl;
+    for (int i = threadIdx.x; i < hc * kvl; i += blockDim.x) {
+        int h = i / kvl, k = i - h * kvl;
+        out[i] = stage[h * sld + k];
+    }
+}
+
+int cu_att_setup(char *err, size_t errlen)
+{
+    size_t most = tc_smem_bytes(CU_MAX_ROW - 64, 64); /* the widest row the backend takes */
+    CU_TRY(cudaFuncSetAttribute(k_att_absorbed_tc, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)most));
+    return 0;
+}
+
+/* Whether the tensor-core kernel takes these shapes; TG_CUDA_ATT_CC=1 forces
+ * the CUDA-core kernel (comparisons). */
+static bool tc_fits(int kvl, int rope)
+{
+    static int force_cc = -1;
+    if (force_cc < 0) {
+        const char *e = getenv("TG_CUDA_ATT_CC");
+        force_cc = e && !strcmp(e, "1");
+    }
+    int kvlp = (kvl + 15) & ~15;
+    return !force_cc && kvlp / 16 <= 8 * TC_MAX_OUT_TILES && kvl + rope <= CU_MAX_ROW;
+}
+
+int cu_att_absorbed(cudaStream_t s, cu_dtype_t dt, const void *kv, const float *qlat,
+                    float *olat, float *po, float *pml, const cu_att_row_t *rows, int n_rows,
+                    int max_splits, const int32_t *tables, int nh, int kvl, int rope, int layer,
+                    int n_layers, float scale, char *err, size_t errlen)
+{
+    if (n_rows == 0)
+        return 0;
+    int row = kvl + rope;
+    dim3 grid((unsigned)n_rows, (unsigned)((nh + CU_ATT_HEADS - 1) / CU_ATT_HEADS),
+              (unsigned)max_splits);
+    if (dt == CU_BF16 && tc_fits(kvl, rope)) {
+        k_att_absorbed_tc<<<grid, 256, tc_smem_bytes(kvl, rope), s>>>(
+            (const __nv_bfloat16 *)kv, qlat, po, pml, rows, tables, nh, kvl, rope, layer,
+            n_layers, scale, max_splits);
+        CU_LAUNCHED("att_absorbed_tc");
+    } else {
+        size_t sm = (size_t)(CU_ATT_HEADS * row + CU_ATT_HEADS * ENG_KV_BLOCK) * sizeof(float);
+        DISPATCH_T(dt, k_att_absorbed<T><<<grid, 256, sm, s>>>((const T *)kv, qlat, po, pml,
+                                                               rows, tables, nh, kvl, rope,
+                                                               layer, n_layers, scale,
+                                                               max_splits));
+        CU_LAUNCHED("att_absorbed");
+    }
+    k_att_combine<<<dim3((unsigned)n_rows, (unsigned)nh), 128, 0, s>>>(olat, po, pml, rows, nh,
+                                                                       kvl, max_splits);
+    CU_LAUNCHED("att_combine");
+    return 0;
+}
+
+/* ---- prefill: expanded keys/values (attn_reference) ---- */
+
+template <typename T>
+__global__ void k_gather_latent(T *lat, float *krot, const T *kv, const int32_t *table, int kvl,
+                                int rope, int layer, int n_layers)
+{
+    int j = blockIdx.x, row = kvl + rope;
+    const T *src = kv_row(kv, table[j / ENG_KV_BLOCK], layer, j % ENG_KV_BLOCK, n_layers, row);
+    for (int d = threadIdx.x; d < row; d += blockDim.x) {
+        if (d < kvl)
+            lat[(size_t)j * kvl + d] = src[d];
+        else
+            krot[(size_t)j * rope + d - kvl] = ld(src, d);
+    }
+}
+
+int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, const void *kv,
+                     const int32_t *table, int ctx, int kvl, int rope, int layer, int n_layers,
+                     char *err, size_t errlen)
+{
+    if (ctx == 0)
+        return 0;
+    DISPATCH_T(dt, k_gather_latent<T><<<ctx, 128, 0, s>>>((T *)lat, krot, (const T *)kv, table,
+                                                          kvl, rope, layer, n_layers));
+    CU_LAUNCHED("gather_latent");
+    return 0;
+}
+
+/* Causal softmax of a chunk of prefill scores, in place: S holds, per head h,
+ * n rows (queries p0 + t0 + t) of m keys, row-major, (h * n + t) * m; row t
+ * keeps keys j <= p0 + t0 + t (eng_softmax over them) and gets zeros after,
+ * so the values product can run over all m keys. Block per (row, head). */
+__global__ void k_causal_softmax(float *S, int n, int m, int first_last_key)
+{
+    __shared__ float sh[32];
+    const int t = blockIdx.x, h = blockIdx.y;
+    float *r = S + ((size_t)h * n + t) * m;
+    const int keep = min(m, first_last_key + t + 1);
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < keep; j += blockDim.x)
+        mx = fmaxf(mx, r[j]);
+    for (int o = 16; o > 0; o >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0)
+        sh[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    mx = -INFINITY;
+    for (int i = 0; i < (int)(blockDim.x >> 5); i++)
+        mx = fmaxf(mx, sh[i]);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < keep; j += blockDim.x) {
+        float e = expf(r[j] - mx);
+        r[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, sh);
+    for (int j = threadIdx.x; j < m; j += blockDim.x)
+        r[j] = j < keep ? r[j] / sum : 0.0f;
+}
+
+int cu_causal_softmax(cudaStream_t s, float *S, int nh, int n, int m, int first_last_key,
+                      char *err, size_t errlen)
+{
+    if (n == 0 || nh == 0)
+        return 0;
+    k_causal_softmax<<<dim3((unsigned)n, (unsigned)nh), 256, 0, s>>>(S, n, m, first_last_key);
+    CU_LAUNCHED("causal_softmax");
+    return 0;
+}
