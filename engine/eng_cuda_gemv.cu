@@ -238,7 +238,7 @@ int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void 
  * <= R: block (column tile of GEMV_COLS, batch b), one warp per column o,
  * the weight row read once for all rows. Predicted: q_proj 3072x2048 bf16
  * (12.6 MB) ~4.2 us at 3 TB/s; kv_a 576x2048 (2.4 MB) is latency-bound,
- * ~2-3 us (every warp's whole row in two rounds of loads). */
+ * ~2-3 us (at 1-2 rows a warp loads its whole 4 KB row in one round). */
 template <typename T, int R, bool VEC>
 __global__ void __launch_bounds__(32 * GEMV_COLS)
     k_gemv_xwt(float *y, int ldy, long long sy, const T *x, int ldx, long long sx, const T *W,
@@ -316,8 +316,8 @@ int cu_gemv_xwt(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, long long sy, 
 
 /* ---- y = x W, few rows (W row-major (n_in, n_out)) ---- */
 
-/* Threads of a k_gemv_xw block; they form XW_KS slices of the inputs i times
- * OX threads along the outputs o. */
+/* Threads of a k_gemv_xw block: KS slices of the inputs i times OX threads
+ * along the outputs o. */
 #define XW_THREADS 256
 
 /* f = the NV weights at p (one 16-byte vector when VEC, else one element). */
@@ -348,8 +348,8 @@ __device__ __forceinline__ void fma_cols(float (&acc)[R][NV], const float *wf, c
 /* y_b[t][o] = sum_i x_b[t][i] * W_b[i][o] for t < n_tok <= R. Block (column
  * tile of OX * NV outputs, batch b); thread (ox, ks) owns NV adjacent outputs
  * (one 16-byte vector when VEC, else one element) and the inputs i = ks,
- * ks + KS, ..., GEMV_UNROLL(R) weight loads in flight; adjacent ox read adjacent
- * bytes of a weight row (128 contiguous bytes per row when VEC). Partial sums
+ * ks + KS, ..., GEMV_UNROLL(R) weight loads in flight; adjacent ox read
+ * adjacent bytes of a weight row (128 contiguous bytes per row when VEC). Sums
  * meet through warp shuffles across ks, then shared memory across warps.
  * Predicted: W_UK absorption (16 heads of 128x512 bf16, 2 MB) latency-bound
  * at ~2 us (every load of the call in one round). */
