@@ -119,6 +119,13 @@ int eng_cuda_op_matmul(float *y, const float *x, const float *w, int n_tok, int 
     return no_cuda(err, errlen);
 }
 
+int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t ny, const float *x,
+                     size_t nx, const float *w, size_t nw, char *err, size_t errlen)
+{
+    (void)c, (void)y, (void)ny, (void)x, (void)nx, (void)w, (void)nw;
+    return no_cuda(err, errlen);
+}
+
 int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
                             const int32_t *idx, int n, int K, int E, const float *x,
                             const float *W, int n_in, int n_out, bool f32, char *err,

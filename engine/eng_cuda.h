@@ -67,6 +67,30 @@ int eng_cuda_op_moe_route(const eng_config_t *cfg, const float *logits, const fl
 /* eng_matmul: y (n_tok, n_out) = x w^T with bf16 (f32 false) or float32 operands. */
 int eng_cuda_op_matmul(float *y, const float *x, const float *w, int n_tok, int n_in, int n_out,
                        bool f32, char *err, size_t errlen);
+/* The three dense products of the backend (eng_cuda_priv.cuh: cu_gemm_xwt,
+ * cu_gemm_xwt_batched, cu_gemm_xw_batched; n_tok <= 8 takes the
+ * matrix-vector kernels unless TG_CUDA_GEMV=0), with any layout. */
+typedef enum {
+    ENG_CUDA_GEMM_XWT = 0,     /* y_t = x_t W^T, W (n_out, n_in), beta 0 or 1 */
+    ENG_CUDA_GEMM_XWT_BATCHED, /* the same per batch b, beta 0 */
+    ENG_CUDA_GEMM_XW_BATCHED   /* y_t = x_t W per batch b, W (n_in, n_out), beta 0 */
+} eng_cuda_gemm_form_t;
+
+typedef struct eng_cuda_gemm_case {
+    eng_cuda_gemm_form_t form;
+    int n_tok, n_in, n_out, batch;
+    int ldx, ldw, ldy;    /* row strides in elements */
+    long long sx, sw, sy; /* batch strides in elements (batched forms) */
+    int x_off, w_off;     /* x and w start this many elements into their arrays */
+    float beta;
+    bool f32; /* float32 operands, else bfloat16 */
+} eng_cuda_gemm_case_t;
+
+/* Runs c on host arrays: x (nx floats) and w (nw) rounded to the element
+ * type on the device, y (ny floats) copied in and back whole, so elements
+ * outside the product must come back as they went. */
+int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t ny, const float *x,
+                     size_t nx, const float *w, size_t nw, char *err, size_t errlen);
 /* The routed-expert kernels of small steps: sorts the n*K expert ids in idx
  * by expert (first (E+1), src (n*K), slot (n*K) as cu_moe_sort), then
  * y (n*K, n_out) = W[e] x[src[a]] for each sorted row a of expert e, with W

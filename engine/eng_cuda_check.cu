@@ -155,6 +155,44 @@ extern "C" int eng_cuda_op_matmul(float *y, const float *x, const float *w, int 
     return rc;
 }
 
+extern "C" int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t ny,
+                                const float *x, size_t nx, const float *w, size_t nw, char *err,
+                                size_t errlen)
+{
+    op_mem m;
+    cu_dtype_t dt = c->f32 ? CU_F32 : CU_BF16;
+    size_t es = cu_dtype_size(dt);
+    void *dxf, *dwf, *dx, *dw, *dy;
+    TRY(op_start(&m, err, errlen));
+    TRY(op_in(&m, &dxf, x, nx * 4, err, errlen));
+    TRY(op_in(&m, &dwf, w, nw * 4, err, errlen));
+    TRY(op_in(&m, &dx, NULL, nx * es, err, errlen));
+    TRY(op_in(&m, &dw, NULL, nw * es, err, errlen));
+    TRY(op_in(&m, &dy, y, ny * 4, err, errlen));
+    TRY(cu_convert_f32(m.s, dt, dx, (const float *)dxf, nx, err, errlen));
+    TRY(cu_convert_f32(m.s, dt, dw, (const float *)dwf, nw, err, errlen));
+    const void *xp = (const char *)dx + (size_t)c->x_off * es;
+    const void *wp = (const char *)dw + (size_t)c->w_off * es;
+    cublasHandle_t h;
+    CUBLAS_TRY(cublasCreate(&h));
+    int rc = cublasSetStream(h, m.s) == CUBLAS_STATUS_SUCCESS ? 0 : -1;
+    if (rc)
+        snprintf(err, errlen, "cublasSetStream failed");
+    if (!rc && c->form == ENG_CUDA_GEMM_XWT)
+        rc = cu_gemm_xwt(h, dt, (float *)dy, c->ldy, xp, c->ldx, wp, c->ldw, c->n_tok, c->n_in,
+                         c->n_out, c->beta, err, errlen);
+    else if (!rc && c->form == ENG_CUDA_GEMM_XWT_BATCHED)
+        rc = cu_gemm_xwt_batched(h, dt, (float *)dy, c->ldy, c->sy, xp, c->ldx, c->sx, wp, c->ldw,
+                                 c->sw, c->n_tok, c->n_in, c->n_out, c->batch, err, errlen);
+    else if (!rc)
+        rc = cu_gemm_xw_batched(h, dt, (float *)dy, c->ldy, c->sy, xp, c->ldx, c->sx, wp, c->ldw,
+                                c->sw, c->n_tok, c->n_in, c->n_out, c->batch, err, errlen);
+    if (!rc)
+        rc = op_out(&m, y, dy, ny * 4, err, errlen);
+    cublasDestroy(h);
+    return rc;
+}
+
 extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
                                        const int32_t *idx, int n, int K, int E, const float *x,
                                        const float *W, int n_in, int n_out, bool f32, char *err,

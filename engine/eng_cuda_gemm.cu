@@ -2,9 +2,32 @@
  * Row-major weights (out, in) as the checkpoint stores them are, to cuBLAS's
  * column-major view, (in, out) matrices: y^T = W x^T is OP_T on W. Inputs are
  * bfloat16 (or float32 in the checking mode), outputs and accumulation float32
- * (CUBLAS_COMPUTE_32F: no TF32, no reduced-precision reductions). The two
- * products of prefill attention (scores, values) are here too. */
+ * (CUBLAS_COMPUTE_32F: no TF32, no reduced-precision reductions). Steps of at
+ * most CU_GEMV_MAX_TOK rows (decode) go to the matrix-vector kernels of
+ * eng_cuda_gemv.cu instead, on the handle's stream, unless TG_CUDA_GEMV=0.
+ * The two products of prefill attention (scores, values) are here too. */
 #include "eng_cuda_priv.cuh"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Whether few-row products use our kernels: yes unless the environment has
+ * TG_CUDA_GEMV=0 (cuBLAS for everything, to compare), read once. */
+static bool gemv_on(void)
+{
+    static const bool on = [] {
+        const char *v = getenv("TG_CUDA_GEMV");
+        return !(v && !strcmp(v, "0"));
+    }();
+    return on;
+}
+
+/* The stream cuBLAS runs on (the backend's, or a check's own). */
+static int blas_stream(cublasHandle_t h, cudaStream_t *s, char *err, size_t errlen)
+{
+    CUBLAS_TRY(cublasGetStream(h, s));
+    return 0;
+}
 
 static cudaDataType_t cuda_type(cu_dtype_t dt)
 {
@@ -17,6 +40,12 @@ int cu_gemm_xwt(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, const void *
 {
     if (n_tok <= 0 || n_out <= 0)
         return 0;
+    if (n_tok <= CU_GEMV_MAX_TOK && gemv_on()) {
+        cudaStream_t s;
+        TRY(blas_stream(h, &s, err, errlen));
+        return cu_gemv_xwt(s, dt, y, ldy, 0, x, ldx, 0, w, ldw, 0, n_tok, n_in, n_out, 1, beta,
+                           err, errlen);
+    }
     const float alpha = 1.0f;
     CUBLAS_TRY(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha, w,
                             cuda_type(dt), ldw, x, cuda_type(dt), ldx, &beta, y, CUDA_R_32F, ldy,
@@ -30,6 +59,12 @@ int cu_gemm_xw_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long 
 {
     if (n_tok <= 0 || n_out <= 0 || batch <= 0)
         return 0;
+    if (n_tok <= CU_GEMV_MAX_TOK && batch <= 65535 && gemv_on()) {
+        cudaStream_t s;
+        TRY(blas_stream(h, &s, err, errlen));
+        return cu_gemv_xw(s, dt, y, ldy, sy, x, ldx, sx, w, ldw, sw, n_tok, n_in, n_out, batch,
+                          err, errlen);
+    }
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
                                           w, cuda_type(dt), ldw, sw, x, cuda_type(dt), ldx, sx,
@@ -45,6 +80,12 @@ int cu_gemm_xwt_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long
 {
     if (n_tok <= 0 || n_out <= 0 || batch <= 0)
         return 0;
+    if (n_tok <= CU_GEMV_MAX_TOK && batch <= 65535 && gemv_on()) {
+        cudaStream_t s;
+        TRY(blas_stream(h, &s, err, errlen));
+        return cu_gemv_xwt(s, dt, y, ldy, sy, x, ldx, sx, w, ldw, sw, n_tok, n_in, n_out, batch,
+                           0.0f, err, errlen);
+    }
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n_out, n_tok, n_in, &alpha,
                                           w, cuda_type(dt), ldw, sw, x, cuda_type(dt), ldx, sx,

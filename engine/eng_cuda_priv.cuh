@@ -176,6 +176,32 @@ int cu_gemm_xwt_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long
                         long long sw, int n_tok, int n_in, int n_out, int batch, char *err,
                         size_t errlen);
 
+/* ---- matrix-vector kernels (eng_cuda_gemv.cu); all launch on stream s ---- */
+
+/* Rows up to which cu_gemm_xwt / cu_gemm_xw(t)_batched use the kernels below
+ * instead of cuBLAS (unless TG_CUDA_GEMV=0). */
+#define CU_GEMV_MAX_TOK 8
+
+/* y[a] = W[e] x[a] for the sorted rows of every expert e (W: (E, n_out,
+ * n_in) element type dt; x rows ldx, y rows ldy apart; first as cu_moe_sort,
+ * on the device). */
+int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
+                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *err,
+                   size_t errlen);
+/* y_b[t][o] = sum_i x_b[t][i] * w_b[o][i] (+ beta * y_b[t][o]; beta 0: y is
+ * not read) for b < batch, t < n_tok <= CU_GEMV_MAX_TOK, o < n_out, with
+ * x_b = x + b*sx (rows ldx apart), w_b = w + b*sw (rows ldw), y_b = y + b*sy
+ * (rows ldy): cu_gemm_xwt (batch 1) and cu_gemm_xwt_batched. Float32
+ * accumulation. -1 with err when n_tok or batch exceed the limits. */
+int cu_gemv_xwt(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, long long sy, const void *x,
+                int ldx, long long sx, const void *w, int ldw, long long sw, int n_tok, int n_in,
+                int n_out, int batch, float beta, char *err, size_t errlen);
+/* y_b[t][o] = sum_i x_b[t][i] * w_b[i][o] (w_b row-major (n_in, n_out), rows
+ * ldw apart), otherwise as cu_gemv_xwt with beta 0: cu_gemm_xw_batched. */
+int cu_gemv_xw(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, long long sy, const void *x,
+               int ldx, long long sx, const void *w, int ldw, long long sw, int n_tok, int n_in,
+               int n_out, int batch, char *err, size_t errlen);
+
 /* ---- kernels (eng_cuda_kernels.cu, eng_cuda_attn.cu); all launch on stream s ---- */
 
 /* Routing parameters for the gate kernel. */
@@ -222,11 +248,6 @@ int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, cons
  * assignment (t, k)), stable in token order. */
 int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
                 int32_t *src, int32_t *slot, char *err, size_t errlen);
-/* y[a] = W[e] x[a] for the sorted rows of every expert e (W: (E, n_out,
- * n_in) element type dt; x rows ldx, y rows ldy apart). */
-int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
-                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *err,
-                   size_t errlen);
 /* resid[t] += sum_k w[t*K+k] * yg[slot[t*K+k]] for t < n. */
 int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t *slot,
                    const float *w, int n, int K, int H, char *err, size_t errlen);

@@ -232,9 +232,17 @@ cublasStatus_t cublasDestroy_v2(cublasHandle_t h)
     (void)h;
     return CUBLAS_STATUS_SUCCESS;
 }
+static cudaStream_t mock_blas_stream;
 cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s)
 {
-    (void)h, (void)s;
+    (void)h;
+    mock_blas_stream = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasGetStream_v2(cublasHandle_t h, cudaStream_t *s)
+{
+    (void)h;
+    *s = mock_blas_stream;
     return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m)
@@ -251,6 +259,10 @@ const char *cublasGetStatusString(cublasStatus_t s)
 {
     return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : "mock cuBLAS error";
 }
+
+/* Products run so far by the cuBLAS stand-ins and by the matrix-vector
+ * launchers (cu_gemv_*): the ops test checks which path a shape took. */
+long mock_cuda_cublas_calls, mock_cuda_gemv_calls;
 
 static cu_dtype_t dt_of(cudaDataType t)
 {
@@ -292,6 +304,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     (void)h, (void)algo;
     if (ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
+    mock_cuda_cublas_calls++;
     return gemm1(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
                  *(const float *)beta, (float *)C, ldc);
 }
@@ -307,6 +320,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta
     (void)h, (void)algo;
     if (ct != CUDA_R_32F || comp != CUBLAS_COMPUTE_32F || at != bt)
         return CUBLAS_STATUS_NOT_SUPPORTED;
+    mock_cuda_cublas_calls++;
     for (int b = 0; b < batch; b++) {
         cublasStatus_t s = gemm1(ta, tb, m, n, k, *(const float *)alpha,
                                  (const char *)A + (size_t)(b * sa) * esz(dt_of(at)), at, lda,
@@ -424,6 +438,47 @@ int cu_expert_gemv(cudaStream_t, cu_dtype_t dt, float *y, int ldy, const void *x
                 y[(size_t)a * ldy + o] = acc;
             }
     return 0;
+}
+
+/* The matrix-vector launchers' contracts (eng_cuda_priv.cuh) as loops:
+ * transposed (w_b[o][i]) or not (w_b[i][o]), beta 0 never reads y. */
+static int mock_gemv(bool trans, cu_dtype_t dt, float *y, int ldy, long long sy, const void *x,
+                     int ldx, long long sx, const void *w, int ldw, long long sw, int n_tok,
+                     int n_in, int n_out, int batch, float beta, char *err, size_t errlen)
+{
+    if (n_tok > CU_GEMV_MAX_TOK || batch > 65535) {
+        snprintf(err, errlen, "mock gemv: %d rows x %d batches", n_tok, batch);
+        return -1;
+    }
+    mock_cuda_gemv_calls++;
+    for (int b = 0; b < batch; b++)
+        for (int t = 0; t < n_tok; t++)
+            for (int o = 0; o < n_out; o++) {
+                float acc = 0.0f;
+                for (int i = 0; i < n_in; i++)
+                    acc += ldt(dt, w, (size_t)(b * sw) + (trans ? (size_t)o * ldw + i
+                                                                 : (size_t)i * ldw + o)) *
+                           ldt(dt, x, (size_t)(b * sx) + (size_t)t * ldx + i);
+                float *p = y + b * sy + (size_t)t * ldy + o;
+                *p = beta != 0.0f ? acc + beta * *p : acc;
+            }
+    return 0;
+}
+
+int cu_gemv_xwt(cudaStream_t, cu_dtype_t dt, float *y, int ldy, long long sy, const void *x,
+                int ldx, long long sx, const void *w, int ldw, long long sw, int n_tok, int n_in,
+                int n_out, int batch, float beta, char *err, size_t errlen)
+{
+    return mock_gemv(true, dt, y, ldy, sy, x, ldx, sx, w, ldw, sw, n_tok, n_in, n_out, batch,
+                     beta, err, errlen);
+}
+
+int cu_gemv_xw(cudaStream_t, cu_dtype_t dt, float *y, int ldy, long long sy, const void *x,
+               int ldx, long long sx, const void *w, int ldw, long long sw, int n_tok, int n_in,
+               int n_out, int batch, char *err, size_t errlen)
+{
+    return mock_gemv(false, dt, y, ldy, sy, x, ldx, sx, w, ldw, sw, n_tok, n_in, n_out, batch,
+                     0.0f, err, errlen);
 }
 
 int cu_gather_rows(cudaStream_t, cu_dtype_t dt, void *xg, const float *x, const int32_t *src,

@@ -1,10 +1,11 @@
 /* Each CUDA kernel against its CPU twin (eng_ops.c, eng_moe.c) on random
  * inputs: RMSNorm, RoPE in both layouts with yarn frequencies and large
  * positions, SwiGLU, the MoE gate for V2 greedy, V2 group-limited and V3
- * (sigmoid + bias, groups, renorm, scale), the cuBLAS products in float32 and
- * bfloat16, the expert sort + grouped products (both load paths), and argmax
- * with ties. Without a CUDA device (or a build without
- * CUDA) it prints why and exits 77: skipped, never passed. */
+ * (sigmoid + bias, groups, renorm, scale), the dense products in float32 and
+ * bfloat16 on both paths (matrix-vector kernels up to 8 rows, cuBLAS above;
+ * strided, batched, accumulating), the expert sort + grouped products (both
+ * load paths), and argmax with ties. Without a CUDA device (or a build
+ * without CUDA) it prints why and exits 77: skipped, never passed. */
 #include "eng_cuda.h"
 #include "eng_forward.h"
 #include "eng_moe.h"
@@ -187,20 +188,164 @@ static void check_matmul(void)
     }
 }
 
+#ifdef ENG_CUDA_MOCK
+/* mock_cuda.cpp: products run by its cuBLAS stand-ins / matrix-vector launchers */
+extern long mock_cuda_cublas_calls, mock_cuda_gemv_calls;
+#endif
+
+/* Whether a product of n_tok rows should take the matrix-vector kernels. */
+static bool gemv_expected(int n_tok)
+{
+    const char *v = getenv("TG_CUDA_GEMV");
+    return n_tok <= 8 && !(v && !strcmp(v, "0"));
+}
+
+/* Elements of one operand's array for a layout: last batch, last row, row. */
+static size_t span(int batch, long long sb, int rows, int ld, int row, int off)
+{
+    return (size_t)off + (size_t)(batch - 1) * (size_t)sb + (size_t)(rows - 1) * (size_t)ld +
+           (size_t)row;
+}
+
+/* One product of eng_cuda_op_gemm against a double-precision loop over the
+ * same layout: the product's elements (relative error), every other element
+ * of y unchanged, y never read when beta is 0 (NaN there), and under the
+ * mock the path the dispatch took. */
+static void check_gemm_case(const char *what, eng_cuda_gemm_case_t c)
+{
+    const bool xw = c.form == ENG_CUDA_GEMM_XW_BATCHED;
+    if (c.form == ENG_CUDA_GEMM_XWT)
+        c.batch = 1, c.sx = c.sw = c.sy = 0;
+    size_t nx = span(c.batch, c.sx, c.n_tok, c.ldx, c.n_in, c.x_off);
+    size_t nw = xw ? span(c.batch, c.sw, c.n_in, c.ldw, c.n_out, c.w_off)
+                   : span(c.batch, c.sw, c.n_out, c.ldw, c.n_in, c.w_off);
+    size_t ny = span(c.batch, c.sy, c.n_tok, c.ldy, c.n_out, 0) + 3; /* + a tail */
+    float *x = frandv(nx, 1.0f), *w = frandv(nw, 0.05f), *y = frandv(ny, 1.0f);
+    float *y0 = malloc(ny * 4), *got = calloc((size_t)c.batch * c.n_tok * c.n_out, 4);
+    float *ref = calloc((size_t)c.batch * c.n_tok * c.n_out, 4);
+    char *in = calloc(ny, 1);
+    if (!y0 || !got || !ref || !in)
+        abort();
+    if (!c.f32) {
+        for (size_t i = 0; i < nx; i++)
+            x[i] = bf16_round(x[i]);
+        for (size_t i = 0; i < nw; i++)
+            w[i] = bf16_round(w[i]);
+    }
+    size_t k = 0;
+    for (int b = 0; b < c.batch; b++)
+        for (int t = 0; t < c.n_tok; t++)
+            for (int o = 0; o < c.n_out; o++, k++) {
+                size_t yi = (size_t)b * c.sy + (size_t)t * c.ldy + o;
+                double acc = c.beta * (double)y[yi];
+                for (int i = 0; i < c.n_in; i++) {
+                    size_t wi = (size_t)c.w_off + (size_t)b * c.sw +
+                                (xw ? (size_t)i * c.ldw + o : (size_t)o * c.ldw + i);
+                    acc += (double)x[c.x_off + (size_t)b * c.sx + (size_t)t * c.ldx + i] * w[wi];
+                }
+                ref[k] = (float)acc;
+                in[yi] = 1;
+                if (c.beta == 0.0f)
+                    y[yi] = NAN;
+            }
+    memcpy(y0, y, ny * 4);
+#ifdef ENG_CUDA_MOCK
+    long blas0 = mock_cuda_cublas_calls, gemv0 = mock_cuda_gemv_calls;
+#endif
+    CHECK(eng_cuda_op_gemm(&c, y, ny, x, nx, w, nw, err, sizeof err) == 0);
+    bool gemv = gemv_expected(c.n_tok);
+#ifdef ENG_CUDA_MOCK
+    CHECK(mock_cuda_gemv_calls - gemv0 == (gemv ? 1 : 0));
+    CHECK(mock_cuda_cublas_calls - blas0 == (gemv ? 0 : 1));
+#endif
+    k = 0;
+    size_t outside_changed = 0;
+    for (int b = 0; b < c.batch; b++)
+        for (int t = 0; t < c.n_tok; t++)
+            for (int o = 0; o < c.n_out; o++)
+                got[k++] = y[(size_t)b * c.sy + (size_t)t * c.ldy + o];
+    for (size_t i = 0; i < ny; i++)
+        if (!in[i] && memcmp(&y[i], &y0[i], 4))
+            outside_changed++;
+    double e = tu_rel_err(got, ref, k);
+    printf("gemm %-24s %s %s tok %d in %d out %d batch %d ld %d/%d/%d off %d/%d beta %g: "
+           "rel err %.2e, %zu outside changed\n",
+           what, c.f32 ? "f32 " : "bf16", gemv ? "gemv  " : "cuBLAS", c.n_tok, c.n_in, c.n_out,
+           c.batch, c.ldx, c.ldw, c.ldy, c.x_off, c.w_off, (double)c.beta, e, outside_changed);
+    CHECK(e < (c.f32 ? 1e-5 : 1e-4)); /* NaN (a read of y at beta 0) fails too */
+    CHECK(outside_changed == 0);
+    free(x), free(w), free(y), free(y0), free(got), free(ref), free(in);
+}
+
+/* The dense products at few rows (matrix-vector kernels) and more (cuBLAS):
+ * n_tok 1, 3, 8 | 9, 16, bf16 and float32, beta 1 into padded rows, leading
+ * dimensions beyond the row, inputs whose layout forbids 16-byte loads
+ * (element loads), lanes with a partial last group of loads, and both
+ * batched forms with the absorption's layout (V2-Lite: 16 heads, nope 128,
+ * kv_lora 512, v_head 128, kv_b rows of 256 per head). */
+static void check_gemm_paths(void)
+{
+    const int toks[] = {1, 3, 8, 9, 16};
+    for (int f32 = 0; f32 < 2; f32++)
+        for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+            int T = toks[ti];
+            eng_cuda_gemm_case_t c = {.form = ENG_CUDA_GEMM_XWT, .f32 = f32};
+            /* tight rows; 2816 = 11 vectors per lane: two full groups + a partial one */
+            c.n_tok = T, c.n_in = 2816, c.n_out = 300, c.ldx = 2816, c.ldw = 2816, c.ldy = 300;
+            check_gemm_case("xwt", c);
+            /* beta 1, every leading dimension beyond its row */
+            c.n_in = 256, c.n_out = 77, c.ldx = 264, c.ldw = 272, c.ldy = 85, c.beta = 1.0f;
+            check_gemm_case("xwt beta=1 padded", c);
+            /* 296 = 37 bf16 vectors: some lanes 2, most 1 (partial group only) */
+            c.n_in = 296, c.n_out = 40, c.ldx = 296, c.ldw = 296, c.ldy = 40, c.beta = 0.0f;
+            check_gemm_case("xwt short rows", c);
+            /* element loads: n_in not a multiple of a vector, an odd ldw, an odd offset */
+            c.n_in = 70, c.n_out = 33, c.ldx = 70, c.ldw = 70, c.ldy = 33, c.beta = 1.0f;
+            check_gemm_case("xwt n_in 70", c);
+            c.n_in = 64, c.n_out = 33, c.ldx = 64, c.ldw = 65, c.ldy = 33, c.beta = 0.0f;
+            check_gemm_case("xwt ldw 65", c);
+            c.ldw = 64, c.x_off = 1, c.w_off = 3;
+            check_gemm_case("xwt unaligned x, w", c);
+            /* W_UV: 16 heads, x rows of 16 * 512, W_h (128, 512) in rows of 256 */
+            c = (eng_cuda_gemm_case_t){.form = ENG_CUDA_GEMM_XWT_BATCHED, .f32 = f32};
+            c.n_tok = T, c.n_in = 512, c.n_out = 128, c.batch = 16;
+            c.ldx = 16 * 512, c.sx = 512, c.ldw = 512, c.sw = 256 * 512, c.ldy = 16 * 128,
+            c.sy = 128;
+            check_gemm_case("xwt batched (W_UV)", c);
+            /* W_UK: 16 heads, x rows of 16 * 192, W_h (128, 512), y rows of 16 * 576 */
+            c = (eng_cuda_gemm_case_t){.form = ENG_CUDA_GEMM_XW_BATCHED, .f32 = f32};
+            c.n_tok = T, c.n_in = 128, c.n_out = 512, c.batch = 16;
+            c.ldx = 16 * 192, c.sx = 192, c.ldw = 512, c.sw = 256 * 512, c.ldy = 16 * 576,
+            c.sy = 576;
+            check_gemm_case("xw batched (W_UK)", c);
+            /* a partial column tile, 100 inputs (slices with 3 and 4 rows of W) */
+            c.n_in = 100, c.n_out = 520, c.batch = 3, c.ldx = 3 * 100, c.sx = 100, c.ldw = 520,
+            c.sw = 100 * 520, c.ldy = 3 * 530, c.sy = 530;
+            check_gemm_case("xw batched partial tile", c);
+            /* element loads: 33 outputs in rows of 40 */
+            c.n_out = 33, c.ldw = 40, c.sw = 100 * 40, c.ldy = 3 * 33, c.sy = 33;
+            check_gemm_case("xw batched 33 outputs", c);
+        }
+}
+
 /* Sort by expert (stable) + grouped products, both load paths of the kernel:
- * bf16 rows of a multiple of 8 (16-byte loads) and of 70 (element loads),
- * and float32. */
+ * rows of a multiple of 16 bytes (16-byte loads; 64 bf16 values: 8 vectors,
+ * a partial group per lane; 1056: 132 vectors, full groups of loads and a
+ * partial one) and of 70 values (element loads), bf16 and float32; with 8
+ * experts (at most 8 rows each) and with 2 (up to 18 rows: passes of 8). */
 static void check_expert_rows(void)
 {
-    enum { N = 9, K = 3, E = 8 };
-    const int shapes[][3] = {{64, 48, 0}, {70, 33, 0}, {64, 48, 1}};
-    int32_t idx[N * K];
-    for (int t = 0; t < N; t++)
-        for (int k = 0; k < K; k++)
-            idx[t * K + k] = (int32_t)((t * 5 + k * 3 + (t % 2)) % E);
+    enum { N = 9, K = 3, EMAX = 8 };
+    const int shapes[][4] = {{64, 48, 0, 8},   {70, 33, 0, 8},   {64, 48, 1, 8},
+                             {70, 33, 1, 8},   {1056, 20, 0, 8}, {1056, 20, 1, 2},
+                             {1056, 20, 0, 2}, {70, 9, 0, 2}};
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
-        int I = shapes[c][0], O = shapes[c][1];
+        int I = shapes[c][0], O = shapes[c][1], E = shapes[c][3];
         bool f32 = shapes[c][2];
+        int32_t idx[N * K];
+        for (int t = 0; t < N; t++)
+            for (int k = 0; k < K; k++)
+                idx[t * K + k] = (int32_t)((t * 5 + k * 3 + (t % 2)) % E);
         float *x = frandv((size_t)N * I, 1.0f), *w = frandv((size_t)E * O * I, 0.1f);
         if (!f32) {
             for (size_t i = 0; i < (size_t)N * I; i++)
@@ -208,7 +353,9 @@ static void check_expert_rows(void)
             for (size_t i = 0; i < (size_t)E * O * I; i++)
                 w[i] = bf16_round(w[i]);
         }
-        int32_t first[E + 1], src[N * K], slot[N * K], rfirst[E + 1], rsrc[N * K], rslot[N * K];
+        int32_t first[EMAX + 1], src[N * K], slot[N * K], rfirst[EMAX + 1], rsrc[N * K],
+            rslot[N * K];
+        int most = 0;
         float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
         int run = 0;
         for (int e = 0; e < E; e++) {
@@ -223,15 +370,19 @@ static void check_expert_rows(void)
                 }
         }
         rfirst[E] = run;
+        for (int e = 0; e < E; e++)
+            most = rfirst[e + 1] - rfirst[e] > most ? rfirst[e + 1] - rfirst[e] : most;
         CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, err,
                                       sizeof err) == 0);
-        bool same = !memcmp(first, rfirst, sizeof first) && !memcmp(src, rsrc, sizeof src) &&
-                    !memcmp(slot, rslot, sizeof slot);
+        bool same = !memcmp(first, rfirst, (size_t)(E + 1) * 4) &&
+                    !memcmp(src, rsrc, sizeof src) && !memcmp(slot, rslot, sizeof slot);
         double e = tu_rel_err(y, ref, (size_t)N * K * O);
-        printf("expert rows %s %dx%d: sort %s, products rel err %.2e\n", f32 ? "f32 " : "bf16", O,
-               I, same ? "identical" : "DIFFERENT", e);
+        printf("expert rows %s %dx%d, %d experts (up to %d rows): sort %s, products rel err "
+               "%.2e\n",
+               f32 ? "f32 " : "bf16", O, I, E, most, same ? "identical" : "DIFFERENT", e);
         CHECK(same);
         CHECK(e < 1e-5);
+        CHECK(E != 2 || most > 8); /* the case meant to need two passes does */
         free(x), free(w), free(y), free(ref);
     }
 }
@@ -267,6 +418,7 @@ int main(void)
     check_silu();
     check_routes();
     check_matmul();
+    check_gemm_paths();
     check_expert_rows();
     check_argmax();
     if (eng_test_failures)
