@@ -124,10 +124,10 @@ if [ $bench = 1 ]; then
     awk '/^profile_batch_/ {print ""; print "batch " substr($1, 15, length($1) - 15) ":"; next}
          /^profile_prefill/ {print ""; print "prefill (one prompt):"; next} /^\|/ {print}' "$log/bench.log"
     # the same decode with one part switched back to its older form, for the ratio
-    for ab in TG_CUDA_ATT_CC=1 TG_CUDA_GEMV=0; do
+    for ab in TG_CUDA_ATT_CC=1 TG_CUDA_GEMV=0 TG_CUDA_MOE=device; do
         check "ab_${ab%%=*}" 60 env "$ab" "$eng" bench --device cuda --random-init "$B/v2-lite.json" \
-            --context 1000 --batches 1,64 --decode-steps 16 --prefill-len 256 --profile-batches ""
-        ab_rows+=("| $ab | $(get batch_1_step_ms "ab_${ab%%=*}") | $(get batch_64_step_ms "ab_${ab%%=*}") |")
+            --context 1000 --batches 1,64,256 --decode-steps 16 --prefill-len 256 --profile-batches ""
+        ab_rows+=("| $ab | $(get batch_1_step_ms "ab_${ab%%=*}") | $(get batch_64_step_ms "ab_${ab%%=*}") | $(get batch_256_step_ms "ab_${ab%%=*}") |")
     done
 fi
 
@@ -185,9 +185,9 @@ if [ $bench = 1 ]; then
     echo "| device copy bandwidth (read+write) | $(awk -v b="${bw:-0}" 'BEGIN{printf "%.0f GB/s", b/1e9}') | ~3000 GB/s |"
     echo "| model build + upload s | $(get model_build_s) + $(get upload_s) | |"
     echo
-    echo "| switched back (same run) | ms/step b1 | ms/step b64 |"
-    echo "|---|---|---|"
-    echo "| (current, from the table above) | $(get batch_1_step_ms) | $(get batch_64_step_ms) |"
+    echo "| switched back (same run) | ms/step b1 | ms/step b64 | ms/step b256 |"
+    echo "|---|---|---|---|"
+    echo "| (current, from the table above) | $(get batch_1_step_ms) | $(get batch_64_step_ms) | $(get batch_256_step_ms) |"
     printf '%s\n' "${ab_rows[@]}"
 fi
 echo "| wall time | $(($(date +%s) - start)) s | < $budget s |"
