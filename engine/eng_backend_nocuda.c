@@ -128,11 +128,11 @@ int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t ny, const f
 
 int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
                             const int32_t *idx, int n, int K, int E, const float *x,
-                            const float *W, int n_in, int n_out, bool f32, char *err,
+                            const float *W, int n_in, int n_out, bool f32, bool mma, char *err,
                             size_t errlen)
 {
     (void)y, (void)first, (void)src, (void)slot, (void)idx, (void)n, (void)K, (void)E, (void)x,
-        (void)W, (void)n_in, (void)n_out, (void)f32;
+        (void)W, (void)n_in, (void)n_out, (void)f32, (void)mma;
     return no_cuda(err, errlen);
 }
 

@@ -84,6 +84,10 @@ typedef struct eng_cuda_gemm_case {
     int x_off, w_off;     /* x and w start this many elements into their arrays */
     float beta;
     bool f32; /* float32 operands, else bfloat16 */
+    /* y on the device left unwritten before the product (form XWT, beta 0,
+     * ldy = n_out): only the product comes back. Under compute-sanitizer
+     * initcheck, the copy back then shows whether the tool saw the writes. */
+    bool y_fresh;
 } eng_cuda_gemm_case_t;
 
 /* Runs c on host arrays: x (nx floats) and w (nw) rounded to the element
@@ -94,10 +98,11 @@ int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t ny, const f
 /* The routed-expert kernels of small steps: sorts the n*K expert ids in idx
  * by expert (first (E+1), src (n*K), slot (n*K) as cu_moe_sort), then
  * y (n*K, n_out) = W[e] x[src[a]] for each sorted row a of expert e, with W
- * (E, n_out, n_in) and x (n, n_in) rounded to bf16 unless f32. */
+ * (E, n_out, n_in) and x (n, n_in) rounded to bf16 unless f32; mma: the
+ * tensor-core kernel (bf16, n_in % 16 == 0, n_out % 32 == 0). */
 int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
                             const int32_t *idx, int n, int K, int E, const float *x,
-                            const float *W, int n_in, int n_out, bool f32, char *err,
+                            const float *W, int n_in, int n_out, bool f32, bool mma, char *err,
                             size_t errlen);
 /* eng_argmax per row of x (rows, n). */
 int eng_cuda_op_argmax(int32_t *out, const float *x, int rows, int n, char *err, size_t errlen);

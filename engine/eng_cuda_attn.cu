@@ -108,41 +108,71 @@ __global__ void k_att_absorbed(const T *kv, const float *qlat, float *po, float 
     }
 }
 
-/* Merges the splits of one (row, head): o = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s. */
+/* Merges the splits of one (row, head): o = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
+ * The per-split weights e^(m_s - M) are computed once, in parallel, into
+ * shared memory (S <= CU_ATT_COMBINE_SPLITS; longer rows loop in chunks of
+ * that many), then each thread sums its columns over the splits. */
+#define CU_ATT_COMBINE_SPLITS 2048
 __global__ void k_att_combine(float *olat, const float *po, const float *pml,
                               const cu_att_row_t *rows, int nh, int kvl, int max_splits)
 {
+    __shared__ float wsh[CU_ATT_COMBINE_SPLITS], red[32];
     const cu_att_row_t R = rows[blockIdx.x];
     const int h = blockIdx.y;
     const int S = (R.n_ctx + ENG_KV_BLOCK - 1) / ENG_KV_BLOCK;
     const float *pm = pml + ((size_t)blockIdx.x * max_splits * nh + h) * 2;
     const size_t sstride = (size_t)nh * 2; /* between splits in pml */
-    float M = -INFINITY, L = 0.0f;
-    for (int s = 0; s < S; s++)
-        if (pm[s * sstride + 1] > 0.0f && pm[s * sstride] > M)
-            M = pm[s * sstride];
-    for (int s = 0; s < S; s++)
+    float M = -INFINITY;
+    for (int s = threadIdx.x; s < S; s += blockDim.x)
         if (pm[s * sstride + 1] > 0.0f)
-            L += pm[s * sstride + 1] * expf(pm[s * sstride] - M);
+            M = fmaxf(M, pm[s * sstride]);
+    for (int o = 16; o > 0; o >>= 1)
+        M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    if ((threadIdx.x & 31) == 0)
+        red[threadIdx.x >> 5] = M;
+    __syncthreads();
+    M = -INFINITY;
+    for (int i = 0; i < (int)(blockDim.x >> 5); i++)
+        M = fmaxf(M, red[i]);
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) {
+        float l = pm[s * sstride + 1];
+        if (l > 0.0f)
+            L += l * expf(pm[s * sstride] - M);
+    }
+    L = block_sum(L, red);
     const float *o = po + ((size_t)blockIdx.x * max_splits * nh + h) * kvl;
     const size_t ostride = (size_t)nh * kvl;
     float *dst = olat + ((size_t)R.row * nh + h) * kvl;
-    for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < S; s++)
-            if (pm[s * sstride + 1] > 0.0f)
-                acc += o[s * ostride + k] * expf(pm[s * sstride] - M);
-        dst[k] = acc / L;
+    for (int k = threadIdx.x; k < kvl; k += blockDim.x)
+        dst[k] = 0.0f;
+    for (int s0 = 0; s0 < S; s0 += CU_ATT_COMBINE_SPLITS) {
+        const int sn = min(CU_ATT_COMBINE_SPLITS, S - s0);
+        __syncthreads(); /* the previous chunk's weights are used up */
+        for (int s = threadIdx.x; s < sn; s += blockDim.x) {
+            float l = pm[(s0 + s) * sstride + 1];
+            wsh[s] = l > 0.0f ? expf(pm[(s0 + s) * sstride] - M) : 0.0f;
+        }
+        __syncthreads();
+        for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
+            float acc = 0.0f;
+#pragma unroll 4
+            for (int s = 0; s < sn; s++)
+                if (wsh[s] != 0.0f)
+                    acc += o[(size_t)(s0 + s) * ostride + k] * wsh[s];
+            dst[k] += acc / L;
+        }
     }
 }
 
 /* ---- absorbed decode attention on the tensor cores (bfloat16) ----
  * Same grid, partial layout and meaning as k_att_absorbed. Per block:
  *   1. the split's cache rows (one 64-row block of one layer, contiguous in
- *      the pool) into shared memory, 16-byte asynchronous copies where
- *      aligned (all in flight together); rows past
- *      the context and the padding columns zeroed (0 * garbage could be NaN);
- *      the 16 heads' q_lat rows rounded to bf16 beside them, zero-padded
+ *      the pool) into shared memory with 16-byte asynchronous copies where
+ *      aligned (all of a thread's copies in flight together); rows past the
+ *      context and the padding columns zeroed (0 * garbage could be NaN);
+ *      the chunk's q_lat rows (the bf16 copy the caller made, see
+ *      cu_att_q_bf16) beside them the same way, zero-padded
  *   2. scores S = Q C^T (16 x 64, k = row padded to 16): warps 0-3, one 16x16
  *      tile each, WMMA 16x16x16
  *   3. per head: m = max, p = e^(s*scale - m) rounded to bf16, l = sum of the
@@ -170,7 +200,7 @@ static size_t tc_smem_bytes(int kvl, int rope)
 }
 
 __global__ void __launch_bounds__(256)
-    k_att_absorbed_tc(const __nv_bfloat16 *kv, const float *qlat, float *po, float *pml,
+    k_att_absorbed_tc(const __nv_bfloat16 *kv, const __nv_bfloat16 *qlat, float *po, float *pml,
                       const cu_att_row_t *rows, const int32_t *tables, int nh, int kvl, int rope,
                       int layer, int n_layers, float scale, int max_splits)
 {
@@ -220,13 +250,28 @@ __global__ void __launch_bounds__(256)
         tile[(size_t)(i / padw) * ld + row + i % padw] = zero;
     for (int i = threadIdx.x; i < (ENG_KV_BLOCK - cnt) * rowp; i += blockDim.x)
         tile[(size_t)(cnt + i / rowp) * ld + i % rowp] = zero;
-    const float *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
-    for (int i = threadIdx.x; i < CU_ATT_HEADS * rowp; i += blockDim.x) {
-        int h = i / rowp, d = i - h * rowp;
-        float v = h < hc && d < row ? qsrc[(size_t)h * row + d] : 0.0f;
-        sq[h * ld + d] = __float2bfloat16_rn(v);
+    /* the chunk's q_lat rows (bf16 already): asynchronous copies too; the
+     * heads past the chunk and the padding columns zeroed */
+    const __nv_bfloat16 *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
+    if ((row & 7) == 0 && ((uintptr_t)qsrc & 15) == 0) {
+        const int vpr = row / 8;
+        const uint4 *src = (const uint4 *)qsrc;
+        for (int i = threadIdx.x; i < hc * vpr; i += blockDim.x) {
+            int h = i / vpr, v = i - h * vpr;
+            __pipeline_memcpy_async(sq + (size_t)h * ld + v * 8, src + i, 16);
+        }
+        __pipeline_commit();
+    } else {
+        for (int i = threadIdx.x; i < hc * row; i += blockDim.x) {
+            int h = i / row, d = i - h * row;
+            sq[(size_t)h * ld + d] = qsrc[i];
+        }
     }
-    __pipeline_wait_prior(0); /* this thread's copies (none on the scalar path) */
+    for (int i = threadIdx.x; i < hc * padw; i += blockDim.x)
+        sq[(size_t)(i / padw) * ld + row + i % padw] = zero;
+    for (int i = threadIdx.x; i < (CU_ATT_HEADS - hc) * rowp; i += blockDim.x)
+        sq[(size_t)(hc + i / rowp) * ld + i % rowp] = zero;
+    __pipeline_wait_prior(0); /* this thread's copies (none on the scalar paths) */
     __syncthreads();
     /* 2. scores */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -318,20 +363,26 @@ static bool tc_fits(int kvl, int rope)
     return !force_cc && kvlp / 16 <= 8 * TC_MAX_OUT_TILES && kvl + rope <= CU_MAX_ROW;
 }
 
+bool cu_att_q_bf16(cu_dtype_t dt, int kvl, int rope)
+{
+    return dt == CU_BF16 && tc_fits(kvl, rope);
+}
+
 int cu_att_absorbed(cudaStream_t s, cu_dtype_t dt, const void *kv, const float *qlat,
-                    float *olat, float *po, float *pml, const cu_att_row_t *rows, int n_rows,
-                    int max_splits, const int32_t *tables, int nh, int kvl, int rope, int layer,
-                    int n_layers, float scale, char *err, size_t errlen)
+                    const void *qlat16, float *olat, float *po, float *pml,
+                    const cu_att_row_t *rows, int n_rows, int max_splits, const int32_t *tables,
+                    int nh, int kvl, int rope, int layer, int n_layers, float scale, char *err,
+                    size_t errlen)
 {
     if (n_rows == 0)
         return 0;
     int row = kvl + rope;
     dim3 grid((unsigned)n_rows, (unsigned)((nh + CU_ATT_HEADS - 1) / CU_ATT_HEADS),
               (unsigned)max_splits);
-    if (dt == CU_BF16 && tc_fits(kvl, rope)) {
+    if (cu_att_q_bf16(dt, kvl, rope)) {
         k_att_absorbed_tc<<<grid, 256, tc_smem_bytes(kvl, rope), s>>>(
-            (const __nv_bfloat16 *)kv, qlat, po, pml, rows, tables, nh, kvl, rope, layer,
-            n_layers, scale, max_splits);
+            (const __nv_bfloat16 *)kv, (const __nv_bfloat16 *)qlat16, po, pml, rows, tables, nh,
+            kvl, rope, layer, n_layers, scale, max_splits);
         CU_LAUNCHED("att_absorbed_tc");
     } else {
         size_t sm = (size_t)(CU_ATT_HEADS * row + CU_ATT_HEADS * ENG_KV_BLOCK) * sizeof(float);

@@ -49,6 +49,8 @@ int cu_buf_ensure(cu_buf_t *b, size_t bytes, char *err, size_t errlen)
     size_t want = bytes + bytes / 4; /* some headroom against regrowing every step */
     cu_buf_moves++; /* any captured graph now points at freed memory */
     CU_TRY(cudaMalloc(&b->p, want));
+    /* zeroed: padding rows that kernels read past the end are finite */
+    CU_TRY(cudaMemset(b->p, 0, want));
     b->cap = want;
     return 0;
 }
@@ -398,7 +400,7 @@ static void cu_destroy(eng_backend_t *be)
                         &cb->b_po,   &cb->b_pml,   &cb->b_lat,   &cb->b_krot,   &cb->b_kvb,
                         &cb->b_lrows, &cb->b_lnorm, &cb->b_logits, &cb->b_amax, &cb->b_meta,
                         &cb->b_first, &cb->b_scores, &cb->b_p16, &cb->b_q16,
-                        &cb->b_kvb16, &cb->b_krot16};
+                        &cb->b_kvb16, &cb->b_krot16, &cb->b_qlat16};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         cu_buf_free(bufs[i]);
     if (cb->kv)
@@ -578,9 +580,20 @@ extern "C" eng_backend_t *eng_backend_cuda_create(const eng_model_t *model,
     cb->graphs = gr && !strcmp(gr, "1");
     /* TG_CUDA_MOE=host|device forces one expert path (checks, benchmarks) */
     const char *moe = getenv("TG_CUDA_MOE");
+    /* bf16 experts on the tensor cores (TG_CUDA_EXPERTS=gemv: the CUDA-core
+     * kernel); they keep steps on the device up to 32 rows per expert */
+    const char *ex = getenv("TG_CUDA_EXPERTS");
+    const eng_config_t *mc = &model->cfg;
+    cb->expert_mma = cb->dt == CU_BF16 && !(ex && !strcmp(ex, "gemv")) &&
+                     cu_expert_mma_fits(mc->hidden, 2 * mc->moe_inter, mc->hidden) &&
+                     cu_expert_mma_fits(mc->moe_inter, mc->hidden, mc->moe_inter);
+    cb->expert_mma_always = cb->expert_mma && ex && !strcmp(ex, "mma");
+    int dev_max = CU_MOE_DEVICE_MAX;
+    if (cb->expert_mma && 32 * mc->n_routed > dev_max)
+        dev_max = 32 * mc->n_routed;
     cb->moe_device_max = moe && !strcmp(moe, "host")     ? 0
                          : moe && !strcmp(moe, "device") ? 1 << 30
-                                                         : CU_MOE_DEVICE_MAX;
+                                                         : dev_max;
     /* TG_CUDA_PREFILL_SCORES=N bounds a prefill attention chunk's scores
      * (tests: many chunks on a tiny model) */
     const char *ps = getenv("TG_CUDA_PREFILL_SCORES");

@@ -168,7 +168,15 @@ extern "C" int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t 
     TRY(op_in(&m, &dwf, w, nw * 4, err, errlen));
     TRY(op_in(&m, &dx, NULL, nx * es, err, errlen));
     TRY(op_in(&m, &dw, NULL, nw * es, err, errlen));
-    TRY(op_in(&m, &dy, y, ny * 4, err, errlen));
+    const bool fresh = c->y_fresh && c->form == ENG_CUDA_GEMM_XWT && c->beta == 0.0f &&
+                       c->ldy == c->n_out;
+    if (fresh) {
+        CU_TRY(cudaMalloc(&dy, ny * 4)); /* deliberately not written before the product */
+        m.p[m.n++] = dy;
+        ny = (size_t)c->n_tok * c->n_out;
+    } else {
+        TRY(op_in(&m, &dy, y, ny * 4, err, errlen));
+    }
     TRY(cu_convert_f32(m.s, dt, dx, (const float *)dxf, nx, err, errlen));
     TRY(cu_convert_f32(m.s, dt, dw, (const float *)dwf, nw, err, errlen));
     const void *xp = (const char *)dx + (size_t)c->x_off * es;
@@ -195,11 +203,15 @@ extern "C" int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t 
 
 extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, int32_t *slot,
                                        const int32_t *idx, int n, int K, int E, const float *x,
-                                       const float *W, int n_in, int n_out, bool f32, char *err,
-                                       size_t errlen)
+                                       const float *W, int n_in, int n_out, bool f32, bool mma,
+                                       char *err, size_t errlen)
 {
     if (E > CU_MAX_EXPERTS) {
         snprintf(err, errlen, "too many experts");
+        return -1;
+    }
+    if (mma && (f32 || !cu_expert_mma_fits(n_in, n_out, n_in))) {
+        snprintf(err, errlen, "the tensor-core expert kernel takes bf16, n_in %% 16, n_out %% 32");
         return -1;
     }
     op_mem m;
@@ -214,10 +226,14 @@ extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, i
     /* float32 staging, then the element-type copies (8 slots in op_mem: reuse) */
     TRY(op_in(&m, &dxf, x, (size_t)n * n_in * 4, err, errlen));
     TRY(op_in(&m, &dwf, W, (size_t)E * n_out * n_in * 4, err, errlen));
-    TRY(op_in(&m, &dx, NULL, (size_t)n * n_in * es + NK * n_in * es + (size_t)E * n_out * n_in * es,
-              err, errlen));
+    /* x, the gathered rows plus the zeroed rows the tensor-core kernel reads
+     * past the last, the weights */
+    const size_t rows_g = NK + CU_EXPERT_PAD_ROWS;
+    TRY(op_in(&m, &dx, NULL,
+              (size_t)n * n_in * es + rows_g * n_in * es + (size_t)E * n_out * n_in * es, err,
+              errlen));
     dxg = (char *)dx + (size_t)n * n_in * es;
-    dw = (char *)dxg + NK * n_in * es;
+    dw = (char *)dxg + rows_g * n_in * es;
     void *dyy;
     CU_TRY(cudaMalloc(&dyy, NK * n_out * 4 + 4));
     dy = dyy;
@@ -234,7 +250,10 @@ extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, i
     if (!rc)
         rc = cu_gather_rows(m.s, dt, dxg, (const float *)dxf, (const int32_t *)dsrc, (int)NK,
                             n_in, err, errlen);
-    if (!rc)
+    if (!rc && mma)
+        rc = cu_expert_mma(m.s, (float *)dy, n_out, dxg, n_in, dw, (const int32_t *)dfirst, E,
+                           n_in, n_out, err, errlen);
+    else if (!rc)
         rc = cu_expert_gemv(m.s, dt, (float *)dy, n_out, dxg, n_in, dw, (const int32_t *)dfirst,
                             E, n_in, n_out, err, errlen);
     if (!rc)

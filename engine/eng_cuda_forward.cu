@@ -127,14 +127,23 @@ static int layer_attention(cu_backend_t *cb, const step_plan_t *sp, eng_batch_it
              TRY(cu_gemm_xw_batched(bl, cb->dt, qlat, nh * row, row, xt, nh * qk, qk, w_uk, kvl,
                                     (long long)kvw * kvl, N, nope, kvl, nh, err, errlen)));
         TRY(cu_qlat_rope(s, qlat, q, N, nh, nope, rope, kvl, err, errlen));
-        CU_TRY(cudaMemsetAsync(olat, 0, (size_t)N * nh * kvl * 4, s));
+        const void *qlat16 = NULL;
+        if (cu_att_q_bf16(cb->dt, kvl, rope)) {
+            TRY(cu_buf_ensure(&cb->b_qlat16, (size_t)N * nh * row * 2, err, errlen));
+            TRY(cu_convert_f32(s, cb->dt, cb->b_qlat16.p, qlat, (size_t)N * nh * row, err,
+                               errlen));
+            qlat16 = cb->b_qlat16.p;
+        }
+        /* rows that attend the expanded way get theirs later: zeros until then */
+        if (sp->n_abs < N)
+            CU_TRY(cudaMemsetAsync(olat, 0, (size_t)N * nh * kvl * 4, s));
         double ctx_rows = 0;
         for (int i = 0; i < sp->n_items; i++)
             if (!(items[i].flags & ENG_FWD_REFERENCE))
                 for (int t = 0; t < items[i].n; t++)
                     ctx_rows += sp->p0[i] + t + 1;
         PROF("attn_decode", ctx_rows * row * es,
-             TRY(cu_att_absorbed(s, cb->dt, cb->kv, qlat, olat, (float *)cb->b_po.p,
+             TRY(cu_att_absorbed(s, cb->dt, cb->kv, qlat, qlat16, olat, (float *)cb->b_po.p,
                                  (float *)cb->b_pml.p, sp->d_att, sp->n_abs, sp->max_splits,
                                  sp->d_tables, nh, kvl, rope, l, c->n_layers, cb->scale, err,
                                  errlen)));
@@ -244,9 +253,11 @@ static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void
     TRY(cu_buf_ensure(&cb->b_first, (size_t)(E + 1) * 4, err, errlen));
     TRY(cu_buf_ensure(&cb->b_src, (size_t)NK * 4, err, errlen));
     TRY(cu_buf_ensure(&cb->b_slot, (size_t)NK * 4, err, errlen));
-    TRY(cu_buf_ensure(&cb->b_xg, (size_t)NK * H * es, err, errlen));
+    /* the tensor-core kernel reads up to CU_EXPERT_PAD_ROWS rows past the last */
+    const size_t rows_in = (size_t)NK + CU_EXPERT_PAD_ROWS;
+    TRY(cu_buf_ensure(&cb->b_xg, rows_in * H * es, err, errlen));
     TRY(cu_buf_ensure(&cb->b_gug, (size_t)NK * 2 * I * 4, err, errlen));
-    TRY(cu_buf_ensure(&cb->b_actg, (size_t)NK * I * es, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_actg, rows_in * I * es, err, errlen));
     TRY(cu_buf_ensure(&cb->b_yg, (size_t)NK * H * 4, err, errlen));
     int32_t *first = (int32_t *)cb->b_first.p, *src = (int32_t *)cb->b_src.p;
     int32_t *slot = (int32_t *)cb->b_slot.p;
@@ -260,13 +271,20 @@ static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void
     /* bytes: at most min(NK, E) experts' weights (exact count is on the device) */
     double used = NK < E ? NK : E;
     float *gug = (float *)cb->b_gug.p, *yg = (float *)cb->b_yg.p;
+    /* tensor cores from 2 tokens up (one token: the CUDA-core kernel reads
+     * the same bytes without the 8-row tile) */
+    const bool mma = cb->expert_mma && (N > 1 || cb->expert_mma_always);
     PROF("experts_gate_up", used * 2 * I * H * es + (double)NK * (H * es + 2 * I * 4),
-         TRY(cu_expert_gemv(s, cb->dt, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, H, 2 * I,
-                            err, errlen)));
+         TRY(mma ? cu_expert_mma(s, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, H, 2 * I, err,
+                                 errlen)
+                 : cu_expert_gemv(s, cb->dt, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, H,
+                                  2 * I, err, errlen)));
     TRY(cu_silu_mul(s, cb->dt, cb->b_actg.p, gug, NK, I, err, errlen));
     PROF("experts_down", used * H * I * es + (double)NK * (I * es + H * 4),
-         TRY(cu_expert_gemv(s, cb->dt, yg, H, cb->b_actg.p, I, D->exp_down, first, E, I, H, err,
-                            errlen)));
+         TRY(mma ? cu_expert_mma(s, yg, H, cb->b_actg.p, I, D->exp_down, first, E, I, H, err,
+                                 errlen)
+                 : cu_expert_gemv(s, cb->dt, yg, H, cb->b_actg.p, I, D->exp_down, first, E, I, H,
+                                  err, errlen)));
     PROF("moe_combine", (double)NK * H * 4 + (double)N * H * 8,
          TRY(cu_moe_combine(s, x, yg, slot, (const float *)cb->b_wt.p, N, K, H, err, errlen)));
     return 0;

@@ -110,6 +110,8 @@ typedef struct cu_backend {
     float scale;     /* softmax scale */
     int moe_device_max; /* routed experts on the device (no host wait) when a step
                            has at most this many (token, expert) pairs */
+    bool expert_mma;    /* the device path's products on the tensor cores */
+    bool expert_mma_always; /* also for one-token steps (TG_CUDA_EXPERTS=mma) */
     long prefill_scores; /* float32 scores of one prefill attention chunk at most */
     /* KV cache: (n_blocks, n_layers, 64, row) elements; bookkeeping on the host */
     void *kv;
@@ -119,7 +121,7 @@ typedef struct cu_backend {
     /* scratch */
     cu_buf_t b_x, b_xn, b_xt, b_q, b_qa, b_rows, b_attn, b_gu, b_act, b_glog, b_idx, b_wt,
         b_xg, b_gug, b_actg, b_yg, b_slot, b_src, b_qlat, b_olat, b_po, b_pml, b_lat, b_krot,
-        b_kvb, b_scores, b_p16, b_q16, b_kvb16, b_krot16, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
+        b_kvb, b_scores, b_p16, b_q16, b_kvb16, b_krot16, b_qlat16, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
     long graph_moves;  /* cu_buf_moves when gexec was captured: it must still match */
@@ -248,6 +250,14 @@ int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, cons
  * assignment (t, k)), stable in token order. */
 int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
                 int32_t *src, int32_t *slot, char *err, size_t errlen);
+/* The same product on the tensor cores (eng_cuda_experts.cu), bfloat16 only,
+ * when cu_expert_mma_fits: reads up to CU_EXPERT_PAD_ROWS rows past the last
+ * sorted row of x, which must exist and be finite (their results are
+ * dropped). */
+#define CU_EXPERT_PAD_ROWS 32
+bool cu_expert_mma_fits(int n_in, int n_out, int ldx);
+int cu_expert_mma(cudaStream_t s, float *y, int ldy, const void *x, int ldx, const void *W,
+                  const int32_t *first, int E, int n_in, int n_out, char *err, size_t errlen);
 /* resid[t] += sum_k w[t*K+k] * yg[slot[t*K+k]] for t < n. */
 int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t *slot,
                    const float *w, int n, int K, int H, char *err, size_t errlen);
@@ -261,12 +271,16 @@ int cu_kv_store(cudaStream_t s, cu_dtype_t dt, void *kv, float *rows, int n, int
 /* q_lat[r][h][kvl..row) = q[r][h][nope..qk) (the rotated rope part). */
 int cu_qlat_rope(cudaStream_t s, float *qlat, const float *q, int n, int nh, int nope, int rope,
                  int kvl, char *err, size_t errlen);
+/* Whether cu_att_absorbed runs the tensor-core kernel for these shapes; it
+ * then reads q_lat from qlat16, a bf16 copy of qlat the caller made. */
+bool cu_att_q_bf16(cu_dtype_t dt, int kvl, int rope);
 /* Absorbed decode attention over the paged cache, split by 64-token block,
  * then combined: o_lat[row][h] for every entry of rows. */
 int cu_att_absorbed(cudaStream_t s, cu_dtype_t dt, const void *kv, const float *qlat,
-                    float *olat, float *po, float *pml, const cu_att_row_t *rows, int n_rows,
-                    int max_splits, const int32_t *tables, int nh, int kvl, int rope, int layer,
-                    int n_layers, float scale, char *err, size_t errlen);
+                    const void *qlat16, float *olat, float *po, float *pml,
+                    const cu_att_row_t *rows, int n_rows, int max_splits, const int32_t *tables,
+                    int nh, int kvl, int rope, int layer, int n_layers, float scale, char *err,
+                    size_t errlen);
 /* Gathers positions [0, ctx) of one sequence's latents for a layer: lat
  * (element type, ctx x kvl) and k_rot (float32, ctx x rope). */
 int cu_gather_latent(cudaStream_t s, cu_dtype_t dt, void *lat, float *krot, const void *kv,

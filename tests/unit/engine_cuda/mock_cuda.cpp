@@ -440,6 +440,27 @@ int cu_expert_gemv(cudaStream_t, cu_dtype_t dt, float *y, int ldy, const void *x
     return 0;
 }
 
+/* k_expert_mma's contract: the same product (bf16), and it reads up to
+ * CU_EXPERT_PAD_ROWS rows past the last sorted row, which must exist: the
+ * stand-in reads them too (ASan sees a short buffer) and counts the calls. */
+long mock_cuda_expert_mma_calls;
+
+bool cu_expert_mma_fits(int n_in, int n_out, int ldx)
+{
+    return n_in % 16 == 0 && n_out % 32 == 0 && ldx % 16 == 0;
+}
+
+int cu_expert_mma(cudaStream_t, float *y, int ldy, const void *x, int ldx, const void *W,
+                  const int32_t *first, int E, int n_in, int n_out, char *err, size_t errlen)
+{
+    mock_cuda_expert_mma_calls++;
+    volatile float pad = 0.0f;
+    for (int i = 0; i < n_in; i++)
+        pad += ldt(CU_BF16, x, (size_t)(first[E] + CU_EXPERT_PAD_ROWS - 1) * ldx + i);
+    (void)pad;
+    return cu_expert_gemv(NULL, CU_BF16, y, ldy, x, ldx, W, first, E, n_in, n_out, err, errlen);
+}
+
 /* The matrix-vector launchers' contracts (eng_cuda_priv.cuh) as loops:
  * transposed (w_b[o][i]) or not (w_b[i][o]), beta 0 never reads y. */
 static int mock_gemv(bool trans, cu_dtype_t dt, float *y, int ldy, long long sy, const void *x,
@@ -539,10 +560,15 @@ int cu_qlat_rope(cudaStream_t, float *qlat, const float *q, int n, int nh, int n
  * partial (o, m, l) layout in po / pml and the same combine, one "block" at a
  * time with the thread loops written out; so the split/combine index
  * arithmetic of k_att_absorbed / k_att_combine is exercised here. */
-int cu_att_absorbed(cudaStream_t, cu_dtype_t dt, const void *kv, const float *qlat, float *olat,
-                    float *po, float *pml, const cu_att_row_t *rows, int n_rows, int max_splits,
-                    const int32_t *tables, int nh, int kvl, int rope, int layer, int n_layers,
-                    float scale, char *, size_t)
+bool cu_att_q_bf16(cu_dtype_t, int, int)
+{
+    return false; /* the CUDA-core kernel's arithmetic below reads float32 q_lat */
+}
+
+int cu_att_absorbed(cudaStream_t, cu_dtype_t dt, const void *kv, const float *qlat, const void *,
+                    float *olat, float *po, float *pml, const cu_att_row_t *rows, int n_rows,
+                    int max_splits, const int32_t *tables, int nh, int kvl, int rope, int layer,
+                    int n_layers, float scale, char *, size_t)
 {
     const int row = kvl + rope, HC = CU_ATT_HEADS;
     float *sq = (float *)calloc((size_t)HC * row, sizeof(float));

@@ -326,6 +326,17 @@ static void check_gemm_paths(void)
             c.n_out = 33, c.ldw = 40, c.sw = 100 * 40, c.ldy = 3 * 33, c.sy = 33;
             check_gemm_case("xw batched 33 outputs", c);
         }
+    /* the projections of a prefill step as the engine runs them through cuBLAS
+     * (v2_tiny's kv_a at a 40-token prompt; V2-Lite's kv_a at 40 tokens):
+     * values checked here, and under compute-sanitizer initcheck the copy
+     * back shows whether the tool sees cuBLAS's writes of these kernels */
+    for (int f32 = 0; f32 <= 1; f32++) {
+        eng_cuda_gemm_case_t c = {.form = ENG_CUDA_GEMM_XWT, .f32 = f32, .y_fresh = true};
+        c.n_tok = 40, c.n_in = 64, c.n_out = 24, c.ldx = 64, c.ldw = 64, c.ldy = 24;
+        check_gemm_case("xwt prefill, v2_tiny kv_a", c);
+        c.n_tok = 40, c.n_in = 2048, c.n_out = 576, c.ldx = 2048, c.ldw = 2048, c.ldy = 576;
+        check_gemm_case("xwt prefill, V2-Lite kv_a", c);
+    }
 }
 
 /* Sort by expert (stable) + grouped products, both load paths of the kernel:
@@ -372,8 +383,8 @@ static void check_expert_rows(void)
         rfirst[E] = run;
         for (int e = 0; e < E; e++)
             most = rfirst[e + 1] - rfirst[e] > most ? rfirst[e + 1] - rfirst[e] : most;
-        CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, err,
-                                      sizeof err) == 0);
+        CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, false,
+                                      err, sizeof err) == 0);
         bool same = !memcmp(first, rfirst, (size_t)(E + 1) * 4) &&
                     !memcmp(src, rsrc, sizeof src) && !memcmp(slot, rslot, sizeof slot);
         double e = tu_rel_err(y, ref, (size_t)N * K * O);
@@ -383,6 +394,50 @@ static void check_expert_rows(void)
         CHECK(same);
         CHECK(e < 1e-5);
         CHECK(E != 2 || most > 8); /* the case meant to need two passes does */
+        free(x), free(w), free(y), free(ref);
+    }
+}
+
+/* The tensor-core expert kernel (bf16): rows not a multiple of its 8-row
+ * tiles, experts without rows, more than 32 rows (two passes over the
+ * weights), and V2-Lite's gate_up / down widths. */
+static void check_expert_mma(void)
+{
+    enum { NMAX = 48, K = 2 };
+    const int shapes[][4] = {{64, 64, 8, 9}, {64, 32, 3, 7}, {2048, 2816, 4, 12},
+                             {1408, 2048, 2, 24}, {64, 96, 1, 40}};
+    for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+        const int I = shapes[c][0], O = shapes[c][1], E = shapes[c][2], N = shapes[c][3];
+        int32_t idx[NMAX * K];
+        for (int t = 0; t < N; t++)
+            for (int k = 0; k < K; k++) /* expert E-1 gets none when E > 2 */
+                idx[t * K + k] = (int32_t)((t * 3 + k * 5 + (t % 3)) % (E > 2 ? E - 1 : E));
+        float *x = frandv((size_t)N * I, 1.0f), *w = frandv((size_t)E * O * I, 0.05f);
+        for (size_t i = 0; i < (size_t)N * I; i++)
+            x[i] = bf16_round(x[i]);
+        for (size_t i = 0; i < (size_t)E * O * I; i++)
+            w[i] = bf16_round(w[i]);
+        float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
+        int32_t first[9], src[NMAX * K], slot[NMAX * K];
+        int run = 0, most = 0;
+        for (int e = 0; e < E; e++) {
+            int start = run;
+            for (int a = 0; a < N * K; a++)
+                if (idx[a] == e) {
+                    eng_matmul(NULL, ref + (size_t)run * O, (size_t)O, x + (size_t)(a / K) * I,
+                               (size_t)I, w + (size_t)e * O * I, 1, (size_t)I, (size_t)O);
+                    run++;
+                }
+            most = run - start > most ? run - start : most;
+        }
+        CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, false, true,
+                                      err, sizeof err) == 0);
+        double e = tu_rel_err(y, ref, (size_t)N * K * O);
+        printf("expert rows mma %dx%d, %d experts (up to %d rows): products rel err %.2e\n", O, I,
+               E, most, e);
+        /* exact bf16 products, float32 sums in the tensor cores' order and
+         * rounding (not the CPU's): 1e-4, where a wrong row or column is ~1 */
+        CHECK(e < 1e-4);
         free(x), free(w), free(y), free(ref);
     }
 }
@@ -420,6 +475,7 @@ int main(void)
     check_matmul();
     check_gemm_paths();
     check_expert_rows();
+    check_expert_mma();
     check_argmax();
     if (eng_test_failures)
         fprintf(stderr, "last error: %s\n", err);
