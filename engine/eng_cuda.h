@@ -96,7 +96,8 @@ typedef struct eng_cuda_gemm_case {
 int eng_cuda_op_gemm(const eng_cuda_gemm_case_t *c, float *y, size_t ny, const float *x,
                      size_t nx, const float *w, size_t nw, char *err, size_t errlen);
 /* The routed-expert kernels of small steps: sorts the n*K expert ids in idx
- * by expert (first (E+1), src (n*K), slot (n*K) as cu_moe_sort), then
+ * by expert (first (2E+2: offsets, then the experts with rows and their
+ * count), src (n*K), slot (n*K) as cu_moe_sort), then
  * y (n*K, n_out) = W[e] x[src[a]] for each sorted row a of expert e, with W
  * (E, n_out, n_in) and x (n, n_in) rounded to bf16 unless f32; mma: the
  * tensor-core kernel (bf16, n_in % 16 == 0, n_out % 32 == 0). */

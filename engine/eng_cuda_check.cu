@@ -217,10 +217,11 @@ extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, i
     op_mem m;
     cu_dtype_t dt = f32 ? CU_F32 : CU_BF16;
     size_t es = cu_dtype_size(dt), NK = (size_t)n * K;
+    const int slots = NK < (size_t)E ? (int)NK : E;
     void *di, *dfirst, *dsrc, *dslot, *dxf, *dwf, *dx, *dw, *dxg, *dy;
     TRY(op_start(&m, err, errlen));
     TRY(op_in(&m, &di, idx, NK * 4, err, errlen));
-    TRY(op_in(&m, &dfirst, NULL, (size_t)(E + 1) * 4, err, errlen));
+    TRY(op_in(&m, &dfirst, NULL, (size_t)CU_ROUTE_TABLE(E) * 4, err, errlen));
     TRY(op_in(&m, &dsrc, NULL, NK * 4, err, errlen));
     TRY(op_in(&m, &dslot, NULL, NK * 4, err, errlen));
     /* float32 staging, then the element-type copies (8 slots in op_mem: reuse) */
@@ -252,14 +253,14 @@ extern "C" int eng_cuda_op_expert_rows(float *y, int32_t *first, int32_t *src, i
                             n_in, err, errlen);
     if (!rc && mma)
         rc = cu_expert_mma(m.s, (float *)dy, n_out, dxg, n_in, dw, (const int32_t *)dfirst, E,
-                           n_in, n_out, err, errlen);
+                           slots, n_in, n_out, err, errlen);
     else if (!rc)
         rc = cu_expert_gemv(m.s, dt, (float *)dy, n_out, dxg, n_in, dw, (const int32_t *)dfirst,
-                            E, n_in, n_out, err, errlen);
+                            E, slots, n_in, n_out, err, errlen);
     if (!rc)
         rc = op_out(&m, y, dy, NK * n_out * 4, err, errlen);
     if (!rc)
-        rc = op_out(&m, first, dfirst, (size_t)(E + 1) * 4, err, errlen);
+        rc = op_out(&m, first, dfirst, (size_t)CU_ROUTE_TABLE(E) * 4, err, errlen);
     if (!rc)
         rc = op_out(&m, src, dsrc, NK * 4, err, errlen);
     if (!rc)

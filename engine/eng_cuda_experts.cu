@@ -4,7 +4,8 @@
  * first[e] .. first[e+1]-1 of x. One launch covers every expert, with no host
  * wait, so a decode step stays capturable in a CUDA graph.
  *
- * Block (tile of 4 x 32 output columns, expert e); each warp computes 32
+ * Block (tile of 4 x 32 output columns, the j-th expert of cu_moe_sort's list
+ * of experts with rows: no blocks for the others); each warp computes 32
  * columns for up to 32 of the expert's rows at a time with WMMA m32n8k16:
  * A = 32 weight rows x 16 inputs (straight from global memory, each weight
  * read once per 32 rows), B = 16 inputs x 8 token rows (x is tiny and stays
@@ -24,13 +25,13 @@
 
 __global__ void __launch_bounds__(32 * XM_WARPS)
     k_expert_mma(float *y, int ldy, const __nv_bfloat16 *x, int ldx, const __nv_bfloat16 *W,
-                 const int32_t *first, int n_in, int n_out)
+                 const int32_t *first, int E, int n_in, int n_out)
 {
     using namespace nvcuda;
     __shared__ float stage[XM_WARPS][XM_COLS * 8];
-    const int e = blockIdx.y, a0 = first[e], a1 = first[e + 1];
-    if (a0 >= a1)
-        return;
+    if ((int)blockIdx.y >= first[2 * E + 1])
+        return; /* fewer experts have rows than the grid allows for */
+    const int e = first[E + 1 + blockIdx.y], a0 = first[e], a1 = first[e + 1];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int col0 = (blockIdx.x * XM_WARPS + warp) * XM_COLS;
     if (col0 >= n_out)
@@ -78,13 +79,15 @@ bool cu_expert_mma_fits(int n_in, int n_out, int ldx)
 }
 
 int cu_expert_mma(cudaStream_t s, float *y, int ldy, const void *x, int ldx, const void *W,
-                  const int32_t *first, int E, int n_in, int n_out, char *err, size_t errlen)
+                  const int32_t *first, int E, int slots, int n_in, int n_out, char *err,
+                  size_t errlen)
 {
-    if (E <= 0 || n_out <= 0)
+    if (E <= 0 || slots <= 0 || n_out <= 0)
         return 0;
-    dim3 grid((unsigned)((n_out + XM_WARPS * XM_COLS - 1) / (XM_WARPS * XM_COLS)), (unsigned)E);
+    dim3 grid((unsigned)((n_out + XM_WARPS * XM_COLS - 1) / (XM_WARPS * XM_COLS)),
+              (unsigned)slots);
     k_expert_mma<<<grid, 32 * XM_WARPS, 0, s>>>(y, ldy, (const __nv_bfloat16 *)x, ldx,
-                                                (const __nv_bfloat16 *)W, first, n_in, n_out);
+                                                (const __nv_bfloat16 *)W, first, E, n_in, n_out);
     CU_LAUNCHED("expert_mma");
     return 0;
 }

@@ -250,7 +250,7 @@ static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void
     const int NK = N * K;
     const size_t es = es_of(cb);
     float *x = (float *)cb->b_x.p, *xn = (float *)cb->b_xn.p;
-    TRY(cu_buf_ensure(&cb->b_first, (size_t)(E + 1) * 4, err, errlen));
+    TRY(cu_buf_ensure(&cb->b_first, (size_t)CU_ROUTE_TABLE(E) * 4, err, errlen));
     TRY(cu_buf_ensure(&cb->b_src, (size_t)NK * 4, err, errlen));
     TRY(cu_buf_ensure(&cb->b_slot, (size_t)NK * 4, err, errlen));
     /* the tensor-core kernel reads up to CU_EXPERT_PAD_ROWS rows past the last */
@@ -271,20 +271,22 @@ static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void
     /* bytes: at most min(NK, E) experts' weights (exact count is on the device) */
     double used = NK < E ? NK : E;
     float *gug = (float *)cb->b_gug.p, *yg = (float *)cb->b_yg.p;
-    /* tensor cores from 2 tokens up (one token: the CUDA-core kernel reads
-     * the same bytes without the 8-row tile) */
-    const bool mma = cb->expert_mma && (N > 1 || cb->expert_mma_always);
+    /* tensor cores from 2 rows per expert on average (fewer: the CUDA-core
+     * kernel reads the same bytes without an 8-row tile); block rows only for
+     * as many experts as can have rows */
+    const bool mma = cb->expert_mma && (NK >= 2 * E || cb->expert_mma_always);
+    const int slots = NK < E ? NK : E;
     PROF("experts_gate_up", used * 2 * I * H * es + (double)NK * (H * es + 2 * I * 4),
-         TRY(mma ? cu_expert_mma(s, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, H, 2 * I, err,
-                                 errlen)
-                 : cu_expert_gemv(s, cb->dt, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, H,
-                                  2 * I, err, errlen)));
+         TRY(mma ? cu_expert_mma(s, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E, slots, H,
+                                 2 * I, err, errlen)
+                 : cu_expert_gemv(s, cb->dt, gug, 2 * I, cb->b_xg.p, H, D->exp_gu, first, E,
+                                  slots, H, 2 * I, err, errlen)));
     TRY(cu_silu_mul(s, cb->dt, cb->b_actg.p, gug, NK, I, err, errlen));
     PROF("experts_down", used * H * I * es + (double)NK * (I * es + H * 4),
-         TRY(mma ? cu_expert_mma(s, yg, H, cb->b_actg.p, I, D->exp_down, first, E, I, H, err,
-                                 errlen)
-                 : cu_expert_gemv(s, cb->dt, yg, H, cb->b_actg.p, I, D->exp_down, first, E, I, H,
-                                  err, errlen)));
+         TRY(mma ? cu_expert_mma(s, yg, H, cb->b_actg.p, I, D->exp_down, first, E, slots, I, H,
+                                 err, errlen)
+                 : cu_expert_gemv(s, cb->dt, yg, H, cb->b_actg.p, I, D->exp_down, first, E,
+                                  slots, I, H, err, errlen)));
     PROF("moe_combine", (double)NK * H * 4 + (double)N * H * 8,
          TRY(cu_moe_combine(s, x, yg, slot, (const float *)cb->b_wt.p, N, K, H, err, errlen)));
     return 0;

@@ -180,11 +180,11 @@ __device__ __forceinline__ void warp_store_rows(float (&acc)[R], float *y, int l
 template <typename T, bool VEC>
 __global__ void __launch_bounds__(32 * EXPERT_COLS)
     k_expert_gemv(float *y, int ldy, const T *x, int ldx, const T *W, const int32_t *first,
-                  int n_in, int n_out)
+                  int E, int n_in, int n_out)
 {
-    const int e = blockIdx.y, a0 = first[e], a1 = first[e + 1];
-    if (a0 >= a1)
-        return;
+    if ((int)blockIdx.y >= first[2 * E + 1])
+        return; /* fewer experts have rows than the grid allows for */
+    const int e = first[E + 1 + blockIdx.y], a0 = first[e], a1 = first[e + 1];
     const int lane = threadIdx.x & 31;
     const int col = blockIdx.x * EXPERT_COLS + (threadIdx.x >> 5);
     if (col >= n_out)
@@ -203,31 +203,32 @@ __global__ void __launch_bounds__(32 * EXPERT_COLS)
 
 template <typename T>
 static void launch_expert_gemv(cudaStream_t s, float *y, int ldy, const T *x, int ldx,
-                               const T *W, const int32_t *first, int E, int n_in, int n_out)
+                               const T *W, const int32_t *first, int E, int slots, int n_in,
+                               int n_out)
 {
-    dim3 grid((unsigned)((n_out + EXPERT_COLS - 1) / EXPERT_COLS), (unsigned)E);
+    dim3 grid((unsigned)((n_out + EXPERT_COLS - 1) / EXPERT_COLS), (unsigned)slots);
     const bool vec = n_in % vec16<T>::N == 0 && aligned16(W, sizeof(T), n_in, 0) &&
                      aligned16(x, sizeof(T), ldx, 0);
     if (vec)
-        k_expert_gemv<T, true><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first, n_in,
-                                                                 n_out);
+        k_expert_gemv<T, true><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first, E,
+                                                                 n_in, n_out);
     else
-        k_expert_gemv<T, false><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first,
+        k_expert_gemv<T, false><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first, E,
                                                                   n_in, n_out);
 }
 
 int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
-                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *err,
-                   size_t errlen)
+                   const void *W, const int32_t *first, int E, int slots, int n_in, int n_out,
+                   char *err, size_t errlen)
 {
-    if (E <= 0 || n_out <= 0)
+    if (E <= 0 || slots <= 0 || n_out <= 0)
         return 0;
     if (dt == CU_F32)
-        launch_expert_gemv(s, y, ldy, (const float *)x, ldx, (const float *)W, first, E, n_in,
-                           n_out);
+        launch_expert_gemv(s, y, ldy, (const float *)x, ldx, (const float *)W, first, E, slots,
+                           n_in, n_out);
     else
         launch_expert_gemv(s, y, ldy, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)W,
-                           first, E, n_in, n_out);
+                           first, E, slots, n_in, n_out);
     CU_LAUNCHED("expert_gemv");
     return 0;
 }

@@ -439,11 +439,15 @@ int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t 
 
 /* ---- routed experts without a host round trip (small steps) ---- */
 
-/* One block: counts per expert, exclusive scan into first[0..E], then a
- * stable placement (thread e walks the assignments in (token, k) order), so
- * rows of an expert are in token order as on the host path. */
-__global__ void k_moe_sort(const int32_t *idx, int NK, int K, int E, int32_t *first,
-                           int32_t *src, int32_t *slot)
+/* One block of 1024: counts per expert (shared-memory atomics), the
+ * exclusive scan into first[0..E] and the list of experts with rows
+ * (first[E+1 ..], count first[2E+1]) by thread 0, then a stable placement:
+ * a warp per expert walks the assignments 32 at a time, each hit's rank
+ * among the expert's earlier hits from a ballot, so rows of an expert are in
+ * (token, k) order as on the host path. */
+__global__ void __launch_bounds__(1024)
+    k_moe_sort(const int32_t *idx, int NK, int K, int E, int32_t *first, int32_t *src,
+               int32_t *slot)
 {
     __shared__ int cnt[CU_MAX_EXPERTS + 1];
     for (int e = threadIdx.x; e <= E; e += blockDim.x)
@@ -456,24 +460,33 @@ __global__ void k_moe_sort(const int32_t *idx, int NK, int K, int E, int32_t *fi
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-        int run = 0;
+        int run = 0, na = 0;
         for (int e = 0; e < E; e++) {
             int c = cnt[e];
             cnt[e] = run;
             first[e] = run;
+            if (c > 0)
+                first[E + 1 + na++] = e;
             run += c;
         }
-        cnt[E] = run;
         first[E] = run;
+        first[2 * E + 1] = na;
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < E; e += blockDim.x) {
-        int pos = cnt[e];
-        for (int a = 0; a < NK; a++)
-            if (idx[a] == e) {
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int e = threadIdx.x >> 5; e < E; e += nw) {
+        int base = cnt[e];
+        for (int c0 = 0; c0 < NK; c0 += 32) {
+            const int a = c0 + lane;
+            const bool hit = a < NK && idx[a] == e;
+            const unsigned m = __ballot_sync(0xffffffffu, hit);
+            if (hit) {
+                const int pos = base + __popc(m & ((1u << lane) - 1u));
                 src[pos] = a / K;
-                slot[a] = pos++;
+                slot[a] = pos;
             }
+            base += __popc(m);
+        }
     }
 }
 
@@ -482,7 +495,7 @@ int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_
 {
     if (NK == 0)
         return 0;
-    k_moe_sort<<<1, 256, 0, s>>>(idx, NK, K, E, first, src, slot);
+    k_moe_sort<<<1, 1024, 0, s>>>(idx, NK, K, E, first, src, slot);
     CU_LAUNCHED("moe_sort");
     return 0;
 }

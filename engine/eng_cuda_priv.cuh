@@ -185,11 +185,12 @@ int cu_gemm_xwt_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long
 #define CU_GEMV_MAX_TOK 8
 
 /* y[a] = W[e] x[a] for the sorted rows of every expert e (W: (E, n_out,
- * n_in) element type dt; x rows ldx, y rows ldy apart; first as cu_moe_sort,
- * on the device). */
+ * n_in) element type dt; x rows ldx, y rows ldy apart; first: cu_moe_sort's
+ * routing table, on the device). slots: how many experts at most have rows
+ * (min(assignments, E)): the grid's block rows, one per listed expert. */
 int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
-                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *err,
-                   size_t errlen);
+                   const void *W, const int32_t *first, int E, int slots, int n_in, int n_out,
+                   char *err, size_t errlen);
 /* y_b[t][o] = sum_i x_b[t][i] * w_b[o][i] (+ beta * y_b[t][o]; beta 0: y is
  * not read) for b < batch, t < n_tok <= CU_GEMV_MAX_TOK, o < n_out, with
  * x_b = x + b*sx (rows ldx apart), w_b = w + b*sw (rows ldw), y_b = y + b*sy
@@ -245,9 +246,12 @@ int cu_moe_route(cudaStream_t s, const cu_route_cfg_t *rc, const float *logits,
 /* xg[a] = x[src[a]] converted to dt (n_assign rows of H). */
 int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, const int32_t *src,
                    int n_assign, int H, char *err, size_t errlen);
-/* On the device: first[0..E] (rows of expert e are first[e]..first[e+1]),
- * src[a] (the token of sorted row a) and slot[t*K+k] (the sorted row of
- * assignment (t, k)), stable in token order. */
+/* On the device: the routing table first (2E + 2 ints: first[0..E], rows of
+ * expert e are first[e]..first[e+1]; first[E+1 ..] the experts that have
+ * rows, ascending, first[2E+1] of them), src[a] (the token of sorted row a)
+ * and slot[t*K+k] (the sorted row of assignment (t, k)), stable in token
+ * order. The expert kernels run one block row per listed expert. */
+#define CU_ROUTE_TABLE(E) (2 * (E) + 2)
 int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
                 int32_t *src, int32_t *slot, char *err, size_t errlen);
 /* The same product on the tensor cores (eng_cuda_experts.cu), bfloat16 only,
@@ -257,7 +261,8 @@ int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_
 #define CU_EXPERT_PAD_ROWS 32
 bool cu_expert_mma_fits(int n_in, int n_out, int ldx);
 int cu_expert_mma(cudaStream_t s, float *y, int ldy, const void *x, int ldx, const void *W,
-                  const int32_t *first, int E, int n_in, int n_out, char *err, size_t errlen);
+                  const int32_t *first, int E, int slots, int n_in, int n_out, char *err,
+                  size_t errlen);
 /* resid[t] += sum_k w[t*K+k] * yg[slot[t*K+k]] for t < n. */
 int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t *slot,
                    const float *w, int n, int K, int H, char *err, size_t errlen);

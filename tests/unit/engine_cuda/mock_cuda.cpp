@@ -411,24 +411,33 @@ int cu_moe_route(cudaStream_t, const cu_route_cfg_t *rc, const float *logits, co
 int cu_moe_sort(cudaStream_t, const int32_t *idx, int NK, int K, int E, int32_t *first,
                 int32_t *src, int32_t *slot, char *, size_t)
 {
-    int run = 0;
+    int run = 0, na = 0;
     for (int e = 0; e < E; e++) {
         first[e] = run;
-        for (int a = 0; a < NK; a++)
-            if (idx[a] == e) {
-                src[run] = a / K;
-                slot[a] = run++;
-            }
+        if (run < NK) { /* the list of experts with rows, as k_moe_sort */
+            int had = run;
+            for (int a = 0; a < NK; a++)
+                if (idx[a] == e) {
+                    src[run] = a / K;
+                    slot[a] = run++;
+                }
+            if (run > had)
+                first[E + 1 + na++] = e;
+        }
     }
     first[E] = run;
+    first[2 * E + 1] = na;
     return 0;
 }
 
+/* Only the listed experts (the kernels' block rows), and at most slots of
+ * them: a list longer than the grid would be a bug the results then show. */
 int cu_expert_gemv(cudaStream_t, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
-                   const void *W, const int32_t *first, int E, int n_in, int n_out, char *,
-                   size_t)
+                   const void *W, const int32_t *first, int E, int slots, int n_in, int n_out,
+                   char *, size_t)
 {
-    for (int e = 0; e < E; e++)
+    for (int j = 0; j < slots && j < first[2 * E + 1]; j++) {
+        int e = first[E + 1 + j];
         for (int a = first[e]; a < first[e + 1]; a++)
             for (int o = 0; o < n_out; o++) {
                 float acc = 0.0f;
@@ -437,6 +446,7 @@ int cu_expert_gemv(cudaStream_t, cu_dtype_t dt, float *y, int ldy, const void *x
                            ldt(dt, x, (size_t)a * ldx + i);
                 y[(size_t)a * ldy + o] = acc;
             }
+    }
     return 0;
 }
 
@@ -451,14 +461,16 @@ bool cu_expert_mma_fits(int n_in, int n_out, int ldx)
 }
 
 int cu_expert_mma(cudaStream_t, float *y, int ldy, const void *x, int ldx, const void *W,
-                  const int32_t *first, int E, int n_in, int n_out, char *err, size_t errlen)
+                  const int32_t *first, int E, int slots, int n_in, int n_out, char *err,
+                  size_t errlen)
 {
     mock_cuda_expert_mma_calls++;
     volatile float pad = 0.0f;
     for (int i = 0; i < n_in; i++)
         pad += ldt(CU_BF16, x, (size_t)(first[E] + CU_EXPERT_PAD_ROWS - 1) * ldx + i);
     (void)pad;
-    return cu_expert_gemv(NULL, CU_BF16, y, ldy, x, ldx, W, first, E, n_in, n_out, err, errlen);
+    return cu_expert_gemv(NULL, CU_BF16, y, ldy, x, ldx, W, first, E, slots, n_in, n_out, err,
+                          errlen);
 }
 
 /* The matrix-vector launchers' contracts (eng_cuda_priv.cuh) as loops:

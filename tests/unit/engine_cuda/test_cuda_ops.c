@@ -327,11 +327,13 @@ static void check_gemm_paths(void)
             check_gemm_case("xw batched 33 outputs", c);
         }
     /* the projections of a prefill step as the engine runs them through cuBLAS
-     * (v2_tiny's kv_a at a 40-token prompt; V2-Lite's kv_a at 40 tokens):
-     * values checked here, and under compute-sanitizer initcheck the copy
-     * back shows whether the tool sees cuBLAS's writes of these kernels */
+     * (v2_tiny's kv_a at a 40-token prompt; V2-Lite's kv_a at 40 tokens).
+     * With ENG_CHECK_FRESH_Y set, y is left unwritten on the device before
+     * the product: under compute-sanitizer initcheck the copy back then shows
+     * whether the tool sees cuBLAS's writes (bench/gpu-check.sh's probe) */
+    const bool fresh = getenv("ENG_CHECK_FRESH_Y") != NULL;
     for (int f32 = 0; f32 <= 1; f32++) {
-        eng_cuda_gemm_case_t c = {.form = ENG_CUDA_GEMM_XWT, .f32 = f32, .y_fresh = true};
+        eng_cuda_gemm_case_t c = {.form = ENG_CUDA_GEMM_XWT, .f32 = f32, .y_fresh = fresh};
         c.n_tok = 40, c.n_in = 64, c.n_out = 24, c.ldx = 64, c.ldw = 64, c.ldy = 24;
         check_gemm_case("xwt prefill, v2_tiny kv_a", c);
         c.n_tok = 40, c.n_in = 2048, c.n_out = 576, c.ldx = 2048, c.ldw = 2048, c.ldy = 576;
@@ -364,8 +366,8 @@ static void check_expert_rows(void)
             for (size_t i = 0; i < (size_t)E * O * I; i++)
                 w[i] = bf16_round(w[i]);
         }
-        int32_t first[EMAX + 1], src[N * K], slot[N * K], rfirst[EMAX + 1], rsrc[N * K],
-            rslot[N * K];
+        int32_t first[2 * EMAX + 2], src[N * K], slot[N * K], rfirst[2 * EMAX + 2],
+            rsrc[N * K], rslot[N * K];
         int most = 0;
         float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
         int run = 0;
@@ -381,11 +383,17 @@ static void check_expert_rows(void)
                 }
         }
         rfirst[E] = run;
-        for (int e = 0; e < E; e++)
+        int listed = 0; /* the experts with rows, ascending, then their count */
+        for (int e = 0; e < E; e++) {
             most = rfirst[e + 1] - rfirst[e] > most ? rfirst[e + 1] - rfirst[e] : most;
+            if (rfirst[e + 1] > rfirst[e])
+                rfirst[E + 1 + listed++] = e;
+        }
+        rfirst[2 * E + 1] = listed;
         CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, f32, false,
                                       err, sizeof err) == 0);
-        bool same = !memcmp(first, rfirst, (size_t)(E + 1) * 4) &&
+        bool same = !memcmp(first, rfirst, (size_t)(E + 1 + listed) * 4) &&
+                    first[2 * E + 1] == listed &&
                     !memcmp(src, rsrc, sizeof src) && !memcmp(slot, rslot, sizeof slot);
         double e = tu_rel_err(y, ref, (size_t)N * K * O);
         printf("expert rows %s %dx%d, %d experts (up to %d rows): sort %s, products rel err "
@@ -418,7 +426,7 @@ static void check_expert_mma(void)
         for (size_t i = 0; i < (size_t)E * O * I; i++)
             w[i] = bf16_round(w[i]);
         float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
-        int32_t first[9], src[NMAX * K], slot[NMAX * K];
+        int32_t first[2 * 8 + 2], src[NMAX * K], slot[NMAX * K];
         int run = 0, most = 0;
         for (int e = 0; e < E; e++) {
             int start = run;
