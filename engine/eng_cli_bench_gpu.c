@@ -34,7 +34,7 @@ static const char HELP[] =
     "(default 1000), mem_used_bytes; then, for each of --profile-batches, a table of\n"
     "decode-step kernels (ms per step, GB/s of the bytes each must move);\n"
     "--profile-prefill adds the same table for one more prefill (profile_prefill:).\n"
-    "TG_CUDA_GRAPH=1 in the environment replays decode steps from CUDA graphs.\n"
+    "Decode steps are replayed from CUDA graphs unless TG_CUDA_GRAPH=0 is in the environment.\n"
     "With --random-init the weights are drawn on the GPU (same distribution as the CPU's\n"
     "generator, other values; no host copy of a 63 GB float32 model); --host-init builds\n"
     "them on the CPU with eng_model_random and uploads them instead.\n";

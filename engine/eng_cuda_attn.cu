@@ -154,10 +154,22 @@ __global__ void k_att_combine(float *olat, const float *po, const float *pml,
             wsh[s] = l > 0.0f ? expf(pm[(s0 + s) * sstride] - M) : 0.0f;
         }
         __syncthreads();
+        /* loads unconditional (8 in flight per thread); a split without rows
+         * (weight 0, o never written: stale but finite, the buffer starts
+         * zeroed) adds nothing */
         for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
             float acc = 0.0f;
-#pragma unroll 4
-            for (int s = 0; s < sn; s++)
+            int s = 0;
+            for (; s + 8 <= sn; s += 8) {
+                float v[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    v[u] = o[(size_t)(s0 + s + u) * ostride + k];
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    acc += wsh[s + u] != 0.0f ? v[u] * wsh[s + u] : 0.0f;
+            }
+            for (; s < sn; s++)
                 if (wsh[s] != 0.0f)
                     acc += o[(size_t)(s0 + s) * ostride + k] * wsh[s];
             dst[k] += acc / L;
@@ -392,8 +404,10 @@ int cu_att_absorbed(cudaStream_t s, cu_dtype_t dt, const void *kv, const float *
                                                                max_splits));
         CU_LAUNCHED("att_absorbed");
     }
-    k_att_combine<<<dim3((unsigned)n_rows, (unsigned)nh), 128, 0, s>>>(olat, po, pml, rows, nh,
-                                                                       kvl, max_splits);
+    /* a thread per latent column, up to 512 */
+    const int ct = kvl < 512 ? ((kvl + 31) / 32) * 32 : 512;
+    k_att_combine<<<dim3((unsigned)n_rows, (unsigned)nh), ct, 0, s>>>(olat, po, pml, rows, nh, kvl,
+                                                                      max_splits);
     CU_LAUNCHED("att_combine");
     return 0;
 }

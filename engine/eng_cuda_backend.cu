@@ -575,9 +575,9 @@ extern "C" eng_backend_t *eng_backend_cuda_create(const eng_model_t *model,
     cb->device = o.device;
     cb->profile = o.profile;
     cb->scale = (float)eng_config_attn_scale(&model->cfg);
-    /* TG_CUDA_GRAPH=1: greedy decode steps captured and replayed as a CUDA graph */
+    /* decode steps captured and replayed as CUDA graphs unless TG_CUDA_GRAPH=0 */
     const char *gr = getenv("TG_CUDA_GRAPH");
-    cb->graphs = gr && !strcmp(gr, "1");
+    cb->graphs = !(gr && !strcmp(gr, "0"));
     /* TG_CUDA_MOE=host|device forces one expert path (checks, benchmarks) */
     const char *moe = getenv("TG_CUDA_MOE");
     /* bf16 experts on the tensor cores (TG_CUDA_EXPERTS=gemv: the CUDA-core

@@ -4,8 +4,9 @@
  * first[e] .. first[e+1]-1 of x. One launch covers every expert, with no host
  * wait, so a decode step stays capturable in a CUDA graph.
  *
- * Block (tile of 4 x 32 output columns, the j-th expert of cu_moe_sort's list
- * of experts with rows: no blocks for the others); each warp computes 32
+ * Work items are (tile of 4 x 32 output columns, the j-th expert of
+ * cu_moe_sort's list of experts with rows); a grid of one wave of blocks walks
+ * them (nothing for experts without rows, no tail wave). Each warp computes 32
  * columns for up to 32 of the expert's rows at a time with WMMA m32n8k16:
  * A = 32 weight rows x 16 inputs (straight from global memory, each weight
  * read once per 32 rows), B = 16 inputs x 8 token rows (x is tiny and stays
@@ -29,47 +30,51 @@ __global__ void __launch_bounds__(32 * XM_WARPS)
 {
     using namespace nvcuda;
     __shared__ float stage[XM_WARPS][XM_COLS * 8];
-    if ((int)blockIdx.y >= first[2 * E + 1])
-        return; /* fewer experts have rows than the grid allows for */
-    const int e = first[E + 1 + blockIdx.y], a0 = first[e], a1 = first[e + 1];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int col0 = (blockIdx.x * XM_WARPS + warp) * XM_COLS;
-    if (col0 >= n_out)
-        return; /* whole warps only: nothing below synchronises the block */
-    const __nv_bfloat16 *w = W + ((size_t)e * n_out + col0) * n_in;
+    const int ctiles = (n_out + XM_WARPS * XM_COLS - 1) / (XM_WARPS * XM_COLS);
+    const int items = first[2 * E + 1] * ctiles;
     float *st = stage[warp];
-    for (int r0 = a0; r0 < a1; r0 += 8 * XM_RT) {
-        const int nrt = min(XM_RT, (a1 - r0 + 7) / 8);
-        wmma::fragment<wmma::accumulator, 32, 8, 16, float> acc[XM_RT];
+    /* whole warps only below: nothing synchronises the block */
+    for (int it = blockIdx.x; it < items; it += gridDim.x) {
+        const int j = it / ctiles;
+        const int col0 = ((it - j * ctiles) * XM_WARPS + warp) * XM_COLS;
+        if (col0 >= n_out)
+            continue;
+        const int e = first[E + 1 + j], a0 = first[e], a1 = first[e + 1];
+        const __nv_bfloat16 *w = W + ((size_t)e * n_out + col0) * n_in;
+        for (int r0 = a0; r0 < a1; r0 += 8 * XM_RT) {
+            const int nrt = min(XM_RT, (a1 - r0 + 7) / 8);
+            wmma::fragment<wmma::accumulator, 32, 8, 16, float> acc[XM_RT];
 #pragma unroll
-        for (int t = 0; t < XM_RT; t++)
-            wmma::fill_fragment(acc[t], 0.0f);
+            for (int t = 0; t < XM_RT; t++)
+                wmma::fill_fragment(acc[t], 0.0f);
 #pragma unroll 4
-        for (int k0 = 0; k0 < n_in; k0 += 16) {
-            wmma::fragment<wmma::matrix_a, 32, 8, 16, __nv_bfloat16, wmma::row_major> a;
-            wmma::load_matrix_sync(a, w + k0, n_in);
+            for (int k0 = 0; k0 < n_in; k0 += 16) {
+                wmma::fragment<wmma::matrix_a, 32, 8, 16, __nv_bfloat16, wmma::row_major> a;
+                wmma::load_matrix_sync(a, w + k0, n_in);
+#pragma unroll
+                for (int t = 0; t < XM_RT; t++)
+                    if (t < nrt) {
+                        wmma::fragment<wmma::matrix_b, 32, 8, 16, __nv_bfloat16, wmma::col_major> b;
+                        wmma::load_matrix_sync(b, x + (size_t)(r0 + 8 * t) * ldx + k0, ldx);
+                        wmma::mma_sync(acc[t], a, b, acc[t]);
+                    }
+            }
 #pragma unroll
             for (int t = 0; t < XM_RT; t++)
                 if (t < nrt) {
-                    wmma::fragment<wmma::matrix_b, 32, 8, 16, __nv_bfloat16, wmma::col_major> b;
-                    wmma::load_matrix_sync(b, x + (size_t)(r0 + 8 * t) * ldx + k0, ldx);
-                    wmma::mma_sync(acc[t], a, b, acc[t]);
+                    /* (column c, row r) at st[r * 32 + c]; only the expert's rows go out */
+                    wmma::store_matrix_sync(st, acc[t], XM_COLS, wmma::mem_col_major);
+                    __syncwarp();
+                    const int rt0 = r0 + 8 * t;
+                    for (int i = lane; i < XM_COLS * 8; i += 32) {
+                        const int r = i / XM_COLS, c = i % XM_COLS;
+                        if (rt0 + r < a1)
+                            y[(size_t)(rt0 + r) * ldy + col0 + c] = st[i];
+                    }
+                    __syncwarp();
                 }
         }
-#pragma unroll
-        for (int t = 0; t < XM_RT; t++)
-            if (t < nrt) {
-                /* (column c, row r) at st[r * 32 + c]; only the expert's rows go out */
-                wmma::store_matrix_sync(st, acc[t], XM_COLS, wmma::mem_col_major);
-                __syncwarp();
-                const int rt0 = r0 + 8 * t;
-                for (int i = lane; i < XM_COLS * 8; i += 32) {
-                    const int r = i / XM_COLS, c = i % XM_COLS;
-                    if (rt0 + r < a1)
-                        y[(size_t)(rt0 + r) * ldy + col0 + c] = st[i];
-                }
-                __syncwarp();
-            }
     }
 }
 
@@ -84,8 +89,10 @@ int cu_expert_mma(cudaStream_t s, float *y, int ldy, const void *x, int ldx, con
 {
     if (E <= 0 || slots <= 0 || n_out <= 0)
         return 0;
-    dim3 grid((unsigned)((n_out + XM_WARPS * XM_COLS - 1) / (XM_WARPS * XM_COLS)),
-              (unsigned)slots);
+    static int resident;
+    const int items = slots * ((n_out + XM_WARPS * XM_COLS - 1) / (XM_WARPS * XM_COLS));
+    int grid = cu_resident_blocks((const void *)k_expert_mma, 32 * XM_WARPS, &resident);
+    grid = items < grid ? items : grid;
     k_expert_mma<<<grid, 32 * XM_WARPS, 0, s>>>(y, ldy, (const __nv_bfloat16 *)x, ldx,
                                                 (const __nv_bfloat16 *)W, first, E, n_in, n_out);
     CU_LAUNCHED("expert_mma");

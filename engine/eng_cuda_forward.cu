@@ -179,7 +179,8 @@ static int layer_attention(cu_backend_t *cb, const step_plan_t *sp, eng_batch_it
             TRY(cu_buf_ensure(&cb->b_q16, (size_t)n * nh * qk * es, err, errlen));
             TRY(cu_buf_ensure(&cb->b_kvb16, (size_t)ctx * nh * kvw * es, err, errlen));
             TRY(cu_buf_ensure(&cb->b_krot16, (size_t)ctx * rope * es, err, errlen));
-            PROF("attn_prefill_bf16", (double)(n * nh * qk + ctx * nh * kvw + ctx * rope) * (4 + es),
+            PROF("attn_prefill_bf16",
+                 (double)(n * nh * qk + ctx * nh * kvw + ctx * rope) * (4 + es),
                  TRY(cu_convert_f32(s, cb->dt, cb->b_q16.p, qf, (size_t)n * nh * qk, err, errlen));
                  TRY(cu_convert_f32(s, cb->dt, cb->b_kvb16.p, kvb, (size_t)ctx * nh * kvw, err,
                                     errlen));
@@ -570,24 +571,32 @@ static int run_step(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items, 
         TRY(cu_buf_ensure(&cb->b_amax, (size_t)R * 4, err, errlen));
         PROF("argmax", (double)R * V * 4,
              TRY(cu_argmax(s, (int32_t *)cb->b_amax.p, lg, R, V, err, errlen)));
-        return 0; /* the caller copies the ids back (outside any graph) */
     }
-    for (int r = 0; r < R;) {
+    return 0; /* the caller copies ids or logits back (outside any graph) */
+}
+
+/* Queues the copies of the step's logits rows to the items' host buffers. */
+static int copy_logits(cu_backend_t *cb, const step_plan_t *sp, eng_batch_item_t *items,
+                       char *err, size_t errlen)
+{
+    const int V = cb->m->cfg.vocab;
+    const float *lg = (const float *)cb->b_logits.p;
+    for (int r = 0; r < sp->R;) {
         int i = sp->lrow_item[r], cnt = 1;
-        while (r + cnt < R && sp->lrow_item[r + cnt] == i)
+        while (r + cnt < sp->R && sp->lrow_item[r + cnt] == i)
             cnt++;
         CU_TRY(cudaMemcpyAsync(items[i].logits, lg + (size_t)r * V, (size_t)cnt * V * 4,
-                               cudaMemcpyDeviceToHost, s));
+                               cudaMemcpyDeviceToHost, cb->stream));
         r += cnt;
     }
     return 0;
 }
 
-/* Runs the planned step eagerly, or, for greedy decode steps with
- * TG_CUDA_GRAPH=1 (one absorbed token per item, routed experts on the
- * device, no profiling), from a CUDA graph: the second step of a shape
- * (tokens, splits, table entries, logits rows) is captured, later ones of
- * that shape replay it. The metadata copy stays outside the graph (same
+/* Runs the planned step eagerly, or, for decode steps (one absorbed token
+ * per item, routed experts on the device, no profiling; greedy or with
+ * logits for the server's sampler) unless TG_CUDA_GRAPH=0, from a CUDA
+ * graph: the second step of a shape (tokens, splits, table entries, logits
+ * rows, greedy or not) is captured, later ones of that shape replay it. The metadata copy stays outside the graph (same
  * device addresses, new contents each step); a scratch buffer that moved
  * since the capture makes the graph stale (recaptured). A failed capture
  * runs the step eagerly and leaves graphs off. */
@@ -595,13 +604,13 @@ static int run_planned(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *item
                        char *err, size_t errlen)
 {
     const eng_config_t *c = &cb->m->cfg;
-    bool ok = cb->graphs && next && !cb->profile && cb->graph_failures == 0 &&
+    bool ok = cb->graphs && !cb->profile && cb->graph_failures == 0 &&
               (c->n_routed == 0 || sp->N * c->top_k <= cb->moe_device_max);
     for (int i = 0; ok && i < sp->n_items; i++)
         ok = items[i].n == 1 && !(items[i].flags & ENG_FWD_REFERENCE);
     if (!ok)
         return run_step(cb, sp, items, next, err, errlen);
-    long long key[5] = {sp->N, sp->max_splits, sp->TB, sp->R, sp->n_abs};
+    long long key[6] = {sp->N, sp->max_splits, sp->TB, sp->R, sp->n_abs, next != NULL};
     if (cb->gexec && !memcmp(key, cb->gkey, sizeof key) && cb->graph_moves == cu_buf_moves) {
         CU_TRY(cudaGraphLaunch(cb->gexec, cb->stream));
         cb->graph_replays++;
@@ -615,9 +624,17 @@ static int run_planned(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *item
     cudaGraph_t g = NULL;
     cudaGraphExec_t ex = NULL;
     long moves = cu_buf_moves;
-    CU_TRY(cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal));
+    cudaError_t e = cudaStreamBeginCapture(cb->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) { /* a device or driver that cannot capture: eager steps */
+        cb->graph_failures++;
+        fprintf(stderr, "tollgate-engine: CUDA graph capture unavailable (%s); decode steps run "
+                        "without graphs\n",
+                cudaGetErrorString(e));
+        cudaGetLastError();
+        return run_step(cb, sp, items, next, err, errlen);
+    }
     int rc = run_step(cb, sp, items, next, err, errlen);
-    cudaError_t e = cudaStreamEndCapture(cb->stream, &g);
+    e = cudaStreamEndCapture(cb->stream, &g);
     if (rc == 0 && e == cudaSuccess && moves == cu_buf_moves)
         e = cudaGraphInstantiate(&ex, g, 0);
     if (g)
@@ -671,6 +688,8 @@ int cu_step(eng_backend_t *be, eng_batch_item_t *items, int n_items, int32_t *ne
     int rc = plan_step(cb, &sp, items, n_items, next != NULL, err, errlen);
     if (!rc)
         rc = run_planned(cb, &sp, items, next, err, errlen);
+    if (!rc && !next)
+        rc = copy_logits(cb, &sp, items, err, errlen);
     if (!rc && next) {
         cudaError_t e = cudaMemcpyAsync(next, cb->b_amax.p, (size_t)sp.R * 4,
                                         cudaMemcpyDeviceToHost, cb->stream);

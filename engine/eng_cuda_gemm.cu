@@ -107,7 +107,8 @@ int cu_att_scores(cublasHandle_t h, cu_dtype_t dt, float *S, const void *q, cons
     const int qk = nope + rope, kvw = nope + vd;
     const size_t es = cu_dtype_size(dt);
     const float zero = 0.0f, one = 1.0f;
-    /* column-major C (m x n) per head = S_h row-major (n, m); op(A) = K_h (m x d), op(B) = Q_h^T */
+    /* column-major C (m x n) per head = S_h row-major (n, m);
+     * op(A) = K_h (m x d), op(B) = Q_h^T */
     CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, nope, &scale, kvb,
                                           cuda_type(dt), nh * kvw, kvw, q, cuda_type(dt), nh * qk,
                                           qk, &zero, S, CUDA_R_32F, m, (long long)n * m, nh,
@@ -129,7 +130,8 @@ int cu_att_values(cublasHandle_t h, cu_dtype_t dt, float *out, const void *P, co
     const int kvw = nope + vd;
     const size_t es = cu_dtype_size(dt);
     const float one = 1.0f, zero = 0.0f;
-    /* column-major C (vd x n) per head = out rows (t, h, :); op(A) = V_h^T (vd x m), op(B) = P_h^T */
+    /* column-major C (vd x n) per head = out rows (t, h, :);
+     * op(A) = V_h^T (vd x m), op(B) = P_h^T */
     CUBLAS_TRY(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, vd, n, m, &one,
                                           (const char *)kvb + nope * es, cuda_type(dt), nh * kvw,
                                           kvw, P, cuda_type(dt), m, (long long)n * m, &zero, out,

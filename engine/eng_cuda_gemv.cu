@@ -170,35 +170,63 @@ __device__ __forceinline__ void warp_store_rows(float (&acc)[R], float *y, int l
 /* ---- grouped expert products ---- */
 
 /* y[a][col] = W[e][col] . x[a] for the rows a in [first[e], first[e+1]) of
- * every expert e: block (column tile, expert), one warp per output column,
- * CU_GEMV_ROWS rows at a time, so each weight row is read once per
- * CU_GEMV_ROWS rows. Experts without rows leave at once. VEC (decided by the
- * launcher): 16-byte loads, 4 in flight per lane (2 KB per warp);
- * else element by element. Predicted at batch 1 on V2-Lite (6 experts of
- * gate_up 2816x2048 bf16 = 69 MB): bandwidth-bound, ~23 us at 3 TB/s. */
+ * every expert e with rows (cu_moe_sort's list). Work items are (listed
+ * expert, tile of EXPERT_COLS columns); a grid of about one wave of blocks
+ * walks them (no block is launched for an expert without rows, no tail of a
+ * second wave). One warp per output column: an expert's one or two rows (a
+ * decode step of few tokens) with 8 weight loads in flight per lane; more
+ * rows CU_GEMV_ROWS at a time, so each weight row is read once per
+ * CU_GEMV_ROWS rows. VEC (decided by the launcher): 16-byte loads; else
+ * element by element. Predicted at batch 1 on V2-Lite (6 experts of gate_up
+ * 2816x2048 bf16 = 69 MB): bandwidth-bound, ~23 us at 3 TB/s. */
 #define CU_GEMV_ROWS 8
 template <typename T, bool VEC>
 __global__ void __launch_bounds__(32 * EXPERT_COLS)
     k_expert_gemv(float *y, int ldy, const T *x, int ldx, const T *W, const int32_t *first,
                   int E, int n_in, int n_out)
 {
-    if ((int)blockIdx.y >= first[2 * E + 1])
-        return; /* fewer experts have rows than the grid allows for */
-    const int e = first[E + 1 + blockIdx.y], a0 = first[e], a1 = first[e + 1];
     const int lane = threadIdx.x & 31;
-    const int col = blockIdx.x * EXPERT_COLS + (threadIdx.x >> 5);
-    if (col >= n_out)
-        return;
-    const T *w = W + ((size_t)e * n_out + col) * n_in;
-    for (int r0 = a0; r0 < a1; r0 += CU_GEMV_ROWS) {
-        const int nr = min(CU_GEMV_ROWS, a1 - r0);
-        float acc[CU_GEMV_ROWS];
+    const int ctiles = (n_out + EXPERT_COLS - 1) / EXPERT_COLS;
+    const int items = first[2 * E + 1] * ctiles;
+    for (int it = blockIdx.x; it < items; it += gridDim.x) {
+        const int j = it / ctiles, col = (it - j * ctiles) * EXPERT_COLS + (threadIdx.x >> 5);
+        if (col >= n_out)
+            continue;
+        const int e = first[E + 1 + j], a0 = first[e], a1 = first[e + 1];
+        const T *w = W + ((size_t)e * n_out + col) * n_in;
+        if (a1 - a0 <= 2) {
+            float acc[2] = {0.0f, 0.0f};
+            warp_dot_rows<T, 2, VEC>(acc, w, x + (size_t)a0 * ldx, ldx, a1 - a0, n_in, lane);
+            warp_store_rows<2>(acc, y + (size_t)a0 * ldy + col, ldy, a1 - a0, 0.0f, lane);
+            continue;
+        }
+        for (int r0 = a0; r0 < a1; r0 += CU_GEMV_ROWS) {
+            const int nr = min(CU_GEMV_ROWS, a1 - r0);
+            float acc[CU_GEMV_ROWS];
 #pragma unroll
-        for (int r = 0; r < CU_GEMV_ROWS; r++)
-            acc[r] = 0.0f;
-        warp_dot_rows<T, CU_GEMV_ROWS, VEC>(acc, w, x + (size_t)r0 * ldx, ldx, nr, n_in, lane);
-        warp_store_rows<CU_GEMV_ROWS>(acc, y + (size_t)r0 * ldy + col, ldy, nr, 0.0f, lane);
+            for (int r = 0; r < CU_GEMV_ROWS; r++)
+                acc[r] = 0.0f;
+            warp_dot_rows<T, CU_GEMV_ROWS, VEC>(acc, w, x + (size_t)r0 * ldx, ldx, nr, n_in,
+                                                lane);
+            warp_store_rows<CU_GEMV_ROWS>(acc, y + (size_t)r0 * ldy + col, ldy, nr, 0.0f, lane);
+        }
     }
+}
+
+/* Blocks of kernel k (threads each) that fit on the whole device at once:
+ * the grid of a kernel that walks its work items. Asked once per kernel. */
+int cu_resident_blocks(const void *k, int threads, int *cache)
+{
+    if (*cache > 0)
+        return *cache;
+    int dev = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, 0) != cudaSuccess ||
+        sms <= 0 || per_sm <= 0)
+        return 1024; /* a plain guess still walks every item */
+    *cache = sms * per_sm;
+    return *cache;
 }
 
 template <typename T>
@@ -206,9 +234,14 @@ static void launch_expert_gemv(cudaStream_t s, float *y, int ldy, const T *x, in
                                const T *W, const int32_t *first, int E, int slots, int n_in,
                                int n_out)
 {
-    dim3 grid((unsigned)((n_out + EXPERT_COLS - 1) / EXPERT_COLS), (unsigned)slots);
+    static int resident[2];
+    const int items = slots * ((n_out + EXPERT_COLS - 1) / EXPERT_COLS);
     const bool vec = n_in % vec16<T>::N == 0 && aligned16(W, sizeof(T), n_in, 0) &&
                      aligned16(x, sizeof(T), ldx, 0);
+    const void *k = vec ? (const void *)k_expert_gemv<T, true>
+                        : (const void *)k_expert_gemv<T, false>;
+    int grid = cu_resident_blocks(k, 32 * EXPERT_COLS, &resident[vec]);
+    grid = items < grid ? items : grid;
     if (vec)
         k_expert_gemv<T, true><<<grid, 32 * EXPERT_COLS, 0, s>>>(y, ldy, x, ldx, W, first, E,
                                                                  n_in, n_out);

@@ -83,11 +83,40 @@ __global__ void k_rmsnorm(float *y, int ldy, const float *x, int ldx, const int3
         yr[i] = w[i] * (xr[i] * rr);
 }
 
+/* The same for rows of n = 4 * blockDim.x values or fewer, 16-byte aligned:
+ * each thread loads its four values once, as one vector, and keeps them for
+ * the second pass (a decode step's 2048-wide rows: one load per thread). */
+__global__ void k_rmsnorm4(float *y, int ldy, const float *x, int ldx, const int32_t *rows,
+                           const float *w, int n, float eps)
+{
+    __shared__ float sh[32];
+    size_t r = blockIdx.x, src = rows ? (size_t)rows[r] : r;
+    const int i = threadIdx.x * 4;
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (i < n)
+        v = *(const float4 *)(x + src * (size_t)ldx + i);
+    float ss = v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    ss = block_sum(ss, sh);
+    float rr = 1.0f / sqrtf(ss / (float)n + eps);
+    if (i < n) {
+        const float4 g = *(const float4 *)(w + i);
+        *(float4 *)(y + r * (size_t)ldy + i) =
+            make_float4(g.x * (v.x * rr), g.y * (v.y * rr), g.z * (v.z * rr), g.w * (v.w * rr));
+    }
+}
+
 int cu_rmsnorm(cudaStream_t s, float *y, int ldy, const float *x, int ldx, const int32_t *rows,
                const float *w, int n_rows, int n, float eps, char *err, size_t errlen)
 {
     if (n_rows == 0)
         return 0;
+    if (n % 4 == 0 && n <= 4096 && ldx % 4 == 0 && ldy % 4 == 0 && ((uintptr_t)x & 15) == 0 &&
+        ((uintptr_t)y & 15) == 0 && ((uintptr_t)w & 15) == 0) {
+        int threads = ((n / 4 + 31) / 32) * 32;
+        k_rmsnorm4<<<n_rows, threads, 0, s>>>(y, ldy, x, ldx, rows, w, n, eps);
+        CU_LAUNCHED("rmsnorm4");
+        return 0;
+    }
     k_rmsnorm<<<n_rows, 256, 0, s>>>(y, ldy, x, ldx, rows, w, n, eps);
     CU_LAUNCHED("rmsnorm");
     return 0;
@@ -415,16 +444,26 @@ int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, cons
 
 /* The CPU adds weight * expert output per expert (ascending; the router
  * lists a token's experts ascending) into y, then y into the residual. */
+/* Block (token, 256 columns): one column per thread, the K rows' values
+ * loaded together (a token's K loads in flight, not one after another). */
 __global__ void k_moe_combine(float *resid, const float *yg, const int32_t *slot, const float *w,
                               int K, int H)
 {
-    size_t t = blockIdx.x;
-    for (int d = threadIdx.x; d < H; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int k = 0; k < K; k++)
-            acc += w[t * K + k] * yg[(size_t)slot[t * K + k] * H + d];
-        resid[t * H + d] += acc;
-    }
+    const size_t t = blockIdx.x;
+    const int d = blockIdx.y * blockDim.x + threadIdx.x;
+    if (d >= H)
+        return;
+    float v[CU_MAX_TOPK];
+#pragma unroll
+    for (int k = 0; k < CU_MAX_TOPK; k++)
+        if (k < K)
+            v[k] = yg[(size_t)slot[t * K + k] * H + d];
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < CU_MAX_TOPK; k++)
+        if (k < K)
+            acc += w[t * K + k] * v[k];
+    resid[t * H + d] += acc;
 }
 
 int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t *slot,
@@ -432,7 +471,8 @@ int cu_moe_combine(cudaStream_t s, float *resid, const float *yg, const int32_t 
 {
     if (n == 0)
         return 0;
-    k_moe_combine<<<n, 256, 0, s>>>(resid, yg, slot, w, K, H);
+    k_moe_combine<<<dim3((unsigned)n, (unsigned)((H + 255) / 256)), 256, 0, s>>>(resid, yg, slot,
+                                                                               w, K, H);
     CU_LAUNCHED("moe_combine");
     return 0;
 }

@@ -121,15 +121,16 @@ typedef struct cu_backend {
     /* scratch */
     cu_buf_t b_x, b_xn, b_xt, b_q, b_qa, b_rows, b_attn, b_gu, b_act, b_glog, b_idx, b_wt,
         b_xg, b_gug, b_actg, b_yg, b_slot, b_src, b_qlat, b_olat, b_po, b_pml, b_lat, b_krot,
-        b_kvb, b_scores, b_p16, b_q16, b_kvb16, b_krot16, b_qlat16, b_lrows, b_lnorm, b_logits, b_amax, b_meta, b_first;
+        b_kvb, b_scores, b_p16, b_q16, b_kvb16, b_krot16, b_qlat16, b_lrows, b_lnorm, b_logits,
+        b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
     long graph_moves;  /* cu_buf_moves when gexec was captured: it must still match */
     void *blas_ws;     /* cuBLAS workspace, fixed (graph capture must not allocate) */
-    /* CUDA graph of greedy decode steps (TG_CUDA_GRAPH=1) */
+    /* CUDA graph of decode steps (on unless TG_CUDA_GRAPH=0) */
     bool graphs;
     cudaGraphExec_t gexec; /* the captured step for gkey, or NULL */
-    long long gkey[5], gcand[5];
+    long long gkey[6], gcand[6];
     long graph_captures, graph_replays, graph_failures;
     /* profile */
     bool profile;
@@ -254,6 +255,10 @@ int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, cons
 #define CU_ROUTE_TABLE(E) (2 * (E) + 2)
 int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
                 int32_t *src, int32_t *slot, char *err, size_t errlen);
+/* Blocks of kernel k (threads per block, no dynamic shared memory) that are
+ * resident on the whole device at once, asked once (*cache): the grid of the
+ * expert kernels, which walk their work items. */
+int cu_resident_blocks(const void *k, int threads, int *cache);
 /* The same product on the tensor cores (eng_cuda_experts.cu), bfloat16 only,
  * when cu_expert_mma_fits: reads up to CU_EXPERT_PAD_ROWS rows past the last
  * sorted row of x, which must exist and be finite (their results are
