@@ -133,10 +133,11 @@ if [ $bench = 1 ]; then
     awk '/^profile_batch_/ {print ""; print "batch " substr($1, 15, length($1) - 15) ":"; next}
          /^profile_prefill/ {print ""; print "prefill (one prompt):"; next} /^\|/ {print}' "$log/bench.log"
     # the same decode with one part switched back to its older form, for the ratio
-    for ab in TG_CUDA_ATT_CC=1 TG_CUDA_GEMV=0 TG_CUDA_EXPERTS=gemv TG_CUDA_MOE=host; do
-        check "ab_${ab%%=*}" 60 env "$ab" "$eng" bench --device cuda --random-init "$B/v2-lite.json" \
+    for ab in TG_CUDA_ATT_CC=1 TG_CUDA_GEMV=0 TG_CUDA_EXPERTS=gemv TG_CUDA_EXPERTS=mma-direct TG_CUDA_MOE=host; do
+        n="ab_$(echo "$ab" | tr '=-' '__')"
+        check "$n" 60 env "$ab" "$eng" bench --device cuda --random-init "$B/v2-lite.json" \
             --context 1000 --batches 1,16,64,256 --decode-steps 16 --prefill-len 256 --profile-batches ""
-        ab_rows+=("| $ab | $(get batch_1_step_ms "ab_${ab%%=*}") | $(get batch_16_step_ms "ab_${ab%%=*}") | $(get batch_64_step_ms "ab_${ab%%=*}") | $(get batch_256_step_ms "ab_${ab%%=*}") |")
+        ab_rows+=("| $ab | $(get batch_1_step_ms "$n") | $(get batch_16_step_ms "$n") | $(get batch_64_step_ms "$n") | $(get batch_256_step_ms "$n") |")
     done
 fi
 
