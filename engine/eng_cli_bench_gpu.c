@@ -87,7 +87,9 @@ static double run_prefill(eng_backend_t *be, int len, uint64_t seed, char *err, 
 }
 
 /* Warm-up decode steps before timing: at least 2 and until 0.3 s have
- * passed (an idle GPU's clocks take a moment to rise), at most this many. */
+ * passed (an idle GPU's clocks take a moment to rise), then on past the next
+ * multiple of ENG_CUDA_SPLIT_SPAN_TOKENS if the timed steps would cross it
+ * (a recapture of the step's graph is not a decode step); at most this many. */
 #define WARMUP_STEPS_MAX 64
 
 /* B sequences with ctx synthetic tokens each; `steps` timed decode steps
@@ -114,8 +116,12 @@ static double run_decode(eng_backend_t *be, int B, int ctx, int steps, int prof,
         cur[made] = tok_of(7, made, V);
     }
     int warm = 0;
-    for (double w0 = now_s(); warm < WARMUP_STEPS_MAX && (warm < 2 || now_s() - w0 < 0.3);
-         warm++) {
+    const int span = ENG_CUDA_SPLIT_SPAN_TOKENS;
+    for (double w0 = now_s(); warm < WARMUP_STEPS_MAX; warm++) {
+        int len = ctx + warm; /* tokens cached before this step */
+        bool crosses = len / span != (len + steps + prof) / span;
+        if (warm >= 2 && now_s() - w0 >= 0.3 && !crosses)
+            break;
         for (int b = 0; b < B; b++)
             it[b] = (eng_batch_item_t){seqs[b], &cur[b], 1, 0, NULL};
         if (be->ops->step_greedy(be, it, B, next, err, errlen))

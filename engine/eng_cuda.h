@@ -33,10 +33,14 @@ int eng_cuda_copy_bandwidth(eng_backend_t *be, size_t bytes, double *bytes_per_s
 /* The plan made at create (weights, KV pool). 0 or -1 with err. */
 int eng_cuda_info(eng_backend_t *be, eng_cuda_info_t *out, char *err, size_t errlen);
 
-/* CUDA graphs of greedy decode steps (TG_CUDA_GRAPH=1 at create): steps
- * captured, steps replayed from a graph, captures that failed (then the step
- * ran eagerly and graphs stay off). */
+/* CUDA graphs of decode steps (on unless TG_CUDA_GRAPH=0 at create): steps
+ * captured, steps replayed from a graph, captures or replays that failed
+ * (then the step ran eagerly; after a failed capture graphs stay off). */
 void eng_cuda_graph_stats(eng_backend_t *be, long *captures, long *replays, long *failures);
+/* Decode attention plans its splits in spans of this many cached tokens: a
+ * decode step's graph serves a sequence until its length crosses a multiple
+ * of it (then one more capture). */
+#define ENG_CUDA_SPLIT_SPAN_TOKENS 1024
 
 /* Device memory in use now (total - free) and the total. */
 int eng_cuda_mem_used(eng_backend_t *be, size_t *used, size_t *total, char *err, size_t errlen);

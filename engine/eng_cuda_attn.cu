@@ -154,9 +154,9 @@ __global__ void k_att_combine(float *olat, const float *po, const float *pml,
             wsh[s] = l > 0.0f ? expf(pm[(s0 + s) * sstride] - M) : 0.0f;
         }
         __syncthreads();
-        /* loads unconditional (8 in flight per thread); a split without rows
-         * (weight 0, o never written: stale but finite, the buffer starts
-         * zeroed) adds nothing */
+        /* loads unconditional (8 in flight per thread); a split whose weight
+         * underflowed to 0 adds nothing (a select, so even a non-finite o
+         * there could not leak in) */
         for (int k = threadIdx.x; k < kvl; k += blockDim.x) {
             float acc = 0.0f;
             int s = 0;

@@ -20,8 +20,9 @@ extern "C" {
  * the KV pool is sized from what is left. */
 #define CU_SCRATCH_RESERVE ((size_t)3 << 30)
 /* Steps with at most this many (token, expert) pairs run the routed experts
- * on the device without a host wait (decode); larger ones (prefill) sort on
- * the host and use one cuBLAS GEMM pair per expert. */
+ * on the device without a host wait (decode; with the tensor-core kernel up
+ * to 32 pairs per expert, see create); larger ones (prefill) sort on the host
+ * and use one cuBLAS GEMM pair per expert. */
 #define CU_MOE_DEVICE_MAX 1024
 /* float32 scores of one prefill attention chunk at most (256 MB) */
 #define CU_PREFILL_SCORES (64L << 20)
@@ -405,8 +406,9 @@ static void cu_destroy(eng_backend_t *be)
         cu_buf_free(bufs[i]);
     if (cb->kv)
         cudaFree(cb->kv);
-    if (cb->gexec)
-        cudaGraphExecDestroy(cb->gexec);
+    for (int i = 0; i < CU_GRAPH_SLOTS; i++)
+        if (cb->gexec[i])
+            cudaGraphExecDestroy(cb->gexec[i]);
     if (cb->h_meta)
         cudaFreeHost(cb->h_meta);
     for (int i = 0; i < cb->cap_marks; i++) {

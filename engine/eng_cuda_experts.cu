@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(32 * XM_WARPS, 4) /* 4 blocks (16 warps) per S
                  const int32_t *first, int E, int n_in, int n_out)
 {
     using namespace nvcuda;
-    __shared__ float stage[XM_WARPS][XM_COLS * 8];
+    __shared__ __align__(32) float stage[XM_WARPS][XM_COLS * 8]; /* WMMA stores: 32 B aligned */
     /* per warp two chunk buffers of 32 weight rows (36 KB per block) */
     __shared__ __align__(128) __nv_bfloat16 wsm[STAGED ? XM_WARPS : 1][2][XM_COLS * XS_LD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

@@ -2,16 +2,25 @@
  * eng_forward_batch (eng_forward.c) in the same order: embed; per layer
  * norm -> MLA (absorbed decode over the paged latent cache, or expanded
  * prefill) -> o_proj into the residual, norm -> dense MLP or MoE (float32
- * gate and routing on the device, rows sorted by expert on the host, one
- * GEMM pair per used expert, combine per token) into the residual; final
- * norm and lm_head on the rows that want logits. All work is queued on one
- * stream; the host waits once per MoE layer (expert counts) and at the end. */
+ * gate and routing on the device; rows sorted by expert on the device and
+ * grouped products for steps up to moe_device_max (token, expert) pairs, else
+ * sorted on the host and one GEMM pair per used expert; combine per token)
+ * into the residual; final norm and lm_head on the rows that want logits. All
+ * work is queued on one stream; the host waits at the end, and once per MoE
+ * layer on the host-sorted path (expert counts). */
 #include "eng_cuda_priv.cuh"
+
+extern "C" {
+#include "eng_cuda.h"
+}
 
 #include <stdlib.h>
 #include <string.h>
 
 #define LORA_EPS 1e-6f
+/* decode attention splits are planned in multiples of this many 64-token
+ * blocks (see plan_step) */
+#define CU_SPLIT_BUCKET (ENG_CUDA_SPLIT_SPAN_TOKENS / ENG_KV_BLOCK)
 
 /* Profile a region: PROF("name", bytes, statements that may TRY). */
 #define PROF(name, bytes, ...)                                                                     \
@@ -238,9 +247,11 @@ static int mlp_add(cu_backend_t *cb, const char *name_gu, const char *name_down,
     return 0;
 }
 
-/* The routed experts of a small step, all on the device (no host wait):
- * sort by expert, gather, grouped matrix-vector products per expert, SwiGLU,
- * combine. Every expert with rows reads its weights once per 8 rows. */
+/* The routed experts of a step of at most moe_device_max pairs, all on the
+ * device (no host wait, so graphs capture it): sort by expert (with the list
+ * of experts that have rows), gather, grouped products (tensor cores from 2
+ * rows per expert on average: weights read once per 32 rows; else the
+ * CUDA-core kernel: once per 8 rows), SwiGLU, the same for down, combine. */
 static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void *xt, char *err,
                       size_t errlen)
 {
@@ -273,8 +284,8 @@ static int moe_device(cu_backend_t *cb, const step_plan_t *sp, int l, const void
     double used = NK < E ? NK : E;
     float *gug = (float *)cb->b_gug.p, *yg = (float *)cb->b_yg.p;
     /* tensor cores from 2 rows per expert on average (fewer: the CUDA-core
-     * kernel reads the same bytes without an 8-row tile); block rows only for
-     * as many experts as can have rows */
+     * kernel reads the same bytes without an 8-row tile); slots = how many
+     * experts can have rows (the kernels' work items) */
     const bool mma = cb->expert_mma && (NK >= 2 * E || cb->expert_mma_always);
     const int slots = NK < E ? NK : E;
     PROF("experts_gate_up", used * 2 * I * H * es + (double)NK * (H * es + 2 * I * 4),
@@ -482,16 +493,21 @@ static int plan_step(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items,
     sp->N = N;
     sp->n_items = n_items;
     sp->n_abs = A;
-    sp->max_splits = ms;
+    /* the attention grid's splits, rounded up to CU_SPLIT_BUCKET: a graph
+     * captured at one context serves the next 1,024 tokens (the extra
+     * splits of a row leave at once) */
+    sp->max_splits = ms > 0 ? (ms + CU_SPLIT_BUCKET - 1) / CU_SPLIT_BUCKET * CU_SPLIT_BUCKET : 0;
     sp->R = R;
     sp->TB = TB;
-    size_t ints = (size_t)4 * N + TB + 3 * (size_t)A + R;
+    size_t ints = (size_t)4 * N + 3 * (size_t)A + R + TB;
     size_t moe = 3 * (size_t)N * (c->top_k > 0 ? c->top_k : 1);
     TRY(cu_meta_ensure(cb, (ints + moe + 16) * 4, err, errlen));
     TRY(cu_buf_ensure(&cb->b_meta, ints * 4 + 16, err, errlen));
     int32_t *h = (int32_t *)cb->h_meta, *d = (int32_t *)cb->b_meta.p;
     int32_t *h_tok = h, *h_pos = h + N, *h_dblk = h + 2 * N, *h_dslot = h + 3 * N;
-    int32_t *h_tab = h + 4 * N, *h_att = h_tab + TB, *h_lrows = h_att + 3 * A;
+    /* block tables last: every other array's offset depends on (N, A, R)
+     * only, so a captured graph stays valid while sequences grow */
+    int32_t *h_att = h + 4 * N, *h_lrows = h_att + 3 * A, *h_tab = h_lrows + R;
     int a = 0, r = 0;
     for (int i = 0; i < n_items; i++) {
         eng_seq_t *s = (eng_seq_t *)items[i].seq;
@@ -521,9 +537,9 @@ static int plan_step(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items,
     sp->d_pos = d + N;
     sp->d_dblk = d + 2 * N;
     sp->d_dslot = d + 3 * N;
-    sp->d_tables = d + 4 * N;
-    sp->d_att = (cu_att_row_t *)(d + 4 * N + TB);
-    sp->d_lrows = d + 4 * N + TB + 3 * A;
+    sp->d_att = (cu_att_row_t *)(d + 4 * N);
+    sp->d_lrows = d + 4 * N + 3 * A;
+    sp->d_tables = d + 4 * N + 3 * A + R;
     return 0;
 }
 
@@ -592,14 +608,36 @@ static int copy_logits(cu_backend_t *cb, const step_plan_t *sp, eng_batch_item_t
     return 0;
 }
 
+/* The slot of the graph captured for key, or -1. */
+static int graph_slot(const cu_backend_t *cb, const long long *key)
+{
+    for (int i = 0; i < CU_GRAPH_SLOTS; i++)
+        if (cb->gexec[i] && !memcmp(key, cb->gkey[i], sizeof cb->gkey[i]))
+            return i;
+    return -1;
+}
+
+/* Drops the graph in slot i (its memory moved, or a replay failed). */
+static void graph_drop(cu_backend_t *cb, int i)
+{
+    if (cb->gexec[i])
+        cudaGraphExecDestroy(cb->gexec[i]);
+    cb->gexec[i] = NULL;
+}
+
 /* Runs the planned step eagerly, or, for decode steps (one absorbed token
  * per item, routed experts on the device, no profiling; greedy or with
  * logits for the server's sampler) unless TG_CUDA_GRAPH=0, from a CUDA
- * graph: the second step of a shape (tokens, splits, table entries, logits
- * rows, greedy or not) is captured, later ones of that shape replay it. The metadata copy stays outside the graph (same
- * device addresses, new contents each step); a scratch buffer that moved
- * since the capture makes the graph stale (recaptured). A failed capture
- * runs the step eagerly and leaves graphs off. */
+ * graph. A graph is keyed by the step's shape: tokens, attention splits
+ * (bucketed), logits rows, absorbed rows, greedy or not; not by the block
+ * tables' length (they come last in the metadata), so sequences that grow
+ * past a block keep their graph. The second step of a shape in a row is
+ * captured, later ones replay it; CU_GRAPH_SLOTS shapes are kept, the least
+ * recently used one is replaced. The metadata copy stays outside the graph
+ * (same device addresses, new contents each step); a scratch buffer that
+ * moved since a capture makes that graph stale (recaptured). A failed capture
+ * runs the step eagerly and leaves graphs off; a failed replay drops that
+ * graph and runs the step eagerly. */
 static int run_planned(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *items, int32_t *next,
                        char *err, size_t errlen)
 {
@@ -610,14 +648,28 @@ static int run_planned(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *item
         ok = items[i].n == 1 && !(items[i].flags & ENG_FWD_REFERENCE);
     if (!ok)
         return run_step(cb, sp, items, next, err, errlen);
-    long long key[6] = {sp->N, sp->max_splits, sp->TB, sp->R, sp->n_abs, next != NULL};
-    if (cb->gexec && !memcmp(key, cb->gkey, sizeof key) && cb->graph_moves == cu_buf_moves) {
-        CU_TRY(cudaGraphLaunch(cb->gexec, cb->stream));
-        cb->graph_replays++;
-        return 0;
+    long long key[CU_GRAPH_KEY] = {sp->N, sp->max_splits, sp->R, sp->n_abs, next != NULL};
+    int slot = graph_slot(cb, key);
+    if (slot >= 0 && cb->graph_moves[slot] != cu_buf_moves) {
+        graph_drop(cb, slot); /* a buffer it points into has moved */
+        slot = -1;
+    }
+    if (slot >= 0) {
+        cudaError_t e = cudaGraphLaunch(cb->gexec[slot], cb->stream);
+        if (e == cudaSuccess) {
+            cb->gused[slot] = ++cb->graph_clock;
+            cb->graph_replays++;
+            return 0;
+        }
+        fprintf(stderr, "tollgate-engine: CUDA graph replay failed (%s); that graph is dropped\n",
+                cudaGetErrorString(e));
+        cudaGetLastError();
+        graph_drop(cb, slot);
+        cb->graph_failures++;
+        return run_step(cb, sp, items, next, err, errlen);
     }
     if (memcmp(key, cb->gcand, sizeof key) != 0) {
-        /* first step of this shape: eager, which also sizes every buffer */
+        /* first step of this shape in a row: eager, which also sizes every buffer */
         memcpy(cb->gcand, key, sizeof key);
         return run_step(cb, sp, items, next, err, errlen);
     }
@@ -649,11 +701,20 @@ static int run_planned(cu_backend_t *cb, step_plan_t *sp, eng_batch_item_t *item
             cudaGraphExecDestroy(ex);
         return run_step(cb, sp, items, next, err, errlen);
     }
-    if (cb->gexec)
-        CU_TRY(cudaGraphExecDestroy(cb->gexec));
-    cb->gexec = ex;
-    memcpy(cb->gkey, key, sizeof key);
-    cb->graph_moves = moves;
+    slot = 0; /* an empty slot, else the least recently used */
+    for (int i = 0; i < CU_GRAPH_SLOTS; i++) {
+        if (!cb->gexec[i]) {
+            slot = i;
+            break;
+        }
+        if (cb->gused[i] < cb->gused[slot])
+            slot = i;
+    }
+    graph_drop(cb, slot);
+    cb->gexec[slot] = ex;
+    memcpy(cb->gkey[slot], key, sizeof key);
+    cb->graph_moves[slot] = moves;
+    cb->gused[slot] = ++cb->graph_clock;
     cb->graph_captures++;
     CU_TRY(cudaGraphLaunch(ex, cb->stream));
     cb->graph_replays++;

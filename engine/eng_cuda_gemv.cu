@@ -10,8 +10,8 @@
  * vectors when the layout allows. 8 for products of 1-2 rows (a 4 KB bf16 row
  * of 2048 is one round of loads per warp), 4 when more rows need registers. */
 #define GEMV_UNROLL(R) ((R) <= 2 ? 8 : 4)
-/* Output columns (warps) per block: the dense products / the experts (whose
- * grid has a column of blocks per expert, most of them without rows). */
+/* Output columns (warps) per block: the dense products / the experts (a
+ * block's work item is EXPERT_COLS columns of one expert). */
 #define GEMV_COLS 4
 #define EXPERT_COLS 8
 
@@ -223,8 +223,10 @@ int cu_resident_blocks(const void *k, int threads, int *cache)
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, threads, 0) != cudaSuccess ||
-        sms <= 0 || per_sm <= 0)
-        return 1024; /* a plain guess still walks every item */
+        sms <= 0 || per_sm <= 0) {
+        cudaGetLastError(); /* not the next launch's error */
+        return 1024;        /* a plain guess still walks every item */
+    }
     *cache = sms * per_sm;
     return *cache;
 }

@@ -125,12 +125,17 @@ typedef struct cu_backend {
         b_amax, b_meta, b_first;
     void *h_meta;      /* pinned host staging for per-step metadata */
     size_t h_meta_cap;
-    long graph_moves;  /* cu_buf_moves when gexec was captured: it must still match */
+    /* CUDA graphs of decode steps (on unless TG_CUDA_GRAPH=0), one per step
+     * shape, CU_GRAPH_SLOTS of them, least recently used replaced */
+#define CU_GRAPH_SLOTS 4
+#define CU_GRAPH_KEY 5
+    cudaGraphExec_t gexec[CU_GRAPH_SLOTS];          /* NULL: empty slot */
+    long long gkey[CU_GRAPH_SLOTS][CU_GRAPH_KEY];   /* the shape each one replays */
+    long graph_moves[CU_GRAPH_SLOTS]; /* cu_buf_moves at capture: it must still match */
+    long long gused[CU_GRAPH_SLOTS], graph_clock;   /* last use, for the replacement */
+    long long gcand[CU_GRAPH_KEY];    /* the last shape run eagerly: seen twice = captured */
     void *blas_ws;     /* cuBLAS workspace, fixed (graph capture must not allocate) */
-    /* CUDA graph of decode steps (on unless TG_CUDA_GRAPH=0) */
-    bool graphs;
-    cudaGraphExec_t gexec; /* the captured step for gkey, or NULL */
-    long long gkey[6], gcand[6];
+    bool graphs; /* decode steps replayed from CUDA graphs (above) */
     long graph_captures, graph_replays, graph_failures;
     /* profile */
     bool profile;
@@ -188,7 +193,8 @@ int cu_gemm_xwt_batched(cublasHandle_t h, cu_dtype_t dt, float *y, int ldy, long
 /* y[a] = W[e] x[a] for the sorted rows of every expert e (W: (E, n_out,
  * n_in) element type dt; x rows ldx, y rows ldy apart; first: cu_moe_sort's
  * routing table, on the device). slots: how many experts at most have rows
- * (min(assignments, E)): the grid's block rows, one per listed expert. */
+ * (min(assignments, E)), which bounds the work items (listed expert, column
+ * tile) that a grid of about one wave of blocks walks. */
 int cu_expert_gemv(cudaStream_t s, cu_dtype_t dt, float *y, int ldy, const void *x, int ldx,
                    const void *W, const int32_t *first, int E, int slots, int n_in, int n_out,
                    char *err, size_t errlen);
@@ -251,7 +257,7 @@ int cu_gather_rows(cudaStream_t s, cu_dtype_t dt, void *xg, const float *x, cons
  * expert e are first[e]..first[e+1]; first[E+1 ..] the experts that have
  * rows, ascending, first[2E+1] of them), src[a] (the token of sorted row a)
  * and slot[t*K+k] (the sorted row of assignment (t, k)), stable in token
- * order. The expert kernels run one block row per listed expert. */
+ * order. The expert kernels' work items cover the listed experts only. */
 #define CU_ROUTE_TABLE(E) (2 * (E) + 2)
 int cu_moe_sort(cudaStream_t s, const int32_t *idx, int NK, int K, int E, int32_t *first,
                 int32_t *src, int32_t *slot, char *err, size_t errlen);
@@ -263,7 +269,7 @@ int cu_resident_blocks(const void *k, int threads, int *cache);
  * when cu_expert_mma_fits: reads up to CU_EXPERT_PAD_ROWS rows past the last
  * sorted row of x, which must exist and be finite (their results are
  * dropped). */
-#define CU_EXPERT_PAD_ROWS 32
+#define CU_EXPERT_PAD_ROWS 32 /* 7 would do (an 8-row tile); generous on purpose */
 bool cu_expert_mma_fits(int n_in, int n_out, int ldx);
 int cu_expert_mma(cudaStream_t s, float *y, int ldy, const void *x, int ldx, const void *W,
                   const int32_t *first, int E, int slots, int n_in, int n_out, char *err,

@@ -452,7 +452,8 @@ int cu_expert_gemv(cudaStream_t, cu_dtype_t dt, float *y, int ldy, const void *x
 
 /* k_expert_mma's contract: the same product (bf16), and it reads up to
  * CU_EXPERT_PAD_ROWS rows past the last sorted row, which must exist: the
- * stand-in reads them too (ASan sees a short buffer) and counts the calls. */
+ * stand-in reads them too (in the sanitizer build ASan reports a short
+ * buffer) and counts the calls (the golden check asserts the path ran). */
 long mock_cuda_expert_mma_calls;
 
 bool cu_expert_mma_fits(int n_in, int n_out, int ldx)

@@ -408,15 +408,20 @@ static void check_expert_rows(void)
 
 /* The tensor-core expert kernel (bf16): rows not a multiple of its 8-row
  * tiles, experts without rows, more than 32 rows (two passes over the
- * weights), and V2-Lite's gate_up / down widths. */
+ * weights), V2-Lite's gate_up / down widths (weights staged through shared
+ * memory: n_in % 64 == 0), n_in = 80 (loaded straight from global memory),
+ * and a batch-256 step of V2-Lite's routing (1,536 pairs over 64 experts:
+ * the sort past 1,024 pairs). */
 static void check_expert_mma(void)
 {
-    enum { NMAX = 48, K = 2 };
-    const int shapes[][4] = {{64, 64, 8, 9}, {64, 32, 3, 7}, {2048, 2816, 4, 12},
-                             {1408, 2048, 2, 24}, {64, 96, 1, 40}};
+    enum { NMAX = 256, KMAX = 6, EMAX = 64 };
+    const int shapes[][5] = {{64, 64, 8, 9, 2},    {64, 32, 3, 7, 2},  {2048, 2816, 4, 12, 2},
+                             {1408, 2048, 2, 24, 2}, {64, 96, 1, 40, 2}, {80, 64, 3, 9, 2},
+                             {64, 32, 64, 256, 6}};
+    static int32_t idx[NMAX * KMAX], src[NMAX * KMAX], slot[NMAX * KMAX];
     for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
         const int I = shapes[c][0], O = shapes[c][1], E = shapes[c][2], N = shapes[c][3];
-        int32_t idx[NMAX * K];
+        const int K = shapes[c][4];
         for (int t = 0; t < N; t++)
             for (int k = 0; k < K; k++) /* expert E-1 gets none when E > 2 */
                 idx[t * K + k] = (int32_t)((t * 3 + k * 5 + (t % 3)) % (E > 2 ? E - 1 : E));
@@ -426,8 +431,8 @@ static void check_expert_mma(void)
         for (size_t i = 0; i < (size_t)E * O * I; i++)
             w[i] = bf16_round(w[i]);
         float *y = calloc((size_t)N * K * O, 4), *ref = calloc((size_t)N * K * O, 4);
-        int32_t first[2 * 8 + 2], src[NMAX * K], slot[NMAX * K];
-        int run = 0, most = 0;
+        int32_t first[2 * EMAX + 2];
+        int run = 0, most = 0, listed = 0;
         for (int e = 0; e < E; e++) {
             int start = run;
             for (int a = 0; a < N * K; a++)
@@ -437,15 +442,18 @@ static void check_expert_mma(void)
                     run++;
                 }
             most = run - start > most ? run - start : most;
+            listed += run > start;
         }
         CHECK(eng_cuda_op_expert_rows(y, first, src, slot, idx, N, K, E, x, w, I, O, false, true,
                                       err, sizeof err) == 0);
         double e = tu_rel_err(y, ref, (size_t)N * K * O);
-        printf("expert rows mma %dx%d, %d experts (up to %d rows): products rel err %.2e\n", O, I,
-               E, most, e);
+        printf("expert rows mma %dx%d, %d pairs over %d experts (%d with rows, up to %d): "
+               "products rel err %.2e\n",
+               O, I, N * K, E, first[2 * E + 1], most, e);
         /* exact bf16 products, float32 sums in the tensor cores' order and
          * rounding (not the CPU's): 1e-4, where a wrong row or column is ~1 */
         CHECK(e < 1e-4);
+        CHECK(first[2 * E + 1] == listed);
         free(x), free(w), free(y), free(ref);
     }
 }
