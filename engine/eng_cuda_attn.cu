@@ -211,6 +211,37 @@ static size_t tc_smem_bytes(int kvl, int rope)
            CU_ATT_HEADS * TC_PLD * 2;
 }
 
+/* Stages n rows of `row` bf16 values, contiguous at src, into dst rows ld
+ * apart: 16-byte asynchronous copies when row % 8 == 0 and src is 16-byte
+ * aligned (all of a thread's copies in flight together, committed as one
+ * group: the caller waits), element copies otherwise; then zeroes columns
+ * row..rowp of those rows and the whole of rows n..total (0 * garbage could
+ * be NaN in the products). */
+__device__ __forceinline__ void stage_rows(__nv_bfloat16 *dst, int ld, const __nv_bfloat16 *src,
+                                           int n, int total, int row, int rowp)
+{
+    const __nv_bfloat16 zero = __float2bfloat16_rn(0.0f);
+    if ((row & 7) == 0 && ((uintptr_t)src & 15) == 0) {
+        const int vpr = row / 8;
+        const uint4 *s4 = (const uint4 *)src;
+        for (int i = threadIdx.x; i < n * vpr; i += blockDim.x) {
+            int j = i / vpr, v = i - j * vpr;
+            __pipeline_memcpy_async(dst + (size_t)j * ld + v * 8, s4 + i, 16);
+        }
+        __pipeline_commit();
+    } else {
+        for (int i = threadIdx.x; i < n * row; i += blockDim.x) {
+            int j = i / row, d = i - j * row;
+            dst[(size_t)j * ld + d] = src[i];
+        }
+    }
+    const int padw = rowp - row;
+    for (int i = threadIdx.x; i < n * padw; i += blockDim.x)
+        dst[(size_t)(i / padw) * ld + row + i % padw] = zero;
+    for (int i = threadIdx.x; i < (total - n) * rowp; i += blockDim.x)
+        dst[(size_t)(n + i / rowp) * ld + i % rowp] = zero;
+}
+
 __global__ void __launch_bounds__(256)
     k_att_absorbed_tc(const __nv_bfloat16 *kv, const __nv_bfloat16 *qlat, float *po, float *pml,
                       const cu_att_row_t *rows, const int32_t *tables, int nh, int kvl, int rope,
@@ -224,7 +255,6 @@ __global__ void __launch_bounds__(256)
     __nv_bfloat16 *sq = tile + ENG_KV_BLOCK * ld;              /* (16, ld) */
     float *ss = (float *)(sq + CU_ATT_HEADS * ld);             /* (16, TC_SLD) */
     __nv_bfloat16 *sp = (__nv_bfloat16 *)(ss + CU_ATT_HEADS * TC_SLD); /* (16, TC_PLD) */
-    const __nv_bfloat16 zero = __float2bfloat16_rn(0.0f);
 
     const cu_att_row_t R = rows[blockIdx.x];
     const int h0 = blockIdx.y * CU_ATT_HEADS, split = blockIdx.z;
@@ -238,51 +268,10 @@ __global__ void __launch_bounds__(256)
         }
         return;
     }
-    /* 1. stage */
+    /* 1. stage the cache rows and the chunk's q_lat rows (bf16 already) */
     const __nv_bfloat16 *base = kv_row(kv, tables[R.table + split], layer, 0, n_layers, row);
-    if ((row & 7) == 0 && ((uintptr_t)base & 15) == 0) {
-        /* asynchronous 16-byte copies: all of a thread's loads in flight at
-         * once (a plain load-then-store loop keeps one, and a block's 72 KiB
-         * would take ~18 memory latencies); waited for below */
-        const int vpr = row / 8;
-        const uint4 *src = (const uint4 *)base;
-        for (int i = threadIdx.x; i < cnt * vpr; i += blockDim.x) {
-            int j = i / vpr, v = i - j * vpr;
-            __pipeline_memcpy_async(tile + (size_t)j * ld + v * 8, src + i, 16);
-        }
-        __pipeline_commit();
-    } else {
-        for (int i = threadIdx.x; i < cnt * row; i += blockDim.x) {
-            int j = i / row, d = i - j * row;
-            tile[(size_t)j * ld + d] = base[i];
-        }
-    }
-    const int padw = rowp - row;
-    for (int i = threadIdx.x; i < cnt * padw; i += blockDim.x)
-        tile[(size_t)(i / padw) * ld + row + i % padw] = zero;
-    for (int i = threadIdx.x; i < (ENG_KV_BLOCK - cnt) * rowp; i += blockDim.x)
-        tile[(size_t)(cnt + i / rowp) * ld + i % rowp] = zero;
-    /* the chunk's q_lat rows (bf16 already): asynchronous copies too; the
-     * heads past the chunk and the padding columns zeroed */
-    const __nv_bfloat16 *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
-    if ((row & 7) == 0 && ((uintptr_t)qsrc & 15) == 0) {
-        const int vpr = row / 8;
-        const uint4 *src = (const uint4 *)qsrc;
-        for (int i = threadIdx.x; i < hc * vpr; i += blockDim.x) {
-            int h = i / vpr, v = i - h * vpr;
-            __pipeline_memcpy_async(sq + (size_t)h * ld + v * 8, src + i, 16);
-        }
-        __pipeline_commit();
-    } else {
-        for (int i = threadIdx.x; i < hc * row; i += blockDim.x) {
-            int h = i / row, d = i - h * row;
-            sq[(size_t)h * ld + d] = qsrc[i];
-        }
-    }
-    for (int i = threadIdx.x; i < hc * padw; i += blockDim.x)
-        sq[(size_t)(i / padw) * ld + row + i % padw] = zero;
-    for (int i = threadIdx.x; i < (CU_ATT_HEADS - hc) * rowp; i += blockDim.x)
-        sq[(size_t)(hc + i / rowp) * ld + i % rowp] = zero;
+    stage_rows(tile, ld, base, cnt, ENG_KV_BLOCK, row, rowp);
+    stage_rows(sq, ld, qlat + ((size_t)R.row * nh + h0) * row, hc, CU_ATT_HEADS, row, rowp);
     __pipeline_wait_prior(0); /* this thread's copies (none on the scalar paths) */
     __syncthreads();
     /* 2. scores */

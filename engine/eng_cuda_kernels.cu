@@ -189,6 +189,28 @@ int cu_silu_mul(cudaStream_t s, cu_dtype_t dt, void *out, const float *gu, int n
 
 /* ---- MoE gate (eng_moe_route, line for line; one thread per token) ---- */
 
+/* A group's score for group-limited routing, as eng_moe_route: its largest
+ * choice value (ENG_GROUP_MAX) or the sum of its two largest (top-2 sum; the
+ * first index wins ties). */
+__device__ __forceinline__ float group_score(const float *c, int per, int rank)
+{
+    if (rank == ENG_GROUP_MAX) {
+        float m = c[0];
+        for (int j = 1; j < per; j++)
+            m = c[j] > m ? c[j] : m;
+        return m;
+    }
+    int a = 0;
+    for (int j = 1; j < per; j++)
+        if (c[j] > c[a])
+            a = j;
+    int b = a == 0 ? 1 : 0;
+    for (int j = 0; j < per; j++)
+        if (j != a && c[j] > c[b])
+            b = j;
+    return c[a] + c[b];
+}
+
 __device__ int best_untaken(const float *x, const bool *taken, int n)
 {
     int b = -1;
@@ -231,23 +253,7 @@ __global__ void k_moe_route(cu_route_cfg_t rc, const float *logits, const float 
         bool gtaken[CU_MAX_EXPERTS], keep[CU_MAX_EXPERTS];
         for (int g = 0; g < G; g++) {
             gtaken[g] = keep[g] = false;
-            const float *c = choice + g * per;
-            if (rc.group_rank == ENG_GROUP_MAX) {
-                float m = c[0];
-                for (int j = 1; j < per; j++)
-                    m = c[j] > m ? c[j] : m;
-                gscore[g] = m;
-            } else {
-                int a = 0;
-                for (int j = 1; j < per; j++)
-                    if (c[j] > c[a])
-                        a = j;
-                int b = a == 0 ? 1 : 0;
-                for (int j = 0; j < per; j++)
-                    if (j != a && c[j] > c[b])
-                        b = j;
-                gscore[g] = c[a] + c[b];
-            }
+            gscore[g] = group_score(choice + g * per, per, rc.group_rank);
         }
         for (int k = 0; k < rc.topk_group; k++) {
             int g = best_untaken(gscore, gtaken, G);
@@ -337,24 +343,8 @@ __global__ void __launch_bounds__(32 * ROUTE_WARPS)
     if (rc.group_rank != ENG_GROUP_NONE && G > 1) {
         const int per = E / G;
         float gs = 0.0f;
-        if (lane < G) {
-            const float *c = choice + lane * per;
-            if (rc.group_rank == ENG_GROUP_MAX) {
-                gs = c[0];
-                for (int j = 1; j < per; j++)
-                    gs = c[j] > gs ? c[j] : gs;
-            } else {
-                int a = 0;
-                for (int j = 1; j < per; j++)
-                    if (c[j] > c[a])
-                        a = j;
-                int b = a == 0 ? 1 : 0;
-                for (int j = 0; j < per; j++)
-                    if (j != a && c[j] > c[b])
-                        b = j;
-                gs = c[a] + c[b];
-            }
-        }
+        if (lane < G)
+            gs = group_score(choice + lane * per, per, rc.group_rank);
         bool keep = false;
         for (int k = 0; k < rc.topk_group; k++) {
             float v = gs;
