@@ -17,6 +17,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a block of either decode kernel works on: grid (row, 16-head chunk,
+ * split), split s = cached positions [64 s, 64 s + 64) of the row. */
+typedef struct att_block {
+    cu_att_row_t R;
+    int h0, hc; /* first head, heads in the chunk */
+    int cnt;    /* positions of the split inside the row's context */
+    float *pm;  /* the chunk's (m, l) pairs of this split in pml */
+} att_block_t;
+
+/* Fills b for this block. A split past the row's context writes (-inf, 0)
+ * for its heads (the merge skips it) and returns false: the block leaves. */
+__device__ __forceinline__ bool att_block_begin(att_block_t *b, const cu_att_row_t *rows,
+                                                float *pml, int nh, int max_splits)
+{
+    b->R = rows[blockIdx.x];
+    b->h0 = blockIdx.y * CU_ATT_HEADS;
+    b->hc = min(CU_ATT_HEADS, nh - b->h0);
+    b->cnt = min(ENG_KV_BLOCK, b->R.n_ctx - (int)blockIdx.z * ENG_KV_BLOCK);
+    b->pm = pml + (((size_t)blockIdx.x * max_splits + blockIdx.z) * nh + b->h0) * 2;
+    if (b->cnt > 0)
+        return true;
+    if (threadIdx.x < (unsigned)b->hc) {
+        b->pm[2 * threadIdx.x] = -INFINITY;
+        b->pm[2 * threadIdx.x + 1] = 0.0f;
+    }
+    return false;
+}
+
 /* ---- absorbed decode attention (attn_absorbed) on CUDA cores ----
  * The float32 form (and any shape). Block (row, head chunk of 16, split): split s covers positions
  * [64 s, 64 s + 64) of the row's context = one cache block, read once for the
@@ -34,18 +62,12 @@ __global__ void k_att_absorbed(const T *kv, const float *qlat, float *po, float 
     const int row = kvl + rope;
     float *sq = smem;                          /* (16, row) */
     float *sp = smem + CU_ATT_HEADS * row;     /* (16, 64) */
-    const cu_att_row_t R = rows[blockIdx.x];
-    const int h0 = blockIdx.y * CU_ATT_HEADS, split = blockIdx.z;
-    const int hc = min(CU_ATT_HEADS, nh - h0);
-    const int j0 = split * ENG_KV_BLOCK, cnt = min(ENG_KV_BLOCK, R.n_ctx - j0);
-    float *pm = pml + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * 2;
-    if (cnt <= 0) {
-        if (threadIdx.x < (unsigned)hc) {
-            pm[2 * threadIdx.x] = -INFINITY;
-            pm[2 * threadIdx.x + 1] = 0.0f;
-        }
+    att_block_t B;
+    if (!att_block_begin(&B, rows, pml, nh, max_splits))
         return;
-    }
+    const cu_att_row_t R = B.R;
+    const int h0 = B.h0, hc = B.hc, cnt = B.cnt, split = blockIdx.z;
+    float *pm = B.pm;
     const float *qsrc = qlat + ((size_t)R.row * nh + h0) * row;
     for (int i = threadIdx.x; i < hc * row; i += blockDim.x)
         sq[i] = qsrc[i];
@@ -256,18 +278,12 @@ __global__ void __launch_bounds__(256)
     float *ss = (float *)(sq + CU_ATT_HEADS * ld);             /* (16, TC_SLD) */
     __nv_bfloat16 *sp = (__nv_bfloat16 *)(ss + CU_ATT_HEADS * TC_SLD); /* (16, TC_PLD) */
 
-    const cu_att_row_t R = rows[blockIdx.x];
-    const int h0 = blockIdx.y * CU_ATT_HEADS, split = blockIdx.z;
-    const int hc = min(CU_ATT_HEADS, nh - h0);
-    const int j0 = split * ENG_KV_BLOCK, cnt = min(ENG_KV_BLOCK, R.n_ctx - j0);
-    float *pm = pml + (((size_t)blockIdx.x * max_splits + split) * nh + h0) * 2;
-    if (cnt <= 0) {
-        if (threadIdx.x < (unsigned)hc) {
-            pm[2 * threadIdx.x] = -INFINITY;
-            pm[2 * threadIdx.x + 1] = 0.0f;
-        }
+    att_block_t B;
+    if (!att_block_begin(&B, rows, pml, nh, max_splits))
         return;
-    }
+    const cu_att_row_t R = B.R;
+    const int h0 = B.h0, hc = B.hc, cnt = B.cnt, split = blockIdx.z;
+    float *pm = B.pm;
     /* 1. stage the cache rows and the chunk's q_lat rows (bf16 already) */
     const __nv_bfloat16 *base = kv_row(kv, tables[R.table + split], layer, 0, n_layers, row);
     stage_rows(tile, ld, base, cnt, ENG_KV_BLOCK, row, rowp);

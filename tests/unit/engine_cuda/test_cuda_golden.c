@@ -41,6 +41,17 @@ static eng_backend_t *gpu(const eng_model_t *m, bool f32, int tokens)
     return be;
 }
 
+/* The v3_tiny_yarn fixture's model (NULL, counted as a failure, if it does
+ * not load). */
+static eng_model_t *load_v3_tiny_yarn(const char *fixtures)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/v3_tiny_yarn", fixtures);
+    eng_model_t *m = eng_model_load(dir, err, sizeof err);
+    CHECK(m != NULL);
+    return m;
+}
+
 /* Prompt logits (all positions) and 12 greedy tokens with the prompt run
  * through flags (expanded or absorbed), decode absorbed. margins (may be
  * NULL) gets the top-2 gap of the logits each token was chosen from. */
@@ -204,10 +215,7 @@ static void check_model(const char *fixtures, const char *name, const char *tmp)
  * alone; truncate; step_greedy = argmax of step's logits. */
 static void check_batch_truncate(const char *fixtures)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/v3_tiny_yarn", fixtures);
-    eng_model_t *m = eng_model_load(dir, err, sizeof err);
-    CHECK(m != NULL);
+    eng_model_t *m = load_v3_tiny_yarn(fixtures);
     if (!m)
         return;
     int V = m->cfg.vocab;
@@ -415,10 +423,7 @@ static void check_graph_case(const eng_model_t *m, bool f32, int S)
 
 static void check_graph(const char *fixtures)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/v3_tiny_yarn", fixtures);
-    eng_model_t *m = eng_model_load(dir, err, sizeof err);
-    CHECK(m != NULL);
+    eng_model_t *m = load_v3_tiny_yarn(fixtures);
     if (!m)
         return;
     check_graph_case(m, true, 3);
